@@ -1,0 +1,284 @@
+"""The items to choose from (:class:`Pool`) and the answers so far (:class:`Labels`).
+
+Items are addressed by stable int64 ids, never by positions: a pool of 10^8 memmapped
+embeddings and one of 2,000 in-memory vectors behave the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from raresift.errors import BudgetError, UnknownIdError, ValidationError
+
+_FINITE_CHUNK = 1 << 20  # rows checked at a time, so memmaps are never loaded whole
+
+
+def as_ids(ids: Any, name: str = "ids") -> np.ndarray:
+    """Return ``ids`` as a 1-d int64 array, raising :class:`ValidationError` otherwise.
+
+    >>> as_ids([3, 1]).dtype
+    dtype('int64')
+    """
+    arr = np.asarray(ids)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValidationError(f"{name} must be a 1-d sequence of integer ids, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(
+            arr == np.round(arr)
+        ):
+            arr = arr.astype(np.int64)
+        else:
+            raise ValidationError(f"{name} must be integers, got dtype {arr.dtype}")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_matrix(x: Any, name: str, dim: int | None = None, allow_empty: bool = False) -> np.ndarray:
+    """Validate a 2-d array of finite floats (chunked, so memmaps stay on disk).
+
+    Returns the array itself when it is already a float ndarray or memmap, else a float32 copy.
+    """
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ValidationError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValidationError(
+            f"{name} must be 2-d (n_items x n_features), got {arr.ndim}-d with shape {arr.shape}"
+        )
+    if not allow_empty and arr.shape[0] == 0:
+        raise ValidationError(f"{name} is empty: it needs at least one row")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValidationError(f"{name} has {arr.shape[1]} features per row, expected {dim}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32)
+    check_finite(arr, name)
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise :class:`ValidationError` naming the first row with a NaN or infinity."""
+    for start in range(0, arr.shape[0], _FINITE_CHUNK):
+        block = np.asarray(arr[start : start + _FINITE_CHUNK])
+        bad = ~np.isfinite(block)
+        if bad.any():
+            row = start + int(np.argwhere(bad)[0][0])
+            raise ValidationError(
+                f"{name} contains NaN or infinite values (first at row {row}); "
+                "clean or impute them before building a pool"
+            )
+
+
+def check_budget(budget: Any, n_eligible: int, what: str = "eligible items") -> int:
+    """Return ``budget`` as an int, or raise :class:`BudgetError` if it cannot be met.
+
+    >>> check_budget(5, 10)
+    5
+    """
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
+        raise BudgetError(f"budget must be a positive integer, got {budget!r}")
+    budget = int(budget)
+    if budget <= 0:
+        raise BudgetError(f"budget must be a positive integer, got {budget}")
+    if budget > n_eligible:
+        raise BudgetError(
+            f"budget {budget} exceeds the {n_eligible} {what}; "
+            "lower the budget or widen the candidate pool"
+        )
+    return budget
+
+
+class Pool:
+    """Items addressed by stable int64 ids, with their embeddings.
+
+    Parameters
+    ----------
+    embeddings : array-like or np.memmap of shape (n, d)
+        One row per item. Memmaps are validated in chunks and never copied.
+    ids : array-like of int, optional
+        Stable ids, unique; defaults to ``0 .. n-1``.
+    items : callable, optional
+        ``items(ids) -> sequence`` returning raw inputs (images, texts) for models that need them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pool = Pool(np.eye(3, dtype=np.float32), ids=[10, 20, 30])
+    >>> pool.positions([30, 10]).tolist()
+    [2, 0]
+    >>> pool.embeddings_of([20]).shape
+    (1, 3)
+    """
+
+    def __init__(
+        self,
+        embeddings: Any,
+        ids: Any = None,
+        items: Callable[[np.ndarray], Any] | None = None,
+    ):
+        self.embeddings = check_matrix(embeddings, "embeddings")
+        n = self.embeddings.shape[0]
+        if ids is None:
+            self.ids = np.arange(n, dtype=np.int64)
+        else:
+            self.ids = as_ids(ids)
+            if self.ids.shape[0] != n:
+                raise ValidationError(
+                    f"ids has {self.ids.shape[0]} entries but embeddings has {n} rows"
+                )
+        self._items = items
+        self._offset: int | None = None
+        if n and self.ids[-1] - self.ids[0] == n - 1 and np.all(np.diff(self.ids) == 1):
+            self._offset = int(self.ids[0])  # contiguous ids: position = id - offset
+            self._sorted_ids = self._order = None
+        else:
+            self._order = np.argsort(self.ids, kind="stable")
+            self._sorted_ids = self.ids[self._order]
+            dup = np.flatnonzero(self._sorted_ids[1:] == self._sorted_ids[:-1])
+            if dup.size:
+                raise ValidationError(
+                    f"ids must be unique; id {int(self._sorted_ids[dup[0]])} appears more than once"
+                )
+
+    def __len__(self) -> int:
+        return self.embeddings.shape[0]
+
+    def __repr__(self) -> str:
+        return f"Pool(n={len(self)}, dim={self.dim})"
+
+    @property
+    def dim(self) -> int:
+        """Number of embedding features."""
+        return self.embeddings.shape[1]
+
+    def contains(self, ids: Any) -> np.ndarray:
+        """Boolean mask: which of ``ids`` are in the pool."""
+        ids = as_ids(ids)
+        if self._offset is not None:
+            return (ids >= self._offset) & (ids < self._offset + len(self))
+        pos = np.searchsorted(self._sorted_ids, ids)
+        pos = np.minimum(pos, len(self) - 1)
+        return self._sorted_ids[pos] == ids
+
+    def positions(self, ids: Any) -> np.ndarray:
+        """Row positions of ``ids``; raises :class:`UnknownIdError` for ids not in the pool."""
+        ids = as_ids(ids)
+        known = self.contains(ids)
+        if not known.all():
+            missing = ids[~known]
+            raise UnknownIdError(
+                f"{missing.size} id(s) are not in the pool, e.g. {missing[:5].tolist()}; "
+                "use ids from Pool.ids"
+            )
+        if self._offset is not None:
+            return ids - self._offset
+        return self._order[np.searchsorted(self._sorted_ids, ids)]
+
+    def embeddings_of(self, ids: Any) -> np.ndarray:
+        """Embeddings of ``ids`` as an in-memory float array, rows in the order of ``ids``."""
+        return np.asarray(self.embeddings[self.positions(ids)])
+
+    def items(self, ids: Any) -> Any:
+        """Raw inputs of ``ids`` through the accessor given at construction."""
+        if self._items is None:
+            raise ValidationError("this pool has no raw items; pass items=callable to Pool()")
+        return self._items(as_ids(ids))
+
+
+class Labels:
+    """Sparse mapping from item id to an integer label; an unlabeled item is simply absent.
+
+    Examples
+    --------
+    >>> labels = Labels()
+    >>> labels.add([4, 7], [1, 0])
+    >>> len(labels), labels[7], 5 in labels
+    (2, 0, False)
+    >>> labels.mask([7, 5]).tolist()
+    [True, False]
+    """
+
+    def __init__(self, ids: Iterable[int] = (), labels: Iterable[int] = ()):
+        self._map: dict[int, int] = {}
+        self._ids_cache: np.ndarray | None = None
+        ids = as_ids(list(ids))
+        if ids.size:
+            self.add(ids, labels)
+
+    def add(self, ids: Any, labels: Any, overwrite: bool = False) -> None:
+        """Record answers. Relabeling an item with a different label needs ``overwrite=True``."""
+        ids = as_ids(ids)
+        values = np.asarray(labels)
+        if values.ndim == 0:
+            values = np.full(ids.shape, values)
+        if values.shape != ids.shape:
+            raise ValidationError(
+                f"got {ids.size} ids but {values.size} labels; pass one label per id"
+            )
+        if values.size and not np.issubdtype(values.dtype, np.integer):
+            if np.issubdtype(values.dtype, np.bool_):
+                values = values.astype(np.int64)
+            elif np.issubdtype(values.dtype, np.floating) and np.all(values == np.round(values)):
+                values = values.astype(np.int64)
+            else:
+                raise ValidationError(
+                    f"labels must be integer class indices (or 0/1), got dtype {values.dtype}"
+                )
+        if np.unique(ids).size != ids.size:
+            raise ValidationError("ids passed to Labels.add contain duplicates")
+        if (values < 0).any():
+            raise ValidationError("labels must be non-negative class indices")
+        if not overwrite:
+            for i, y in zip(ids.tolist(), values.tolist(), strict=True):
+                old = self._map.get(i)
+                if old is not None and old != y:
+                    raise ValidationError(
+                        f"item {i} is already labeled {old}, not {y}; pass overwrite=True to relabel"
+                    )
+        self._map.update(zip(ids.tolist(), values.tolist(), strict=True))
+        self._ids_cache = None
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __contains__(self, item_id: int) -> bool:
+        return int(item_id) in self._map
+
+    def __getitem__(self, item_id: int) -> int:
+        try:
+            return self._map[int(item_id)]
+        except KeyError:
+            raise UnknownIdError(f"item {item_id} has no label") from None
+
+    def __repr__(self) -> str:
+        return f"Labels(n={len(self)})"
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Labeled ids in insertion order (int64)."""
+        if self._ids_cache is None:
+            self._ids_cache = np.fromiter(self._map.keys(), dtype=np.int64, count=len(self._map))
+        return self._ids_cache
+
+    @property
+    def values(self) -> np.ndarray:
+        """Labels aligned with :attr:`ids`."""
+        return np.fromiter(self._map.values(), dtype=np.int64, count=len(self._map))
+
+    def of(self, ids: Any) -> np.ndarray:
+        """Labels of ``ids``; raises :class:`UnknownIdError` if any is unlabeled."""
+        return np.array([self[i] for i in as_ids(ids).tolist()], dtype=np.int64)
+
+    def mask(self, ids: Any) -> np.ndarray:
+        """Boolean mask: which of ``ids`` are labeled."""
+        return np.isin(as_ids(ids), self.ids)
+
+    def copy(self) -> Labels:
+        out = Labels()
+        out._map = dict(self._map)
+        return out

@@ -1,0 +1,145 @@
+"""What every acquisition strategy shares: the selection state, the batch it returns, the registry.
+
+A strategy is an object with ``select(state, candidates, budget) -> Batch``. Strategies that rank
+items one by one subclass :class:`ScoringStrategy` and implement only ``score``; candidate pools
+that grow during a batch (SEALS' per-item expansion) rely on that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from raresift.errors import ConfigError, ValidationError
+from raresift.pool import Labels, Pool, as_ids, check_budget
+
+
+@dataclass
+class Batch:
+    """The items a strategy chose, best first.
+
+    ``scores`` are the strategy's own figures (uncertainty, marginal gain, ...); ``reasons`` is a
+    short human-readable note per item.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+    strategy: str
+    round: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.ids = as_ids(self.ids)
+        self.scores = np.asarray(self.scores, dtype=np.float64)
+        if self.scores.shape != self.ids.shape:
+            raise ValidationError("a Batch needs one score per id")
+        if not self.reasons:
+            self.reasons = [f"{self.strategy} score {s:.4g}" for s in self.scores]
+
+    def __len__(self) -> int:
+        return self.ids.size
+
+
+@dataclass
+class SelectionState:
+    """Everything a strategy may look at when it selects.
+
+    ``model`` is a fitted adapter (``predict_proba`` at least); ``query_ids`` and
+    ``conditioning_ids`` feed SIMILAR's SMI / SCG / SCMI; ``validation_ids`` are held-out labeled
+    items (Fisher kernel); ``rng`` is the round's seeded generator.
+    """
+
+    pool: Pool
+    labels: Labels
+    model: Any = None
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    round: int = 0
+    query_ids: np.ndarray | None = None
+    conditioning_ids: np.ndarray | None = None
+    validation_ids: np.ndarray | None = None
+    use_items: bool = False
+
+    def inputs(self, ids: Any) -> Any:
+        """The model's inputs for ``ids``: raw items if ``use_items`` else embeddings."""
+        return self.pool.items(ids) if self.use_items else self.pool.embeddings_of(ids)
+
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register_strategy(name: str):
+    """Class decorator that makes a strategy constructible by name (CLI, configs)."""
+
+    def deco(cls):
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ConfigError(f"strategy name {name!r} is registered twice")
+        _REGISTRY[name] = cls
+        cls.name = name
+        return cls
+
+    return deco
+
+
+def strategy_names() -> list[str]:
+    """Sorted names of every registered strategy."""
+    return sorted(_REGISTRY)
+
+
+def make_strategy(name: str, **params: Any):
+    """Build a registered strategy from its name and parameters.
+
+    >>> make_strategy("random").name
+    'random'
+    """
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown strategy {name!r}; choose one of: {', '.join(strategy_names())}"
+        ) from None
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ConfigError(f"bad parameters for strategy {name!r}: {exc}") from None
+
+
+class Strategy:
+    """Base class: subclasses implement ``select``."""
+
+    name: ClassVar[str] = "strategy"
+
+    def select(self, state: SelectionState, candidates: Any, budget: int) -> Batch:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+class ScoringStrategy(Strategy):
+    """A strategy that ranks items independently: higher score, earlier pick.
+
+    Ties are broken at random with the state's generator, so equal scores never favour low ids.
+    """
+
+    def score(self, state: SelectionState, ids: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def select(self, state: SelectionState, candidates: Any, budget: int) -> Batch:
+        ids = as_ids(candidates, "candidates")
+        budget = check_budget(budget, ids.size, "candidates")
+        scores = np.asarray(self.score(state, ids), dtype=np.float64)
+        if scores.shape != ids.shape or not np.all(np.isfinite(scores)):
+            raise ValidationError(f"strategy {self.name!r} produced invalid scores")
+        order = np.lexsort((state.rng.random(ids.size), -scores))[:budget]
+        return Batch(ids[order], scores[order], self.name, state.round)
+
+
+@register_strategy("random")
+class RandomStrategy(ScoringStrategy):
+    """Uniform random picks (the baseline every paper compares against)."""
+
+    def score(self, state: SelectionState, ids: np.ndarray) -> np.ndarray:
+        return state.rng.random(ids.size)
