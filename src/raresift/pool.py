@@ -26,10 +26,14 @@ def as_ids(ids: Any, name: str = "ids") -> np.ndarray:
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
-        raise ValidationError(f"{name} must be a 1-d sequence of integer ids, got shape {arr.shape}")
+        raise ValidationError(
+            f"{name} must be a 1-d sequence of integer ids, got shape {arr.shape}"
+        )
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(
-            arr == np.round(arr)
+        if (
+            np.issubdtype(arr.dtype, np.floating)
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
         ):
             arr = arr.astype(np.int64)
         else:
@@ -37,7 +41,9 @@ def as_ids(ids: Any, name: str = "ids") -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def check_matrix(x: Any, name: str, dim: int | None = None, allow_empty: bool = False) -> np.ndarray:
+def check_matrix(
+    x: Any, name: str, dim: int | None = None, allow_empty: bool = False
+) -> np.ndarray:
     """Validate a 2-d array of finite floats (chunked, so memmaps stay on disk).
 
     Returns the array itself when it is already a float ndarray or memmap, else a float32 copy.
@@ -238,7 +244,8 @@ class Labels:
                 old = self._map.get(i)
                 if old is not None and old != y:
                     raise ValidationError(
-                        f"item {i} is already labeled {old}, not {y}; pass overwrite=True to relabel"
+                        f"item {i} is already labeled {old}, not {y}; "
+                        "pass overwrite=True to relabel"
                     )
         self._map.update(zip(ids.tolist(), values.tolist(), strict=True))
         self._ids_cache = None
