@@ -28,7 +28,7 @@ def entropy_scores(proba: np.ndarray) -> np.ndarray:
     [0.6931, 0.0]
     """
     p = np.clip(proba, 1e-12, 1.0)
-    return -(proba * np.log(p)).sum(axis=1)
+    return np.abs((proba * np.log(p)).sum(axis=1))
 
 
 def least_confidence_scores(proba: np.ndarray) -> np.ndarray:
