@@ -1,0 +1,1 @@
+"""Simulated active-learning studies: scenarios, a resumable runner, statistics, reports."""
