@@ -141,7 +141,11 @@ def _setup_section(study: dict[str, Any] | None, rows) -> list[str]:
     lines = [
         "## Setup",
         "",
-        f"- Command: `{study.get('command') or 'run from Python (raresift.simulate.run_study)'}`",
+        "- Commands (in order; a study resumes where the previous one stopped):",
+        *(
+            f"  - `{c['command']}` (started {c['started']}, {c['cores']} cores)"
+            for c in study.get("commands", [])
+        ),
         f"- Data set: `{json.dumps(config['dataset'])}`",
         f"- Scenario: `{scenario.get('kind')}`, parameters `{json.dumps(config['scenario'])}`",
         f"- Sizes (seed {config['seeds'][0]}): `{json.dumps(sizes)}`",

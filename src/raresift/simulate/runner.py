@@ -429,12 +429,17 @@ def build_strategy(spec: StrategySpec, scenario: Scenario):
     return strategy
 
 
-def check_study(config: StudyConfig) -> Scenario:
-    """Check strategy names, candidate pools and budgets; returns the first seed's scenario."""
+def check_study(config: StudyConfig, only: list[str] | None = None) -> Scenario:
+    """Check strategy names, candidate pools and budgets; returns the first seed's scenario.
+
+    ``only`` restricts the strategy checks to these labels.
+    """
     import raresift.strategies as strategies
 
     known = set(strategies.strategy_names())
     for spec in config.strategies:
+        if only is not None and spec.label not in only:
+            continue
         for name in (spec.name, spec.fallback):
             if name and name not in known:
                 raise ConfigError(
@@ -681,34 +686,55 @@ def run_study(
     progress: bool = True,
     command: str | None = None,
     round_callback: Callable[[dict[str, Any]], None] | None = None,
+    only: list[str] | None = None,
 ) -> Path:
     """Run every (strategy, seed) job of a study into ``out_dir``; returns ``results.csv``.
 
     ``jobs`` worker processes run jobs in parallel (default: the config's ``jobs``, else the
     number of cores); ``jobs=1`` runs in this process. With ``resume`` (default) finished rounds
     in ``out_dir`` are kept; without it the old logs are removed first. ``round_callback`` runs
-    after every new row (only with ``jobs=1``).
+    after every new row (only with ``jobs=1``). ``only`` runs just the strategies with these
+    labels (the others keep whatever rows they have), e.g. to add strategies to a study later.
     """
     if isinstance(config, dict):
         config = StudyConfig.from_dict(config)
+    if only is not None:
+        for label in only:
+            config.strategy(label)  # unknown labels raise
     out_dir = Path(out_dir)
-    scenario = check_study(config)
+    scenario = check_study(config, only)
     if resume:
         _check_resumable(config, out_dir)
     else:
         for spec in config.strategies:
             for seed in config.seeds:
-                _log_path(out_dir, spec.label, seed).unlink(missing_ok=True)
+                if only is None or spec.label in only:
+                    _log_path(out_dir, spec.label, seed).unlink(missing_ok=True)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    commands = []
+    if resume and (out_dir / "study.json").exists():
+        commands = json.loads((out_dir / "study.json").read_text()).get("commands", [])
+    commands.append(
+        {
+            "command": command or "raresift.simulate.run_study (Python)",
+            "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "cores": os.cpu_count(),
+        }
+    )
     study = {
         "config": config.as_dict(),
         "scenario": {"kind": scenario.kind, "n_classes": scenario.n_classes,
                      "class_names": scenario.class_names, **scenario.info,
                      "test": int(scenario.test_y.size)},
-        "command": command,
+        "commands": commands,
     }  # fmt: skip
     (out_dir / "study.json").write_text(json.dumps(study, indent=2))
-    todo = [(spec.label, seed) for spec in config.strategies for seed in config.seeds]
+    todo = [
+        (spec.label, seed)
+        for spec in config.strategies
+        if only is None or spec.label in only
+        for seed in config.seeds
+    ]
     n_jobs = jobs or config.jobs or os.cpu_count() or 1
     n_jobs = min(n_jobs, len(todo))
     logger.info(
@@ -747,6 +773,7 @@ def simulate_command(
     jobs: int | None = None,
     progress: bool = True,
     command: str | None = None,
+    only: list[str] | None = None,
 ) -> Path:
     """``raresift simulate CONFIG``: run the study, then write its report; returns the report path.
 
@@ -761,6 +788,8 @@ def simulate_command(
         command = f"raresift simulate {config_path} --out {out_dir}"
         if jobs:
             command += f" --jobs {jobs}"
+        if only:
+            command += f" --only {','.join(only)}"
     results = run_study(config, out_dir, resume=resume, jobs=jobs, progress=progress,
-                        command=command)  # fmt: skip
+                        command=command, only=only)  # fmt: skip
     return write_report(results, out_dir)
