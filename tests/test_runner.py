@@ -73,6 +73,11 @@ def test_unknown_strategy_and_impossible_budget(tmp_path):
         run_study(tiny(strategies=["nope"]), tmp_path, progress=False)
     with pytest.raises(ConfigError, match="only 330 unlabeled items"):
         run_study(tiny(rounds=50, budget=10), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="unknown candidate pool 'knn'; choose one of: all"):
+        run_study(tiny(strategies=[{"name": "entropy", "candidates": "knn"}]), tmp_path)
+    with pytest.raises(ConfigError, match="unknown key.*fraction"):
+        bad_pool = {"name": "entropy", "candidates": {"kind": "all", "fraction": 0.5}}
+        run_study(tiny(strategies=[bad_pool]), tmp_path)
     with pytest.raises(ConfigError, match="class 0 has"):
         config = tiny()
         config["scenario"]["unlabeled_per_class"] = 400

@@ -91,7 +91,8 @@ TIMING_COLUMNS = ("seconds_training", "seconds_selection")
 COLUMN_ORDER = (
     "study", "strategy", "strategy_name", "selected_by", "seed", "round", "n_labeled",
     "accuracy", "rare_accuracy", "average_precision", "recall", "n_selected",
-    "n_rare_selected", "n_unique_selected", "n_in_distribution_selected", *TIMING_COLUMNS,
+    "n_rare_selected", "n_unique_selected", "n_in_distribution_selected", "train_accuracy",
+    "n_epochs", *TIMING_COLUMNS,
 )  # fmt: skip
 
 
@@ -387,18 +388,43 @@ def build_model(config: StudyConfig, scenario: Scenario, seed: int):
     return TorchModel(net, n_classes, device="cpu", seed=seed, **train)
 
 
-def build_candidates(spec: Any):
-    """A candidate pool from a name or table: "all", or any name ``make_candidates`` knows."""
+CANDIDATE_KEYS = {
+    "all": {"kind"},
+    "seals": {"kind", "k", "expand", "index"},
+    "random": {"kind", "fraction"},
+}
+
+
+def build_candidates(spec: Any, scenario: Scenario | None = None, seed: int = 0):
+    """A candidate pool from a name or table.
+
+    ``"all"`` (every unlabeled item); ``{kind = "seals", k = 100, expand = "item", index =
+    "Flat"}`` (SEALS: k-NN of the labeled items, with a Faiss index of that factory string built
+    over the scenario's pool); ``{kind = "random", fraction = 0.1}`` (a fixed random subset).
+    Without ``scenario`` only the spec is checked.
+    """
     from raresift import candidates as cand
 
-    if spec == "all" or spec == {"kind": "all"}:
-        return cand.AllCandidates()
     name, params = (spec, {}) if isinstance(spec, str) else (spec.get("kind"), dict(spec))
+    if name not in CANDIDATE_KEYS:
+        raise ConfigError(
+            f"unknown candidate pool {name!r}; choose one of: {', '.join(CANDIDATE_KEYS)}"
+        )
+    _unknown(params, CANDIDATE_KEYS[name], f"candidates (kind {name!r})")
     params.pop("kind", None)
-    factory = getattr(cand, "make_candidates", None)
-    if factory is None:
-        raise ConfigError(f"unknown candidate pool {name!r}; available: all")
-    return factory(name, **params)
+    if name == "all":
+        return cand.AllCandidates()
+    wanted = {"seals": "SEALSCandidates", "random": "RandomCandidates"}[name]
+    if not hasattr(cand, wanted):
+        raise ConfigError(f"this raresift has no {wanted}; candidate pool {name!r} is unavailable")
+    if scenario is None:
+        return None
+    if name == "random":
+        return cand.RandomCandidates(params.get("fraction", 0.1), seed=seed)
+    from raresift.index import NeighborIndex
+
+    index = NeighborIndex(params.pop("index", "Flat"), progress=False).fit(scenario.pool)
+    return cand.SEALSCandidates(index, **params)
 
 
 class ConditioningFallback:
@@ -532,6 +558,16 @@ def _evaluate(learner, scenario: Scenario, selected: np.ndarray) -> dict[str, fl
     return out
 
 
+def _training_facts(model) -> dict[str, Any]:
+    """Training accuracy and epochs of torch models (did the fit reach its target?)."""
+    facts = {}
+    if hasattr(model, "train_accuracy_"):
+        facts["train_accuracy"] = float(model.train_accuracy_)
+    if hasattr(model, "n_epochs_"):
+        facts["n_epochs"] = int(model.n_epochs_)
+    return facts
+
+
 def run_job(
     config: StudyConfig,
     label: str,
@@ -554,7 +590,7 @@ def run_job(
         scenario.pool,
         build_model(config, scenario, seed),
         build_strategy(spec, scenario),
-        candidates=build_candidates(spec.candidates),
+        candidates=build_candidates(spec.candidates, scenario, seed),
         labels=scenario.labels,
         query_ids=scenario.query_ids,
         conditioning_ids=scenario.conditioning_ids,
@@ -595,6 +631,7 @@ def run_job(
             "round": round_index,
             "n_labeled": int(learner.training_ids.size),
             **_evaluate(learner, scenario, chosen),
+            **_training_facts(learner.model),
             "seconds_training": seconds_training,
             "seconds_selection": seconds_selection,
             "batch_ids": batch_ids.tolist(),
