@@ -93,3 +93,17 @@ def test_report_with_one_seed_explains_missing_penalty_matrix(study, tmp_path):
     assert "No penalty matrix for test accuracy: a penalty matrix needs at least 2 seeds" in text
     with pytest.raises(ValidationError, match="does not exist"):
         report_command(tmp_path / "missing.csv")
+
+
+def test_combined_penalty_matrix_sums_studies(study, tmp_path):
+    from raresift.simulate.report import write_combined_penalty
+    from raresift.simulate.stats import penalty_matrix, read_table
+
+    root, _ = study
+    results = root / "out" / "results.csv"
+    _, single = penalty_matrix(read_table(results), "rare_accuracy")
+    path = write_combined_penalty([results, results], "rare_accuracy", tmp_path / "c.md", "both")
+    text = path.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| maxent |"))
+    assert row == f"| maxent | {2 * single[1, 0]:.2f} | 0.00 | {2 * single[1].sum():.2f} |"
+    assert (tmp_path / "c.png").exists() and "Summed over" in text

@@ -16,6 +16,7 @@ import numpy as np
 from raresift.errors import ValidationError
 from raresift.simulate import plots
 from raresift.simulate.stats import (
+    combine_penalty_matrices,
     curve_matrix,
     labels_to_target,
     penalty_matrix,
@@ -111,6 +112,10 @@ def _penalty_section(rows, column, title, out_dir: Path, stem: str) -> list[str]
         labels, matrix = penalty_matrix(rows, column)
     except ValidationError as exc:
         return [f"No penalty matrix for {title}: {exc}.", ""]
+    return _penalty_lines(labels, matrix, title, out_dir, stem)
+
+
+def _penalty_lines(labels, matrix, title, out_dir: Path, stem: str) -> list[str]:
     png = plots.plot_penalty(labels, matrix, out_dir / f"{stem}.png", f"penalty matrix: {title}")
     lines = [
         f"### Penalty matrix: {title}",
@@ -241,3 +246,20 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None) ->
 def report_command(results_path: str | Path, out_dir: str | Path | None = None) -> Path:
     """``raresift report RESULTS``: (re)write the report of a results table; returns its path."""
     return write_report(results_path, out_dir)
+
+
+def write_combined_penalty(
+    results_paths: list[str | Path], column: str, out_path: str | Path, title: str
+) -> Path:
+    """Markdown section + heatmap of the summed penalty matrices of several studies.
+
+    Writes ``out_path`` (Markdown) and a PNG beside it; returns the Markdown path.
+    """
+    out_path = Path(out_path)
+    parts = [penalty_matrix(read_table(p), column) for p in results_paths]
+    labels, matrix = combine_penalty_matrices(parts)
+    lines = _penalty_lines(labels, matrix, title, out_path.parent, out_path.stem)
+    sources = ", ".join(f"`{p}`" for p in results_paths)
+    lines += [f"Summed over: {sources}.", ""]
+    out_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out_path

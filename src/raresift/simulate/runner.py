@@ -578,11 +578,23 @@ def run_job(
     """Run (or resume) one strategy on one seed; returns the number of rounds computed now.
 
     ``round_callback(row)`` runs after each new row is saved (tests use it to simulate a kill).
+    Torch runs single-threaded inside a job, so that a table does not depend on ``jobs``.
     """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run_job(config, label, seed, Path(out_dir), round_callback)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_job(config, label, seed, out_dir, round_callback) -> int:
     from raresift.loop import ActiveLearner
 
     spec = config.strategy(label)
-    path = _log_path(Path(out_dir), label, seed)
+    path = _log_path(out_dir, label, seed)
     done = read_log(path)[: config.rounds + 1]
     _write_log(path, done)  # drops a torn line for good
     scenario = build_scenario(config, seed)
@@ -644,10 +656,7 @@ def run_job(
 
 
 def _job_worker(config_dict: dict, label: str, seed: int, out_dir: str) -> tuple[str, int, int]:
-    """Process-pool entry point: one thread per worker so that jobs do not fight over cores."""
-    import torch
-
-    torch.set_num_threads(1)
+    """Process-pool entry point."""
     config = StudyConfig.from_dict(config_dict)
     return label, seed, run_job(config, label, seed, out_dir)
 

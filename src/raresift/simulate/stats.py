@@ -157,3 +157,24 @@ def penalty_matrix(
     matrix = (t > t_alpha).sum(axis=2) / len(common_rounds)
     np.fill_diagonal(matrix, 0.0)
     return labels, matrix.astype(np.float64)
+
+
+def combine_penalty_matrices(
+    parts: list[tuple[list[str], np.ndarray]],
+) -> tuple[list[str], np.ndarray]:
+    """Sum penalty matrices of several studies (BADGE's and SIMILAR's consolidated matrix).
+
+    Strategies are matched by label; a pair absent from a study adds nothing.
+
+    >>> labels, m = combine_penalty_matrices([(["a", "b"], np.array([[0, .5], [0, 0]])),
+    ...                                       (["b", "c"], np.array([[0, 1.], [0, 0]]))])
+    >>> labels, m.tolist()
+    (['a', 'b', 'c'], [[0.0, 0.5, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    """
+    labels = list(dict.fromkeys(label for names, _ in parts for label in names))
+    where = {label: i for i, label in enumerate(labels)}
+    total = np.zeros((len(labels), len(labels)))
+    for names, matrix in parts:
+        idx = np.array([where[n] for n in names])
+        total[np.ix_(idx, idx)] += matrix
+    return labels, total
