@@ -121,6 +121,26 @@ def test_query_and_conditioning_sets_grow(rng):
     np.testing.assert_array_equal(seen["conditioning"], al.conditioning_ids)
 
 
+def test_strategies_see_the_model_type_through_the_timer(rng):
+    pool, y = make_data(rng)
+    al = learner(pool, y, "random")
+    seen = {}
+    random_strategy = make_strategy("random")
+
+    class Spy:
+        name = "spy"
+
+        def select(self, state, candidates, budget):
+            seen["is_sklearn"] = isinstance(state.model, SklearnModel)
+            seen["proba"] = state.model.predict_proba(state.inputs(candidates[:2]))
+            return random_strategy.select(state, candidates, budget)
+
+    al.strategy = Spy()
+    al.query(2)
+    assert seen["is_sklearn"] and seen["proba"].shape == (2, 2)
+    assert al.last_query_seconds["features"] > 0
+
+
 def test_validation_items_are_held_out_of_training(rng):
     pool, y = make_data(rng)
     fitted = {}

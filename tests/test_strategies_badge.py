@@ -6,7 +6,7 @@ from raresift.errors import ValidationError
 from raresift.models import MLP, SklearnModel, TorchModel
 from raresift.pool import Labels, Pool
 from raresift.strategies import SelectionState, make_strategy
-from raresift.strategies.badge import kmeans_plus_plus
+from raresift.strategies.badge import dense_gram, gradient_gram, kmeans_plus_plus
 
 
 class ConstructedGradients:
@@ -48,14 +48,14 @@ def test_spreads_picks_over_distinct_gradient_directions(rng):
 
 def test_seeded_and_duplicate_safe(rng):
     grads, _ = clustered_gradients(rng)
-    a, _ = kmeans_plus_plus(grads, 20, np.random.default_rng(4))
-    b, _ = kmeans_plus_plus(grads, 20, np.random.default_rng(4))
-    c, _ = kmeans_plus_plus(grads, 20, np.random.default_rng(5))
+    a, _ = kmeans_plus_plus(dense_gram(grads), 20, np.random.default_rng(4))
+    b, _ = kmeans_plus_plus(dense_gram(grads), 20, np.random.default_rng(4))
+    c, _ = kmeans_plus_plus(dense_gram(grads), 20, np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert np.unique(a).size == 20
     zeros = np.zeros((5, 3), dtype=np.float32)  # no signal at all: still 5 distinct picks
-    picks, d2 = kmeans_plus_plus(zeros, 5, np.random.default_rng(0))
+    picks, d2 = kmeans_plus_plus(dense_gram(zeros), 5, np.random.default_rng(0))
     assert sorted(picks.tolist()) == list(range(5)) and np.all(d2 == 0)
 
 
@@ -72,6 +72,23 @@ def test_runs_on_both_adapters(rng, adapter):
     assert np.unique(batch.ids).size == 10 and np.all(batch.ids >= 50)
     g = model.gradient_embeddings(X[batch.ids[:1]])
     np.testing.assert_allclose(batch.scores[0], float((g**2).sum()), rtol=1e-4)
+
+
+def test_factored_gram_equals_explicit_embeddings(rng):
+    X = rng.normal(size=(60, 3)).astype(np.float32)
+    y = np.arange(60) % 3
+    model = TorchModel(MLP(3, 8, 3), epochs=3, device="cpu").fit(X, y)
+    state = SelectionState(Pool(X), Labels(), model)
+    norms, inner = gradient_gram(state, np.arange(60), chunk_size=7)
+    explicit_norms, explicit_inner = dense_gram(model.gradient_embeddings(X))
+    np.testing.assert_allclose(norms, explicit_norms, rtol=1e-4)
+    np.testing.assert_allclose(inner(5), explicit_inner(5), rtol=1e-4, atol=1e-6)
+    # and BADGE picks the same batch either way
+    embeddings_only = ConstructedGradients(model.gradient_embeddings(X))
+    a = make_strategy("badge").select(state_for(embeddings_only, 60, 3), np.arange(60), 8)
+    indexed = SelectionState(Pool(X), Labels(), model, rng=np.random.default_rng(3))
+    b = make_strategy("badge").select(indexed, np.arange(60), 8)
+    np.testing.assert_array_equal(a.ids, b.ids)
 
 
 def test_needs_gradient_embeddings(rng):

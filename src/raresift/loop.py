@@ -44,11 +44,18 @@ class ArrayOracle:
 
 
 class _TimedModel:
-    """Forward every attribute to the model, adding the time spent in its methods to a clock."""
+    """Forward every attribute to the model, adding the time spent in its methods to a clock.
+
+    ``isinstance(proxy, TorchModel)`` still holds: ``__class__`` reports the model's class.
+    """
 
     def __init__(self, model: Any):
         self._model = model
         self.seconds = 0.0
+
+    @property
+    def __class__(self):  # isinstance checks see the wrapped model's type
+        return type(self._model)
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._model, name)
@@ -151,6 +158,7 @@ class ActiveLearner:
             pool.positions(self.labels.ids)  # unknown seed ids raise here
         self.round = 0
         self._fitted_on: int | None = None  # number of labels the model was last fitted with
+        self.last_query_seconds: dict[str, float] = {}
         self._validation_ids = self._labeled_subset(validation_ids, "validation_ids")
         self._query_ids = self._labeled_subset(query_ids, "query_ids")
         self._conditioning_ids = self._labeled_subset(conditioning_ids, "conditioning_ids")
@@ -245,7 +253,9 @@ class ActiveLearner:
         """Choose ``budget`` eligible items to label next. Labels nothing.
 
         Fits the model first if labels arrived since the last fit. Calling it twice without
-        teaching returns the same batch.
+        teaching returns the same batch. Afterwards :attr:`last_query_seconds` holds the seconds
+        spent on ``training``, model ``features`` (any model method a strategy called) and the
+        rest of ``selection``.
         """
         return self._query(budget)[0]
 
@@ -264,6 +274,7 @@ class ActiveLearner:
         seconds["features"] = timed.seconds if timed is not None else 0.0
         seconds["selection"] = elapsed - seconds["features"]
         self._check_batch(batch, budget)
+        self.last_query_seconds = seconds
         logger.debug("round %d: %s picked %d items", self.round, batch.strategy, len(batch))
         return batch, seconds
 
