@@ -74,6 +74,8 @@ def test_teach_validation_errors(rng):
         al.teach(pool.ids[20:23], [0, 1])
     with pytest.raises(ValidationError, match="duplicates"):
         al.teach([pool.ids[20], pool.ids[20]], [0, 0])
+    with pytest.raises(ValidationError, match="out of range"):
+        al.teach(pool.ids[20:22], [0, 2])  # the model has 2 classes
     assert len(al.labels) == 6
 
 

@@ -298,6 +298,14 @@ class ActiveLearner:
         """
         ids = as_ids(ids)
         self.pool.positions(ids)
+        n_classes = getattr(self.model, "n_classes", None)
+        values = np.asarray(labels)
+        if isinstance(n_classes, int) and values.size and np.issubdtype(values.dtype, np.number):
+            if values.max() >= n_classes:
+                raise ValidationError(
+                    f"label {values.max()} is out of range for a model with {n_classes} classes; "
+                    f"use class indices 0..{n_classes - 1}"
+                )
         new = ~self.labels.mask(ids)
         self.labels.add(ids, labels)  # validates shape, duplicates and conflicting labels
         new_ids = ids[new]
