@@ -328,7 +328,7 @@ class ActiveLearner:
         ``callback(learner, batch)`` runs after the refit; the dict it returns joins the record.
 
         Returns one record per round with ``round``, ``n_labeled``, ``n_candidates``,
-        ``batch_ids``, ``seconds_training``, ``seconds_features``, ``seconds_selection``.
+        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``seconds_training``, ``seconds_features``, ``seconds_selection``.
         """
         if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
             raise ValidationError(f"rounds must be a non-negative integer, got {rounds!r}")
@@ -339,7 +339,8 @@ class ActiveLearner:
             round_index = self.round
             n_candidates = len(self.candidates)
             batch, seconds = self._query(budget)
-            self.teach(batch.ids, oracle(batch.ids))
+            answers = np.asarray(oracle(batch.ids))
+            self.teach(batch.ids, answers)
             start = time.perf_counter()
             self.fit()
             seconds["training"] += time.perf_counter() - start
@@ -348,6 +349,7 @@ class ActiveLearner:
                 "n_labeled": len(self.labels),
                 "n_candidates": n_candidates,
                 "batch_ids": batch.ids.copy(),
+                "batch_labels": answers.copy(),
                 **{f"seconds_{k}": v for k, v in seconds.items()},
             }
             if callback is not None:
