@@ -182,8 +182,8 @@ def test_run_records_and_callback(rng):
     for r in records:
         assert r["picked"] == 10 and 0.5 < r["accuracy"] <= 1
         assert min(r["seconds_training"], r["seconds_features"], r["seconds_selection"]) >= 0
-    assert records[0]["seconds_features"] > 0  # entropy calls predict_proba
         np.testing.assert_array_equal(r["batch_labels"], y[pool.positions(r["batch_ids"])])
+    assert records[0]["seconds_features"] > 0  # entropy calls predict_proba
     all_ids = np.concatenate([r["batch_ids"] for r in records])
     assert np.unique(all_ids).size == 30
 

@@ -328,7 +328,8 @@ class ActiveLearner:
         ``callback(learner, batch)`` runs after the refit; the dict it returns joins the record.
 
         Returns one record per round with ``round``, ``n_labeled``, ``n_candidates``,
-        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``seconds_training``, ``seconds_features``, ``seconds_selection``.
+        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``seconds_training``,
+        ``seconds_features``, ``seconds_selection``.
         """
         if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
             raise ValidationError(f"rounds must be a non-negative integer, got {rounds!r}")
