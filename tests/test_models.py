@@ -225,5 +225,7 @@ def test_torch_validates(rng):
     bad[3, 1] = np.nan
     with pytest.raises(ValidationError, match="NaN"):
         model.fit(bad, y)
+    with pytest.raises(ValidationError, match="expects"):
+        easy_torch_model(epochs=1).fit(X[:, :4], y)
     with pytest.raises(ValidationError, match="device"):
         TorchModel(MLP(5, 8, 3), device="tpu")
