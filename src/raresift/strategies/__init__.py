@@ -1,6 +1,12 @@
 """Acquisition strategies, constructible by name through :func:`make_strategy`."""
 
-from raresift.strategies import similar, uncertainty  # noqa: F401  (register their strategies)
+from raresift.strategies import (  # noqa: F401  (importing a module registers its strategies)
+    badge,
+    coreset,
+    mc_dropout,
+    similar,
+    uncertainty,
+)
 from raresift.strategies.base import (
     Batch,
     RandomStrategy,
