@@ -176,7 +176,8 @@ class FeatureKernel:
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
         idx = np.asarray(idx)
-        dots = self._prepared[idx] @ self._prepared.T
+        # (n x d) @ (d x r) is a fast GEMM even for r = 1, unlike (1 x d) @ (d x n)
+        dots = np.ascontiguousarray((self._prepared @ self._prepared[idx].T).T)
         sq_x = None if self._sq is None else self._sq[idx]
         out = _finish(dots, self.metric, self.X.shape[1], sq_x, self._sq)
         if self.metric == "euclidean":

@@ -23,6 +23,7 @@ class SetFunction:
 
     name = "set-function"
     submodular = True
+    all_gains_cheap = False  # True when gains() of every candidate costs O(n) (memoised)
 
     def __init__(self, n: int):
         self.n = int(n)

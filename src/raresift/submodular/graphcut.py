@@ -31,6 +31,8 @@ class GraphCutFamily(SetFunction):
         Added to ``w``; the column sums of ``kernel`` are included when ``use_column_sums``.
     """
 
+    all_gains_cheap = True  # every gain is maintained; lazy evaluation saves nothing
+
     def __init__(
         self,
         kernel: Kernel | None,

@@ -62,6 +62,8 @@ class LogDetFamily(SetFunction):
         The (q, q), (p, p) and (q, p) blocks.
     """
 
+    all_gains_cheap = True  # every gain is maintained; lazy evaluation saves nothing
+
     def __init__(
         self,
         kernel: Kernel,
