@@ -17,7 +17,7 @@ Three ways to hold the ``n x n`` similarity of the candidates, all with the same
 - :class:`DenseKernel`: a precomputed float32 matrix (FL-type objectives with naive greedy want this);
 - :class:`FeatureKernel`: computes the rows it is asked for from the embeddings, never stores ``n x n``
   (graph cut and log-determinant only ever need the rows of the chosen items);
-- :class:`SparseKernel`: each row keeps its ``k`` most similar items (exact search, blocked, or Faiss),
+- :class:`SparseKernel`: each row keeps its ``k`` most similar items (exact blocked search or Faiss),
   every other similarity counts as **0**. Facility location starts its running maxima at 0, so a missing
   similarity never covers anything: FL on the sparse kernel is FL on the dense kernel with the
   non-neighbour entries set to 0.
@@ -242,11 +242,15 @@ class SparseKernel:
         return SparseKernel(self.matrix[idx][:, idx])
 
 
-def knn_kernel(X: Any, k: int, metric: str = DEFAULT_METRIC, backend: str = "auto") -> SparseKernel:
-    """Exact k-nearest-neighbour kernel: row ``i`` keeps its ``k`` largest similarities (itself included).
+def knn_kernel(
+    X: Any, k: int, metric: str = DEFAULT_METRIC, backend: str = "torch", index: str = "Flat"
+) -> SparseKernel:
+    """k-nearest-neighbour kernel: row ``i`` keeps its ``k`` largest similarities (itself included).
 
-    ``backend`` is ``"faiss"`` (flat index, exact), ``"numpy"`` (blocked brute force) or ``"auto"``
-    (Faiss when importable). Memory: ``n * k`` entries plus one block.
+    ``backend="torch"`` (default) is exact: blocked float32 matrix products and ``topk``, memory
+    ``n * k`` plus one block. ``backend="faiss"`` builds the Faiss index named by the factory
+    string ``index``: ``"Flat"`` is exact, ``"HNSW32"`` or ``"IVF1024,Flat"`` trade exactness for
+    speed on very large pools.
     """
     check_metric(metric)
     X = check_matrix(X, "data")
@@ -254,46 +258,53 @@ def knn_kernel(X: Any, k: int, metric: str = DEFAULT_METRIC, backend: str = "aut
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValidationError(f"k must be a positive integer, got {k!r}")
     k = int(min(k, n))
-    if backend not in ("auto", "faiss", "numpy"):
-        raise ValidationError(f"unknown backend {backend!r}; choose 'auto', 'faiss' or 'numpy'")
-    if backend == "auto":
-        try:
-            import faiss  # noqa: F401
-
-            backend = "faiss"
-        except ImportError:
-            backend = "numpy"
+    if backend not in ("torch", "faiss"):
+        raise ValidationError(f"unknown backend {backend!r}; choose 'torch' or 'faiss'")
     xs, sq = _prepare(X, metric)
     if backend == "faiss":
-        import faiss
-
-        if metric == "euclidean":
-            index = faiss.IndexFlatL2(xs.shape[1])
-            index.add(xs)
-            dist2, nbrs = index.search(xs, k)
-            values = np.exp(-np.sqrt(np.maximum(dist2, 0)) / X.shape[1]).astype(np.float32)
-        else:
-            index = faiss.IndexFlatIP(xs.shape[1])
-            index.add(xs)
-            values, nbrs = index.search(xs, k)
-            if metric == "cosine":
-                values = (values + 1) / 2
+        values, nbrs = _faiss_search(xs, k, metric, index)
     else:
+        import torch
+
+        data = torch.from_numpy(xs)
         nbrs = np.empty((n, k), dtype=np.int64)
         values = np.empty((n, k), dtype=np.float32)
         block = max(1, _BLOCK_ELEMENTS // n)
         for start in range(0, n, block):
             stop = min(n, start + block)
-            sims = _finish(xs[start:stop] @ xs.T, metric, X.shape[1], _sl(sq, start, stop), sq)
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            nbrs[start:stop] = top
-            values[start:stop] = np.take_along_axis(sims, top, axis=1)
+            sims = (data[start:stop] @ data.T).numpy()
+            sims = _finish(sims, metric, X.shape[1], _sl(sq, start, stop), sq)
+            top = torch.topk(torch.from_numpy(sims), k, dim=1, sorted=False)
+            values[start:stop], nbrs[start:stop] = top.values.numpy(), top.indices.numpy()
     if metric == "euclidean":  # the item itself is always its nearest neighbour
         values[nbrs == np.arange(n)[:, None]] = 1.0
-    matrix = sp.csr_matrix((values.ravel(), nbrs.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
-    matrix.sort_indices()
-    log.debug("built %s k-NN kernel: n=%d k=%d (%s)", metric, n, k, backend)
+    valid = nbrs >= 0  # approximate Faiss indexes may return fewer than k neighbours
+    counts = valid.sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    matrix = sp.csr_matrix((values[valid], nbrs[valid], indptr), shape=(n, n))
+    matrix.sum_duplicates()
+    log.debug("built %s k-NN kernel: n=%d k=%d (%s %s)", metric, n, k, backend, index)
     return SparseKernel(matrix)
+
+
+def _faiss_search(xs: np.ndarray, k: int, metric: str, index: str):
+    import faiss
+
+    euclidean = metric == "euclidean"
+    faiss_metric = faiss.METRIC_L2 if euclidean else faiss.METRIC_INNER_PRODUCT
+    try:
+        searcher = faiss.index_factory(xs.shape[1], index, faiss_metric)
+    except RuntimeError as exc:
+        raise ValidationError(f"Faiss cannot build index {index!r}: {exc}") from None
+    if not searcher.is_trained:
+        searcher.train(xs)
+    searcher.add(xs)
+    values, nbrs = searcher.search(xs, k)
+    if euclidean:
+        values = np.exp(-np.sqrt(np.maximum(values, 0)) / xs.shape[1])
+    elif metric == "cosine":
+        values = (values + 1) / 2
+    return values.astype(np.float32), nbrs.astype(np.int64)
 
 
 def _sl(arr: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:

@@ -210,7 +210,7 @@ def _side_set(name, needed, embeddings, given_kernel, what, dim):
     """Validate a query or conditioning set; an empty one names the objective to use instead."""
     if not needed:
         if embeddings is not None or given_kernel is not None:
-            log.warning("%s ignores the %s set it was given", name, what)
+            log.info("%s ignores the %s set it was given", name, what)
         return None
     size = None
     if given_kernel is not None:
