@@ -108,9 +108,8 @@ def similarity(
     block = max(1, _BLOCK_ELEMENTS // max(m, 1))
     for start in range(0, n, block):
         stop = min(n, start + block)
-        dots = xs[start:stop] @ ys.T
-        sq = None if sq_x is None else sq_x[start:stop]
-        out[start:stop] = _finish(dots, metric, X.shape[1], sq, sq_y)
+        dots = np.matmul(xs[start:stop], ys.T, out=out[start:stop])
+        _finish(dots, metric, X.shape[1], _sl(sq_x, start, stop), sq_y)
         if same and metric == "euclidean":  # exact 1 on the diagonal despite float32 cancellation
             rows = np.arange(start, stop)
             out[rows, rows] = 1.0
