@@ -1,12 +1,12 @@
 """raresift's submodular engine vs submodlib 0.0.3, side by side, in one run.
 
 Every case (library, objective, optimizer, n) runs in its own subprocess with a timeout; the worker
-reports its wall time (kernel construction and hand-off included) and its own peak RSS
-(``VmHWM`` from ``/proc/self/status``), so a submodlib blow-up cannot take the run down. Data: random
-float32 embeddings, d = 64, q = 25 query and p = 100 conditioning items, budget B = 100, shifted
-cosine kernel (SIMILAR's), eta = nu = lambda = 1. raresift uses ``kernel="auto"``: dense n x n for
-the FL family up to 32,768 candidates, a sparse k = 100 nearest-neighbour kernel above; graph cut and
-log det never store n x n (rows are computed on demand). submodlib gets the dense kernels.
+reports its wall time (kernel construction and hand-off included) and its own peak RSS (``VmHWM``
+from ``/proc/self/status``), so a submodlib blow-up cannot take the run down. Data: random float32
+embeddings, d = 64, q = 25 query and p = 100 conditioning items, budget B = 100, shifted cosine
+kernel (SIMILAR's), eta = nu = lambda = 1. raresift uses ``kernel="auto"``: dense n x n for the FL
+family up to 32,768 candidates, a sparse k = 100 nearest-neighbour kernel above; graph cut and log
+det never store n x n (rows are computed on demand). submodlib gets the dense kernels.
 
 Quick run:   python benchmarks/submodular_vs_submodlib.py --sizes 2000 --objectives fl,flqmi
 Full run:    python benchmarks/submodular_vs_submodlib.py          (takes long; run in background)

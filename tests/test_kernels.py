@@ -1,4 +1,5 @@
-"""Kernels: exact values per metric, the three kernel holders agree, k-NN keeps the right entries."""
+"""Kernels: exact values per metric, the three kernel holders agree, k-NN keeps the right
+entries."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def points():
 @pytest.mark.parametrize("metric", METRICS)
 def test_similarity_matches_definition(points, metric):
     Y = points[:7] * 2 + 1
-    np.testing.assert_allclose(similarity(points, metric=metric), _reference(points, points, metric),
+    expected = _reference(points, points, metric)
+    np.testing.assert_allclose(similarity(points, metric=metric), expected,
                                rtol=1e-4, atol=1e-5)  # fmt: skip
     np.testing.assert_allclose(similarity(points, Y, metric), _reference(points, Y, metric),
                                rtol=1e-4, atol=1e-5)  # fmt: skip

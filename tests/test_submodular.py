@@ -18,9 +18,7 @@ from raresift.submodular import (
 )
 
 MONOTONE = {"fl", "flvmi", "flqmi", "flcg", "flcmi", "gcmi"}
-SETTINGS = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _sets(seed, n, d=4, q=3, p=4):
@@ -202,7 +200,7 @@ def test_scmi_specialises_to_smi_scg_and_plain():
     ) == pytest.approx(fl.evaluate(pick["fl"]))
 
 
-# -- bad input --------------------------------------------------------------------------------------
+# -- bad input ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

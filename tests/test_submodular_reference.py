@@ -1,4 +1,5 @@
-"""Differential tests: raresift's twelve objectives against submodlib 0.0.3 (the reference SIMILAR ran).
+"""Differential tests: raresift's twelve objectives against submodlib 0.0.3 (the reference SIMILAR
+ran).
 
 Both libraries get the same precomputed kernels. Picks must be identical and gains equal within 1e-4
 relative, for naive greedy on every objective and for lazy greedy where lazy greedy is exact (the

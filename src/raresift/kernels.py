@@ -2,10 +2,12 @@
 
 Metrics (``metric=``):
 
-- ``"cosine"`` (the default): the *shifted* cosine ``(s + 1) / 2`` with ``s = x.y / (|x||y|)``, values in
-  [0, 1]. This is what SIMILAR ran (DISTIL shifts every kernel before handing it to submodlib).
+- ``"cosine"`` (the default): the *shifted* cosine ``(s + 1) / 2`` with ``s = x.y / (|x||y|)``,
+  values in [0, 1]. This is what SIMILAR ran (DISTIL shifts every kernel before handing it to
+  submodlib).
 - ``"cosine_raw"``: the plain cosine in [-1, 1]; what submodlib's own ``metric="cosine"`` computes.
-- ``"euclidean"``: ``exp(-|x - y|_2 / d)`` with ``d`` the number of features (distance, not squared).
+- ``"euclidean"``: ``exp(-|x - y|_2 / d)`` with ``d`` the number of features (distance, not
+  squared).
 - ``"dot"``: ``x.y``.
 
 A cosine with a zero-norm vector is 0 (0.5 once shifted). Everything is computed in float32, in row
@@ -14,13 +16,14 @@ blocks, so building an ``n x m`` kernel never needs more than the output plus on
 Three ways to hold the ``n x n`` similarity of the candidates, all with the same small interface
 (``n``, ``rows(idx)``, ``diagonal()``, ``column_sums()``, ``restrict(idx)``):
 
-- :class:`DenseKernel`: a precomputed float32 matrix (FL-type objectives with naive greedy want this);
-- :class:`FeatureKernel`: computes the rows it is asked for from the embeddings, never stores ``n x n``
-  (graph cut and log-determinant only ever need the rows of the chosen items);
-- :class:`SparseKernel`: each row keeps its ``k`` most similar items (exact blocked search or Faiss),
-  every other similarity counts as **0**. Facility location starts its running maxima at 0, so a missing
-  similarity never covers anything: FL on the sparse kernel is FL on the dense kernel with the
-  non-neighbour entries set to 0.
+- :class:`DenseKernel`: a precomputed float32 matrix (FL-type objectives with naive greedy want
+  this);
+- :class:`FeatureKernel`: computes the rows it is asked for from the embeddings, never stores
+  ``n x n`` (graph cut and log-determinant only ever need the rows of the chosen items);
+- :class:`SparseKernel`: each row keeps its ``k`` most similar items (exact blocked search or
+  Faiss), every other similarity counts as **0**. Facility location starts its running maxima at 0,
+  so a missing similarity never covers anything: FL on the sparse kernel is FL on the dense kernel
+  with the non-neighbour entries set to 0.
 
 >>> import numpy as np
 >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)

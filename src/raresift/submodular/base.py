@@ -76,7 +76,8 @@ class SetFunction:
 
 
 def as_index_set(A: Any, n: int) -> np.ndarray:
-    """Validate a subset of ``0 .. n-1`` given as any iterable of ints; returns sorted unique int64."""
+    """Validate a subset of ``0 .. n-1`` given as any iterable of ints; returns sorted unique
+    int64."""
     arr = np.unique(np.fromiter((int(a) for a in A), dtype=np.int64))
     if arr.size and (arr[0] < 0 or arr[-1] >= n):
         raise ValidationError(f"set elements must lie in 0..{n - 1}, got {arr.tolist()[:5]}")

@@ -3,7 +3,7 @@
 Each represented item ``i`` keeps the running maximum ``m_i`` of its similarity to the selection
 (starting at 0, so negative similarities never count) and contributes ``h_i(m_i)`` with
 
-    h_i(m) = max(min(m, cap_i) - floor_i, 0)        (a missing cap is +inf, a missing floor is "no clip")
+    h_i(m) = max(min(m, cap_i) - floor_i, 0)    (no cap: +inf; no floor: no clipping at all)
 
 plus an optional modular term. The five objectives only differ in what is represented, the caps and
 the floors (``m_Q``/``m_P`` are each candidate's best query/conditioning similarity):
@@ -73,7 +73,8 @@ class FacilityLocationFamily(SetFunction):
     all_gains_cheap = True  # every gain is kept up to date incrementally
 
     def _h(self, m: np.ndarray, cap=None, floor=None) -> np.ndarray:
-        """``h_i(m)`` in place on a float32 array (``cap``/``floor`` default to the full vectors)."""
+        """``h_i(m)`` in place on a float32 array (``cap``/``floor`` default to the full
+        vectors)."""
         cap = self.cap if cap is None else cap
         floor = self.floor if floor is None else floor
         if cap is not None:
@@ -124,7 +125,8 @@ class FacilityLocationFamily(SetFunction):
 
     def _add(self, j: int) -> None:
         """Raise the running maxima that ``j`` beats and update every candidate's gain by the
-        change on those represented items only: ``O(changed x n)`` dense, ``O(changed x k)`` k-NN."""
+        change on those represented items only: ``O(changed x n)`` dense, ``O(changed x k)``
+        k-NN."""
         if isinstance(self.cover, SparseKernel):
             t = self.cover.transposed
             lo, hi = t.indptr[j], t.indptr[j + 1]

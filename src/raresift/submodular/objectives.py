@@ -111,7 +111,8 @@ def make_objective(
 
     ``kernel`` picks how candidate-candidate similarities are held when built from ``data``:
     ``"dense"`` (n x n float32), ``"sparse"`` (k-NN, ``k`` per row, missing similarities are 0),
-    ``"features"`` (rows computed on demand; no n x n storage), or ``"auto"``: features for graph cut
+    ``"features"`` (rows computed on demand; no n x n storage), or ``"auto"``: features for graph
+    cut
     and log det (exact, they only read rows of picked items), dense for the facility-location family
     up to 32,768 candidates and sparse k-NN above.
 

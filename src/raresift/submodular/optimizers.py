@@ -1,4 +1,5 @@
-"""Greedy maximisers (naive, lazy, stochastic, lazier-than-lazy), the partition trick, and ``select``."""
+"""Greedy maximisers (naive, lazy, stochastic, lazier-than-lazy), the partition trick, and
+``select``."""
 
 from __future__ import annotations
 
@@ -210,11 +211,12 @@ def select(
     ``objective`` is a :class:`SetFunction` or a name for :func:`make_objective`, which then gets
     ``objective_params`` (``data=``, ``query=``, ``conditioning=``, ``metric=``, ``eta=`` ...).
     ``optimizer`` is ``"naive"``, ``"lazy"`` (Minoux; exact on submodular objectives),
-    ``"stochastic"`` or ``"lazier"`` (both sample ``ceil(n / B ln(1 / epsilon))`` items a step, drawn
-    with ``seed``). ``stop_if_zero_gain`` / ``stop_if_negative_gain`` end the run early when the best
-    gain is ``<= 0`` / ``< 0``. ``partitions > 1`` applies the partition trick: the candidates are
-    split at random into that many parts, the budget is shared in proportion to the part sizes
-    (:func:`partition_budgets`), each part is solved on its own and the picks are concatenated.
+    ``"stochastic"`` or ``"lazier"`` (both sample ``ceil(n / B ln(1 / epsilon))`` items a step,
+    drawn with ``seed``). ``stop_if_zero_gain`` / ``stop_if_negative_gain`` end the run early when
+    the best gain is ``<= 0`` / ``< 0``. ``partitions > 1`` applies the partition trick: the
+    candidates are split at random into that many parts, the budget is shared in proportion to the
+    part sizes (:func:`partition_budgets`), each part is solved on its own and the picks are
+    concatenated.
 
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(40, 5))
@@ -227,7 +229,8 @@ def select(
         raise ConfigError(f"objective must be a name or a SetFunction, got {type(fn).__name__}")
     if isinstance(objective, SetFunction) and objective_params:
         raise ConfigError(
-            f"objective parameters {sorted(objective_params)} only apply to objectives given by name"
+            f"objective parameters {sorted(objective_params)} only apply to objectives "
+            "given by name"
         )
     key = _ALIASES.get(str(optimizer).lower().replace("_", "").replace("-", ""))
     if key is None:
