@@ -68,6 +68,8 @@ def _worker(lib: str, name: str, optimizer: str, n: int, kernel: str) -> dict:
     X, Q, P = _data(n)
     if lib == "submodlib":
         import submodlib  # noqa: F401  (import time is not the library's selection time)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
     start = time.perf_counter()
     if lib == "raresift":
         sel = select(
@@ -94,9 +96,11 @@ def _worker(lib: str, name: str, optimizer: str, n: int, kernel: str) -> dict:
         fn = submodlib_function(name, n, kernels)
         picks, gains = submodlib_select(fn, BUDGET, optimizer)
     seconds = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     peak_mb = _peak_rss_mb()
     return {
         "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime - cpu_before,
         "peak_mb": peak_mb,
         "picks": picks[:10].tolist(),
         "gains": gains[:10].tolist(),
@@ -126,12 +130,10 @@ def _agreement(ours: dict, ref: dict) -> str:
     return "yes"
 
 
-def _fmt(result: dict | None) -> tuple[str, str]:
-    if result is None:
-        return "-", "-"
+def _fmt(result: dict) -> tuple[str, str, str]:
     if "status" in result:
-        return result["status"], "-"
-    return f"{result['seconds']:.2f}", f"{result['peak_mb']:.0f}"
+        return result["status"], "-", "-"
+    return f"{result['seconds']:.2f}", f"{result['cpu']:.1f}", f"{result['peak_mb']:.0f}"
 
 
 def main() -> None:
@@ -171,8 +173,8 @@ def main() -> None:
     if args.million:
         cases += [(1_000_000, name, opt) for name in ("flqmi", "gcmi") for opt in ("lazy",)]
     header = (
-        f"{'n':>8} {'objective':<10} {'optimizer':<10} {'raresift s':>10} {'MB':>6}  "
-        f"{'submodlib s':<44} {'MB':>6} {'speedup':>8} {'same top-10':>11}"
+        f"{'n':>8} {'objective':<10} {'optimizer':<10} {'raresift s':>10} {'cpu s':>7} {'MB':>6}  "
+        f"{'submodlib s':<44} {'cpu s':>7} {'MB':>6} {'speedup':>8} {'same top-10':>11}"
     )
     print(header)
     print("-" * len(header), flush=True)
@@ -191,15 +193,17 @@ def main() -> None:
             speed = f"{ref['seconds'] / ours['seconds']:.1f}x"
             if opt in ("naive", "lazy"):
                 same = _agreement(ours, ref)
-        rs, rm = _fmt(ours)
-        ss, sm = _fmt(ref)
+        rs, rc, rm = _fmt(ours)
+        ss, sc, sm = _fmt(ref)
         print(
-            f"{n:>8} {name:<10} {opt:<10} {rs:>10} {rm:>6}  {ss:<44} {sm:>6} {speed:>8} {same:>11}",
+            f"{n:>8} {name:<10} {opt:<10} {rs:>10} {rc:>7} {rm:>6}  {ss:<44} {sc:>7} {sm:>6} "
+            f"{speed:>8} {same:>11}",
             flush=True,
         )
     print(
         f"(B={BUDGET}, d={DIM}, q={N_QUERY}, p={N_CONDITIONING}, shifted cosine, epsilon=0.1; "
         f"raresift kernel={args.kernel}; seconds include building kernels; "
+        "cpu s = user + system seconds of all the worker's threads; "
         "MB = the worker's peak RSS)"
     )
 

@@ -15,8 +15,8 @@ LogDet  ``logdet``       ``logdetmi``     ``logdetcg``  ``logdetcmi``
 ======  ===============  ===============  ============  ================
 
 ``eta`` scales query similarities, ``nu`` conditioning ones, ``lambda_`` is graph cut's
-trade-off and log det's ridge; all default to 1. Similarities default to the shifted cosine ``(s + 1) / 2``
-(:mod:`raresift.kernels`).
+trade-off and log det's ridge; all default to 1. Similarities default to the shifted cosine
+``(s + 1) / 2`` (:mod:`raresift.kernels`).
 
 The API a strategy calls: candidate embeddings, query embeddings, conditioning embeddings and a
 budget in; picks (positions into the candidates, in pick order) and their marginal gains out.
@@ -35,7 +35,8 @@ budget in; picks (positions into the candidates, in pick order) and their margin
 For large pools: ``kernel="sparse", k=100`` (k-NN kernel) for the FL and GC families,
 ``partitions=p`` for the partition trick, ``optimizer="stochastic"`` or ``"lazier"`` with a
 ``seed``. An objective can also be built once with :func:`make_objective` (from embeddings or
-precomputed kernels) and passed to :func:`select`; its ``gains()``, ``add(j)`` and ``evaluate(A)`` are public.
+precomputed kernels) and passed to :func:`select`; its ``gains()``, ``add(j)`` and
+``evaluate(A)`` are public.
 """
 
 from raresift.submodular.base import SetFunction
