@@ -273,4 +273,6 @@ def test_bad_inputs_raise_clear_errors():
         fn = make_objective("fl", X)
         fn.add(1)
         fn.add(1)
+    with pytest.raises(ValidationError, match="not positive semi-definite.*features"):
+        make_objective("logdetcg", X, conditioning=P, kernel="sparse", k=3)
     assert issubclass(ValidationError, RaresiftError)

@@ -23,7 +23,7 @@ Three ways to hold the ``n x n`` similarity of the candidates, all with the same
 - :class:`SparseKernel`: each row keeps its ``k`` most similar items (exact blocked search or
   Faiss), every other similarity counts as **0**. Facility location starts its running maxima at 0,
   so a missing similarity never covers anything: FL on the sparse kernel is FL on the dense kernel
-  with the non-neighbour entries set to 0.
+  with the non-neighbour entries set to 0 (graph cut likewise sums only the stored entries).
 
 >>> import numpy as np
 >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)

@@ -138,6 +138,11 @@ def make_objective(
             f"unknown kernel {kernel!r}; choose 'auto', 'dense', 'sparse' or 'features'"
         )
 
+    if spec.family == "logdet" and (kernel == "sparse" or isinstance(data_kernel, SparseKernel)):
+        raise ValidationError(
+            f"{name}: a k-NN kernel is not positive semi-definite, so its log-determinant is "
+            "undefined; use kernel='features' (exact, never stores n x n) or 'dense'"
+        )
     X = None if data is None else check_matrix(data, "data")
     n = _ground_size(X, data_kernel, query_kernel, conditioning_kernel)
     dim = None if X is None else X.shape[1]

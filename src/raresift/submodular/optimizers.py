@@ -206,7 +206,8 @@ def select(
     progress: bool = False,
     **objective_params: Any,
 ) -> Selection:
-    """Greedily pick ``budget`` candidates maximising ``objective``.
+    """Greedily pick ``budget`` candidates maximising ``objective`` (starting from an empty
+    selection: a :class:`SetFunction` passed in is reset first).
 
     ``objective`` is a :class:`SetFunction` or a name for :func:`make_objective`, which then gets
     ``objective_params`` (``data=``, ``query=``, ``conditioning=``, ``metric=``, ``eta=`` ...).
