@@ -111,7 +111,8 @@ def make_objective(
 
     ``kernel`` picks how candidate-candidate similarities are held when built from ``data``:
     ``"dense"`` (n x n float32), ``"sparse"`` (k-NN, ``k`` per row, missing similarities are 0),
-    ``"features"`` (rows computed on demand; no n x n storage), or ``"auto"``: features for graph cut
+    ``"features"`` (rows computed on demand; no n x n storage), or ``"auto"``: features for graph
+    cut
     and log det (exact, they only read rows of picked items), dense for the facility-location family
     up to 32,768 candidates and sparse k-NN above.
 
@@ -137,6 +138,11 @@ def make_objective(
             f"unknown kernel {kernel!r}; choose 'auto', 'dense', 'sparse' or 'features'"
         )
 
+    if spec.family == "logdet" and (kernel == "sparse" or isinstance(data_kernel, SparseKernel)):
+        raise ValidationError(
+            f"{name}: a k-NN kernel is not positive semi-definite, so its log-determinant is "
+            "undefined; use kernel='features' (exact, never stores n x n) or 'dense'"
+        )
     X = None if data is None else check_matrix(data, "data")
     n = _ground_size(X, data_kernel, query_kernel, conditioning_kernel)
     dim = None if X is None else X.shape[1]
@@ -210,7 +216,7 @@ def _side_set(name, needed, embeddings, given_kernel, what, dim):
     """Validate a query or conditioning set; an empty one names the objective to use instead."""
     if not needed:
         if embeddings is not None or given_kernel is not None:
-            log.warning("%s ignores the %s set it was given", name, what)
+            log.info("%s ignores the %s set it was given", name, what)
         return None
     size = None
     if given_kernel is not None:
