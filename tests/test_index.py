@@ -56,7 +56,7 @@ def test_exclude_drops_ids_and_still_returns_k(pool):
     assert not np.isin(ids, excluded).any()
     assert (ids >= 0).all() and ids.shape == (4, 5)
     # the survivors keep their order
-    for row_plain, row in zip(plain, ids):
+    for row_plain, row in zip(plain, ids, strict=True):
         kept = [i for i in row_plain if i not in excluded]
         assert list(row[: len(kept)]) == kept
 
