@@ -11,7 +11,7 @@ memmap), so 10^7 x 256 needs no more than a chunk of working memory besides the 
 Example
 -------
 >>> data = make_synthetic_concepts(n=20_000, dim=16, n_concepts=5, progress=False)
->>> data.train.shape, data.n_concepts, int(data.labels(0).sum()) == data.train_counts[0]
+>>> data.train.shape, data.n_concepts, bool(data.labels(0).sum() == data.train_counts[0])
 ((20000, 16), 5, True)
 """
 
@@ -100,7 +100,8 @@ def make_synthetic_concepts(
     n_concepts : rare concepts; their train prevalences are log-uniform in ``prevalence``.
     n_background, zipf : background clusters and the Zipf exponent of their sizes.
     fragmented_share, max_fragments : share of concepts split into 2..max_fragments clusters.
-    latent_dim, spread : latent dimension (default min(32, dim)); within-cluster standard deviation (centres ~ N(0, 1)).
+    latent_dim, spread : latent dimension (default min(32, dim)); within-cluster standard
+        deviation (centres are N(0, 1)).
     concept_offset : per-coordinate distance scale of a concept fragment from its background
         cluster (smaller: harder concepts).
     ambient_noise : isotropic noise added in all ``dim`` coordinates before normalising.
