@@ -34,6 +34,7 @@ log = logging.getLogger("raresift")
 
 _FORMAT = "raresift-neighbor-index/1"
 _BLOCK = 65_536  # rows read at a time when summing unit vectors
+_PARALLEL_QUERIES = 16  # fewer queries than this are searched on one thread
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
@@ -225,7 +226,7 @@ class NeighborIndex:
         m = queries.shape[0]
         if m == 0 or depth == 0:
             return np.full((m, k), -1, np.int64), np.full((m, k), -np.inf, np.float32)
-        distances, found = self.index.search(normalize_rows(queries), depth)
+        distances, found = self._faiss_search(normalize_rows(queries), depth)
         scores = self._scores(distances).astype(np.float32)
         keep = found >= 0
         if excluded.size:
@@ -243,6 +244,18 @@ class NeighborIndex:
             out_ids = np.pad(out_ids, ((0, 0), (0, pad)), constant_values=-1)
             out_scores = np.pad(out_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
         return out_ids, out_scores
+
+    def _faiss_search(self, queries: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """Faiss search; a handful of queries run on one thread (OpenMP start-up and contention
+        with other processes cost far more than they save there)."""
+        if queries.shape[0] >= _PARALLEL_QUERIES:
+            return self.index.search(queries, depth)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self.index.search(queries, depth)
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     def neighbors(
         self,

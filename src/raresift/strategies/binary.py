@@ -25,20 +25,23 @@ from raresift.strategies.uncertainty import entropy_scores, predict_proba
 def positive_proba(state: SelectionState, ids: np.ndarray, positive: int = 1) -> np.ndarray:
     """p(y = positive) for ``ids`` under the state's fitted model.
 
-    Uses the model's ``classes_`` to find the column; a model that never saw the positive class
-    gives 0 for every item.
+    Columns follow the model's ``classes_`` when there is one per column (scikit-learn);
+    otherwise column ``positive`` is class ``positive`` (raresift's adapters, which keep a column
+    for every class, seen or not). A model that cannot know the positive class gives 0.
     """
     proba = predict_proba(state, ids)
     classes = getattr(state.model, "classes_", None)
-    if classes is None:
-        if proba.shape[1] != 2:
-            raise ValidationError(
-                "most-likely positive needs a binary model (2 probability columns) or one with "
-                "classes_"
-            )
-        return proba[:, 1]
-    hits = np.flatnonzero(np.asarray(classes) == positive)
-    return proba[:, hits[0]] if hits.size else np.zeros(len(ids))
+    if classes is not None and len(classes) == proba.shape[1]:
+        hits = np.flatnonzero(np.asarray(classes) == positive)
+        return proba[:, hits[0]] if hits.size else np.zeros(len(ids))
+    if 0 <= positive < proba.shape[1]:
+        return proba[:, positive]
+    if classes is not None:
+        return np.zeros(len(ids))
+    raise ValidationError(
+        f"the model's probabilities have {proba.shape[1]} columns and no classes_; cannot find "
+        f"class {positive}"
+    )
 
 
 @register_strategy("mlp")
