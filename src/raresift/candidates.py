@@ -24,6 +24,7 @@ from raresift.idsets import contains_ids, insert_ids, remove_ids
 from raresift.index import NeighborIndex, normalize_rows, unit_vector_sum
 from raresift.pool import Labels, Pool, as_ids, check_budget
 from raresift.strategies.base import Batch, ScoringStrategy, SelectionState, Strategy
+from raresift.strategies.binary import DensityWeightedStrategy
 
 log = logging.getLogger("raresift")
 
@@ -292,44 +293,105 @@ class SEALSCandidates(CandidatePool):
     def _select_per_item(
         self, strategy: ScoringStrategy, state: SelectionState, budget: int
     ) -> Batch:
-        """Algorithm 2's inner loop: pick the best, swap it for its neighbours, repeat."""
+        """Algorithm 2's inner loop: pick the best, swap it for its neighbours, repeat.
+
+        The picks are exactly those of rescoring the pool after every step, but the work is
+        batched: the neighbours of the current top ``budget`` candidates are searched in one
+        call and their newcomers scored in one model call (most picks come from there; other
+        picks are searched one at a time), scores live in append-only buffers, and the pool's
+        sorted bookkeeping is updated once at the end. For a :class:`DensityWeightedStrategy`
+        the informativeness is computed once per item and the density weights are recomputed
+        after every pick from the running sum of the pool's unit vectors (O(|P| d) per pick).
+        """
         budget = check_budget(budget, max(len(self), 1), "candidates in the SEALS pool")
-        rescore_all = getattr(strategy, "depends_on_candidates", False)
-        ids = self._members.copy()
-        scores = self._scores(strategy, state, ids)
-        # Neighbours of the current top `budget` in one batched search: most picks come from
-        # there. Picks outside it (newcomers that score higher) are searched one at a time.
-        top = ids[np.argsort(-scores, kind="stable")[:budget]]
-        cached_ids = np.sort(top)
-        cached_rows = self._neighbors(cached_ids)
-        picks, pick_scores = [], []
+        weighted = isinstance(strategy, DensityWeightedStrategy)
+        value = strategy.informativeness if weighted else strategy.score
+        members = self._members
+        n = members.size
+        cap = n + budget * self.k
+        ids = np.empty(cap, dtype=np.int64)
+        base = np.full(cap, -np.inf)
+        ids[:n] = members
+        base[:n] = self._values(strategy, value, state, members)
+        if weighted:
+            units = np.empty((cap, self.pool.dim), dtype=np.float32)
+            units[:n] = normalize_rows(self.pool.embeddings_of(members))
+            total = units[:n].sum(axis=0, dtype=np.float64)
+            count = n
+
+        def current_scores() -> np.ndarray:
+            if not weighted:
+                return base[:n]
+            out = base[:n] * strategy.density_weights(units[:n] @ total / max(count, 1))
+            out[np.isneginf(base[:n])] = -np.inf
+            return out
+
+        # speculative batch: neighbours of today's top `budget`, and the values of newcomers
+        top = np.sort(ids[np.argsort(-current_scores(), kind="stable")[:budget]])
+        top_rows = self._neighbors(top)
+        fresh = np.unique(top_rows[top_rows >= 0])
+        fresh = fresh[~contains_ids(members, fresh) & ~contains_ids(self._excluded, fresh)]
+        fresh_values = self._values(strategy, value, state, fresh)
+        taken = np.empty(0, dtype=np.int64)  # picks and newcomers of this batch, ascending
+        picks, pick_scores, joined = [], [], []
         for _ in range(budget):
-            if ids.size == 0:
+            scores = current_scores()
+            j = int(np.argmax(scores))
+            if not np.isfinite(scores[j]):
                 raise BudgetError(
                     f"the SEALS pool ran out after {len(picks)} of {budget} picks; lower the "
                     "batch size or raise k"
                 )
-            if rescore_all and picks:
-                ids = self._members.copy()
-                scores = self._scores(strategy, state, ids)
-            best = np.flatnonzero(scores == scores.max())
-            j = best[state.rng.integers(best.size)] if best.size > 1 else best[0]
+            tied = np.flatnonzero(scores == scores[j])
+            if tied.size > 1:
+                j = int(tied[state.rng.integers(tied.size)])
             pick = ids[j]
             picks.append(pick)
             pick_scores.append(scores[j])
-            ids, scores = np.delete(ids, j), np.delete(scores, j)
-            self._exclude(np.array([pick]))
-            hit = contains_ids(cached_ids, np.array([pick]))[0]
-            rows = cached_rows[np.searchsorted(cached_ids, pick)][None] if hit else None
-            newcomers = self._expand(np.array([pick]), rows)
-            if newcomers.size and not rescore_all:
-                ids = np.concatenate([ids, newcomers])
-                scores = np.concatenate([scores, self._scores(strategy, state, newcomers)])
-        return Batch(np.array(picks), np.array(pick_scores), strategy.name, state.round)
+            base[j] = -np.inf
+            if weighted:
+                total -= units[j]
+                count -= 1
+            if not contains_ids(taken, np.array([pick]))[0]:
+                taken = insert_ids(taken, np.array([pick]))
+            if contains_ids(top, np.array([pick]))[0]:
+                row = top_rows[np.searchsorted(top, pick)]
+            else:
+                row = self._neighbors(np.array([pick]))[0]
+            new = np.unique(row[row >= 0])
+            new = new[
+                ~contains_ids(members, new)
+                & ~contains_ids(self._excluded, new)
+                & ~contains_ids(taken, new)
+            ]
+            if not new.size:
+                continue
+            known = contains_ids(fresh, new)
+            values = np.empty(new.size)
+            values[known] = fresh_values[np.searchsorted(fresh, new[known])]
+            values[~known] = self._values(strategy, value, state, new[~known])
+            ids[n : n + new.size] = new
+            base[n : n + new.size] = values
+            if weighted:
+                units[n : n + new.size] = normalize_rows(self.pool.embeddings_of(new))
+                total += units[n : n + new.size].sum(axis=0, dtype=np.float64)
+                count += new.size
+            n += new.size
+            taken = insert_ids(taken, new)
+            joined.append(new)
+        picks = np.array(picks, dtype=np.int64)
+        self._exclude(picks)
+        self._expanded = insert_ids(self._expanded, picks[~contains_ids(self._expanded, picks)])
+        if joined:
+            self._join(np.concatenate(joined))
+        return Batch(picks, np.array(pick_scores), strategy.name, state.round)
 
     @staticmethod
-    def _scores(strategy: ScoringStrategy, state: SelectionState, ids: np.ndarray) -> np.ndarray:
-        scores = np.asarray(strategy.score(state, ids), dtype=np.float64)
+    def _values(strategy, value, state: SelectionState, ids: np.ndarray) -> np.ndarray:
+        """``value(state, ids)`` (a strategy's scores or informativeness), checked."""
+        if ids.size == 0:
+            return np.empty(0)
+        scores = np.asarray(value(state, ids), dtype=np.float64)
         if scores.shape != ids.shape or not np.all(np.isfinite(scores)):
             raise ValidationError(f"strategy {strategy.name!r} produced invalid scores")
         return scores

@@ -135,6 +135,55 @@ def synthetic_tasks(
     ]
 
 
+def class_tasks(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    classes: Sequence[int] | None = None,
+    share: float = 0.01,
+    index_factory: str | None = "Flat",
+    seed: int = 0,
+    progress: bool = False,
+) -> list[BinaryConcept]:
+    """Each class of a labeled data set as a rare binary concept.
+
+    For class ``c`` the pool is every train item of the other classes plus a seeded random
+    subset of class ``c`` sized so that it makes up ``share`` of the pool; the test split is cut
+    the same way. Each task gets its own pool (ids are the original row numbers) and index.
+    """
+    if not 0 < share < 1:
+        raise ConfigError(f"share must be in (0, 1), got {share}")
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    classes = np.unique(train_y) if classes is None else classes
+    rng = np.random.default_rng(seed)
+    tasks = []
+
+    def cut(y: np.ndarray, c: int) -> np.ndarray:
+        others = np.flatnonzero(y != c)
+        n_pos = max(1, round(share * others.size / (1 - share)))
+        positives = rng.choice(np.flatnonzero(y == c), n_pos, replace=False)
+        return np.sort(np.concatenate([others, positives]))
+
+    for c in classes:
+        rows, test_rows = cut(train_y, c), cut(test_y, c)
+        pool = Pool(train_x[rows], ids=rows)
+        index = None
+        if index_factory is not None:
+            index = NeighborIndex(index_factory, progress=progress).fit(pool)
+        tasks.append(
+            BinaryConcept(
+                f"class-{c}",
+                pool,
+                train_y[rows] == c,
+                test_x[test_rows],
+                test_y[test_rows] == c,
+                index,
+            )
+        )
+    return tasks
+
+
 def seed_labels(y: np.ndarray, ids: np.ndarray, n_pos: int, n_neg: int, rng) -> Labels:
     """``n_pos`` positives and ``n_neg`` negatives drawn at random."""
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)

@@ -87,6 +87,7 @@ def make_synthetic_concepts(
     ambient_noise: float = 0.3,
     test_size: float = 0.1,
     min_test_positives: int = 20,
+    min_train_positives: int = 1,
     path: str | os.PathLike | None = None,
     chunk_size: int = 65_536,
     seed: int = 0,
@@ -106,7 +107,7 @@ def make_synthetic_concepts(
         cluster (smaller: harder concepts).
     ambient_noise : isotropic noise added in all ``dim`` coordinates before normalising.
     test_size : test rows as a fraction of ``n``; every concept gets at least
-        ``min_test_positives`` of them.
+        ``min_test_positives`` of them (and ``min_train_positives`` train rows).
     path : if given, the train embeddings are written to this ``.npy`` file and returned as a
         read-only memmap.
     """
@@ -178,7 +179,9 @@ def make_synthetic_concepts(
         train = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
     else:
         train = np.empty((n, dim), dtype=np.float32)
-    train_concept = generate(n, cluster_counts(n, 1), streams[1], train, "synthetic train")
+    train_concept = generate(
+        n, cluster_counts(n, min_train_positives), streams[1], train, "synthetic train"
+    )
     n_test = max(1, round(test_size * n))
     test = np.empty((n_test, dim), dtype=np.float32)
     test_concept = generate(

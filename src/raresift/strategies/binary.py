@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from raresift.errors import ValidationError
-from raresift.idsets import contains_ids
 from raresift.index import normalize_rows, unit_vector_sum
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
 from raresift.strategies.uncertainty import entropy_scores, predict_proba
@@ -55,43 +54,38 @@ class MostLikelyPositiveStrategy(ScoringStrategy):
         return positive_proba(state, ids, self.positive)
 
 
-@register_strategy("information-density")
-class InformationDensityStrategy(ScoringStrategy):
-    """Entropy times (mean cosine similarity to the candidate pool) ** beta (Settles & Craven).
+class DensityWeightedStrategy(ScoringStrategy):
+    """``informativeness(z) * max(0, mean cosine similarity of z to the candidates) ** beta``.
 
-    Negative mean similarities count as 0. Scores depend on the whole candidate pool
-    (``depends_on_candidates``), so SEALS rescores every candidate after each pick; entropies are
-    memoised per fitted model and round, so that costs lookups, not predictions.
+    Subclasses implement :meth:`informativeness`, which must not depend on the candidate pool;
+    the density weight does. SEALS' per-item selection relies on that split: it computes
+    informativeness once per item and keeps the densities current itself as the pool changes.
     """
-
-    depends_on_candidates = True
 
     def __init__(self, beta: float = 1.0):
         self.beta = beta
-        self._memo_key: tuple | None = None
-        self._memo_ids = np.empty(0, dtype=np.int64)
-        self._memo_entropy = np.empty(0)
 
-    def _entropy(self, state: SelectionState, ids: np.ndarray) -> np.ndarray:
-        key = (id(state.model), state.round)
-        if key != self._memo_key:
-            self._memo_key = key
-            self._memo_ids, self._memo_entropy = np.empty(0, dtype=np.int64), np.empty(0)
-        missing = np.unique(ids[~contains_ids(self._memo_ids, ids)])
-        if missing.size:
-            values = entropy_scores(predict_proba(state, missing))
-            ids_all = np.concatenate([self._memo_ids, missing])
-            order = np.argsort(ids_all, kind="stable")
-            self._memo_ids = ids_all[order]
-            self._memo_entropy = np.concatenate([self._memo_entropy, values])[order]
-        return self._memo_entropy[np.searchsorted(self._memo_ids, ids)]
+    def informativeness(self, state: SelectionState, ids: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
-    def score(self, state, ids):
+    def density_weights(self, density: np.ndarray) -> np.ndarray:
+        """``max(0, density) ** beta``."""
         if not np.isfinite(self.beta) or self.beta < 0:
             raise ValidationError(f"beta must be a finite number >= 0, got {self.beta!r}")
+        return np.clip(density, 0.0, None) ** self.beta
+
+    def score(self, state, ids):
         if state.candidate_pool is not None:
             density = state.candidate_pool.density(ids)
         else:
             unit = normalize_rows(state.pool.embeddings_of(ids)).astype(np.float64)
             density = unit @ unit_vector_sum(state.pool, ids) / ids.size
-        return self._entropy(state, ids) * np.clip(density, 0.0, None) ** self.beta
+        return self.informativeness(state, ids) * self.density_weights(density)
+
+
+@register_strategy("information-density")
+class InformationDensityStrategy(DensityWeightedStrategy):
+    """Information density (Settles & Craven 2008): entropy weighted by density, beta = 1."""
+
+    def informativeness(self, state, ids):
+        return entropy_scores(predict_proba(state, ids))
