@@ -2,6 +2,7 @@
 
 from raresift.strategies import (  # noqa: F401  (importing a module registers its strategies)
     badge,
+    binary,
     coreset,
     mc_dropout,
     similar,
