@@ -1,0 +1,1 @@
+"""Models: adapters, small networks and the features strategies compute from them."""
