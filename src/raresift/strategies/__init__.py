@@ -1,6 +1,6 @@
 """Acquisition strategies, constructible by name through :func:`make_strategy`."""
 
-from raresift.strategies import uncertainty  # noqa: F401  (registers its strategies)
+from raresift.strategies import fisher, importance, uncertainty  # noqa: F401  (they register)
 from raresift.strategies.base import (
     Batch,
     RandomStrategy,
