@@ -178,29 +178,35 @@ def trace_cross_covariance(z: np.ndarray, g: np.ndarray) -> np.ndarray:
     return ((zc * gc).sum(dim=(-2, -1)) / (k - 1)).numpy()
 
 
+def _logdet_covariance(x: torch.Tensor, ridge: float) -> torch.Tensor:
+    """log |X^T X / (K-1) + ridge I_L| for samples x (..., K, L), via the smaller of K and L."""
+    k, width = x.shape[-2], x.shape[-1]
+    if k < width:  # |X^T X + rI_L| = r^(L-K) |X X^T + rI_K|
+        gram = x @ x.transpose(-1, -2) / (k - 1)
+        eye = ridge * torch.eye(k, dtype=x.dtype)
+        return torch.linalg.slogdet(gram + eye)[1] + (width - k) * np.log(ridge)
+    cov = x.transpose(-1, -2) @ x / (k - 1)
+    return torch.linalg.slogdet(cov + ridge * torch.eye(width, dtype=x.dtype))[1]
+
+
 def gaussian_mutual_information(z: np.ndarray, g: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
     """Gaussian I(z; g) = 0.5 log(|C_zz| |C_gg| / |C_[zg][zg]|) from K samples (..., K, L).
 
-    Leading axes broadcast (z of shape (n, 1, K, L) against g of shape (n, D, K, L)).
-    Each block is centred and scaled to unit mean variance (I is invariant to that), then
-    ``ridge`` * I is added to every covariance so that K < L samples still give finite values.
-    Determinants go through the K x K Gram matrices (|X^T X + rI_L| = r^(L-K) |X X^T + rI_K|), so
-    the cost does not grow with L^3.
+    Leading axes broadcast (z of shape (n, 1, K, L) against g of shape (n, D, K, L)). Each block
+    is centred and scaled to unit mean variance (I is invariant to that), then ``ridge`` * I is
+    added to every covariance so that K < L samples still give finite values. Determinants go
+    through K x K Gram matrices when K < L, so few samples of long descriptors stay cheap.
     """
     if ridge <= 0:
         raise ConfigError(f"ridge must be positive, got {ridge}")
     zt = _centre_and_scale(torch.as_tensor(z, dtype=torch.float64))
     gt = _centre_and_scale(torch.as_tensor(g, dtype=torch.float64))
-    k, lz, lg = zt.shape[-2], zt.shape[-1], gt.shape[-1]
-    if k < 2:
+    if zt.shape[-2] < 2:
         raise ValidationError("mutual information needs at least two samples per item")
-    gram_z = zt @ zt.transpose(-1, -2) / (k - 1)
-    gram_g = gt @ gt.transpose(-1, -2) / (k - 1)
-    eye = ridge * torch.eye(k, dtype=torch.float64)
-    logdet_z = torch.linalg.slogdet(gram_z + eye)[1] + (lz - k) * np.log(ridge)
-    logdet_g = torch.linalg.slogdet(gram_g + eye)[1] + (lg - k) * np.log(ridge)
-    logdet_zg = torch.linalg.slogdet(gram_z + gram_g + eye)[1] + (lz + lg - k) * np.log(ridge)
-    return (0.5 * (logdet_z + logdet_g - logdet_zg)).numpy()
+    lead = torch.broadcast_shapes(zt.shape[:-2], gt.shape[:-2])
+    joint = torch.cat([zt.expand(*lead, *zt.shape[-2:]), gt.expand(*lead, *gt.shape[-2:])], dim=-1)
+    logdet = _logdet_covariance(zt, ridge) + _logdet_covariance(gt, ridge)
+    return (0.5 * (logdet - _logdet_covariance(joint, ridge))).numpy()
 
 
 def monte_carlo_labels(
