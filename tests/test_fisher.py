@@ -107,7 +107,10 @@ def test_descriptors_only_match_and_default_layer(net):
     full = pooled_features(net, x, LAYERS, "argmax")
     assert only.g is None
     np.testing.assert_allclose(only.z, full.z, atol=1e-6)
-    assert pooled_features(net, x).z.shape == (6, 8)  # network.features
+    # default: every ReLU output (4 + 6 + 8 values); "penultimate": the classifier's input
+    assert pooled_features(net, x, None, None).segments == [(0, 4), (4, 10), (10, 18)]
+    pen = pooled_features(net, x, ["penultimate"], None, standardize=False).z
+    np.testing.assert_allclose(pen, net.eval().features(x).detach().numpy(), atol=1e-6)
 
 
 def test_bad_layers_and_labels(net):
@@ -356,3 +359,32 @@ def test_fisher_strategy_is_seeded_and_validates(smooth_net):
         make_strategy("fisher", pseudo_label="true")
     with pytest.raises(ConfigError, match="pseudo_label"):
         make_strategy("fisher", pseudo_label="guess")
+
+
+def test_default_layers_of_raresift_networks():
+    from raresift.models import LeNet, ResNet18
+
+    lenet = LeNet(n_classes=10)
+    out = pooled_features(lenet, torch.zeros(2, 1, 28, 28), None, None)
+    assert out.segments == [(0, 10), (10, 30), (30, 80)]  # the paper's L = 80
+    resnet = ResNet18(n_classes=3, in_channels=1, width=4, image_size=28)
+    out = pooled_features(resnet, torch.zeros(2, 1, 28, 28), None, "argmax")
+    assert out.segments == [(0, 16), (16, 48)]  # resblock3 + resblock4
+
+
+@pytest.mark.parametrize("name", ["fisher-weak", "pcc"])
+def test_fisher_strategies_run_in_the_active_learner(name):
+    from raresift.loop import ActiveLearner
+    from raresift.models import LeNet, TorchModel
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 90)
+    x = (rng.random((90, 784)) * 100 + y[:, None] * 60).astype(np.float32)  # flat pixels
+    model = TorchModel(LeNet(n_classes=3), epochs=2, input_scale=1 / 255, device="cpu")
+    learner = ActiveLearner(
+        Pool(x), model, make_strategy(name), labels=Labels(np.arange(30), y[:30]),
+        validation_ids=np.arange(20, 30), seed=0,
+    )  # fmt: skip
+    records = learner.run(y, rounds=2, budget=4)
+    picked = np.concatenate([r["batch_ids"] for r in records])
+    assert picked.size == 8 and np.unique(picked).size == 8 and picked.min() >= 30

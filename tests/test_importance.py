@@ -121,3 +121,20 @@ def test_distance_scores_blockwise_and_validated():
                                rtol=1e-5)  # fmt: skip
     with pytest.raises(ValidationError):
         distance_scores(codes, np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize("name", ["ibal", "ibal-d", "entropy-d"])
+def test_importance_strategies_run_in_the_active_learner(name):
+    from raresift.loop import ActiveLearner
+    from raresift.models import MLP, TorchModel
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    x = (rng.normal(size=(120, 2)) + 2 * np.eye(3)[y][:, :2]).astype(np.float32)
+    model = TorchModel(MLP(2, 16, n_classes=3), epochs=20, lr=0.1, device="cpu")
+    params = {} if name == "ibal" else {"ae_epochs": 2}
+    learner = ActiveLearner(Pool(x), model, make_strategy(name, **params),
+                            labels=Labels(np.arange(9), y[:9]), seed=0)  # fmt: skip
+    records = learner.run(y, rounds=2, budget=5)
+    picked = np.concatenate([r["batch_ids"] for r in records])
+    assert np.unique(picked).size == 10 and picked.min() >= 9

@@ -56,29 +56,52 @@ def network_device(network: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+PENULTIMATE = "penultimate"
+
+
+def default_layers(network: nn.Module) -> list[str]:
+    """The multi-scale layers papers/001 pools, for raresift's networks and others.
+
+    - LeNet (``conv1``, ``conv2``, ``fc1``): conv1 (10) + conv2 (20) + the penultimate fc1
+      features (50), the paper's L = 80. Conv maps are hooked at the conv output (before
+      max-pool and ReLU, which LeNet applies functionally), so their Fisher scores are taken
+      before the nonlinearity, as the paper's eq. (11) writes them.
+    - ResNet18 (``stages``): the outputs of the last two stages (resblock3, 4; the paper's
+      two-scale SVHN/ImageNet descriptor).
+    - Anything else: the output of every ``nn.ReLU`` module (an MLP's hidden layers), or the
+      penultimate features when there is none.
+    """
+    modules = dict(network.named_modules())
+    if all(name in modules for name in ("conv1", "conv2", "fc1")):
+        return ["conv1", "conv2", PENULTIMATE]
+    stages = modules.get("stages")
+    if isinstance(stages, nn.Sequential) and len(stages) >= 4:
+        n = len(stages)
+        return [f"stages.{n // 2 + n // 4 - 1}", f"stages.{n - 1}"]
+    relus = [name for name, m in modules.items() if isinstance(m, nn.ReLU)]
+    return relus or [PENULTIMATE]
+
+
 def resolve_layers(network: nn.Module, layers: Sequence[str] | None) -> list[str]:
     """Check the layer names against ``network.named_modules()``.
 
-    ``None`` means the output of ``network.features`` (the penultimate representation), which every
-    raresift network has; name the layers for a multi-scale descriptor (the paper's L = 80 for LeNet
-    is conv1 + conv2 + fc1).
+    ``"penultimate"`` names the input of ``network.classifier`` (the penultimate features); None
+    means :func:`default_layers`.
     """
     modules = dict(network.named_modules())
     if layers is None:
-        if "features" not in modules:
-            raise ConfigError(
-                "this network has no 'features' module; pass layers=[...] naming the modules "
-                f"to pool, e.g. {[n for n in modules if n][:5]}"
-            )
-        return ["features"]
+        layers = default_layers(network)
     layers = [str(name) for name in layers]
     if not layers:
         raise ConfigError("layers is empty; name at least one module to pool")
-    unknown = [name for name in layers if name not in modules]
+    unknown = [name for name in layers if name not in modules and name != PENULTIMATE]
     if unknown:
         raise ConfigError(
-            f"unknown layer name(s) {unknown}; choose among {[n for n in modules if n]}"
+            f"unknown layer name(s) {unknown}; choose among "
+            f"{[PENULTIMATE] + [n for n in modules if n]}"
         )
+    if PENULTIMATE in layers and not isinstance(modules.get("classifier"), nn.Module):
+        raise ConfigError("'penultimate' needs a network whose last layer is named classifier")
     return layers
 
 
@@ -122,7 +145,17 @@ class _Hooks:
     def __init__(self, network: nn.Module, layers: list[str]):
         modules = dict(network.named_modules())
         self.outputs: dict[str, torch.Tensor] = {}
-        self._handles = [modules[name].register_forward_hook(self._keep(name)) for name in layers]
+        self._handles = []
+        for name in layers:
+            if name == PENULTIMATE:  # the classifier's input
+                hook = self._keep(name)
+                self._handles.append(
+                    modules["classifier"].register_forward_pre_hook(
+                        lambda m, inputs, hook=hook: hook(m, inputs, inputs[0])
+                    )
+                )
+            else:
+                self._handles.append(modules[name].register_forward_hook(self._keep(name)))
         self.layers = layers
 
     def _keep(self, name):

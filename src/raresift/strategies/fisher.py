@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from raresift.errors import ConfigError, ValidationError
 from raresift.models.pooled import PooledFeatures, perturb, pooled_features, standardize_segments
@@ -254,17 +255,34 @@ def monte_carlo_labels(
 
 
 # --------------------------------------------------------------------------- strategy
+def network_of(model: Any) -> nn.Module:
+    """The torch network behind a model adapter (also through the learner's timing proxy)."""
+    network = getattr(model, "network", None)
+    if not isinstance(network, nn.Module):  # ActiveLearner's proxy wraps callables
+        network = getattr(getattr(model, "_model", None), "network", None)
+    if not isinstance(network, nn.Module):
+        raise ValidationError(
+            "this strategy needs a fitted torch model (with .network); use a TorchModel and "
+            "fit the learner first"
+        )
+    return network
+
+
 def network_inputs(state: SelectionState, ids: np.ndarray, input_shape=None) -> torch.Tensor:
-    """The network's input tensor for ``ids`` (reshaped to ``(n, *input_shape)`` if given)."""
+    """The network's input tensor for ``ids``.
+
+    Flat rows are reshaped to ``input_shape`` (default: the model's or network's
+    ``input_shape``); the model's ``as_tensor`` (scaling, device) is used when it has one.
+    """
     model = state.model
-    x = state.inputs(ids)
+    x = np.asarray(state.inputs(ids))
+    shape = input_shape or getattr(model, "input_shape", None)
+    shape = shape or getattr(network_of(model), "input_shape", None)
+    if shape is not None and x.shape[1:] != tuple(shape):
+        x = x.reshape(len(ids), *shape)
     if hasattr(model, "as_tensor"):
-        t = model.as_tensor(x)
-    else:
-        t = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    if input_shape is not None:
-        t = t.reshape(len(ids), *input_shape)
-    return t
+        return model.as_tensor(x)
+    return torch.as_tensor(x, dtype=torch.float32)
 
 
 def validation_labels(state: SelectionState) -> tuple[np.ndarray, np.ndarray]:
@@ -295,7 +313,8 @@ class FisherKernelStrategy(Strategy):
     pseudo_label : one of ``PSEUDO_LABELS``
         How the candidates' Fisher scores get their label (see the module docstring).
     layers : list of module names, optional
-        The layers pooled into the descriptor; default the network's ``features`` output.
+        The layers pooled into the descriptor ("penultimate" = the classifier's input); default
+        :func:`raresift.models.pooled.default_layers` (LeNet: conv1 + conv2 + fc1, L = 80).
     true_labels : Labels or callable ids -> labels, optional
         Needed for ``pseudo_label="true"`` only (oracle ablation).
     input_shape : tuple, optional
@@ -381,12 +400,7 @@ class FisherKernelStrategy(Strategy):
     def select(self, state: SelectionState, candidates: Any, budget: int) -> Batch:
         ids = as_ids(candidates, "candidates")
         budget = check_budget(budget, ids.size, "candidates")
-        if state.model is None or not hasattr(state.model, "network"):
-            raise ValidationError(
-                f"strategy {self.name!r} needs a fitted torch model (with .network); "
-                "use a TorchModel and fit the learner first"
-            )
-        network = state.model.network
+        network = network_of(state.model)
         val_ids, val_y = validation_labels(state)
         uses_g = self.kernel != "pearson"
         val_x = network_inputs(state, val_ids, self.input_shape)
