@@ -4,6 +4,8 @@ from raresift.strategies import (  # noqa: F401  (importing a module registers i
     badge,
     binary,
     coreset,
+    fisher,
+    importance,
     mc_dropout,
     similar,
     uncertainty,
