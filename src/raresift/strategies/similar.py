@@ -55,7 +55,7 @@ class SubmodularStrategy(Strategy):
     partitions : int
         SIMILAR's partition trick: split the candidates into this many random parts.
     kernel : {"auto", "dense", "sparse", "features"}, k : int
-        How candidate-candidate similarities are held (see :func:`raresift.submodular.make_objective`).
+        How candidate-candidate similarities are held (:func:`raresift.submodular.make_objective`).
     epsilon : float
         Sampling accuracy of the stochastic optimizers.
     """
