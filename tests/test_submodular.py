@@ -173,6 +173,15 @@ def test_stop_if_negative_gain_keeps_small_positive_gains():
     assert np.all(stopped.gains >= 0)
 
 
+def test_faiss_flat_knn_index_gives_the_exact_sparse_picks():
+    X, _, _ = _sets(8, 150)
+    exact = select("fl", 10, data=X, kernel="sparse", k=7)
+    flat = select("fl", 10, data=X, kernel="sparse", k=7, knn_index="Flat")
+    assert flat.indices.tolist() == exact.indices.tolist()
+    dense = select("fl", 10, data=X, kernel="dense")
+    assert dense.value > exact.value  # the sparse kernel drops similarities, so it covers less
+
+
 def test_embeddings_and_precomputed_kernels_give_the_same_picks():
     X, Q, P = _sets(11, 60)
     by_data = select("logdetcmi", 8, data=X, query=Q, conditioning=P, eta=0.5, nu=0.5)
