@@ -25,8 +25,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # System data sets of shared/DATA.md (Debian packages) and the weka Reuters files, unpacked
 # into $(CACHE). Skips with a note where apt-get is unavailable or not root.

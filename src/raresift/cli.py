@@ -16,6 +16,22 @@ def _cmd_strategies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from raresift.demo import run_demo
+
+    result = run_demo(
+        out_dir=args.out,
+        dataset=args.dataset,
+        rare_class=args.rare_class,
+        rounds=args.rounds,
+        batch=args.batch,
+        seed=args.seed,
+        progress=lambda line: print(line, flush=True),
+    )
+    print(f"report: {result.csv_path} and {result.png_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="raresift",
@@ -23,6 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", help="active search for a rare class on real images, with a report")
+    p.add_argument("--out", default="raresift-demo", help="report folder (default: %(default)s)")
+    p.add_argument(
+        "--dataset", default="auto", choices=["auto", "fashion-mnist", "mnist5k"],
+        help="Fashion-MNIST when installed (auto), else MNIST 5k",
+    )  # fmt: skip
+    p.add_argument("--rare-class", type=int, default=6, help="class made rare (default: 6)")
+    p.add_argument("--rounds", type=int, default=10, help="selection rounds (default: 10)")
+    p.add_argument("--batch", type=int, default=100, help="labels per round (default: 100)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("strategies", help="list the acquisition strategies by name")
     p.set_defaults(func=_cmd_strategies)

@@ -2,8 +2,12 @@
 
 from raresift.strategies import (  # noqa: F401  (importing a module registers its strategies)
     badge,
+    binary,
     coreset,
+    fisher,
+    importance,
     mc_dropout,
+    similar,
     uncertainty,
 )
 from raresift.strategies.base import (

@@ -1,0 +1,1 @@
+"""Simulations: synthetic and real scenarios, an oracle, runners, metrics and reports."""
