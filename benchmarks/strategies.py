@@ -9,7 +9,8 @@ with 10 random class centers (``--data random`` forces that). 1,000 items are la
 them held out as the validation set, 50 of class 0 form a query set, 50 others a conditioning set
 so SIMILAR-style strategies can run too); the rest are the candidates. Each model is trained once;
 every strategy then answers ``query(budget)`` ``--repeats`` times and the median is reported, split
-into model features (forward passes, gradients, MC dropout) and the selection itself.
+into model features (forward passes, gradients, MC dropout) and the selection itself. The last row
+runs BADGE on explicit K (D + 1)-wide gradient rows instead of the factored inner products.
 """
 
 from __future__ import annotations
@@ -22,12 +23,26 @@ import time
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from raresift.errors import DatasetNotInstalledError, RaresiftError
 from raresift.loop import ActiveLearner
 from raresift.models import MLP, SklearnModel, TorchModel
 from raresift.pool import Labels, Pool
 from raresift.strategies import make_strategy, strategy_names
+
+
+class DenseGradients:
+    """Hides a model's ``gradient_factors`` so BADGE builds the explicit K (D + 1)-wide rows."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def predict_proba(self, X):
+        return self.model.predict_proba(X)
+
+    def gradient_embeddings(self, X, labels=None):
+        return self.model.gradient_embeddings(X, labels)
 
 
 def load_data(kind: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
@@ -48,6 +63,9 @@ def load_data(kind: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, 
     return X, y, "random Gaussian embeddings (64-d, 10 classes)"
 
 
+DENSE_BADGE = "badge, dense rows"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=20_000)
@@ -58,8 +76,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     args = parser.parse_args()
-    if args.threads:
+    if args.threads:  # torch and the BLAS under numpy both
         torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
 
     rng = np.random.default_rng(args.seed)
     n = args.candidates + args.labeled
@@ -93,8 +112,9 @@ def main() -> None:
         learner.fit()
         fit_seconds = time.perf_counter() - start
         results[("(training, once)", model_name)] = f"{fit_seconds:8.2f}"
-        for name in strategy_names():
-            learner.strategy = make_strategy(name)
+        for name in [*strategy_names(), DENSE_BADGE]:
+            learner.strategy = make_strategy("badge" if name == DENSE_BADGE else name)
+            learner.model = DenseGradients(model) if name == DENSE_BADGE else model
             timings = []
             try:
                 for _ in range(args.repeats):
@@ -119,7 +139,7 @@ def main() -> None:
     header = f"{'strategy':<20}" + "".join(f"{m:>29}" for m in models)
     print(header)
     print("-" * len(header))
-    for name in ["(training, once)", *strategy_names()]:
+    for name in ["(training, once)", *strategy_names(), DENSE_BADGE]:
         print(f"{name:<20}" + "".join(f"{results[(name, m)]:>29}" for m in models))
 
 

@@ -5,9 +5,13 @@ from sklearn.linear_model import LogisticRegression
 from raresift.candidates import AllCandidates
 from raresift.errors import BudgetError, ConfigError, UnknownIdError, ValidationError
 from raresift.loop import ActiveLearner, ArrayOracle
-from raresift.models import MLP, SklearnModel, TorchModel
+from raresift.models import MLP, LeNet, SklearnModel, TorchModel
 from raresift.pool import Labels, Pool
 from raresift.strategies import make_strategy
+
+from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_data(rng, n=300, dim=4):
@@ -214,3 +218,15 @@ def test_array_oracle_rejects_unknown_ids():
     oracle = ArrayOracle([0, 1, 1], ids=[7, 8, 9])
     with pytest.raises(UnknownIdError):
         oracle([10])
+
+
+def test_use_items_feeds_raw_inputs_to_the_model(rng):
+    images = rng.random((60, 1, 28, 28)).astype(np.float32)
+    y = np.arange(60) % 3
+    images[y == 1, :, :14] += 1.0  # a visible difference between the classes
+    pool = Pool(rng.normal(size=(60, 2)), items=lambda ids: images[ids])
+    model = TorchModel(LeNet(3), epochs=2, device="cpu")
+    al = ActiveLearner(pool, model, "bald", labels=Labels(np.arange(9), y[:9]), use_items=True)
+    records = al.run(y, rounds=2, budget=4)
+    assert [r["n_labeled"] for r in records] == [13, 17]
+    assert model.penultimate(images[:2]).shape == (2, 50)
