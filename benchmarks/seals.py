@@ -8,8 +8,12 @@ and training; the index build, reported once; the cost of the paper's pairwise I
 Real-data part (``--real fashion``): each Fashion-MNIST class as a concept cut to 1 % of the pool,
 PCA embeddings.
 
-Full run (background, ~1 h on 2 cores):
-    PYTHONPATH=src python benchmarks/seals.py --n 1000000 --dim 256 --concepts 20 --seeds 1
+Full run (single-threaded BLAS/OpenMP, so timings do not depend on what else runs; about 30 min
+for 6 concepts on a busy 2-core machine, the -All baselines take most of it):
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python -u benchmarks/seals.py \
+        --n 1000000 --dim 256 --concepts 6 --seeds 1 --pairwise-slice 500
+Real data:
+    PYTHONPATH=src python benchmarks/seals.py --real fashion --real-only --real-budget 1000
 Quick run:
     PYTHONPATH=src python benchmarks/seals.py --n 50000 --dim 64 --concepts 5 --budget 600
 """
