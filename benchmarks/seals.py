@@ -8,8 +8,12 @@ and training; the index build, reported once; the cost of the paper's pairwise I
 Real-data part (``--real fashion``): each Fashion-MNIST class as a concept cut to 1 % of the pool,
 PCA embeddings.
 
-Full run (background, ~1 h on 2 cores):
-    PYTHONPATH=src python benchmarks/seals.py --n 1000000 --dim 256 --concepts 20 --seeds 1
+Full run (single-threaded BLAS/OpenMP, so timings do not depend on what else runs; about 30 min
+for 6 concepts on a busy 2-core machine, the -All baselines take most of it):
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python -u benchmarks/seals.py \
+        --n 1000000 --dim 256 --concepts 6 --seeds 1 --pairwise-slice 500
+Real data:
+    PYTHONPATH=src python benchmarks/seals.py --real fashion --real-only --real-budget 1000
 Quick run:
     PYTHONPATH=src python benchmarks/seals.py --n 50000 --dim 64 --concepts 5 --budget 600
 """
@@ -98,7 +102,7 @@ def result_table(records: list[dict]) -> str:
     return table(final, cols)
 
 
-def pairwise_first_round_seconds(x: np.ndarray, slice_rows: int, block: int = 65_536) -> float:
+def pairwise_first_round_seconds(x: np.ndarray, slice_rows: int, block: int = 8192) -> float:
     """Time of the paper's ID-All first round (sum of cosine similarities of every item to all of
     U, blockwise), measured on ``slice_rows`` rows and extrapolated linearly to all rows."""
     n = x.shape[0]
@@ -233,7 +237,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed-pos", type=int, default=5)
     p.add_argument("--seed-neg", type=int, default=95)
     p.add_argument("--C", type=float, default=1.0)
-    p.add_argument("--class-weight", default=None)
+    p.add_argument("--class-weight", default="balanced", help="'none' for unweighted")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--pairwise-slice", type=int, default=2000)
     p.add_argument("--real", choices=["none", "fashion"], default="none")
@@ -243,6 +247,7 @@ def main(argv=None) -> int:
     p.add_argument("--pca", type=int, default=64)
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)
+    args.class_weight = None if args.class_weight == "none" else args.class_weight
     logging.basicConfig(level=logging.WARNING)
     print("$ " + " ".join(sys.argv))
     if not args.real_only:

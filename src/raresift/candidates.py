@@ -322,7 +322,9 @@ class SEALSCandidates(CandidatePool):
         def current_scores() -> np.ndarray:
             if not weighted:
                 return base[:n]
-            out = base[:n] * strategy.density_weights(units[:n] @ total / max(count, 1))
+            # float32 matvec without BLAS threads (their start-up dominates at this size)
+            mean = np.einsum("ij,j->i", units[:n], (total / max(count, 1)).astype(np.float32))
+            out = base[:n] * strategy.density_weights(mean)
             out[np.isneginf(base[:n])] = -np.inf
             return out
 
