@@ -180,22 +180,30 @@ def test_kcenter_matches_brute_force_farthest_first():
     assert len(set(got.tolist())) == 6
 
 
-def test_best_pairs_matches_brute_force_across_blocks(monkeypatch):
+@pytest.mark.parametrize("order", ["similarity", "rank"])
+def test_best_pairs_matches_brute_force_across_blocks(monkeypatch, order):
     monkeypatch.setattr(fisher_mod, "_BLOCK", 7)
     rng = np.random.default_rng(4)
     sim = rng.normal(size=(5, 30)).astype(np.float32)
-    pos, s, rows = best_pairs(lambda a, b: sim[:, a:b], 5, 30, 9)
-    order = np.argsort(-sim.ravel(), kind="stable")
-    expected = []
-    for flat in order:
-        c = flat % 30
+    pos, s, rows = best_pairs(lambda a, b: sim[:, a:b], 5, 30, 9, order=order)
+    rank = np.argsort(np.argsort(-sim, axis=1), axis=1)  # each pair's rank within its row
+    pairs = sorted(
+        (rank[r, c] if order == "rank" else 0, -sim[r, c], r, c)
+        for r in range(5)
+        for c in range(30)
+    )
+    expected, matched = [], []
+    for *_, r, c in pairs:
         if c not in expected:
             expected.append(c)
+            matched.append(r)
         if len(expected) == 9:
             break
     assert pos.tolist() == expected
+    assert rows.tolist() == matched
     np.testing.assert_allclose(s, sim[rows, pos])
-    np.testing.assert_allclose(s, sim[:, pos].max(0))  # each matched to its best row
+    if order == "rank":  # the first five picks are one per row
+        assert sorted(rows[:5].tolist()) == [0, 1, 2, 3, 4]
 
 
 def test_gaussian_mi_of_correlated_gaussians():

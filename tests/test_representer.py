@@ -25,8 +25,8 @@ def test_decomposition_reproduces_refitted_logits(bias_feature):
                                atol=1e-4)  # fmt: skip
     # alpha follows the formula -(softmax(f W) - p) / (2 lambda n), and W = sum_i f_i alpha_i^T
     s = rep.proba(f)
-    np.testing.assert_allclose(rep.alpha_.numpy(), -(s - p) / (2 * 0.003 * 60), atol=1e-12)
-    np.testing.assert_allclose(rep.features_.numpy().T @ rep.alpha_.numpy(), rep.weight_.numpy(),
+    np.testing.assert_allclose(rep.alpha_, -(s - p) / (2 * 0.003 * 60), atol=1e-12)
+    np.testing.assert_allclose(rep.features_.T @ rep.alpha_, rep.weight_,
                                atol=1e-4)  # fmt: skip
 
 
@@ -37,7 +37,7 @@ def test_refit_follows_the_targets_and_lambda():
     err_loose = np.abs(loose.proba(f) - p).mean()
     err_tight = np.abs(tight.proba(f) - p).mean()
     assert err_loose < 0.05 < err_tight  # strong L2 pulls towards uniform predictions
-    assert np.abs(tight.weight_.numpy()).max() < np.abs(loose.weight_.numpy()).max()
+    assert np.abs(tight.weight_).max() < np.abs(loose.weight_).max()
 
 
 def test_importance_equals_the_double_sum():

@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import torch
+from scipy.optimize import minimize
+from scipy.special import logsumexp, softmax
 
 from raresift.errors import ConfigError, ValidationError
 from raresift.pool import check_matrix
@@ -47,21 +48,25 @@ class RepresenterPoints:
     """
 
     def __init__(
-        self, lam: float = 0.003, bias_feature: bool = True, max_iter: int = 500, tol: float = 1e-12
+        self, lam: float = 0.003, bias_feature: bool = True, max_iter: int = 500, tol: float = 1e-9
     ):
         self.lam = lam
         self.bias_feature = bias_feature
         self.max_iter = max_iter
         self.tol = tol
 
-    def _augment(self, features) -> torch.Tensor:
-        f = torch.as_tensor(np.asarray(features), dtype=torch.float64)
+    def _augment(self, features) -> np.ndarray:
+        f = np.asarray(features, dtype=np.float64)
         if self.bias_feature:
-            f = torch.cat([f, torch.ones(f.shape[0], 1, dtype=f.dtype)], dim=1)
+            f = np.hstack([f, np.ones((f.shape[0], 1))])
         return f
 
     def fit(self, features, target_proba) -> RepresenterPoints:
-        """Refit W on ``features`` (n, D_f) against soft targets ``target_proba`` (n, C)."""
+        """Refit W on ``features`` (n, D_f) against soft targets ``target_proba`` (n, C).
+
+        Minimises (1/n) sum_i CE(softmax(f_i W), target_i) + lam ||W||^2 (convex) with
+        L-BFGS in float64, starting from W = 0.
+        """
         if not self.lam > 0:
             raise ConfigError(f"lam must be positive, got {self.lam}")
         features = check_matrix(features, "features")
@@ -69,43 +74,32 @@ class RepresenterPoints:
         if targets.shape[0] != features.shape[0]:
             raise ValidationError("features and target_proba need one row per item each")
         f = self._augment(features)
-        y = torch.as_tensor(np.asarray(targets), dtype=torch.float64)
-        n = f.shape[0]
-        w = torch.zeros(f.shape[1], y.shape[1], dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.LBFGS(
-            [w],
-            max_iter=self.max_iter,
-            tolerance_grad=self.tol,
-            tolerance_change=self.tol**2,
-            history_size=50,
-            line_search_fn="strong_wolfe",
-        )
+        y = np.asarray(targets, dtype=np.float64)
+        n, shape = f.shape[0], (f.shape[1], y.shape[1])
 
-        def closure():
-            opt.zero_grad()
-            loss = self._objective(f, y, w)
-            loss.backward()
-            return loss
+        def objective(flat):
+            w = flat.reshape(shape)
+            logits = f @ w
+            logp = logits - logsumexp(logits, axis=1, keepdims=True)
+            loss = -(y * logp).sum() / n + self.lam * (w * w).sum()
+            grad = f.T @ (np.exp(logp) - y) / n + 2 * self.lam * w
+            return loss, grad.ravel()
 
-        opt.step(closure)
-        w = w.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(self._objective(f, y, w), w)
-        w = w.detach()
-        grad_norm = float(grad.abs().max())
+        result = minimize(
+            objective, np.zeros(shape[0] * shape[1]), jac=True, method="L-BFGS-B",
+            options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-15},
+        )  # fmt: skip
+        grad_norm = float(np.abs(result.jac).max())
         if grad_norm > 1e-6:
             logger.warning(
                 "representer refit stopped with gradient %.2g; alphas are approximate", grad_norm
             )
-        self.weight_ = w
+        self.weight_ = result.x.reshape(shape)
         self.n_ = n
         self.features_ = f
         # alpha_i = -1/(2 lambda n) dL/dphi_i, and dL/dphi_i = softmax(phi_i) - target_i
-        self.alpha_ = -(torch.softmax(f @ w, dim=1) - y) / (2 * self.lam * n)
+        self.alpha_ = -(softmax(f @ self.weight_, axis=1) - y) / (2 * self.lam * n)
         return self
-
-    def _objective(self, f, y, w):
-        logp = torch.log_softmax(f @ w, dim=1)
-        return -(y * logp).sum(dim=1).mean() + self.lam * (w * w).sum()
 
     def _check_fitted(self):
         if not hasattr(self, "weight_"):
@@ -114,22 +108,22 @@ class RepresenterPoints:
     def logits(self, features) -> np.ndarray:
         """Logits of the refitted last layer, f W."""
         self._check_fitted()
-        return (self._augment(features) @ self.weight_).numpy()
+        return self._augment(features) @ self.weight_
 
     def proba(self, features) -> np.ndarray:
         """Softmax of the refitted last layer."""
-        return torch.softmax(torch.as_tensor(self.logits(features)), dim=1).numpy()
+        return softmax(self.logits(features), axis=1)
 
     def representer_logits(self, features) -> np.ndarray:
         """The decomposition sum_i alpha_i (f_i . f_t) per target row; equals :meth:`logits`."""
         self._check_fitted()
-        return ((self._augment(features) @ self.features_.T) @ self.alpha_).numpy()
+        return (self._augment(features) @ self.features_.T) @ self.alpha_
 
     def representer_values(self, features) -> np.ndarray:
         """Per-item contributions: (n_targets, n_train, n_classes), summing to the logits."""
         self._check_fitted()
         sim = self._augment(features) @ self.features_.T
-        return (sim[:, :, None] * self.alpha_[None]).numpy()
+        return sim[:, :, None] * self.alpha_[None]
 
     def importance(self, features, proba, target_features) -> np.ndarray:
         """IBAL(x_i) = sum_{t} sum_y p(y | x_i) k(x_t, x_i, alpha_i | y) (papers/004, eq. 2).
@@ -148,12 +142,11 @@ class RepresenterPoints:
         """
         self._check_fitted()
         f = self._augment(features)
-        p = torch.as_tensor(np.asarray(proba), dtype=torch.float64)
+        p = np.asarray(proba, dtype=np.float64)
         if p.shape != (f.shape[0], self.weight_.shape[1]):
             raise ValidationError(
                 f"proba must be (n_items, {self.weight_.shape[1]}), got {tuple(p.shape)}"
             )
-        s = torch.softmax(f @ self.weight_, dim=1)
-        weight = (p * (1 - s)).sum(dim=1) / (2 * self.lam * self.n_)
-        similarity = f @ self._augment(target_features).sum(dim=0)
-        return (weight * similarity).numpy()
+        s = softmax(f @ self.weight_, axis=1)
+        weight = (p * (1 - s)).sum(axis=1) / (2 * self.lam * self.n_)
+        return weight * (f @ self._augment(target_features).sum(axis=0))

@@ -12,7 +12,10 @@ Strategies: ``"fisher"`` (every validation item), ``"fisher-weak"`` (Alg. 1: onl
 items the model misclassifies) and ``"pcc"`` (R_z only, misclassified validation items). When
 there are more validation items than the budget P, P of them are chosen by greedy k-center
 (farthest-first) in the kernel's similarity; then the (validation item, candidate) pairs are taken
-best first, and each candidate counts once, until P distinct candidates are chosen.
+best first, and each candidate counts once, until P distinct candidates are chosen. "Best first"
+is rank by rank by default (every matched validation item's nearest candidate, then every one's
+second nearest, ...), so the batch spreads over the matched items; ``pairing="similarity"``
+orders all pairs by similarity alone.
 
 Pseudo-labels for the candidates' Fisher scores (``pseudo_label``): ``"argmax"`` (the model's
 prediction), ``"nearest-validation"`` (the label of the most similar validation item by R_z, the
@@ -125,19 +128,28 @@ def best_pairs(
     n_rows: int,
     n_candidates: int,
     budget: int,
+    order: str = "rank",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Take (row, candidate) pairs best first, each candidate once, until ``budget`` candidates.
 
     ``similarity_blocks(start, stop)`` gives the (n_rows, stop - start) similarities of all rows
-    to candidates start..stop-1. Only the top ``budget`` candidates of each row can ever be used
-    (a row's (budget+1)-th pair comes after ``budget`` distinct picks), so that is all that is kept.
-    Returns candidate positions, their pair similarity and the row they were matched to.
+    to candidates start..stop-1. ``order="rank"`` (default) goes rank by rank: every row's best
+    candidate first (higher similarity first), then every row's second best, and so on (a row
+    whose k-th candidate is already taken adds nothing at rank k), so the validation items get
+    their nearest candidates in turn; ``order="similarity"`` sorts all pairs by
+    similarity alone (one validation item may then take the whole batch). In both orders only the
+    top ``budget`` candidates of each row can ever be used (a row's first ``budget`` pairs already
+    hold ``budget`` distinct candidates), so that is all that is kept. Returns candidate
+    positions, their pair similarity and the row they were matched to.
 
-    >>> sim = np.array([[0.9, 0.8, 0.1], [0.85, 0.2, 0.7]])
-    >>> pos, s, rows = best_pairs(lambda a, b: sim[:, a:b], 2, 3, 2)
-    >>> pos.tolist(), rows.tolist()
-    ([0, 1], [0, 0])
+    >>> sim = np.array([[0.9, 0.8, 0.1], [0.2, 0.1, 0.7]])
+    >>> best_pairs(lambda a, b: sim[:, a:b], 2, 3, 2, order="similarity")[0].tolist()
+    [0, 1]
+    >>> best_pairs(lambda a, b: sim[:, a:b], 2, 3, 2, order="rank")[0].tolist()
+    [0, 2]
     """
+    if order not in ("rank", "similarity"):
+        raise ConfigError(f"order must be 'rank' or 'similarity', not {order!r}")
     k = min(budget, n_candidates)
     top_sim = np.full((n_rows, 0), -np.inf, dtype=np.float32)
     top_pos = np.zeros((n_rows, 0), dtype=np.int64)
@@ -151,10 +163,13 @@ def best_pairs(
             sims = np.take_along_axis(sims, keep, 1)
             pos = np.take_along_axis(pos, keep, 1)
         top_sim, top_pos = sims, pos
-    flat_sim, flat_pos = top_sim.ravel(), top_pos.ravel()
+    # rank of each kept pair within its row (0 = the row's best candidate)
+    rank = np.argsort(np.argsort(-top_sim, axis=1, kind="stable"), axis=1, kind="stable")
+    flat_sim, flat_pos, flat_rank = top_sim.ravel(), top_pos.ravel(), rank.ravel()
     flat_row = np.repeat(np.arange(n_rows), top_sim.shape[1])
-    order = np.lexsort((flat_row, flat_pos, -flat_sim))  # best pair first, ties deterministic
-    flat_sim, flat_pos, flat_row = flat_sim[order], flat_pos[order], flat_row[order]
+    keys = (flat_row, flat_pos, -flat_sim) + ((flat_rank,) if order == "rank" else ())
+    sort = np.lexsort(keys)  # last key is primary; ties deterministic
+    flat_sim, flat_pos, flat_row = flat_sim[sort], flat_pos[sort], flat_row[sort]
     _, first = np.unique(flat_pos, return_index=True)
     first = np.sort(first)[:budget]
     return flat_pos[first], flat_sim[first].astype(np.float64), flat_row[first]
@@ -319,6 +334,9 @@ class FisherKernelStrategy(Strategy):
         Needed for ``pseudo_label="true"`` only (oracle ablation).
     input_shape : tuple, optional
         Reshape the pool's inputs to (n, *input_shape) for the network, e.g. (1, 28, 28).
+    pairing : "rank" or "similarity"
+        How matched validation items share the batch (see :func:`best_pairs`); "rank" (default)
+        gives each its nearest candidates in turn.
     n_perturbations, max_degrees, noise_std, ridge : Monte Carlo estimator settings.
     batch_size : items per forward/backward pass.
     """
@@ -331,6 +349,7 @@ class FisherKernelStrategy(Strategy):
         layers: Sequence[str] | None = None,
         true_labels: Labels | Callable[[np.ndarray], Any] | None = None,
         input_shape: Sequence[int] | None = None,
+        pairing: str = "rank",
         n_perturbations: int = 8,
         max_degrees: float = 5.0,
         noise_std: float = 0.05,
@@ -351,6 +370,9 @@ class FisherKernelStrategy(Strategy):
         self.layers = list(layers) if layers is not None else None
         self.true_labels = true_labels
         self.input_shape = tuple(input_shape) if input_shape is not None else None
+        if pairing not in ("rank", "similarity"):
+            raise ConfigError(f"pairing must be 'rank' or 'similarity', not {pairing!r}")
+        self.pairing = pairing
         self.n_perturbations = n_perturbations
         self.max_degrees = max_degrees
         self.noise_std = noise_std
@@ -430,7 +452,7 @@ class FisherKernelStrategy(Strategy):
         def block(start, stop):
             return kern(vz, vg, cand.z[start:stop], None if cg is None else cg[start:stop])
 
-        pos, sims, rows = best_pairs(block, keep.size, ids.size, budget)
+        pos, sims, rows = best_pairs(block, keep.size, ids.size, budget, self.pairing)
         matched = val_ids[keep[rows]]
         reasons = [
             f"{self.name}: similarity {s:.3g} to validation item {int(v)} (label {int(y)})"

@@ -142,8 +142,8 @@ class IBALDistanceStrategy(ScoringStrategy):
         normalize: bool = True,
         image_shape: Sequence[int] | None = None,
         latent_dim: int = 8,
-        ae_epochs: int = 20,
-        max_fit_items: int = 20000,
+        ae_epochs: int = 10,
+        max_fit_items: int = 10000,
         seed: int = 0,
     ):
         self.gamma = _check_gamma(gamma)
@@ -170,8 +170,8 @@ class EntropyDistanceStrategy(ScoringStrategy):
         gamma: float = 1.0,
         image_shape: Sequence[int] | None = None,
         latent_dim: int = 8,
-        ae_epochs: int = 20,
-        max_fit_items: int = 20000,
+        ae_epochs: int = 10,
+        max_fit_items: int = 10000,
         seed: int = 0,
     ):
         self.gamma = _check_gamma(gamma)
