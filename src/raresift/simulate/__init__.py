@@ -1,1 +1,2 @@
-"""Simulations: synthetic and real scenarios, an oracle, runners, metrics and reports."""
+"""Simulated studies: synthetic pools and real-data scenarios, resumable runners, metrics,
+statistics, plots and reports."""
