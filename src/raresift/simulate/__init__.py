@@ -1,1 +1,2 @@
-"""Simulated active-learning studies: scenarios, a resumable runner, statistics, reports."""
+"""Simulated studies: synthetic pools and real-data scenarios, resumable runners, metrics,
+statistics, plots and reports."""
