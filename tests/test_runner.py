@@ -1,4 +1,5 @@
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -66,6 +67,14 @@ def test_config_validation_messages():
         StudyConfig.from_dict(tiny(model={"kind": "svm"}))
     with pytest.raises(ConfigError, match="lacks `rounds`"):
         StudyConfig.from_dict({k: v for k, v in tiny().items() if k != "rounds"})
+
+
+def test_a_failing_strategy_is_reported_and_the_others_finish(tmp_path):
+    config = tiny(seeds=[0], strategies=["random", {"name": "fl", "params": {"nope": 1}}])
+    rows = read_table(run_study(config, tmp_path, jobs=1, progress=False))
+    assert {r["strategy"] for r in rows} == {"random"} and len(rows) == 4
+    failures = json.loads((tmp_path / "study.json").read_text())["failures"]
+    assert failures[0]["strategy"] == "fl" and "nope" in failures[0]["error"]
 
 
 def test_unknown_strategy_and_impossible_budget(tmp_path):
@@ -158,8 +167,8 @@ def test_conditioning_fallback_switches_on_empty_set():
     assert wrapper.select(state, None, 1) == "flvmi"
 
 
-class Killed(Exception):
-    pass
+class Killed(BaseException):
+    """Stands for a kill (SIGTERM, Ctrl-C): not an Exception, so the study does not go on."""
 
 
 def test_killed_and_resumed_run_gives_the_same_table(tmp_path):

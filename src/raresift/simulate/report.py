@@ -196,6 +196,11 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None) ->
     if study and study["config"].get("description"):
         lines += [study["config"]["description"], ""]
     lines += _setup_section(study, rows)
+    for failure in (study or {}).get("failures", []):
+        lines += [
+            f"**Failed**: {failure['strategy']}, seed {failure['seed']}: {failure['error']}",
+            "",
+        ]
     lines += [
         "## Results",
         "",

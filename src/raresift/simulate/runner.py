@@ -56,7 +56,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from multiprocessing import get_context
@@ -741,6 +741,8 @@ def run_study(
     in ``out_dir`` are kept; without it the old logs are removed first. ``round_callback`` runs
     after every new row (only with ``jobs=1``). ``only`` runs just the strategies with these
     labels (the others keep whatever rows they have), e.g. to add strategies to a study later.
+    A job that raises is logged and listed under ``failures`` in ``study.json`` (and the report);
+    the other jobs go on, and a later resume retries it.
     """
     if isinstance(config, dict):
         config = StudyConfig.from_dict(config)
@@ -787,27 +789,41 @@ def run_study(
         "study %s: %d jobs on %d worker(s) into %s", config.name, len(todo), n_jobs, out_dir
     )
     bar = tqdm(total=len(todo), desc=f"simulate {config.name}", disable=not progress)
+    failures: list[dict[str, Any]] = []
+
+    def failed(label: str, seed: int, exc: Exception) -> None:
+        logger.error("strategy %s, seed %d failed: %s: %s", label, seed, type(exc).__name__, exc)
+        failures.append({"strategy": label, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
+
     try:
         if n_jobs == 1:
             for label, seed in todo:
-                run_job(config, label, seed, out_dir, round_callback)
+                try:
+                    run_job(config, label, seed, out_dir, round_callback)
+                except Exception as exc:  # one failing strategy must not stop the study
+                    failed(label, seed, exc)
                 bar.update()
         else:
             if round_callback is not None:
                 raise ValidationError("round_callback needs jobs=1")
             with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
-                futures = [
-                    pool.submit(_job_worker, config.as_dict(), label, seed, str(out_dir))
+                futures = {
+                    pool.submit(_job_worker, config.as_dict(), label, seed, str(out_dir)): (
+                        label,
+                        seed,
+                    )
                     for label, seed in todo
-                ]
-                pending = set(futures)
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                    for future in finished:
-                        future.result()  # re-raises a worker's error here
-                        bar.update()
+                }
+                for future in as_completed(futures):
+                    try:
+                        future.result()
+                    except Exception as exc:
+                        failed(*futures[future], exc)
+                    bar.update()
     finally:
         bar.close()
+        study["failures"] = failures
+        (out_dir / "study.json").write_text(json.dumps(study, indent=2))
         write_table(collect_rows(config, out_dir), out_dir / "results.csv")
     return out_dir / "results.csv"
 
