@@ -229,3 +229,11 @@ def test_process_pool_matches_in_process_run(tmp_path):
     parallel = read_table(run_study(config, tmp_path / "two", jobs=2, progress=False))
     assert _without_timing(serial) == _without_timing(parallel)
     assert all(np.isfinite(r["accuracy"]) for r in parallel)
+
+
+def test_seals_candidate_pool_from_config(tmp_path):
+    seals = {"name": "entropy", "label": "entropy-SEALS", "candidates": {"kind": "seals", "k": 5}}
+    rows = read_table(run_study(tiny(seeds=[0], strategies=[seals]), tmp_path, jobs=1,
+                                progress=False))  # fmt: skip
+    assert len(rows) == 4 and rows[-1]["n_selected"] == 24
+    assert json.loads((tmp_path / "study.json").read_text())["failures"] == []
