@@ -5,9 +5,13 @@ from sklearn.linear_model import LogisticRegression
 from raresift.candidates import AllCandidates
 from raresift.errors import BudgetError, ConfigError, UnknownIdError, ValidationError
 from raresift.loop import ActiveLearner, ArrayOracle
-from raresift.models import MLP, SklearnModel, TorchModel
+from raresift.models import MLP, LeNet, SklearnModel, TorchModel
 from raresift.pool import Labels, Pool
 from raresift.strategies import make_strategy
+
+from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_data(rng, n=300, dim=4):
@@ -74,6 +78,8 @@ def test_teach_validation_errors(rng):
         al.teach(pool.ids[20:23], [0, 1])
     with pytest.raises(ValidationError, match="duplicates"):
         al.teach([pool.ids[20], pool.ids[20]], [0, 0])
+    with pytest.raises(ValidationError, match="out of range"):
+        al.teach(pool.ids[20:22], [0, 2])  # the model has 2 classes
     assert len(al.labels) == 6
 
 
@@ -121,6 +127,26 @@ def test_query_and_conditioning_sets_grow(rng):
     np.testing.assert_array_equal(seen["conditioning"], al.conditioning_ids)
 
 
+def test_strategies_see_the_model_type_through_the_timer(rng):
+    pool, y = make_data(rng)
+    al = learner(pool, y, "random")
+    seen = {}
+    random_strategy = make_strategy("random")
+
+    class Spy:
+        name = "spy"
+
+        def select(self, state, candidates, budget):
+            seen["is_sklearn"] = isinstance(state.model, SklearnModel)
+            seen["proba"] = state.model.predict_proba(state.inputs(candidates[:2]))
+            return random_strategy.select(state, candidates, budget)
+
+    al.strategy = Spy()
+    al.query(2)
+    assert seen["is_sklearn"] and seen["proba"].shape == (2, 2)
+    assert al.last_query_seconds["features"] > 0
+
+
 def test_validation_items_are_held_out_of_training(rng):
     pool, y = make_data(rng)
     fitted = {}
@@ -160,6 +186,7 @@ def test_run_records_and_callback(rng):
     for r in records:
         assert r["picked"] == 10 and 0.5 < r["accuracy"] <= 1
         assert min(r["seconds_training"], r["seconds_features"], r["seconds_selection"]) >= 0
+        np.testing.assert_array_equal(r["batch_labels"], y[pool.positions(r["batch_ids"])])
     assert records[0]["seconds_features"] > 0  # entropy calls predict_proba
     all_ids = np.concatenate([r["batch_ids"] for r in records])
     assert np.unique(all_ids).size == 30
@@ -191,3 +218,15 @@ def test_array_oracle_rejects_unknown_ids():
     oracle = ArrayOracle([0, 1, 1], ids=[7, 8, 9])
     with pytest.raises(UnknownIdError):
         oracle([10])
+
+
+def test_use_items_feeds_raw_inputs_to_the_model(rng):
+    images = rng.random((60, 1, 28, 28)).astype(np.float32)
+    y = np.arange(60) % 3
+    images[y == 1, :, :14] += 1.0  # a visible difference between the classes
+    pool = Pool(rng.normal(size=(60, 2)), items=lambda ids: images[ids])
+    model = TorchModel(LeNet(3), epochs=2, device="cpu")
+    al = ActiveLearner(pool, model, "bald", labels=Labels(np.arange(9), y[:9]), use_items=True)
+    records = al.run(y, rounds=2, budget=4)
+    assert [r["n_labeled"] for r in records] == [13, 17]
+    assert model.penultimate(images[:2]).shape == (2, 50)

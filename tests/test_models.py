@@ -3,8 +3,14 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from raresift.datasets import load_fashion_mnist
 from raresift.errors import ValidationError
 from raresift.models import MLP, LeNet, ResNet18, SklearnModel, TorchModel, last_layer_gradients
+
+from .conftest import load_or_skip
+from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def blobs(rng, n_per_class=40, n_classes=3, dim=5, spread=0.3):
@@ -195,6 +201,18 @@ def test_resnet18_trains_on_small_images(rng):
     ).shape == (16, 4)
 
 
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_lenet_learns_fashion_mnist(rng):
+    train = load_or_skip(load_fashion_mnist, "train")
+    test = load_or_skip(load_fashion_mnist, "test")
+    rows = rng.choice(train.X.shape[0], size=500, replace=False)
+    model = TorchModel(LeNet(10), epochs=10, batch_size=32, lr=0.05, input_scale=1 / 255)
+    model.fit(train.X[rows], train.y[rows])  # raw uint8 pixels, flat rows of 784
+    accuracy = np.mean(model.predict_proba(test.X[:1000]).argmax(1) == test.y[:1000])
+    assert accuracy > 0.6, accuracy  # chance is 0.1
+
+
 def test_torch_validates(rng):
     X, y = blobs(rng)
     with pytest.raises(ValidationError, match="classifier"):
@@ -210,5 +228,21 @@ def test_torch_validates(rng):
     bad[3, 1] = np.nan
     with pytest.raises(ValidationError, match="NaN"):
         model.fit(bad, y)
+    with pytest.raises(ValidationError, match="expects"):
+        easy_torch_model(epochs=1).fit(X[:, :4], y)
     with pytest.raises(ValidationError, match="device"):
         TorchModel(MLP(5, 8, 3), device="tpu")
+
+
+def test_training_batches_are_near_equal_never_a_tiny_remainder():
+    # 65 items in batches of at most 32 train as 22 + 22 + 21, not 32 + 32 + 1: a lone item's
+    # full SGD step kept a 784-64-10 MLP below 90 % training accuracy on Fashion-MNIST.
+    net = MLP(4, 8, n_classes=2)
+    sizes = []
+    net.body.register_forward_hook(
+        lambda module, args, out: sizes.append(args[0].shape[0]) if module.training else None
+    )
+    X = np.random.default_rng(0).normal(size=(65, 4)).astype(np.float32)
+    y = np.arange(65) % 2  # labels unrelated to X: no early stop within two epochs
+    TorchModel(net, epochs=2, batch_size=32).fit(X, y)
+    assert sorted(sizes) == [21, 21, 22, 22, 22, 22]

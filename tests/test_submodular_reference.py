@@ -1,4 +1,5 @@
-"""Differential tests: raresift's twelve objectives against submodlib 0.0.3 (the reference SIMILAR ran).
+"""Differential tests: raresift's twelve objectives against submodlib 0.0.3 (the reference SIMILAR
+ran).
 
 Both libraries get the same precomputed kernels. Picks must be identical and gains equal within 1e-4
 relative, for naive greedy on every objective and for lazy greedy where lazy greedy is exact (the
@@ -13,54 +14,9 @@ import pytest
 
 from raresift.kernels import similarity
 from raresift.submodular import OBJECTIVES, make_objective, select
+from raresift.submodular.reference import kernel_names, submodlib_function, submodlib_select
 
 submodlib = pytest.importorskip("submodlib", reason="submodlib-py 0.0.3 is not installed")
-
-
-def _reference(name, K, Kq, Kqq, Kp, Kpp, Kqp, eta, nu, lam):
-    n = K.shape[0]
-    q = 0 if Kq is None else Kq.shape[1]
-    p = 0 if Kp is None else Kp.shape[1]
-    K, Kq, Kqq, Kp, Kpp, Kqp = (
-        None if a is None else np.asarray(a, dtype=np.float64) for a in (K, Kq, Kqq, Kp, Kpp, Kqp)
-    )
-    s = submodlib
-    build = {
-        "fl": lambda: s.FacilityLocationFunction(n=n, mode="dense", sijs=K, separate_rep=False),
-        "gc": lambda: s.GraphCutFunction(n=n, mode="dense", lambdaVal=lam, ggsijs=K),
-        "logdet": lambda: s.LogDeterminantFunction(n=n, mode="dense", lambdaVal=lam, sijs=K),
-        "flvmi": lambda: s.FacilityLocationMutualInformationFunction(
-            n=n, num_queries=q, data_sijs=K, query_sijs=Kq, magnificationEta=eta
-        ),
-        "flqmi": lambda: s.FacilityLocationVariantMutualInformationFunction(
-            n=n, num_queries=q, query_sijs=Kq, queryDiversityEta=eta
-        ),
-        "gcmi": lambda: s.GraphCutMutualInformationFunction(n=n, num_queries=q, query_sijs=Kq),
-        "logdetmi": lambda: s.LogDeterminantMutualInformationFunction(
-            n=n, num_queries=q, lambdaVal=lam, data_sijs=K, query_sijs=Kq,
-            query_query_sijs=Kqq, magnificationEta=eta,
-        ),
-        "flcg": lambda: s.FacilityLocationConditionalGainFunction(
-            n=n, num_privates=p, data_sijs=K, private_sijs=Kp, privacyHardness=nu
-        ),
-        "gccg": lambda: s.GraphCutConditionalGainFunction(
-            n=n, num_privates=p, lambdaVal=lam, data_sijs=K, private_sijs=Kp, privacyHardness=nu
-        ),
-        "logdetcg": lambda: s.LogDeterminantConditionalGainFunction(
-            n=n, num_privates=p, lambdaVal=lam, data_sijs=K, private_sijs=Kp,
-            private_private_sijs=Kpp, privacyHardness=nu,
-        ),
-        "flcmi": lambda: s.FacilityLocationConditionalMutualInformationFunction(
-            n=n, num_queries=q, num_privates=p, data_sijs=K, query_sijs=Kq, private_sijs=Kp,
-            magnificationEta=eta, privacyHardness=nu,
-        ),
-        "logdetcmi": lambda: s.LogDeterminantConditionalMutualInformationFunction(
-            n=n, num_queries=q, num_privates=p, lambdaVal=lam, data_sijs=K, query_sijs=Kq,
-            query_query_sijs=Kqq, private_sijs=Kp, private_private_sijs=Kpp,
-            query_private_sijs=Kqp, magnificationEta=eta, privacyHardness=nu,
-        ),
-    }  # fmt: skip
-    return build[name]()
 
 
 def _case(seed, n, metric):
@@ -81,38 +37,13 @@ def _case(seed, n, metric):
 
 
 def _run_reference(name, kernels, params, budget, optimizer):
-    spec = OBJECTIVES[name]
-    K = kernels["data_kernel"]
-    Kq = kernels["query_kernel"] if spec.query else None
-    Kp = kernels["conditioning_kernel"] if spec.conditioning else None
-    ref = _reference(
-        name,
-        K,
-        Kq,
-        kernels["query_query_kernel"],
-        Kp,
-        kernels["conditioning_conditioning_kernel"],
-        kernels["query_conditioning_kernel"],
-        params["eta"],
-        params["nu"],
-        params["lambda_"],
-    )
-    picks = ref.maximize(budget, optimizer=optimizer, show_progress=False, verbose=False)
-    return np.array([j for j, _ in picks]), np.array([g for _, g in picks])
+    given = {key: np.asarray(kernels[key], dtype=np.float64) for key in kernel_names(name)}
+    fn = submodlib_function(name, kernels["data_kernel"].shape[0], given, **params)
+    return submodlib_select(fn, budget, optimizer)
 
 
 def _ours(name, kernels, params):
-    spec = OBJECTIVES[name]
-    given = {"data_kernel": kernels["data_kernel"]}
-    if spec.query:
-        given["query_kernel"] = kernels["query_kernel"]
-        given["query_query_kernel"] = kernels["query_query_kernel"]
-    if spec.conditioning:
-        given["conditioning_kernel"] = kernels["conditioning_kernel"]
-        given["conditioning_conditioning_kernel"] = kernels["conditioning_conditioning_kernel"]
-    if spec.query and spec.conditioning:
-        given["query_conditioning_kernel"] = kernels["query_conditioning_kernel"]
-    return make_objective(name, **given, **params)
+    return make_objective(name, **{key: kernels[key] for key in kernel_names(name)}, **params)
 
 
 def _assert_same(fn, ours, ref_picks, ref_gains):
@@ -149,7 +80,7 @@ def test_naive_greedy_matches_submodlib(name, seed, n, metric, which):
     params = PARAMS[which]
     kernels = _case(seed, n, metric)
     budget = 8
-    ref_picks, ref_gains = _run_reference(name, kernels, params, budget, "NaiveGreedy")
+    ref_picks, ref_gains = _run_reference(name, kernels, params, budget, "naive")
     fn = _ours(name, kernels, params)
     _assert_same(fn, select(fn, budget, "naive"), ref_picks, ref_gains)
 
@@ -160,7 +91,7 @@ def test_lazy_greedy_matches_submodlib(name, seed, n, metric, which):
     params = PARAMS[which]
     kernels = _case(seed, n, metric)
     budget = 8
-    ref_picks, ref_gains = _run_reference(name, kernels, params, budget, "LazyGreedy")
+    ref_picks, ref_gains = _run_reference(name, kernels, params, budget, "lazy")
     fn = _ours(name, kernels, params)
     _assert_same(fn, select(fn, budget, "lazy"), ref_picks, ref_gains)
 
@@ -169,19 +100,8 @@ def test_lazy_greedy_matches_submodlib(name, seed, n, metric, which):
 def test_evaluate_matches_submodlib(name):
     params = PARAMS[1]
     kernels = _case(7, 30, "cosine")
-    spec = OBJECTIVES[name]
-    ref = _reference(
-        name,
-        kernels["data_kernel"],
-        kernels["query_kernel"] if spec.query else None,
-        kernels["query_query_kernel"],
-        kernels["conditioning_kernel"] if spec.conditioning else None,
-        kernels["conditioning_conditioning_kernel"],
-        kernels["query_conditioning_kernel"],
-        params["eta"],
-        params["nu"],
-        params["lambda_"],
-    )
+    given = {key: np.asarray(kernels[key], dtype=np.float64) for key in kernel_names(name)}
+    ref = submodlib_function(name, 30, given, **params)
     ours = _ours(name, kernels, params)
     A = {3, 11, 17, 25}
     empty_ref = ref.evaluate({0}) - ref.marginalGain(set(), 0)  # reference value at the empty set

@@ -3,25 +3,48 @@
 The loop calls ``start`` once with the seed labels, ``select`` every round, and ``update`` with
 the ids labeled since. ``select`` defaults to running the strategy on :meth:`candidates`;
 pools that grow while a batch is chosen (SEALS, per item) override it.
+
+Every pool also answers :meth:`CandidatePool.density`: the mean cosine similarity of items to the
+current candidates, which information density weighs uncertainty by. Because cosine similarity is
+a dot product of unit vectors, the mean similarity of ``z`` to a set ``P`` is ``z . s / |P|``
+with ``s`` the sum of the unit vectors of ``P``; pools keep ``s`` up to date as items join and
+leave (O(d) per item), so density never needs the |P| x |P| (or |U| x |U|) similarity matrix.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import time
+
 import numpy as np
 
-from raresift.pool import Labels, Pool, as_ids
-from raresift.strategies.base import Batch, SelectionState, Strategy
+from raresift.errors import BudgetError, ConfigError, ValidationError
+from raresift.idsets import contains_ids, insert_ids, remove_ids
+from raresift.index import NeighborIndex, normalize_rows, unit_vector_sum
+from raresift.pool import Labels, Pool, as_ids, check_budget
+from raresift.strategies.base import Batch, ScoringStrategy, SelectionState, Strategy
+from raresift.strategies.binary import DensityWeightedStrategy
+
+log = logging.getLogger("raresift")
 
 
 class CandidatePool:
-    """Base class: subclasses keep their own bookkeeping of eligible ids."""
+    """Base class: subclasses keep their own bookkeeping of eligible ids.
+
+    Subclasses that call :meth:`_joined` / :meth:`_left` whenever their candidate set changes
+    set ``_tracks_density = True`` and get incremental densities; the others get densities
+    recomputed from :meth:`candidates` on every call.
+    """
 
     pool: Pool
     labels: Labels
+    _tracks_density = False
 
     def start(self, pool: Pool, labels: Labels) -> None:
         """Begin with ``labels`` (the seed) already known."""
         self.pool, self.labels = pool, labels
+        self._unit_sum: np.ndarray | None = None
 
     def candidates(self) -> np.ndarray:
         """Eligible unlabeled ids now (int64, ascending)."""
@@ -35,11 +58,49 @@ class CandidatePool:
 
     def select(self, strategy: Strategy, state: SelectionState, budget: int) -> Batch:
         """Choose ``budget`` items with ``strategy`` among the eligible ones."""
+        state = dataclasses.replace(state, candidate_pool=self)
         return strategy.select(state, self.candidates(), budget)
+
+    # ------------------------------------------------------------------ density
+    def density(self, ids) -> np.ndarray:
+        """Mean cosine similarity of each of ``ids`` to the current candidates.
+
+        >>> import numpy as np
+        >>> from raresift.pool import Labels, Pool
+        >>> cands = AllCandidates()
+        >>> cands.start(Pool(np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])), Labels([2], [0]))
+        >>> cands.density([0, 1]).round(3).tolist()
+        [0.5, 0.5]
+        """
+        ids = as_ids(ids)
+        n = len(self)
+        if n == 0:
+            raise ValidationError("the candidate pool is empty; density is undefined")
+        if self._tracks_density:
+            if self._unit_sum is None:
+                self._unit_sum = unit_vector_sum(
+                    self.pool, self.candidates(), progress=n > 1_000_000
+                )
+            total = self._unit_sum
+        else:
+            total = unit_vector_sum(self.pool, self.candidates())
+        return normalize_rows(self.pool.embeddings_of(ids)).astype(np.float64) @ total / n
+
+    def _joined(self, ids: np.ndarray) -> None:
+        """Keep the density sum current: ``ids`` became candidates."""
+        if self._unit_sum is not None and ids.size:
+            self._unit_sum += unit_vector_sum(self.pool, ids)
+
+    def _left(self, ids: np.ndarray) -> None:
+        """Keep the density sum current: ``ids`` stopped being candidates."""
+        if self._unit_sum is not None and ids.size:
+            self._unit_sum -= unit_vector_sum(self.pool, ids)
 
 
 class AllCandidates(CandidatePool):
     """Every unlabeled item in the pool is eligible (the "-All" baselines)."""
+
+    _tracks_density = True
 
     def start(self, pool: Pool, labels: Labels) -> None:
         super().start(pool, labels)
@@ -47,12 +108,292 @@ class AllCandidates(CandidatePool):
         self.update(labels.ids)
 
     def update(self, newly_labeled_ids) -> None:
-        ids = as_ids(newly_labeled_ids)
+        ids = np.unique(as_ids(newly_labeled_ids))
         if ids.size:
-            self._unlabeled[self.pool.positions(ids)] = False
+            pos = self.pool.positions(ids)
+            left = ids[self._unlabeled[pos]]
+            self._unlabeled[pos] = False
+            self._left(left)
 
     def candidates(self) -> np.ndarray:
         return np.sort(self.pool.ids[self._unlabeled])
 
     def __len__(self) -> int:
         return int(self._unlabeled.sum())
+
+
+class RandomCandidates(CandidatePool):
+    """A fixed random ``fraction`` of the pool, minus labeled items (RandPool, papers/002 A.5).
+
+    The subset is drawn once in :meth:`start` with ``seed``; labeled items leave it.
+    """
+
+    _tracks_density = True
+
+    def __init__(self, fraction: float = 0.1, seed: int = 0):
+        self.fraction = fraction
+        self.seed = seed
+
+    def start(self, pool: Pool, labels: Labels) -> None:
+        if not 0.0 < float(self.fraction) <= 1.0:
+            raise ConfigError(f"fraction must be in (0, 1], got {self.fraction!r}")
+        super().start(pool, labels)
+        size = max(1, round(self.fraction * len(pool)))
+        picked = np.random.default_rng(self.seed).choice(len(pool), size=size, replace=False)
+        self._members = np.sort(pool.ids[picked])
+        self.update(labels.ids)
+
+    def update(self, newly_labeled_ids) -> None:
+        ids = np.unique(as_ids(newly_labeled_ids))
+        left = ids[contains_ids(self._members, ids)]
+        self._members = remove_ids(self._members, left)
+        self._left(left)
+
+    def candidates(self) -> np.ndarray:
+        return self._members
+
+    def __len__(self) -> int:
+        return int(self._members.size)
+
+
+class SEALSCandidates(CandidatePool):
+    """SEALS: the unlabeled k nearest neighbours of the labeled items (papers/002-003).
+
+    The pool starts as the union of the ``k`` nearest neighbours of every labeled item. With
+    ``expand="item"`` (the paper's Algorithm 2) each selected item leaves the pool and its ``k``
+    neighbours join it before the next item of the same batch is chosen; the newcomers are scored
+    with the same model (no retraining within a batch). This needs a :class:`ScoringStrategy`;
+    other strategies fall back to ``expand="batch"``, where the neighbours of the whole batch join
+    after it is chosen. Labeled items (and items picked but not yet labeled) never are in the pool.
+
+    Bookkeeping is incremental: sorted id arrays, no structure of the size of the whole pool, so
+    one round costs O(|P| + b k) plus the k-NN searches. ``knn_seconds`` and ``knn_queries``
+    accumulate the search cost.
+
+    Parameters
+    ----------
+    index : NeighborIndex
+        Built over the same pool (same ids).
+    k : int
+        Neighbours added per labeled item.
+    expand : {"item", "batch"}
+    """
+
+    _tracks_density = True
+
+    def __init__(self, index: NeighborIndex, k: int = 100, expand: str = "item"):
+        self.index = index
+        self.k = k
+        self.expand = expand
+
+    def start(self, pool: Pool, labels: Labels) -> None:
+        if self.expand not in ("item", "batch"):
+            raise ConfigError(f"expand must be 'item' or 'batch', got {self.expand!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k <= 0:
+            raise ConfigError(f"k must be a positive integer, got {self.k!r}")
+        if self.index.dim != pool.dim:
+            raise ValidationError(
+                f"the index holds {self.index.dim}-d vectors but the pool has {pool.dim}-d "
+                "embeddings; build the index from this pool"
+            )
+        super().start(pool, labels)
+        empty = np.empty(0, dtype=np.int64)
+        self._members = empty  # candidate ids, ascending
+        self._excluded = empty  # labeled or picked-and-pending ids, ascending
+        self._pending = empty  # picked by select, not labeled yet
+        self._expanded = empty  # ids whose neighbours have joined
+        self.knn_seconds = 0.0
+        self.knn_queries = 0
+        self.update(labels.ids)
+
+    def candidates(self) -> np.ndarray:
+        return self._members
+
+    def __len__(self) -> int:
+        return int(self._members.size)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _neighbors(self, ids: np.ndarray) -> np.ndarray:
+        """(len(ids), k) neighbour ids, -1 padded; timed."""
+        start = time.perf_counter()
+        rows = self.index.neighbors(ids, self.k, pool=self.pool)
+        self.knn_seconds += time.perf_counter() - start
+        self.knn_queries += int(ids.size)
+        return rows
+
+    def _join(self, ids: np.ndarray) -> np.ndarray:
+        """Add the eligible ones of ``ids`` to the pool; return those that joined."""
+        ids = np.unique(ids[ids >= 0])
+        ids = ids[~contains_ids(self._members, ids) & ~contains_ids(self._excluded, ids)]
+        if ids.size:
+            self._members = insert_ids(self._members, ids)
+            self._joined(ids)
+        return ids
+
+    def _exclude(self, ids: np.ndarray) -> None:
+        """``ids`` are labeled or picked: out of the pool for good (until restored)."""
+        ids = np.unique(ids)
+        left = ids[contains_ids(self._members, ids)]
+        self._members = remove_ids(self._members, left)
+        self._left(left)
+        self._excluded = insert_ids(self._excluded, ids[~contains_ids(self._excluded, ids)])
+
+    def _expand(self, ids: np.ndarray, neighbors: np.ndarray | None = None) -> np.ndarray:
+        """Let the neighbours of ``ids`` (not expanded before) join; return the newcomers."""
+        ids = np.unique(ids)
+        ids = ids[~contains_ids(self._expanded, ids)]
+        if not ids.size:
+            return ids
+        if neighbors is None:
+            neighbors = self._neighbors(ids)
+        self._expanded = insert_ids(self._expanded, ids)
+        return self._join(neighbors.ravel())
+
+    def update(self, newly_labeled_ids) -> None:
+        """Labeled items leave the pool (for good) and their neighbours join it."""
+        ids = np.unique(as_ids(newly_labeled_ids))
+        self._pending = remove_ids(self._pending, ids)
+        self._exclude(ids)
+        self._expand(ids)
+
+    def _sync(self) -> None:
+        """Catch up with labels added behind our back; return unlabeled pending picks."""
+        labeled = np.unique(self.labels.ids)
+        missed = labeled[
+            ~contains_ids(self._excluded, labeled) | contains_ids(self._pending, labeled)
+        ]
+        if missed.size:
+            self.update(missed)
+        if self._pending.size:
+            back, self._pending = self._pending, self._pending[:0]
+            self._excluded = remove_ids(self._excluded, back)
+            self._join(back)
+
+    # ------------------------------------------------------------------ selection
+    def select(self, strategy: Strategy, state: SelectionState, budget: int) -> Batch:
+        self._sync()
+        state = dataclasses.replace(state, candidate_pool=self)
+        if self.expand == "item" and isinstance(strategy, ScoringStrategy):
+            batch = self._select_per_item(strategy, state, budget)
+        else:
+            if self.expand == "item":
+                log.info(
+                    "strategy %r chooses whole sets, not items one by one: SEALS expands the "
+                    "pool after the batch instead of after each item",
+                    strategy.name,
+                )
+            batch = strategy.select(state, self._members, budget)
+            self._exclude(batch.ids)
+            self._expand(batch.ids)
+        self._pending = insert_ids(
+            self._pending, batch.ids[~contains_ids(self._pending, batch.ids)]
+        )
+        return batch
+
+    def _select_per_item(
+        self, strategy: ScoringStrategy, state: SelectionState, budget: int
+    ) -> Batch:
+        """Algorithm 2's inner loop: pick the best, swap it for its neighbours, repeat.
+
+        The picks are exactly those of rescoring the pool after every step, but the work is
+        batched: the neighbours of the current top ``budget`` candidates are searched in one
+        call and their newcomers scored in one model call (most picks come from there; other
+        picks are searched one at a time), scores live in append-only buffers, and the pool's
+        sorted bookkeeping is updated once at the end. For a :class:`DensityWeightedStrategy`
+        the informativeness is computed once per item and the density weights are recomputed
+        after every pick from the running sum of the pool's unit vectors (O(|P| d) per pick).
+        """
+        budget = check_budget(budget, max(len(self), 1), "candidates in the SEALS pool")
+        weighted = isinstance(strategy, DensityWeightedStrategy)
+        value = strategy.informativeness if weighted else strategy.score
+        members = self._members
+        n = members.size
+        cap = n + budget * self.k
+        ids = np.empty(cap, dtype=np.int64)
+        base = np.full(cap, -np.inf)
+        ids[:n] = members
+        base[:n] = self._values(strategy, value, state, members)
+        if weighted:
+            units = np.empty((cap, self.pool.dim), dtype=np.float32)
+            units[:n] = normalize_rows(self.pool.embeddings_of(members))
+            total = units[:n].sum(axis=0, dtype=np.float64)
+            count = n
+
+        def current_scores() -> np.ndarray:
+            if not weighted:
+                return base[:n]
+            # float32 matvec without BLAS threads (their start-up dominates at this size)
+            mean = np.einsum("ij,j->i", units[:n], (total / max(count, 1)).astype(np.float32))
+            out = base[:n] * strategy.density_weights(mean)
+            out[np.isneginf(base[:n])] = -np.inf
+            return out
+
+        # speculative batch: neighbours of today's top `budget`, and the values of newcomers
+        top = np.sort(ids[np.argsort(-current_scores(), kind="stable")[:budget]])
+        top_rows = self._neighbors(top)
+        fresh = np.unique(top_rows[top_rows >= 0])
+        fresh = fresh[~contains_ids(members, fresh) & ~contains_ids(self._excluded, fresh)]
+        fresh_values = self._values(strategy, value, state, fresh)
+        taken = np.empty(0, dtype=np.int64)  # picks and newcomers of this batch, ascending
+        picks, pick_scores, joined = [], [], []
+        for _ in range(budget):
+            scores = current_scores()
+            j = int(np.argmax(scores))
+            if not np.isfinite(scores[j]):
+                raise BudgetError(
+                    f"the SEALS pool ran out after {len(picks)} of {budget} picks; lower the "
+                    "batch size or raise k"
+                )
+            tied = np.flatnonzero(scores == scores[j])
+            if tied.size > 1:
+                j = int(tied[state.rng.integers(tied.size)])
+            pick = ids[j]
+            picks.append(pick)
+            pick_scores.append(scores[j])
+            base[j] = -np.inf
+            if weighted:
+                total -= units[j]
+                count -= 1
+            if not contains_ids(taken, np.array([pick]))[0]:
+                taken = insert_ids(taken, np.array([pick]))
+            if contains_ids(top, np.array([pick]))[0]:
+                row = top_rows[np.searchsorted(top, pick)]
+            else:
+                row = self._neighbors(np.array([pick]))[0]
+            new = np.unique(row[row >= 0])
+            new = new[
+                ~contains_ids(members, new)
+                & ~contains_ids(self._excluded, new)
+                & ~contains_ids(taken, new)
+            ]
+            if not new.size:
+                continue
+            known = contains_ids(fresh, new)
+            values = np.empty(new.size)
+            values[known] = fresh_values[np.searchsorted(fresh, new[known])]
+            values[~known] = self._values(strategy, value, state, new[~known])
+            ids[n : n + new.size] = new
+            base[n : n + new.size] = values
+            if weighted:
+                units[n : n + new.size] = normalize_rows(self.pool.embeddings_of(new))
+                total += units[n : n + new.size].sum(axis=0, dtype=np.float64)
+                count += new.size
+            n += new.size
+            taken = insert_ids(taken, new)
+            joined.append(new)
+        picks = np.array(picks, dtype=np.int64)
+        self._exclude(picks)
+        self._expanded = insert_ids(self._expanded, picks[~contains_ids(self._expanded, picks)])
+        if joined:
+            self._join(np.concatenate(joined))
+        return Batch(picks, np.array(pick_scores), strategy.name, state.round)
+
+    @staticmethod
+    def _values(strategy, value, state: SelectionState, ids: np.ndarray) -> np.ndarray:
+        """``value(state, ids)`` (a strategy's scores or informativeness), checked."""
+        if ids.size == 0:
+            return np.empty(0)
+        scores = np.asarray(value(state, ids), dtype=np.float64)
+        if scores.shape != ids.shape or not np.all(np.isfinite(scores)):
+            raise ValidationError(f"strategy {strategy.name!r} produced invalid scores")
+        return scores

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 
 from raresift.errors import RaresiftError
@@ -26,9 +27,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         batch=args.batch,
         seed=args.seed,
+        study=not args.no_study,
         progress=lambda line: print(line, flush=True),
     )
     print(f"report: {result.csv_path} and {result.png_path}")
+    if result.study_report is not None:
+        print(f"study report: {result.study_report}")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from raresift.simulate.runner import simulate_command
+
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    path = simulate_command(
+        args.config,
+        args.out,
+        resume=not args.no_resume,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        command=args.command_line,
+        only=only,
+    )
+    print(f"report: {path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from raresift.simulate.report import report_command
+
+    print(f"report: {report_command(args.results, args.out)}")
     return 0
 
 
@@ -50,7 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=10, help="selection rounds (default: 10)")
     p.add_argument("--batch", type=int, default=100, help="labels per round (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--no-study", action="store_true", help="skip the rare-classes study")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "simulate", help="run a study (strategies x seeds x rounds) from a TOML config"
+    )
+    p.add_argument("config", help="study config (TOML), e.g. experiments/rare-classes-mnist5k.toml")
+    p.add_argument("--out", help="output folder (default: runs/<study name>)")
+    p.add_argument("--jobs", type=int, help="worker processes (default: config, else cores)")
+    p.add_argument(
+        "--only", help="comma-separated strategy labels to run now (others keep their rows)"
+    )
+    p.add_argument("--no-resume", action="store_true", help="discard finished rounds, start over")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("report", help="rewrite the Markdown report and figures of a study")
+    p.add_argument("results", help="results.csv written by simulate")
+    p.add_argument("--out", help="folder for report.md and figures (default: beside it)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("strategies", help="list the acquisition strategies by name")
     p.set_defaults(func=_cmd_strategies)
@@ -60,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = "raresift " + shlex.join(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -2,10 +2,12 @@
 
 Metrics (``metric=``):
 
-- ``"cosine"`` (the default): the *shifted* cosine ``(s + 1) / 2`` with ``s = x.y / (|x||y|)``, values in
-  [0, 1]. This is what SIMILAR ran (DISTIL shifts every kernel before handing it to submodlib).
+- ``"cosine"`` (the default): the *shifted* cosine ``(s + 1) / 2`` with ``s = x.y / (|x||y|)``,
+  values in [0, 1]. This is what SIMILAR ran (DISTIL shifts every kernel before handing it to
+  submodlib).
 - ``"cosine_raw"``: the plain cosine in [-1, 1]; what submodlib's own ``metric="cosine"`` computes.
-- ``"euclidean"``: ``exp(-|x - y|_2 / d)`` with ``d`` the number of features (distance, not squared).
+- ``"euclidean"``: ``exp(-|x - y|_2 / d)`` with ``d`` the number of features (distance, not
+  squared).
 - ``"dot"``: ``x.y``.
 
 A cosine with a zero-norm vector is 0 (0.5 once shifted). Everything is computed in float32, in row
@@ -14,13 +16,14 @@ blocks, so building an ``n x m`` kernel never needs more than the output plus on
 Three ways to hold the ``n x n`` similarity of the candidates, all with the same small interface
 (``n``, ``rows(idx)``, ``diagonal()``, ``column_sums()``, ``restrict(idx)``):
 
-- :class:`DenseKernel`: a precomputed float32 matrix (FL-type objectives with naive greedy want this);
-- :class:`FeatureKernel`: computes the rows it is asked for from the embeddings, never stores ``n x n``
-  (graph cut and log-determinant only ever need the rows of the chosen items);
-- :class:`SparseKernel`: each row keeps its ``k`` most similar items (exact search, blocked, or Faiss),
-  every other similarity counts as **0**. Facility location starts its running maxima at 0, so a missing
-  similarity never covers anything: FL on the sparse kernel is FL on the dense kernel with the
-  non-neighbour entries set to 0.
+- :class:`DenseKernel`: a precomputed float32 matrix (FL-type objectives with naive greedy want
+  this);
+- :class:`FeatureKernel`: computes the rows it is asked for from the embeddings, never stores
+  ``n x n`` (graph cut and log-determinant only ever need the rows of the chosen items);
+- :class:`SparseKernel`: each row keeps its ``k`` most similar items (exact blocked search or
+  Faiss), every other similarity counts as **0**. Facility location starts its running maxima at 0,
+  so a missing similarity never covers anything: FL on the sparse kernel is FL on the dense kernel
+  with the non-neighbour entries set to 0 (graph cut likewise sums only the stored entries).
 
 >>> import numpy as np
 >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
@@ -108,9 +111,8 @@ def similarity(
     block = max(1, _BLOCK_ELEMENTS // max(m, 1))
     for start in range(0, n, block):
         stop = min(n, start + block)
-        dots = xs[start:stop] @ ys.T
-        sq = None if sq_x is None else sq_x[start:stop]
-        out[start:stop] = _finish(dots, metric, X.shape[1], sq, sq_y)
+        dots = np.matmul(xs[start:stop], ys.T, out=out[start:stop])
+        _finish(dots, metric, X.shape[1], _sl(sq_x, start, stop), sq_y)
         if same and metric == "euclidean":  # exact 1 on the diagonal despite float32 cancellation
             rows = np.arange(start, stop)
             out[rows, rows] = 1.0
@@ -176,7 +178,8 @@ class FeatureKernel:
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
         idx = np.asarray(idx)
-        dots = self._prepared[idx] @ self._prepared.T
+        # (n x d) @ (d x r) is a fast GEMM even for r = 1, unlike (1 x d) @ (d x n)
+        dots = np.ascontiguousarray((self._prepared @ self._prepared[idx].T).T)
         sq_x = None if self._sq is None else self._sq[idx]
         out = _finish(dots, self.metric, self.X.shape[1], sq_x, self._sq)
         if self.metric == "euclidean":
@@ -241,11 +244,15 @@ class SparseKernel:
         return SparseKernel(self.matrix[idx][:, idx])
 
 
-def knn_kernel(X: Any, k: int, metric: str = DEFAULT_METRIC, backend: str = "auto") -> SparseKernel:
-    """Exact k-nearest-neighbour kernel: row ``i`` keeps its ``k`` largest similarities (itself included).
+def knn_kernel(
+    X: Any, k: int, metric: str = DEFAULT_METRIC, backend: str = "torch", index: str = "Flat"
+) -> SparseKernel:
+    """k-nearest-neighbour kernel: row ``i`` keeps its ``k`` largest similarities (itself included).
 
-    ``backend`` is ``"faiss"`` (flat index, exact), ``"numpy"`` (blocked brute force) or ``"auto"``
-    (Faiss when importable). Memory: ``n * k`` entries plus one block.
+    ``backend="torch"`` (default) is exact: blocked float32 matrix products and ``topk``, memory
+    ``n * k`` plus one block. ``backend="faiss"`` builds the Faiss index named by the factory
+    string ``index``: ``"Flat"`` is exact, ``"HNSW32"`` or ``"IVF1024,Flat"`` trade exactness for
+    speed on very large pools.
     """
     check_metric(metric)
     X = check_matrix(X, "data")
@@ -253,46 +260,53 @@ def knn_kernel(X: Any, k: int, metric: str = DEFAULT_METRIC, backend: str = "aut
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValidationError(f"k must be a positive integer, got {k!r}")
     k = int(min(k, n))
-    if backend not in ("auto", "faiss", "numpy"):
-        raise ValidationError(f"unknown backend {backend!r}; choose 'auto', 'faiss' or 'numpy'")
-    if backend == "auto":
-        try:
-            import faiss  # noqa: F401
-
-            backend = "faiss"
-        except ImportError:
-            backend = "numpy"
+    if backend not in ("torch", "faiss"):
+        raise ValidationError(f"unknown backend {backend!r}; choose 'torch' or 'faiss'")
     xs, sq = _prepare(X, metric)
     if backend == "faiss":
-        import faiss
-
-        if metric == "euclidean":
-            index = faiss.IndexFlatL2(xs.shape[1])
-            index.add(xs)
-            dist2, nbrs = index.search(xs, k)
-            values = np.exp(-np.sqrt(np.maximum(dist2, 0)) / X.shape[1]).astype(np.float32)
-        else:
-            index = faiss.IndexFlatIP(xs.shape[1])
-            index.add(xs)
-            values, nbrs = index.search(xs, k)
-            if metric == "cosine":
-                values = (values + 1) / 2
+        values, nbrs = _faiss_search(xs, k, metric, index)
     else:
+        import torch
+
+        data = torch.from_numpy(xs)
         nbrs = np.empty((n, k), dtype=np.int64)
         values = np.empty((n, k), dtype=np.float32)
         block = max(1, _BLOCK_ELEMENTS // n)
         for start in range(0, n, block):
             stop = min(n, start + block)
-            sims = _finish(xs[start:stop] @ xs.T, metric, X.shape[1], _sl(sq, start, stop), sq)
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            nbrs[start:stop] = top
-            values[start:stop] = np.take_along_axis(sims, top, axis=1)
+            sims = (data[start:stop] @ data.T).numpy()
+            sims = _finish(sims, metric, X.shape[1], _sl(sq, start, stop), sq)
+            top = torch.topk(torch.from_numpy(sims), k, dim=1, sorted=False)
+            values[start:stop], nbrs[start:stop] = top.values.numpy(), top.indices.numpy()
     if metric == "euclidean":  # the item itself is always its nearest neighbour
         values[nbrs == np.arange(n)[:, None]] = 1.0
-    matrix = sp.csr_matrix((values.ravel(), nbrs.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
-    matrix.sort_indices()
-    log.debug("built %s k-NN kernel: n=%d k=%d (%s)", metric, n, k, backend)
+    valid = nbrs >= 0  # approximate Faiss indexes may return fewer than k neighbours
+    counts = valid.sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    matrix = sp.csr_matrix((values[valid], nbrs[valid], indptr), shape=(n, n))
+    matrix.sum_duplicates()
+    log.debug("built %s k-NN kernel: n=%d k=%d (%s %s)", metric, n, k, backend, index)
     return SparseKernel(matrix)
+
+
+def _faiss_search(xs: np.ndarray, k: int, metric: str, index: str):
+    import faiss
+
+    euclidean = metric == "euclidean"
+    faiss_metric = faiss.METRIC_L2 if euclidean else faiss.METRIC_INNER_PRODUCT
+    try:
+        searcher = faiss.index_factory(xs.shape[1], index, faiss_metric)
+    except RuntimeError as exc:
+        raise ValidationError(f"Faiss cannot build index {index!r}: {exc}") from None
+    if not searcher.is_trained:
+        searcher.train(xs)
+    searcher.add(xs)
+    values, nbrs = searcher.search(xs, k)
+    if euclidean:
+        values = np.exp(-np.sqrt(np.maximum(values, 0)) / xs.shape[1])
+    elif metric == "cosine":
+        values = (values + 1) / 2
+    return values.astype(np.float32), nbrs.astype(np.int64)
 
 
 def _sl(arr: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:

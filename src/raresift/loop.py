@@ -44,11 +44,18 @@ class ArrayOracle:
 
 
 class _TimedModel:
-    """Forward every attribute to the model, adding the time spent in its methods to a clock."""
+    """Forward every attribute to the model, adding the time spent in its methods to a clock.
+
+    ``isinstance(proxy, TorchModel)`` still holds: ``__class__`` reports the model's class.
+    """
 
     def __init__(self, model: Any):
         self._model = model
         self.seconds = 0.0
+
+    @property
+    def __class__(self):  # isinstance checks see the wrapped model's type
+        return type(self._model)
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._model, name)
@@ -151,6 +158,7 @@ class ActiveLearner:
             pool.positions(self.labels.ids)  # unknown seed ids raise here
         self.round = 0
         self._fitted_on: int | None = None  # number of labels the model was last fitted with
+        self.last_query_seconds: dict[str, float] = {}
         self._validation_ids = self._labeled_subset(validation_ids, "validation_ids")
         self._query_ids = self._labeled_subset(query_ids, "query_ids")
         self._conditioning_ids = self._labeled_subset(conditioning_ids, "conditioning_ids")
@@ -245,7 +253,9 @@ class ActiveLearner:
         """Choose ``budget`` eligible items to label next. Labels nothing.
 
         Fits the model first if labels arrived since the last fit. Calling it twice without
-        teaching returns the same batch.
+        teaching returns the same batch. Afterwards :attr:`last_query_seconds` holds the seconds
+        spent on ``training``, model ``features`` (any model method a strategy called) and the
+        rest of ``selection``.
         """
         return self._query(budget)[0]
 
@@ -264,6 +274,7 @@ class ActiveLearner:
         seconds["features"] = timed.seconds if timed is not None else 0.0
         seconds["selection"] = elapsed - seconds["features"]
         self._check_batch(batch, budget)
+        self.last_query_seconds = seconds
         logger.debug("round %d: %s picked %d items", self.round, batch.strategy, len(batch))
         return batch, seconds
 
@@ -287,6 +298,14 @@ class ActiveLearner:
         """
         ids = as_ids(ids)
         self.pool.positions(ids)
+        n_classes = getattr(self.model, "n_classes", None)
+        values = np.asarray(labels)
+        if isinstance(n_classes, int) and values.size and np.issubdtype(values.dtype, np.number):
+            if values.max() >= n_classes:
+                raise ValidationError(
+                    f"label {values.max()} is out of range for a model with {n_classes} classes; "
+                    f"use class indices 0..{n_classes - 1}"
+                )
         new = ~self.labels.mask(ids)
         self.labels.add(ids, labels)  # validates shape, duplicates and conflicting labels
         new_ids = ids[new]
@@ -309,7 +328,8 @@ class ActiveLearner:
         ``callback(learner, batch)`` runs after the refit; the dict it returns joins the record.
 
         Returns one record per round with ``round``, ``n_labeled``, ``n_candidates``,
-        ``batch_ids``, ``seconds_training``, ``seconds_features``, ``seconds_selection``.
+        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``seconds_training``,
+        ``seconds_features``, ``seconds_selection``.
         """
         if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
             raise ValidationError(f"rounds must be a non-negative integer, got {rounds!r}")
@@ -320,7 +340,8 @@ class ActiveLearner:
             round_index = self.round
             n_candidates = len(self.candidates)
             batch, seconds = self._query(budget)
-            self.teach(batch.ids, oracle(batch.ids))
+            answers = np.asarray(oracle(batch.ids))
+            self.teach(batch.ids, answers)
             start = time.perf_counter()
             self.fit()
             seconds["training"] += time.perf_counter() - start
@@ -329,6 +350,7 @@ class ActiveLearner:
                 "n_labeled": len(self.labels),
                 "n_candidates": n_candidates,
                 "batch_ids": batch.ids.copy(),
+                "batch_labels": answers.copy(),
                 **{f"seconds_{k}": v for k, v in seconds.items()},
             }
             if callback is not None:

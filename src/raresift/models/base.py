@@ -34,6 +34,29 @@ def check_labels(y: Any, n_items: int, n_classes: int | None = None) -> np.ndarr
     return arr
 
 
+def last_layer_residuals(proba: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """``p - onehot(y)`` per item (float32), with ``y`` the argmax of ``p`` when ``labels`` is None.
+
+    This is the cross-entropy gradient w.r.t. the logits, i.e. w.r.t. the last layer's bias.
+    """
+    residual = proba.astype(np.float32, copy=True)
+    y = proba.argmax(axis=1) if labels is None else labels
+    residual[np.arange(proba.shape[0]), y] -= 1.0
+    return residual
+
+
+def gradient_layout(residuals: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Assemble gradient embeddings ``[r, r_0 e, ..., r_{K-1} e]`` from their two factors.
+
+    The row is the bias gradient followed by the weight gradient in the layer's (K, D) row-major
+    order: K (D + 1) values. Inner products need not build it:
+    ``<g_i, g_j> = (r_i . r_j) (1 + e_i . e_j)``.
+    """
+    n = residuals.shape[0]
+    weights = residuals[:, :, None] * features.astype(np.float32, copy=False)[:, None, :]
+    return np.concatenate([residuals, weights.reshape(n, -1)], axis=1)
+
+
 def last_layer_gradients(
     proba: np.ndarray, features: np.ndarray, labels: np.ndarray | None = None
 ) -> np.ndarray:
@@ -48,9 +71,4 @@ def last_layer_gradients(
     >>> g.tolist()
     [[-0.25, 0.25, -0.5, 0.5]]
     """
-    n, k = proba.shape
-    residual = proba.astype(np.float32, copy=True)
-    y = proba.argmax(axis=1) if labels is None else labels
-    residual[np.arange(n), y] -= 1.0
-    weights = residual[:, :, None] * features.astype(np.float32, copy=False)[:, None, :]
-    return np.concatenate([residual, weights.reshape(n, -1)], axis=1)
+    return gradient_layout(last_layer_residuals(proba, labels), features)

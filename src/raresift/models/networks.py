@@ -1,8 +1,9 @@
 """Small networks for :class:`~raresift.models.TorchModel`: an MLP, LeNet and a narrow ResNet-18.
 
-Every network exposes ``features(x)`` (the penultimate representation, shape ``(n, D)``) and
-``classifier`` (the final ``nn.Linear``); ``forward(x) == classifier(features(x))``. Networks for
-images also carry ``input_shape`` so flat rows (e.g. 784 pixels) can be reshaped for them.
+Every network exposes ``features(x)`` (the penultimate representation, shape ``(n, D)``),
+``classifier`` (the final ``nn.Linear``; ``forward(x) == classifier(features(x))``) and
+``input_shape`` (one item's shape: inputs are checked against it, and flat rows such as 784 pixels
+are reshaped to it for image networks).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class MLP(nn.Module):
             _positive_int(width, "each hidden width")
         self.n_classes = _positive_int(n_classes, "n_classes")
         self.dropout = _probability(dropout, "dropout")
+        self.input_shape = (self.in_dim,)
         layers: list[nn.Module] = []
         width_in = self.in_dim
         for width in self.hidden:

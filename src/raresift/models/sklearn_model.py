@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import clone
 
 from raresift.errors import ValidationError
-from raresift.models.base import check_labels, last_layer_gradients
+from raresift.models.base import check_labels, gradient_layout, last_layer_residuals
 from raresift.pool import check_matrix
 
 
@@ -72,17 +72,24 @@ class SklearnModel:
             out[:, self.estimator_.classes_] = self.estimator_.predict_proba(X)
         return out
 
+    def gradient_factors(self, X: Any, labels: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The two factors of :meth:`gradient_embeddings`: residuals ``p - onehot(y)`` (n, K)
+        and features (here the inputs themselves, (n, d)), both float32."""
+        X = self._check_input(X)
+        if labels is not None:
+            labels = check_labels(labels, X.shape[0], self.n_classes_)
+        residuals = last_layer_residuals(self.predict_proba(X), labels)
+        return residuals, np.asarray(X, dtype=np.float32)
+
     def gradient_embeddings(self, X: Any, labels: Any = None) -> np.ndarray:
         """Last-layer gradient embeddings with the inputs themselves as features.
 
         Exact for a multinomial linear softmax model (logistic regression); for other estimators
         it is the gradient a linear softmax head on ``X`` would see. Layout as in
-        :func:`~raresift.models.base.last_layer_gradients`: (n, K (d + 1)).
+        :func:`~raresift.models.base.last_layer_gradients`: (n, K (d + 1)); labels default to
+        the hypothesised (argmax) ones.
         """
-        X = self._check_input(X)
-        if labels is not None:
-            labels = check_labels(labels, X.shape[0], self.n_classes_)
-        return last_layer_gradients(self.predict_proba(X), X, labels)
+        return gradient_layout(*self.gradient_factors(X, labels))
 
     def _check_input(self, X: Any) -> np.ndarray:
         if not hasattr(self, "n_classes_"):

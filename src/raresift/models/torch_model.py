@@ -3,6 +3,7 @@
 Stable names other modules rely on: :attr:`TorchModel.network` (the trained ``nn.Module``, with
 ``features`` and ``classifier``), :attr:`TorchModel.device`, :meth:`TorchModel.predict_proba`,
 :meth:`TorchModel.penultimate`, :meth:`TorchModel.gradient_embeddings`,
+:meth:`TorchModel.gradient_factors`,
 :meth:`TorchModel.mc_dropout_proba` and :meth:`TorchModel.as_tensor` (inputs -> device tensor).
 """
 
@@ -19,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from raresift.errors import ValidationError
-from raresift.models.base import check_labels, last_layer_gradients
+from raresift.models.base import check_labels, gradient_layout, last_layer_residuals
 from raresift.pool import check_finite
 
 logger = logging.getLogger("raresift")
@@ -232,8 +233,9 @@ class TorchModel:
                 n_epochs += 1
                 order = torch.randperm(n, device=self.device)
                 correct = 0
-                for start in range(0, n, self.batch_size):
-                    rows = order[start : start + self.batch_size]
+                # near-equal batches of at most batch_size: a trailing batch of one or two items
+                # takes a full, noisy step and can keep SGD from ever converging
+                for rows in torch.tensor_split(order, math.ceil(n / self.batch_size)):
                     logits = net(inputs[rows])
                     loss = loss_fn(logits, targets[rows])
                     optimizer.zero_grad(set_to_none=True)
@@ -278,6 +280,30 @@ class TorchModel:
         width = self.network.classifier.in_features
         return self._infer(X, self.network.features, width)
 
+    def gradient_factors(self, X: Any, labels: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The two factors of :meth:`gradient_embeddings`: residuals ``p - onehot(y)`` (n, K)
+        and penultimate features (n, D), float32, from one forward pass.
+
+        ``<g_i, g_j> = (r_i . r_j) (1 + e_i . e_j)``: strategies can work with gradient
+        geometry at O(K + D) per item instead of O(K D).
+        """
+        self._require_fitted()
+        X = self._check_inputs(X)
+        if labels is not None:
+            labels = check_labels(labels, X.shape[0], self.n_classes)
+        residuals = np.empty((X.shape[0], self.n_classes), dtype=np.float32)
+        features = np.empty((X.shape[0], self.network.classifier.in_features), dtype=np.float32)
+        self.network.eval()
+        with torch.no_grad():
+            for rows, batch in self._batches(X):
+                e = self.network.features(batch)
+                proba = torch.softmax(self.network.classifier(e), dim=1).cpu().numpy()
+                residuals[rows] = last_layer_residuals(
+                    proba, None if labels is None else labels[rows]
+                )
+                features[rows] = e.cpu().numpy()
+        return residuals, features
+
     def gradient_embeddings(self, X: Any, labels: Any = None) -> np.ndarray:
         """Last-layer gradient embeddings, shape (n, K (D + 1)), float32.
 
@@ -286,23 +312,7 @@ class TorchModel:
         gradient ``p - onehot(y)`` then the weight gradient, see
         :func:`~raresift.models.base.last_layer_gradients`.
         """
-        self._require_fitted()
-        X = self._check_inputs(X)
-        if labels is not None:
-            labels = check_labels(labels, X.shape[0], self.n_classes)
-        width = self.n_classes * (self.network.classifier.in_features + 1)
-        out = np.empty((X.shape[0], width), dtype=np.float32)
-        self.network.eval()
-        with torch.no_grad():
-            for rows, batch in self._batches(X):
-                features = self.network.features(batch)
-                proba = torch.softmax(self.network.classifier(features), dim=1)
-                out[rows] = last_layer_gradients(
-                    proba.cpu().numpy(),
-                    features.cpu().numpy(),
-                    None if labels is None else labels[rows],
-                )
-        return out
+        return gradient_layout(*self.gradient_factors(X, labels))
 
     def mc_dropout_proba(self, X: Any, n_samples: int = 20, seed: int = 0) -> np.ndarray:
         """Class probabilities under ``n_samples`` random dropout masks: shape (S, n, K).

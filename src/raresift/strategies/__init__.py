@@ -1,6 +1,15 @@
 """Acquisition strategies, constructible by name through :func:`make_strategy`."""
 
-from raresift.strategies import fisher, importance, uncertainty  # noqa: F401  (they register)
+from raresift.strategies import (  # noqa: F401  (importing a module registers its strategies)
+    badge,
+    binary,
+    coreset,
+    fisher,
+    importance,
+    mc_dropout,
+    similar,
+    uncertainty,
+)
 from raresift.strategies.base import (
     Batch,
     RandomStrategy,

@@ -48,7 +48,9 @@ class SelectionState:
 
     ``model`` is a fitted adapter (``predict_proba`` at least); ``query_ids`` and
     ``conditioning_ids`` feed SIMILAR's SMI / SCG / SCMI; ``validation_ids`` are held-out labeled
-    items (Fisher kernel); ``rng`` is the round's seeded generator.
+    items (Fisher kernel); ``rng`` is the round's seeded generator; ``candidate_pool`` is the
+    :class:`~raresift.candidates.CandidatePool` selecting (set by its ``select``), which strategies
+    may ask for pool statistics such as ``density(ids)``.
     """
 
     pool: Pool
@@ -60,6 +62,7 @@ class SelectionState:
     conditioning_ids: np.ndarray | None = None
     validation_ids: np.ndarray | None = None
     use_items: bool = False
+    candidate_pool: Any = None
 
     def inputs(self, ids: Any) -> Any:
         """The model's inputs for ``ids``: raw items if ``use_items`` else embeddings."""

@@ -14,12 +14,12 @@ GC      ``gc``           ``gcmi``         ``gccg``      --
 LogDet  ``logdet``       ``logdetmi``     ``logdetcg``  ``logdetcmi``
 ======  ===============  ===============  ============  ================
 
-``eta`` scales query similarities, ``nu`` conditioning ones, ``lambda_`` is graph cut's trade-off and
-log det's ridge; all default to 1. Similarities default to the shifted cosine ``(s + 1) / 2``
-(:mod:`raresift.kernels`).
+``eta`` scales query similarities, ``nu`` conditioning ones, ``lambda_`` is graph cut's
+trade-off and log det's ridge; all default to 1. Similarities default to the shifted cosine
+``(s + 1) / 2`` (:mod:`raresift.kernels`).
 
-The API a strategy calls: candidate embeddings, query embeddings, conditioning embeddings, budget in;
-picks (positions into the candidates, in pick order) and their marginal gains out.
+The API a strategy calls: candidate embeddings, query embeddings, conditioning embeddings and a
+budget in; picks (positions into the candidates, in pick order) and their marginal gains out.
 
 >>> import numpy as np
 >>> from raresift.submodular import select
@@ -32,10 +32,11 @@ picks (positions into the candidates, in pick order) and their marginal gains ou
 >>> sel.indices.shape, sel.gains.shape
 ((10,), (10,))
 
-For large pools: ``kernel="sparse", k=100`` (k-NN kernel) for the FL and GC families, ``partitions=p``
-for the partition trick, ``optimizer="stochastic"`` or ``"lazier"`` with a ``seed``. An objective can
-also be built once with :func:`make_objective` (from embeddings or precomputed kernels) and passed to
-:func:`select`; its ``gains()``, ``add(j)`` and ``evaluate(A)`` are public.
+For large pools: ``kernel="sparse", k=100`` (k-NN kernel) for the FL and GC families,
+``partitions=p`` for the partition trick, ``optimizer="stochastic"`` or ``"lazier"`` with a
+``seed``. An objective can also be built once with :func:`make_objective` (from embeddings or
+precomputed kernels) and passed to :func:`select`; its ``gains()``, ``add(j)`` and
+``evaluate(A)`` are public.
 """
 
 from raresift.submodular.base import SetFunction

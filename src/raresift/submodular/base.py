@@ -23,6 +23,7 @@ class SetFunction:
 
     name = "set-function"
     submodular = True
+    all_gains_cheap = False  # True when gains() of every candidate costs O(n) (memoised)
 
     def __init__(self, n: int):
         self.n = int(n)
@@ -75,7 +76,8 @@ class SetFunction:
 
 
 def as_index_set(A: Any, n: int) -> np.ndarray:
-    """Validate a subset of ``0 .. n-1`` given as any iterable of ints; returns sorted unique int64."""
+    """Validate a subset of ``0 .. n-1`` given as any iterable of ints; returns sorted unique
+    int64."""
     arr = np.unique(np.fromiter((int(a) for a in A), dtype=np.int64))
     if arr.size and (arr[0] < 0 or arr[-1] >= n):
         raise ValidationError(f"set elements must lie in 0..{n - 1}, got {arr.tolist()[:5]}")

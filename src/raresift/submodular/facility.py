@@ -3,7 +3,7 @@
 Each represented item ``i`` keeps the running maximum ``m_i`` of its similarity to the selection
 (starting at 0, so negative similarities never count) and contributes ``h_i(m_i)`` with
 
-    h_i(m) = max(min(m, cap_i) - floor_i, 0)        (a missing cap is +inf, a missing floor is "no clip")
+    h_i(m) = max(min(m, cap_i) - floor_i, 0)    (no cap: +inf; no floor: no clipping at all)
 
 plus an optional modular term. The five objectives only differ in what is represented, the caps and
 the floors (``m_Q``/``m_P`` are each candidate's best query/conditioning similarity):
@@ -70,8 +70,11 @@ class FacilityLocationFamily(SetFunction):
         self.name = name
         self._reset()
 
+    all_gains_cheap = True  # every gain is kept up to date incrementally
+
     def _h(self, m: np.ndarray, cap=None, floor=None) -> np.ndarray:
-        """``h_i(m)`` in place on a float32 array (``cap``/``floor`` default to the full vectors)."""
+        """``h_i(m)`` in place on a float32 array (``cap``/``floor`` default to the full
+        vectors)."""
         cap = self.cap if cap is None else cap
         floor = self.floor if floor is None else floor
         if cap is not None:
@@ -81,50 +84,92 @@ class FacilityLocationFamily(SetFunction):
             np.maximum(m, 0.0, out=m)
         return m
 
+    def _part(self, vector: np.ndarray | None, items: np.ndarray, column: bool = False):
+        if vector is None:
+            return None
+        return vector[items][:, None] if column else vector[items]
+
     def _reset(self) -> None:
         self.running_max = np.zeros(self.n_represented, dtype=np.float32)
-        self._covered = float(self._h(self.running_max.copy()).sum(dtype=np.float64))
-        self._base = self._covered
+        self._base = float(self._h(self.running_max.copy()).sum(dtype=np.float64))
+        self._gain_cache: np.ndarray | None = None  # built on first use
 
     def _gains(self, idx: np.ndarray) -> np.ndarray:
-        if isinstance(self.cover, SparseKernel):
-            out = self._sparse_gains(idx)
-        else:
-            out = np.empty(idx.size, dtype=np.float64)
-            block = max(1, BLOCK_ELEMENTS // max(self.n_represented, 1))
-            for start in range(0, idx.size, block):
-                rows = candidate_rows(self.cover, idx[start : start + block])
-                np.maximum(rows, self.running_max, out=rows)
-                out[start : start + block] = self._h(rows).sum(axis=1, dtype=np.float64)
-            out -= self._covered
-        if self.modular is not None:
-            out += self.modular[idx]
-        return out
+        if self._gain_cache is None:
+            self._gain_cache = self._initial_gains()
+        return self._gain_cache[idx]
 
-    def _sparse_gains(self, idx: np.ndarray) -> np.ndarray:
-        """Gains on a k-NN kernel: only the stored (neighbour) entries can raise a running max."""
-        transposed = self.cover.transposed
-        sub = transposed if idx.size == self.n and np.all(idx == np.arange(self.n)) else None
-        sub = transposed[idx] if sub is None else sub
-        owner = np.repeat(np.arange(idx.size), np.diff(sub.indptr))
-        items = sub.indices
-        m = self.running_max[items]
-        cap = None if self.cap is None else self.cap[items]
-        floor = None if self.floor is None else self.floor[items]
-        after = self._h(np.maximum(sub.data, m), cap, floor)
-        after -= self._h(m.copy(), cap, floor)
-        return np.bincount(owner, weights=after, minlength=idx.size)
+    def _initial_gains(self) -> np.ndarray:
+        """Gains of every candidate for the current running maxima (one pass over the kernel)."""
+        n = self.n
+        if isinstance(self.cover, SparseKernel):
+            t = self.cover.transposed
+            owner = np.repeat(np.arange(n), np.diff(t.indptr))
+            m = self.running_max[t.indices]
+            cap, floor = self._part(self.cap, t.indices), self._part(self.floor, t.indices)
+            after = self._h(np.maximum(t.data, m), cap, floor)
+            after -= self._h(m.copy(), cap, floor)
+            gains = np.bincount(owner, weights=after, minlength=n)
+        else:
+            covered = float(self._h(self.running_max.copy()).sum(dtype=np.float64))
+            gains = np.empty(n, dtype=np.float64)
+            block = max(1, BLOCK_ELEMENTS // max(self.n_represented, 1))
+            for start in range(0, n, block):
+                rows = candidate_rows(self.cover, np.arange(start, min(n, start + block)))
+                np.maximum(rows, self.running_max, out=rows)
+                gains[start : start + block] = self._h(rows).sum(axis=1, dtype=np.float64)
+            gains -= covered
+        if self.modular is not None:
+            gains += self.modular
+        return gains
 
     def _add(self, j: int) -> None:
+        """Raise the running maxima that ``j`` beats and update every candidate's gain by the
+        change on those represented items only: ``O(changed x n)`` dense, ``O(changed x k)``
+        k-NN."""
         if isinstance(self.cover, SparseKernel):
             t = self.cover.transposed
             lo, hi = t.indptr[j], t.indptr[j + 1]
-            items = t.indices[lo:hi]
-            self.running_max[items] = np.maximum(self.running_max[items], t.data[lo:hi])
+            items, values = t.indices[lo:hi], t.data[lo:hi]
+            beats = values > self.running_max[items]
+            changed, new = items[beats], values[beats]
         else:
             row = candidate_rows(self.cover, np.array([j]))[0]
-            np.maximum(self.running_max, row, out=self.running_max)
-        self._covered = float(self._h(self.running_max.copy()).sum(dtype=np.float64))
+            changed = np.flatnonzero(row > self.running_max)
+            new = row[changed]
+        if self._gain_cache is not None and changed.size:
+            self._update_gains(changed, self.running_max[changed], new)
+        self.running_max[changed] = new
+
+    def _update_gains(self, changed: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+        """Raising ``m_i`` from ``o`` to ``w`` lowers candidate ``j``'s gain by
+        ``h_i(clip(s_ij, o, w)) - h_i(o)`` (zero when ``s_ij <= o``, so k-NN gaps cost nothing)."""
+        if isinstance(self.cover, SparseKernel):
+            rows = self.cover.matrix[changed]  # represented item -> candidates keeping it
+            owner = np.repeat(np.arange(changed.size), np.diff(rows.indptr))
+            items = changed[owner]
+            cap, floor = self._part(self.cap, items), self._part(self.floor, items)
+            o = old[owner]
+            drop = self._h(np.clip(rows.data, o, new[owner]), cap, floor)
+            drop -= self._h(o.copy(), cap, floor)
+            self._gain_cache -= np.bincount(rows.indices, weights=drop, minlength=self.n)
+            return
+        block = max(1, BLOCK_ELEMENTS // self.n)
+        for start in range(0, changed.size, block):
+            part = slice(start, start + block)
+            items = changed[part]
+            sims = self._represented_rows(items)
+            cap, floor = self._part(self.cap, items, True), self._part(self.floor, items, True)
+            o = old[part, None]
+            np.clip(sims, o, new[part, None], out=sims)
+            self._gain_cache -= self._h(sims, cap, floor).sum(axis=0, dtype=np.float64)
+            self._gain_cache += float(self._h(o.copy(), cap, floor).sum(dtype=np.float64))
+
+    def _represented_rows(self, items: np.ndarray) -> np.ndarray:
+        """Similarities of represented ``items`` to every candidate, (len(items), n) float32."""
+        if isinstance(self.cover, np.ndarray):
+            return np.ascontiguousarray(self.cover[:, items].T)
+        return self.cover.rows(items)  # square kernels over the candidates are symmetric
 
     def evaluate(self, A: Any) -> float:
         """``f(A)`` from scratch (normalised so that ``f(empty) = 0``)."""

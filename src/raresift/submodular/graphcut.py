@@ -6,7 +6,8 @@
 - GCCG: ``w_j = sum_{i in V} s_ij - 2 lambda nu sum_{p in P} s_jp``
 - GCMI: ``w_j = sum_{q in Q} s_jq`` and no pairwise term (it is modular).
 
-The gain of ``j`` is ``w_j - lambda (t_j + s_jj)`` with the memoised ``t_j = sum_{a in A} (s_aj + s_ja)``,
+The gain of ``j`` is ``w_j - lambda (t_j + s_jj)`` with the memoised ``t_j = sum_{a in A} (s_aj +
+s_ja)``,
 so every step costs one kernel row and ``O(n)`` for all candidates at once.
 """
 
@@ -30,6 +31,8 @@ class GraphCutFamily(SetFunction):
     extra_weight : ndarray (n,), optional
         Added to ``w``; the column sums of ``kernel`` are included when ``use_column_sums``.
     """
+
+    all_gains_cheap = True  # every gain is maintained; lazy evaluation saves nothing
 
     def __init__(
         self,

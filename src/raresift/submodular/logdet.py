@@ -1,15 +1,17 @@
 """The log-determinant family: LogDet, LogDetMI, LogDetCG and LogDetCMI as one class.
 
-All four are the conditional mutual information ``I(A; Q | P)`` of ``f(X) = log det(K_X + lambda I)``
-on one joint kernel over ``V u Q u P`` whose V-Q block is scaled by ``eta`` and V-P block by ``nu``:
+All four are the conditional mutual information ``I(A; Q | P)`` of
+``f(X) = log det(K_X + lambda I)`` on one joint kernel over ``V u Q u P`` whose V-Q block is scaled
+by ``eta`` and V-P block by ``nu``:
 
     I(A; Q | P) = f(A u P) + f(Q u P) - f(A u Q u P) - f(P)
 
 With ``Q`` empty it is LogDetCG ``f(A | P)``; with ``P`` empty LogDetMI; with both empty LogDet.
 The gain of ``j`` is ``log d_j^2(A u P) - log d_j^2(A u Q u P)``, where ``d_j^2(B)`` is the Schur
-complement ``k_jj + lambda - k_jB (K_B + lambda I)^-1 k_Bj``. Each ``d_j^2`` comes from an incremental
-Cholesky factorisation (Chen, Zhang & Zhou 2018): one chain of vectors ``c_j`` per base set, extended by
-``e_j = (k_aj - <c_a, c_j>) / d_a`` when ``a`` joins, ``d_j^2 -= e_j^2``; ``O(n |B u A|)`` per step.
+complement ``k_jj + lambda - k_jB (K_B + lambda I)^-1 k_Bj``. Each ``d_j^2`` comes from an
+incremental Cholesky factorisation (Chen, Zhang & Zhou 2018): one chain of vectors ``c_j`` per base
+set, extended by ``e_j = (k_aj - <c_a, c_j>) / d_a`` when ``a`` joins, ``d_j^2 -= e_j^2``;
+``O(n |B u A|)`` per step.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class LogDetFamily(SetFunction):
     query_query, conditioning_conditioning, query_conditioning : ndarray, optional
         The (q, q), (p, p) and (q, p) blocks.
     """
+
+    all_gains_cheap = True  # every gain is maintained; lazy evaluation saves nothing
 
     def __init__(
         self,

@@ -93,6 +93,7 @@ def make_objective(
     lambda_: float = 1.0,
     kernel: str = "auto",
     k: int = DEFAULT_NEIGHBORS,
+    knn_index: str = "exact",
     data_kernel: Any = None,
     query_kernel: Any = None,
     conditioning_kernel: Any = None,
@@ -111,9 +112,11 @@ def make_objective(
 
     ``kernel`` picks how candidate-candidate similarities are held when built from ``data``:
     ``"dense"`` (n x n float32), ``"sparse"`` (k-NN, ``k`` per row, missing similarities are 0),
-    ``"features"`` (rows computed on demand; no n x n storage), or ``"auto"``: features for graph cut
+    ``"features"`` (rows computed on demand; no n x n storage), or ``"auto"``: features for graph
+    cut
     and log det (exact, they only read rows of picked items), dense for the facility-location family
-    up to 32,768 candidates and sparse k-NN above.
+    up to 32,768 candidates and sparse k-NN above. The k-NN search is exact (blocked, torch) unless
+    ``knn_index`` names a Faiss index factory string (``"HNSW32"``, ``"IVF4096,Flat"``, ...).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -137,6 +140,11 @@ def make_objective(
             f"unknown kernel {kernel!r}; choose 'auto', 'dense', 'sparse' or 'features'"
         )
 
+    if spec.family == "logdet" and (kernel == "sparse" or isinstance(data_kernel, SparseKernel)):
+        raise ValidationError(
+            f"{name}: a k-NN kernel is not positive semi-definite, so its log-determinant is "
+            "undefined; use kernel='features' (exact, never stores n x n) or 'dense'"
+        )
     X = None if data is None else check_matrix(data, "data")
     n = _ground_size(X, data_kernel, query_kernel, conditioning_kernel)
     dim = None if X is None else X.shape[1]
@@ -160,7 +168,11 @@ def make_objective(
 
     Kq = rect(query_kernel, Xq, "query") if spec.query else None
     Kp = rect(conditioning_kernel, Xp, "conditioning") if spec.conditioning else None
-    K = _data_kernel(name, spec, X, data_kernel, metric, kernel, k, n) if spec.data_kernel else None
+    K = (
+        _data_kernel(name, spec, X, data_kernel, metric, kernel, k, knn_index, n)
+        if spec.data_kernel
+        else None
+    )
 
     if spec.family == "fl":
         if name == "flqmi":
@@ -210,7 +222,7 @@ def _side_set(name, needed, embeddings, given_kernel, what, dim):
     """Validate a query or conditioning set; an empty one names the objective to use instead."""
     if not needed:
         if embeddings is not None or given_kernel is not None:
-            log.warning("%s ignores the %s set it was given", name, what)
+            log.info("%s ignores the %s set it was given", name, what)
         return None
     size = None
     if given_kernel is not None:
@@ -227,7 +239,7 @@ def _side_set(name, needed, embeddings, given_kernel, what, dim):
     return check_matrix(embeddings, what, dim=dim)
 
 
-def _data_kernel(name, spec, X, given, metric, kernel, k, n) -> Kernel:
+def _data_kernel(name, spec, X, given, metric, kernel, k, knn_index, n) -> Kernel:
     if given is not None:
         if isinstance(given, (SparseKernel, FeatureKernel, DenseKernel)):
             return given
@@ -245,5 +257,7 @@ def _data_kernel(name, spec, X, given, metric, kernel, k, n) -> Kernel:
     if kernel == "dense":
         return DenseKernel(similarity(X, metric=metric), check=False)
     if kernel == "sparse":
-        return knn_kernel(X, k, metric)
+        if knn_index == "exact":
+            return knn_kernel(X, k, metric)
+        return knn_kernel(X, k, metric, backend="faiss", index=knn_index)
     return FeatureKernel(X, metric)

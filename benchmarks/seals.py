@@ -1,0 +1,261 @@
+"""SEALS vs the global ("-All") baselines on rare binary concepts, side by side in one run.
+
+Synthetic part: a pool of ``--n`` x ``--dim`` skewed, clustered unit-norm embeddings with
+``--concepts`` rare concepts; MaxEnt, MLP and ID on all of U and on the SEALS pool; mAP and recall
+at the end of the budget, candidate pool share, time per round split into selection, k-NN search
+and training; the index build, reported once; the cost of the paper's pairwise ID first round
+(measured on a slice of rows, extrapolated to U); the latent structure of the concepts; peak RSS.
+Real-data part (``--real fashion``): each Fashion-MNIST class as a concept cut to 1 % of the pool,
+PCA embeddings.
+
+Full run (single-threaded BLAS/OpenMP, so timings do not depend on what else runs; about 30 min
+for 6 concepts on a busy 2-core machine, the -All baselines take most of it):
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python -u benchmarks/seals.py \
+        --n 1000000 --dim 256 --concepts 6 --seeds 1 --pairwise-slice 500
+Real data:
+    PYTHONPATH=src python benchmarks/seals.py --real fashion --real-only --real-budget 1000
+Quick run:
+    PYTHONPATH=src python benchmarks/seals.py --n 50000 --dim 64 --concepts 5 --budget 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import sys
+import time
+
+import numpy as np
+
+from raresift.index import NeighborIndex, normalize_rows
+from raresift.simulate.concepts import (
+    Method,
+    class_tasks,
+    run_concepts,
+    summarize,
+    synthetic_tasks,
+)
+from raresift.simulate.synthetic import make_synthetic_concepts
+from raresift.structure import concept_structure
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """Plain-text table: columns are (key, header, format)."""
+    cells = [[h for _, h, _ in columns]]
+    for r in rows:
+        cells.append(
+            [format(r[k], f) if isinstance(r[k], float) else str(r[k]) for k, _, f in columns]
+        )
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def methods_for(args) -> list[Method]:
+    out = []
+    for strategy in args.strategies.split(","):
+        out.append(Method(strategy, "all"))
+        out.append(Method(strategy, "seals", k=args.k, expand=args.expand))
+    return out
+
+
+def result_table(records: list[dict]) -> str:
+    final = summarize(records, final_only=True)
+    by_label = {r["method"]: r for r in final}
+    for r in final:
+        rounds = max(1, r["rounds"])
+        r["recall_pct"] = 100 * r["recall"]
+        r["pool_pct"] = 100 * r["pool_fraction"]
+        r["sel_round"] = r["total_selection"] / rounds
+        r["knn_round"] = r["total_knn"] / rounds
+        r["train_round"] = r["total_training"] / rounds
+        base = by_label.get(r["method"].split("-")[0] + "-All")
+        r["speedup"] = (
+            "-"
+            if base is None or base is r
+            else f"{base['total_selection'] / max(r['total_selection'], 1e-9):.0f}x"
+        )
+        r["d_map"] = "-" if base is None or base is r else f"{r['map'] - base['map']:+.3f}"
+        r["d_recall"] = (
+            "-" if base is None or base is r else f"{100 * (r['recall'] - base['recall']):+.1f}"
+        )
+    cols = [
+        ("method", "method", ""),
+        ("n_labeled", "labels", ""),
+        ("map", "mAP", ".3f"),
+        ("d_map", "dmAP", ""),
+        ("recall_pct", "recall%", ".1f"),
+        ("d_recall", "drecall", ""),
+        ("pool_pct", "pool%U", ".2f"),
+        ("sel_round", "select s/rd", ".4f"),
+        ("knn_round", "kNN s/rd", ".4f"),
+        ("train_round", "train s/rd", ".4f"),
+        ("speedup", "select speedup", ""),
+        ("runs", "runs", ""),
+    ]
+    return table(final, cols)
+
+
+def pairwise_first_round_seconds(x: np.ndarray, slice_rows: int, block: int = 8192) -> float:
+    """Time of the paper's ID-All first round (sum of cosine similarities of every item to all of
+    U, blockwise), measured on ``slice_rows`` rows and extrapolated linearly to all rows."""
+    n = x.shape[0]
+    rows = normalize_rows(x[:slice_rows])
+    start = time.perf_counter()
+    total = np.zeros(rows.shape[0], dtype=np.float64)
+    for lo in range(0, n, block):
+        total += (rows @ normalize_rows(x[lo : lo + block]).T).sum(axis=1)
+    return (time.perf_counter() - start) * n / rows.shape[0]
+
+
+def synthetic(args) -> None:
+    start = time.perf_counter()
+    data = make_synthetic_concepts(
+        n=args.n,
+        dim=args.dim,
+        n_concepts=args.concepts,
+        prevalence=(args.prevalence_min, args.prevalence_max),
+        path=args.memmap,
+        seed=args.data_seed,
+        min_train_positives=args.min_positives,
+        progress=args.progress,
+    )
+    gen_s = time.perf_counter() - start
+    index = NeighborIndex(args.index, search_params=args.search_params, progress=args.progress)
+    tasks = synthetic_tasks(data, index=index.fit(data.train))
+    counts = data.train_counts
+    print(
+        f"# synthetic pool {args.n:,} x {args.dim}: {args.concepts} concepts, "
+        f"{100 * counts.min() / args.n:.4f}-{100 * counts.max() / args.n:.4f} % prevalence "
+        f"({counts.min()}-{counts.max()} positives), {(data.fragments > 1).sum()} fragmented; "
+        f"test {len(data.test):,} rows; generated in {gen_s:.1f} s"
+    )
+    print(
+        f"# index {args.index!r} ({args.search_params or 'default search params'}) built once in "
+        f"{index.build_seconds:.1f} s; k = {args.k}, expand = {args.expand}; seed "
+        f"{args.seed_pos}+{args.seed_neg}, batch {args.batch}, budget {args.budget}, "
+        f"LR C={args.C} class_weight={args.class_weight}; seeds {args.seeds}"
+    )
+    settings = dict(
+        budget=args.budget,
+        batch_size=args.batch,
+        n_seed_positives=args.seed_pos,
+        n_seed_negatives=args.seed_neg,
+        C=args.C,
+        class_weight=args.class_weight,
+    )
+    start = time.perf_counter()
+    records = run_concepts(
+        tasks, methods_for(args), seeds=range(args.seeds), progress=args.progress, **settings
+    )
+    print(f"# runs took {time.perf_counter() - start:.0f} s\n")
+    print(result_table(records))
+    slice_rows = min(args.n, args.pairwise_slice)
+    est = pairwise_first_round_seconds(data.train, slice_rows)
+    print(
+        f"\nID-All with the paper's pairwise similarity sums (the first round, quadratic in |U|): "
+        f"{est:.0f} s, extrapolated from {slice_rows} rows x {args.n:,}. raresift computes the "
+        "same means as z . (sum of unit vectors) / |P|, linear in |U| (the ID-All row above)."
+    )
+    structures = [
+        concept_structure(index, np.flatnonzero(data.labels(c)), k=args.k, pool=tasks[0].pool)
+        for c in range(data.n_concepts)
+    ]
+    share = np.array([s.largest_share for s in structures])
+    path = np.array([s.avg_shortest_path for s in structures])
+    print(
+        f"latent structure (k = {args.k}, {structures[0].edges} edges): largest component holds "
+        f"{100 * share.mean():.1f} % of a concept's positives on average (min "
+        f"{100 * share.min():.1f} %); average shortest path in it {np.nanmean(path):.2f} hops"
+    )
+    print(f"peak RSS {peak_rss_gb():.2f} GB")
+
+
+def fashion(args) -> None:
+    from sklearn.decomposition import PCA
+
+    from raresift.datasets import load_fashion_mnist
+
+    train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
+    pca = PCA(args.pca, random_state=0).fit(train.X[::4].astype(np.float32) / 255)
+    tx = normalize_rows(pca.transform(train.X.astype(np.float32) / 255))
+    vx = normalize_rows(pca.transform(test.X.astype(np.float32) / 255))
+    tasks = class_tasks(tx, train.y, vx, test.y, share=args.real_share, index_factory="Flat")
+    print(
+        f"\n# Fashion-MNIST, PCA-{args.pca} embeddings, each class a concept at "
+        f"{100 * args.real_share:g} % of the pool ({len(tasks[0].pool):,} items, "
+        f"{int(tasks[0].y.sum())} positives), exact index; budget {args.real_budget}\n"
+    )
+    settings = dict(
+        budget=args.real_budget,
+        batch_size=args.batch,
+        n_seed_positives=args.seed_pos,
+        n_seed_negatives=args.seed_neg,
+        C=args.C,
+        class_weight=args.class_weight,
+    )
+    records = run_concepts(
+        tasks, methods_for(args), seeds=range(args.seeds), progress=args.progress, **settings
+    )
+    print(result_table(records))
+    structures = [
+        concept_structure(t.index, t.pool.ids[t.y == 1], k=args.k, pool=t.pool) for t in tasks
+    ]
+    print(
+        "latent structure per class (largest component %, avg path): "
+        + ", ".join(
+            f"{t.name}: {100 * s.largest_share:.0f}/{s.avg_shortest_path:.1f}"
+            for t, s in zip(tasks, structures, strict=True)
+        )
+    )
+    print(f"peak RSS {peak_rss_gb():.2f} GB")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--concepts", type=int, default=20)
+    p.add_argument("--prevalence-min", type=float, default=5e-5)
+    p.add_argument("--prevalence-max", type=float, default=1e-3)
+    p.add_argument("--min-positives", type=int, default=20, help="per concept in the pool")
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--memmap", default=None, help="write the train embeddings to this .npy")
+    p.add_argument("--index", default="IVF1024,Flat")
+    p.add_argument("--search-params", default="nprobe=32")
+    p.add_argument("--strategies", default="entropy,mlp,information-density")
+    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--expand", default="item", choices=["item", "batch"])
+    p.add_argument("--budget", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--seed-pos", type=int, default=5)
+    p.add_argument("--seed-neg", type=int, default=95)
+    p.add_argument("--C", type=float, default=1.0)
+    p.add_argument("--class-weight", default="balanced", help="'none' for unweighted")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--pairwise-slice", type=int, default=2000)
+    p.add_argument("--real", choices=["none", "fashion"], default="none")
+    p.add_argument("--real-only", action="store_true")
+    p.add_argument("--real-share", type=float, default=0.01)
+    p.add_argument("--real-budget", type=int, default=1000)
+    p.add_argument("--pca", type=int, default=64)
+    p.add_argument("--progress", action="store_true")
+    args = p.parse_args(argv)
+    args.class_weight = None if args.class_weight == "none" else args.class_weight
+    logging.basicConfig(level=logging.WARNING)
+    print("$ " + " ".join(sys.argv))
+    if not args.real_only:
+        synthetic(args)
+    if args.real == "fashion":
+        fashion(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""raresift's submodular engine vs submodlib 0.0.3, side by side, in one run.
+
+Every case (library, objective, optimizer, n) runs in its own subprocess with a timeout; the worker
+reports its wall time (kernel construction and hand-off included) and its own peak RSS (``VmHWM``
+from ``/proc/self/status``), so a submodlib blow-up cannot take the run down. Data: random float32
+embeddings, d = 64, q = 25 query and p = 100 conditioning items, budget B = 100, shifted cosine
+kernel (SIMILAR's), eta = nu = lambda = 1. raresift uses ``kernel="auto"``: dense n x n for the FL
+family up to 32,768 candidates, a sparse k = 100 nearest-neighbour kernel above; graph cut and log
+det never store n x n (rows are computed on demand). submodlib gets the dense kernels.
+
+Quick run:   python benchmarks/submodular_vs_submodlib.py --sizes 2000 --objectives fl,flqmi
+Full run:    python benchmarks/submodular_vs_submodlib.py          (takes long; run in background)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from raresift.submodular import objective_names, select  # noqa: E402
+from raresift.submodular.objectives import OBJECTIVES  # noqa: E402
+
+DIM, N_QUERY, N_CONDITIONING, BUDGET = 64, 25, 100, 100
+SUBMODLIB_LIMIT_GB = 20.0  # never start a submodlib case estimated above this
+
+
+def _data(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, DIM)).astype(np.float32)
+    Q = rng.normal(size=(N_QUERY, DIM)).astype(np.float32)
+    P = rng.normal(size=(N_CONDITIONING, DIM)).astype(np.float32)
+    return X, Q, P
+
+
+def submodlib_gb(name: str, n: int) -> float:
+    """Estimated submodlib peak: every kernel becomes a Python list of lists (~32 B per entry:
+    a float object plus its pointer), on top of the numpy kernel itself."""
+    entries = n * N_QUERY + n * N_CONDITIONING
+    if OBJECTIVES[name].data_kernel:
+        entries += n * n
+    return entries * (32 + 8) / 1e9
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS. /proc's VmHWM starts afresh at exec, unlike ru_maxrss, which Linux
+    carries over from the parent."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _worker(lib: str, name: str, optimizer: str, n: int, kernel: str) -> dict:
+    X, Q, P = _data(n)
+    if lib == "submodlib":
+        import submodlib  # noqa: F401  (import time is not the library's selection time)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
+    start = time.perf_counter()
+    if lib == "raresift":
+        sel = select(
+            name, BUDGET, optimizer, data=X, query=Q, conditioning=P, seed=0, kernel=kernel
+        )
+        picks, gains = sel.indices, sel.gains
+    else:
+        from raresift.kernels import similarity
+        from raresift.submodular.reference import (
+            kernel_names,
+            submodlib_function,
+            submodlib_select,
+        )
+
+        blocks = {
+            "data_kernel": (X,),
+            "query_kernel": (X, Q),
+            "conditioning_kernel": (X, P),
+            "query_query_kernel": (Q,),
+            "conditioning_conditioning_kernel": (P,),
+            "query_conditioning_kernel": (Q, P),
+        }
+        kernels = {key: similarity(*blocks[key]) for key in kernel_names(name)}
+        fn = submodlib_function(name, n, kernels)
+        picks, gains = submodlib_select(fn, BUDGET, optimizer)
+    seconds = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb = _peak_rss_mb()
+    return {
+        "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime - cpu_before,
+        "peak_mb": peak_mb,
+        "picks": picks[:10].tolist(),
+        "gains": gains[:10].tolist(),
+        "value": float(np.sum(gains)),
+    }
+
+
+def _run_case(lib: str, name: str, optimizer: str, n: int, kernel: str, timeout: float) -> dict:
+    cmd = [sys.executable, __file__, "--worker", lib, name, optimizer, str(n), kernel]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": f"timeout > {timeout:.0f} s"}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["killed"])[-1][:60]
+        return {"status": f"failed (rc {done.returncode}): {last}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _agreement(ours: dict, ref: dict) -> str:
+    """'yes' when the first ten picks agree; 'tie@i' when they first differ at step i with equal
+    gains (an exact tie, broken differently by float noise); 'no' otherwise."""
+    for step, (a, b) in enumerate(zip(ours["picks"], ref["picks"], strict=False)):
+        if a != b:
+            g, h = ours["gains"][step], ref["gains"][step]
+            return f"tie@{step}" if abs(g - h) <= 1e-5 * max(1.0, abs(h)) else "no"
+    return "yes"
+
+
+def _fmt(result: dict) -> tuple[str, str, str]:
+    if "status" in result:
+        return result["status"], "-", "-"
+    return f"{result['seconds']:.2f}", f"{result['cpu']:.1f}", f"{result['peak_mb']:.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="2000,10000,30000,100000")
+    parser.add_argument("--objectives", default=",".join(objective_names()))
+    parser.add_argument("--optimizers", default="lazy,naive,stochastic,lazier")
+    parser.add_argument(
+        "--submodlib-sizes",
+        default="2000,10000",
+        help="sizes at which submodlib runs (it is skipped elsewhere, with the reason)",
+    )
+    parser.add_argument("--million", action="store_true", help="add FLQMI and GCMI at n=1e6")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--kernel",
+        default="auto",
+        choices=["auto", "dense", "sparse", "features"],
+        help="how raresift holds candidate similarities (sparse = k-NN, k=100)",
+    )
+    parser.add_argument("--worker", nargs=5, metavar=("LIB", "NAME", "OPT", "N", "KERNEL"))
+    args = parser.parse_args()
+    if args.worker:
+        lib, name, optimizer, n, kernel = args.worker
+        print(json.dumps(_worker(lib, name, optimizer, int(n), kernel)))
+        return
+
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    ref_sizes = {int(s) for s in args.submodlib_sizes.split(",") if s}
+    have_ref = importlib.util.find_spec("submodlib") is not None
+    cases = [
+        (n, name, opt)
+        for n in sizes
+        for name in args.objectives.split(",")
+        for opt in args.optimizers.split(",")
+    ]
+    if args.million:
+        cases += [(1_000_000, name, opt) for name in ("flqmi", "gcmi") for opt in ("lazy",)]
+    header = (
+        f"{'n':>8} {'objective':<10} {'optimizer':<10} {'raresift s':>10} {'cpu s':>7} {'MB':>6}  "
+        f"{'submodlib s':<44} {'cpu s':>7} {'MB':>6} {'speedup':>8} {'same top-10':>11}"
+    )
+    print(header)
+    print("-" * len(header), flush=True)
+    for n, name, opt in cases:
+        ours = _run_case("raresift", name, opt, n, args.kernel, args.timeout)
+        if not have_ref:
+            ref = {"status": "skipped: submodlib not installed"}
+        elif submodlib_gb(name, n) > SUBMODLIB_LIMIT_GB:
+            ref = {"status": f"skipped: needs ~{submodlib_gb(name, n):.0f} GB list-of-lists kernel"}
+        elif n not in ref_sizes and OBJECTIVES[name].data_kernel:
+            ref = {"status": "skipped (--submodlib-sizes)"}
+        else:
+            ref = _run_case("submodlib", name, opt, n, args.kernel, args.timeout)
+        speed = same = "-"
+        if "seconds" in ours and "seconds" in ref:
+            speed = f"{ref['seconds'] / ours['seconds']:.1f}x"
+            if opt in ("naive", "lazy"):
+                same = _agreement(ours, ref)
+        rs, rc, rm = _fmt(ours)
+        ss, sc, sm = _fmt(ref)
+        print(
+            f"{n:>8} {name:<10} {opt:<10} {rs:>10} {rc:>7} {rm:>6}  {ss:<44} {sc:>7} {sm:>6} "
+            f"{speed:>8} {same:>11}",
+            flush=True,
+        )
+    print(
+        f"(B={BUDGET}, d={DIM}, q={N_QUERY}, p={N_CONDITIONING}, shifted cosine, epsilon=0.1; "
+        f"raresift kernel={args.kernel}; seconds include building kernels; "
+        "cpu s = user + system seconds of all the worker's threads; "
+        "MB = the worker's peak RSS)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""SIMILAR's acquisition functions: submodular information measures over item representations.
+
+Each of the twelve objectives of :mod:`raresift.submodular` is a strategy of the same name
+("fl", "gc", "logdet", "flvmi", "flqmi", "gcmi", "logdetmi", "flcg", "gccg", "logdetcg",
+"flcmi", "logdetcmi"). The candidates are represented by last-layer gradient embeddings with
+hypothesised labels (BADGE's, SIMILAR's default) or by the pool's fixed embeddings; the query set
+Q and conditioning set P (``SelectionState.query_ids`` / ``conditioning_ids``) are embedded with
+their true labels. The picks are the greedy maximiser's, best first, with their marginal gains.
+
+Rare classes: Q = labeled examples of the rare classes, an SMI function ("flqmi", "logdetmi").
+Redundancy: P = the labeled set, an SCG function ("flcg", "logdetcg"). Out-of-distribution:
+Q = labeled in-distribution items, P = labeled OOD items, an SCMI function ("flcmi", "logdetcmi");
+while P is still empty an SCMI strategy selects with the SMI function of its family and logs so.
+
+Examples
+--------
+>>> from raresift.strategies import make_strategy
+>>> make_strategy("flqmi", optimizer="lazy", partitions=2)
+FLQMIStrategy(representation='gradient', metric='cosine', eta=1.0, nu=1.0, lambda_=1.0, \
+optimizer='lazy', partitions=2, kernel='auto', k=100, epsilon=0.1)
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from raresift.errors import ConfigError, ValidationError
+from raresift.kernels import DEFAULT_METRIC
+from raresift.pool import as_ids, check_budget
+from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
+from raresift.submodular import OBJECTIVES, objective_names, select
+from raresift.submodular.objectives import _instead as objective_without
+
+log = logging.getLogger("raresift")
+
+REPRESENTATIONS = ("gradient", "embedding")
+
+
+class SubmodularStrategy(Strategy):
+    """Greedy maximisation of the objective named like the strategy.
+
+    Parameters
+    ----------
+    representation : {"gradient", "embedding"}
+        Last-layer gradient embeddings from the model (needs ``gradient_embeddings``), or the
+        pool's embeddings.
+    metric : str
+        Similarity (:data:`raresift.kernels.METRICS`); the default is the shifted cosine
+        ``(s + 1) / 2`` SIMILAR used.
+    eta, nu, lambda_ : float
+        Query magnification, conditioning hardness, graph-cut trade-off / log-det ridge.
+    optimizer : {"naive", "lazy", "stochastic", "lazier"}
+    partitions : int
+        SIMILAR's partition trick: split the candidates into this many random parts.
+    kernel : {"auto", "dense", "sparse", "features"}, k : int
+        How candidate-candidate similarities are held (:func:`raresift.submodular.make_objective`).
+    epsilon : float
+        Sampling accuracy of the stochastic optimizers.
+    """
+
+    def __init__(
+        self,
+        representation: str = "gradient",
+        metric: str = DEFAULT_METRIC,
+        eta: float = 1.0,
+        nu: float = 1.0,
+        lambda_: float = 1.0,
+        optimizer: str = "lazy",
+        partitions: int = 1,
+        kernel: str = "auto",
+        k: int = 100,
+        epsilon: float = 0.1,
+    ):
+        if representation not in REPRESENTATIONS:
+            raise ConfigError(
+                f"representation must be one of {REPRESENTATIONS}, got {representation!r}"
+            )
+        self.representation = representation
+        self.metric = metric
+        self.eta, self.nu, self.lambda_ = float(eta), float(nu), float(lambda_)
+        self.optimizer = optimizer
+        self.partitions = partitions
+        self.kernel = kernel
+        self.k = k
+        self.epsilon = epsilon
+
+    def _features(self, state: SelectionState, ids: np.ndarray, true_labels: bool) -> np.ndarray:
+        if self.representation == "embedding":
+            return state.pool.embeddings_of(ids)
+        embed = getattr(state.model, "gradient_embeddings", None)
+        if embed is None:
+            raise ValidationError(
+                f"strategy {self.name!r} needs a fitted model with gradient_embeddings(); "
+                "fit the learner first, or pass representation='embedding'"
+            )
+        labels = state.labels.of(ids) if true_labels else None
+        return embed(state.inputs(ids), labels=labels)
+
+    def _objective(self, state: SelectionState) -> str:
+        spec = OBJECTIVES[self.name]
+        missing = lambda ids: ids is None or len(ids) == 0  # noqa: E731
+        if spec.query and missing(state.query_ids):
+            raise ValidationError(
+                f"strategy {self.name!r} needs a query set (query_ids); without one use "
+                f"{objective_without(self.name, 'query')!r}"
+            )
+        if spec.conditioning and missing(state.conditioning_ids):
+            if spec.query:  # SCMI with no conditioning items yet: SIMILAR's round-one fallback
+                fallback = objective_without(self.name, "conditioning")
+                log.info("%s: conditioning set empty, selecting with %s", self.name, fallback)
+                return fallback
+            raise ValidationError(
+                f"strategy {self.name!r} needs a conditioning set (conditioning_ids); without "
+                f"one use {objective_without(self.name, 'conditioning')!r}"
+            )
+        return self.name
+
+    def select(self, state: SelectionState, candidates, budget: int) -> Batch:
+        ids = as_ids(candidates, "candidates")
+        budget = check_budget(budget, ids.size, "candidates")
+        objective = self._objective(state)
+        spec = OBJECTIVES[objective]
+        params = {"data": self._features(state, ids, true_labels=False)}
+        if spec.query:
+            params["query"] = self._features(state, as_ids(state.query_ids), true_labels=True)
+        if spec.conditioning:
+            params["conditioning"] = self._features(
+                state, as_ids(state.conditioning_ids), true_labels=True
+            )
+        picked = select(
+            objective,
+            budget,
+            self.optimizer,
+            epsilon=self.epsilon,
+            seed=int(state.rng.integers(2**63)),
+            partitions=self.partitions,
+            metric=self.metric,
+            eta=self.eta,
+            nu=self.nu,
+            lambda_=self.lambda_,
+            kernel=self.kernel,
+            k=self.k,
+            **params,
+        )
+        reasons = [f"{objective} marginal gain {g:.4g}" for g in picked.gains]
+        return Batch(ids[picked.indices], picked.gains, self.name, state.round, reasons)
+
+
+for _objective in objective_names():
+    register_strategy(_objective)(
+        type(
+            f"{_objective.upper()}Strategy",
+            (SubmodularStrategy,),
+            {"__doc__": f"SIMILAR acquisition with the {_objective!r} objective."},
+        )
+    )

@@ -1,0 +1,172 @@
+"""SEALS candidate pools: Algorithm 2 step by step, the never-labeled invariant, expansion modes."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from raresift.candidates import SEALSCandidates
+from raresift.index import NeighborIndex, normalize_rows
+from raresift.pool import Labels, Pool
+from raresift.strategies import Batch, SelectionState, Strategy, make_strategy
+from raresift.strategies.uncertainty import entropy_scores
+
+
+class AngleModel:
+    """p(y=1) grows with the angle of the first two coordinates (no ties, no training)."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, x):
+        p = 0.001 + 0.998 * (np.arctan2(x[:, 1], x[:, 0]) / (2 * np.pi) + 0.5)
+        return np.column_stack([1 - p, p])
+
+
+class FirstIds(Strategy):
+    """A set-based strategy: not a ScoringStrategy."""
+
+    name = "first-ids"
+
+    def select(self, state, candidates, budget):
+        return Batch(candidates[:budget], np.zeros(budget), self.name, state.round)
+
+
+def arc_pool(n=60, spread=1.4):
+    theta = np.linspace(0, spread, n)
+    return Pool(np.column_stack([np.cos(theta), np.sin(theta)]).astype(np.float32))
+
+
+def state_for(pool, labels, seed=0, model=None):
+    return SelectionState(
+        pool, labels, model=model or AngleModel(), rng=np.random.default_rng(seed)
+    )
+
+
+def test_item_expansion_walks_where_batch_expansion_cannot():
+    pool = arc_pool()
+    index = NeighborIndex(progress=False).fit(pool)
+    labels = Labels([0], [1])
+    item = SEALSCandidates(index, k=4, expand="item")
+    item.start(pool, labels)
+    batch = SEALSCandidates(index, k=4, expand="batch")
+    batch.start(pool, labels)
+    assert item.candidates().tolist() == [1, 2, 3, 4]
+    mlp = make_strategy("mlp")
+    # per item: 4 is best; its neighbours 5, 6 join before the next pick, then 6's 7, 8 ...
+    picked = item.select(mlp, state_for(pool, labels), 3)
+    assert picked.ids.tolist() == [4, 6, 8]
+    assert item.candidates().tolist() == [1, 2, 3, 5, 7, 9, 10]
+    # per batch: only the initial pool is ranked; neighbours join afterwards
+    picked = batch.select(mlp, state_for(pool, labels), 3)
+    assert picked.ids.tolist() == [4, 3, 2]
+    assert batch.candidates().tolist() == [1, 5, 6]
+
+
+def reference_algorithm2(pool, labeled, score, k, budget):
+    """Algorithm 2's inner loop with Python sets and exact brute-force neighbours."""
+    unit = normalize_rows(pool.embeddings)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    nbrs = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    taken = set(labeled)
+    cand = set(nbrs[list(labeled)].ravel().tolist()) - taken
+    picks = []
+    for _ in range(budget):
+        ids = np.array(sorted(cand))
+        z = int(ids[np.argmax(score(ids, ids))])
+        picks.append(z)
+        cand.remove(z)
+        taken.add(z)
+        cand |= set(nbrs[z].tolist()) - taken
+    return picks, sorted(cand)
+
+
+@pytest.mark.parametrize("strategy", ["mlp", "entropy", "information-density"])
+def test_per_item_selection_matches_reference_algorithm2(rng, strategy):
+    x = rng.standard_normal((300, 5)).astype(np.float32)
+    pool = Pool(x)
+    model = AngleModel()
+    labeled = rng.choice(300, 6, replace=False)
+    labels = Labels(labeled, [1, 0, 0, 0, 0, 0])
+    cands = SEALSCandidates(NeighborIndex(progress=False).fit(pool), k=7)
+    cands.start(pool, labels)
+    unit = normalize_rows(x)
+
+    def score(ids, pool_ids):
+        proba = model.predict_proba(x[ids])
+        if strategy == "mlp":
+            return proba[:, 1]
+        ent = entropy_scores(proba)
+        if strategy == "entropy":
+            return ent
+        return ent * np.clip((unit[ids] @ unit[pool_ids].T).mean(axis=1), 0, None)
+
+    expected_picks, expected_pool = reference_algorithm2(pool, labeled, score, 7, 12)
+    batch = cands.select(make_strategy(strategy), state_for(pool, labels, model=model), 12)
+    assert batch.ids.tolist() == expected_picks
+    assert cands.candidates().tolist() == expected_pool
+
+
+@pytest.mark.parametrize("expand", ["item", "batch"])
+@pytest.mark.parametrize("strategy", ["random", "entropy", "information-density", "first-ids"])
+def test_labeled_items_never_enter_or_stay_in_the_pool(rng, expand, strategy):
+    n = 500
+    centers = rng.standard_normal((8, 4))
+    x = (centers[rng.integers(8, size=n)] + 0.4 * rng.standard_normal((n, 4))).astype(np.float32)
+    pool = Pool(x, ids=np.arange(n) * 2 + 5)
+    index = NeighborIndex(progress=False).fit(pool)
+    k = 6
+    seed_ids = rng.choice(pool.ids, 4, replace=False)
+    labels = Labels(seed_ids, [1, 0, 0, 0])
+    cands = SEALSCandidates(index, k=k, expand=expand)
+    cands.start(pool, labels)
+    strat = FirstIds() if strategy == "first-ids" else make_strategy(strategy)
+    expanded = set(seed_ids.tolist())
+    for round_ in range(12):
+        budget = int(rng.integers(1, 8))
+        batch = cands.select(strat, state_for(pool, labels, seed=round_), budget)
+        assert len(batch) == budget and len(set(batch.ids.tolist())) == budget
+        assert not np.isin(batch.ids, labels.ids).any()
+        cand = cands.candidates()
+        assert not np.isin(cand, labels.ids).any() and not np.isin(cand, batch.ids).any()
+        assert np.all(np.diff(cand) > 0)
+        expanded |= set(batch.ids.tolist())
+        # some rounds the oracle answers only part of the batch: the rest must come back
+        answered = batch.ids if round_ % 3 else batch.ids[: max(1, budget // 2)]
+        labels.add(answered, rng.integers(0, 2, answered.size))
+        cands.update(answered)
+        if round_ % 3 == 0:
+            cands._sync()  # as the next select would
+        cand = cands.candidates()
+        assert not np.isin(cand, labels.ids).any()
+        nbrs = index.neighbors(np.array(sorted(expanded)), k).ravel()
+        expected = np.setdiff1d(nbrs[nbrs >= 0], labels.ids)
+        np.testing.assert_array_equal(cand, expected)
+        probe = cand[:: max(1, cand.size // 7)]
+        unit = normalize_rows(pool.embeddings)
+        direct = (unit[pool.positions(probe)] @ unit[pool.positions(cand)].T).mean(axis=1)
+        np.testing.assert_allclose(cands.density(probe), direct, atol=1e-6)
+
+
+def test_set_based_strategy_falls_back_to_batch_expansion_and_says_so(caplog):
+    pool = arc_pool()
+    labels = Labels([0], [1])
+    cands = SEALSCandidates(NeighborIndex(progress=False).fit(pool), k=4, expand="item")
+    cands.start(pool, labels)
+    with caplog.at_level(logging.INFO, logger="raresift"):
+        batch = cands.select(FirstIds(), state_for(pool, labels), 3)
+    assert batch.ids.tolist() == [1, 2, 3]
+    assert "after the batch" in caplog.text
+    assert cands.candidates().tolist() == [4, 5]
+
+
+def test_unanswered_picks_return_to_the_pool():
+    pool = arc_pool()
+    labels = Labels([0], [1])
+    cands = SEALSCandidates(NeighborIndex(progress=False).fit(pool), k=4)
+    cands.start(pool, labels)
+    first = cands.select(make_strategy("mlp"), state_for(pool, labels), 3)
+    labels.add(first.ids[:1], [1])  # only 4 answered, never reported through update()
+    second = cands.select(make_strategy("mlp"), state_for(pool, labels), 1)
+    assert 4 not in cands.candidates() and second.ids.tolist() == [10]
+    assert 6 in cands.candidates() or 6 in second.ids
