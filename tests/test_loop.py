@@ -230,3 +230,22 @@ def test_use_items_feeds_raw_inputs_to_the_model(rng):
     records = al.run(y, rounds=2, budget=4)
     assert [r["n_labeled"] for r in records] == [13, 17]
     assert model.penultimate(images[:2]).shape == (2, 50)
+
+
+def test_strategies_see_model_attributes_unwrapped_and_methods_timed():
+    from raresift.strategies import Batch, Strategy
+
+    seen = {}
+
+    class Probe(Strategy):
+        def select(self, state, candidates, budget):
+            seen["network"] = state.model.network
+            state.model.predict_proba(state.inputs(candidates[:budget]))
+            return Batch(candidates[:budget], np.zeros(budget), "probe", state.round)
+
+    X = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
+    model = TorchModel(MLP(3, 4, n_classes=2), epochs=1)
+    learner = ActiveLearner(Pool(X), model, Probe(), labels=Labels([0, 1], [0, 1]))
+    learner.query(2)
+    assert seen["network"] is model.network
+    assert learner.last_query_seconds["features"] > 0

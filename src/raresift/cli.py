@@ -27,9 +27,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         batch=args.batch,
         seed=args.seed,
+        study=not args.no_study,
         progress=lambda line: print(line, flush=True),
     )
     print(f"report: {result.csv_path} and {result.png_path}")
+    if result.study_report is not None:
+        print(f"study report: {result.study_report}")
     return 0
 
 
@@ -75,12 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=10, help="selection rounds (default: 10)")
     p.add_argument("--batch", type=int, default=100, help="labels per round (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--no-study", action="store_true", help="skip the rare-classes study")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(
         "simulate", help="run a study (strategies x seeds x rounds) from a TOML config"
     )
-    p.add_argument("config", help="study config (TOML), e.g. experiments/demo.toml")
+    p.add_argument("config", help="study config (TOML), e.g. experiments/rare-classes-mnist5k.toml")
     p.add_argument("--out", help="output folder (default: runs/<study name>)")
     p.add_argument("--jobs", type=int, help="worker processes (default: config, else cores)")
     p.add_argument(

@@ -1,9 +1,13 @@
-"""`raresift demo`: active search for one rare class on real images.
+"""`raresift demo`: active search for one rare class, then a compact rare-classes study.
 
-One class is cut to 1 % of the pool; a seed of 5 positives and 95 negatives is labeled; logistic
-regression on PCA-reduced pixels is refitted each round; random sampling and max-entropy each
-spend 10 rounds of 100 labels. The report (per-round CSV and a PNG of positives found against
-labels spent) goes to ``./raresift-demo/``.
+Part one: one class of real images is cut to 1 % of the pool; a seed of 5 positives and 95
+negatives is labeled; logistic regression on PCA-reduced pixels is refitted each round; random
+sampling and max-entropy each spend 10 rounds of 100 labels. Its report (per-round CSV and a PNG
+of positives found against labels spent) goes to ``./raresift-demo/``.
+
+Part two runs the study in ``demo_study.toml`` beside this module (SIMILAR's rare-classes
+scenario on Fashion-MNIST: random, entropy, BADGE, FLQMI, LogDetMI and entropy over a SEALS
+pool, two seeds) into ``./raresift-demo/rare-classes-study/`` with its Markdown report.
 """
 
 from __future__ import annotations
@@ -103,6 +107,10 @@ class DemoResult:
     csv_path: Path | None = None
     png_path: Path | None = None
     description: str = ""
+    study_report: Path | None = None
+
+
+STUDY_CONFIG = Path(__file__).with_name("demo_study.toml")
 
 
 def load_demo_data(dataset: str = "auto") -> tuple[Dataset, Dataset]:
@@ -138,9 +146,11 @@ def run_demo(
     batch: int = 100,
     strategies: tuple[str, ...] = ("random", "entropy"),
     seed: int = 0,
+    study: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
-    """Run the demo and write ``rounds.csv`` and ``positives_found.png`` into ``out_dir``."""
+    """Run the demo: ``rounds.csv`` and ``positives_found.png`` in ``out_dir``, then (with
+    ``study``) the rare-classes study and its report in ``out_dir/rare-classes-study``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score
 
@@ -196,6 +206,14 @@ def run_demo(
         writer.writerows(result.rows)
     result.png_path = out / "positives_found.png"
     plot_positives_found(result.rows, n_pos, task.description, result.png_path)
+    if study:
+        from raresift.simulate.runner import simulate_command
+
+        say(f"search report: {result.csv_path}; now the rare-classes study ({STUDY_CONFIG.name})")
+        result.study_report = simulate_command(
+            STUDY_CONFIG, out / "rare-classes-study", progress=False,
+            command=f"raresift demo --out {out_dir}",
+        )  # fmt: skip
     return result
 
 

@@ -272,12 +272,25 @@ def knn_kernel(
         nbrs = np.empty((n, k), dtype=np.int64)
         values = np.empty((n, k), dtype=np.float32)
         block = max(1, _BLOCK_ELEMENTS // n)
+        # Rank by a monotone stand-in and transform only the k kept values: the dot product for
+        # the cosine and dot metrics, 2 x.y - |y|^2 (= |x|^2 - squared distance) for euclidean.
+        half_sq = None if sq is None else torch.from_numpy(0.5 * sq)
         for start in range(0, n, block):
             stop = min(n, start + block)
-            sims = (data[start:stop] @ data.T).numpy()
-            sims = _finish(sims, metric, X.shape[1], _sl(sq, start, stop), sq)
-            top = torch.topk(torch.from_numpy(sims), k, dim=1, sorted=False)
-            values[start:stop], nbrs[start:stop] = top.values.numpy(), top.indices.numpy()
+            dots = data[start:stop] @ data.T
+            if half_sq is not None:
+                dots -= half_sq
+            top = torch.topk(dots, k, dim=1, sorted=False)
+            kept, nbrs[start:stop] = top.values.numpy(), top.indices.numpy()
+            if half_sq is not None:
+                kept += 0.5 * sq[nbrs[start:stop]]  # back to dot products
+            values[start:stop] = _finish_neighbours(
+                kept,
+                metric,
+                X.shape[1],
+                _sl(sq, start, stop),
+                sq[nbrs[start:stop]] if sq is not None else None,
+            )
     if metric == "euclidean":  # the item itself is always its nearest neighbour
         values[nbrs == np.arange(n)[:, None]] = 1.0
     valid = nbrs >= 0  # approximate Faiss indexes may return fewer than k neighbours
@@ -307,6 +320,14 @@ def _faiss_search(xs: np.ndarray, k: int, metric: str, index: str):
     elif metric == "cosine":
         values = (values + 1) / 2
     return values.astype(np.float32), nbrs.astype(np.int64)
+
+
+def _finish_neighbours(dots, metric, dim, sq_rows, sq_neighbours):
+    """:func:`_finish` for (rows, k) dot products whose columns are each row's own neighbours."""
+    if metric != "euclidean":
+        return _finish(dots, metric, dim)
+    squared = sq_rows[:, None] + sq_neighbours - 2.0 * dots
+    return np.exp(-np.sqrt(np.maximum(squared, 0.0)) / dim).astype(np.float32)
 
 
 def _sl(arr: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:

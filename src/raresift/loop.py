@@ -6,6 +6,7 @@ a simulation (``run`` with an oracle). ``query`` never labels anything; only ``t
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +47,9 @@ class ArrayOracle:
 class _TimedModel:
     """Forward every attribute to the model, adding the time spent in its methods to a clock.
 
+    Only bound methods are timed; other attributes (``network``, ``classes_``) pass through as
+    they are.
+
     ``isinstance(proxy, TorchModel)`` still holds: ``__class__`` reports the model's class.
     """
 
@@ -59,7 +63,7 @@ class _TimedModel:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._model, name)
-        if name.startswith("_") or not callable(attr) or isinstance(attr, type):
+        if name.startswith("_") or not inspect.ismethod(attr):
             return attr
 
         def timed(*args, **kwargs):

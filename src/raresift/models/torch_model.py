@@ -233,8 +233,9 @@ class TorchModel:
                 n_epochs += 1
                 order = torch.randperm(n, device=self.device)
                 correct = 0
-                for start in range(0, n, self.batch_size):
-                    rows = order[start : start + self.batch_size]
+                # near-equal batches of at most batch_size: a trailing batch of one or two items
+                # takes a full, noisy step and can keep SGD from ever converging
+                for rows in torch.tensor_split(order, math.ceil(n / self.batch_size)):
                     logits = net(inputs[rows])
                     loss = loss_fn(logits, targets[rows])
                     optimizer.zero_grad(set_to_none=True)

@@ -271,10 +271,8 @@ def monte_carlo_labels(
 
 # --------------------------------------------------------------------------- strategy
 def network_of(model: Any) -> nn.Module:
-    """The torch network behind a model adapter (also through the learner's timing proxy)."""
+    """The torch network behind a model adapter."""
     network = getattr(model, "network", None)
-    if not isinstance(network, nn.Module):  # ActiveLearner's proxy wraps callables
-        network = getattr(getattr(model, "_model", None), "network", None)
     if not isinstance(network, nn.Module):
         raise ValidationError(
             "this strategy needs a fitted torch model (with .network); use a TorchModel and "

@@ -31,7 +31,7 @@ from raresift.kernels import DEFAULT_METRIC
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
 from raresift.submodular import OBJECTIVES, objective_names, select
-from raresift.submodular.objectives import _instead as objective_without
+from raresift.submodular.objectives import objective_without
 
 log = logging.getLogger("raresift")
 

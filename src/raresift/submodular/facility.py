@@ -84,11 +84,6 @@ class FacilityLocationFamily(SetFunction):
             np.maximum(m, 0.0, out=m)
         return m
 
-    def _part(self, vector: np.ndarray | None, items: np.ndarray, column: bool = False):
-        if vector is None:
-            return None
-        return vector[items][:, None] if column else vector[items]
-
     def _reset(self) -> None:
         self.running_max = np.zeros(self.n_represented, dtype=np.float32)
         self._base = float(self._h(self.running_max.copy()).sum(dtype=np.float64))
@@ -99,26 +94,33 @@ class FacilityLocationFamily(SetFunction):
             self._gain_cache = self._initial_gains()
         return self._gain_cache[idx]
 
+    def _bounded(self, m: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """``clip(m_i, floor_i, cap_i)``: for ``m >= 0``, ``h_i(x) - h_i(m) = clip(x, ., cap_i)``
+        differences, so every gain and gain change below is a single clip and a sum."""
+        floor = self.floor if items is None or self.floor is None else self.floor[items]
+        cap = self.cap if items is None or self.cap is None else self.cap[items]
+        return np.clip(m, -np.inf if floor is None else floor, np.inf if cap is None else cap)
+
     def _initial_gains(self) -> np.ndarray:
-        """Gains of every candidate for the current running maxima (one pass over the kernel)."""
+        """Gains of every candidate for the current running maxima (one pass over the kernel):
+        ``gain_j = sum_i clip(s_ij, lo_i, cap_i) - lo_i`` with ``lo = clip(m, floor, cap)``."""
         n = self.n
-        if isinstance(self.cover, SparseKernel):
+        lo = self._bounded(self.running_max)
+        cap = np.inf if self.cap is None else self.cap
+        if isinstance(self.cover, SparseKernel):  # non-neighbours (s = 0 <= lo) add nothing
             t = self.cover.transposed
             owner = np.repeat(np.arange(n), np.diff(t.indptr))
-            m = self.running_max[t.indices]
-            cap, floor = self._part(self.cap, t.indices), self._part(self.floor, t.indices)
-            after = self._h(np.maximum(t.data, m), cap, floor)
-            after -= self._h(m.copy(), cap, floor)
+            low = lo[t.indices]
+            after = np.clip(t.data, low, cap if self.cap is None else cap[t.indices]) - low
             gains = np.bincount(owner, weights=after, minlength=n)
         else:
-            covered = float(self._h(self.running_max.copy()).sum(dtype=np.float64))
             gains = np.empty(n, dtype=np.float64)
             block = max(1, BLOCK_ELEMENTS // max(self.n_represented, 1))
             for start in range(0, n, block):
                 rows = candidate_rows(self.cover, np.arange(start, min(n, start + block)))
-                np.maximum(rows, self.running_max, out=rows)
-                gains[start : start + block] = self._h(rows).sum(axis=1, dtype=np.float64)
-            gains -= covered
+                np.clip(rows, lo, cap, out=rows)
+                gains[start : start + block] = rows.sum(axis=1, dtype=np.float64)
+            gains -= lo.sum(dtype=np.float64)
         if self.modular is not None:
             gains += self.modular
         return gains
@@ -143,27 +145,27 @@ class FacilityLocationFamily(SetFunction):
 
     def _update_gains(self, changed: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
         """Raising ``m_i`` from ``o`` to ``w`` lowers candidate ``j``'s gain by
-        ``h_i(clip(s_ij, o, w)) - h_i(o)`` (zero when ``s_ij <= o``, so k-NN gaps cost nothing)."""
+        ``h_i(clip(s_ij, o, w)) - h_i(o) = clip(s_ij, lo, hi) - lo`` with ``lo, hi`` the clipped
+        ``o, w``. Items whose ``h_i`` does not move (``lo == hi``: capped, or still under the
+        floor) and candidates with ``s_ij <= lo`` (every k-NN gap) cost nothing."""
+        lo, hi = self._bounded(old, changed), self._bounded(new, changed)
+        moved = hi > lo
+        changed, lo, hi = changed[moved], lo[moved], hi[moved]
+        if not changed.size:
+            return
         if isinstance(self.cover, SparseKernel):
             rows = self.cover.matrix[changed]  # represented item -> candidates keeping it
             owner = np.repeat(np.arange(changed.size), np.diff(rows.indptr))
-            items = changed[owner]
-            cap, floor = self._part(self.cap, items), self._part(self.floor, items)
-            o = old[owner]
-            drop = self._h(np.clip(rows.data, o, new[owner]), cap, floor)
-            drop -= self._h(o.copy(), cap, floor)
+            drop = np.clip(rows.data, lo[owner], hi[owner]) - lo[owner]
             self._gain_cache -= np.bincount(rows.indices, weights=drop, minlength=self.n)
             return
         block = max(1, BLOCK_ELEMENTS // self.n)
         for start in range(0, changed.size, block):
             part = slice(start, start + block)
-            items = changed[part]
-            sims = self._represented_rows(items)
-            cap, floor = self._part(self.cap, items, True), self._part(self.floor, items, True)
-            o = old[part, None]
-            np.clip(sims, o, new[part, None], out=sims)
-            self._gain_cache -= self._h(sims, cap, floor).sum(axis=0, dtype=np.float64)
-            self._gain_cache += float(self._h(o.copy(), cap, floor).sum(dtype=np.float64))
+            sims = self._represented_rows(changed[part])
+            np.clip(sims, lo[part, None], hi[part, None], out=sims)
+            self._gain_cache -= sims.sum(axis=0, dtype=np.float64)
+            self._gain_cache += float(lo[part].sum(dtype=np.float64))
 
     def _represented_rows(self, items: np.ndarray) -> np.ndarray:
         """Similarities of represented ``items`` to every candidate, (len(items), n) float32."""

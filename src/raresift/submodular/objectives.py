@@ -60,8 +60,12 @@ def objective_names() -> list[str]:
     return list(OBJECTIVES)
 
 
-def _instead(name: str, missing: str) -> str:
-    """Which objective to use when ``missing`` ('query' or 'conditioning') is empty."""
+def objective_without(name: str, missing: str) -> str:
+    """The objective of ``name``'s family without its ``missing`` ("query" or "conditioning") set.
+
+    >>> objective_without("flcmi", "conditioning"), objective_without("logdetmi", "query")
+    ('flvmi', 'logdet')
+    """
     spec = OBJECTIVES[name]
     query = spec.query and missing != "query"
     conditioning = spec.conditioning and missing != "conditioning"
@@ -232,7 +236,7 @@ def _side_set(name, needed, embeddings, given_kernel, what, dim):
     if not size:
         raise ValidationError(
             f"{name} needs a non-empty {what} set; with no {what} items use "
-            f"'{_instead(name, what)}' instead"
+            f"'{objective_without(name, what)}' instead"
         )
     if given_kernel is not None:
         return None
