@@ -69,11 +69,16 @@ from tqdm.auto import tqdm
 from raresift.errors import ConfigError, ValidationError
 from raresift.simulate import metrics
 from raresift.simulate.scenarios import BUILDERS, Scenario
+from raresift.submodular.objectives import OBJECTIVES, objective_without
 
 logger = logging.getLogger("raresift")
 
 #: SCMI strategy -> the SMI strategy it equals while the conditioning set is empty.
-SCMI_FALLBACKS = {"flcmi": "flvmi", "logdetcmi": "logdetmi"}
+SCMI_FALLBACKS = {  # {"flcmi": "flvmi", "logdetcmi": "logdetmi"}
+    name: objective_without(name, "conditioning")
+    for name, spec in OBJECTIVES.items()
+    if spec.query and spec.conditioning
+}
 
 DATASETS = ("fashion-mnist", "mnist5k", "digits")
 MODEL_KEYS = {
