@@ -121,9 +121,8 @@ class IBALStrategy(ScoringStrategy):
         return -ibal_scores(state, ids, self.lam, self.normalize)
 
 
-@register_strategy("ibal-d")
-class IBALDistanceStrategy(ScoringStrategy):
-    """Pick the items with the smallest IBAL - gamma D (papers/004, eqs. 4-5).
+class DistanceBonusStrategy(ScoringStrategy):
+    """``informativeness + gamma D``, D the autoencoder distance score (papers/004, eqs. 4-5).
 
     Parameters
     ----------
@@ -138,6 +137,38 @@ class IBALDistanceStrategy(ScoringStrategy):
     def __init__(
         self,
         gamma: float = 1.0,
+        image_shape: Sequence[int] | None = None,
+        latent_dim: int = 8,
+        ae_epochs: int = 10,
+        max_fit_items: int = 10000,
+        seed: int = 0,
+    ):
+        self.gamma = _check_gamma(gamma)
+        self.image_shape = image_shape
+        self.latent_dim = latent_dim
+        self.ae_epochs = ae_epochs
+        self.max_fit_items = max_fit_items
+        self.seed = seed
+        self._distance = _DistanceScore(image_shape, latent_dim, ae_epochs, max_fit_items, seed)
+
+    def informativeness(self, state, ids) -> np.ndarray:
+        raise NotImplementedError
+
+    def score(self, state, ids):
+        return self.informativeness(state, ids) + self.gamma * self._distance.distance(state, ids)
+
+
+@register_strategy("ibal-d")
+class IBALDistanceStrategy(DistanceBonusStrategy):
+    """Pick the items with the smallest IBAL - gamma D (papers/004, eqs. 4-5).
+
+    ``lam`` and ``normalize`` are IBAL's (see :class:`IBALStrategy`); the rest as in
+    :class:`DistanceBonusStrategy`.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 1.0,
         lam: float = 0.003,
         normalize: bool = True,
         image_shape: Sequence[int] | None = None,
@@ -146,42 +177,17 @@ class IBALDistanceStrategy(ScoringStrategy):
         max_fit_items: int = 10000,
         seed: int = 0,
     ):
-        self.gamma = _check_gamma(gamma)
+        super().__init__(gamma, image_shape, latent_dim, ae_epochs, max_fit_items, seed)
         self.lam = lam
         self.normalize = normalize
-        self.image_shape = image_shape
-        self.latent_dim = latent_dim
-        self.ae_epochs = ae_epochs
-        self.max_fit_items = max_fit_items
-        self.seed = seed
-        self._distance = _DistanceScore(image_shape, latent_dim, ae_epochs, max_fit_items, seed)
 
-    def score(self, state, ids):
-        ibal = ibal_scores(state, ids, self.lam, self.normalize)
-        return -(ibal - self.gamma * self._distance.distance(state, ids))
+    def informativeness(self, state, ids):
+        return -ibal_scores(state, ids, self.lam, self.normalize)
 
 
 @register_strategy("entropy-d")
-class EntropyDistanceStrategy(ScoringStrategy):
+class EntropyDistanceStrategy(DistanceBonusStrategy):
     """Pick the items with the largest Entropy + gamma D (papers/004, the CIFAR-100 baseline)."""
 
-    def __init__(
-        self,
-        gamma: float = 1.0,
-        image_shape: Sequence[int] | None = None,
-        latent_dim: int = 8,
-        ae_epochs: int = 10,
-        max_fit_items: int = 10000,
-        seed: int = 0,
-    ):
-        self.gamma = _check_gamma(gamma)
-        self.image_shape = image_shape
-        self.latent_dim = latent_dim
-        self.ae_epochs = ae_epochs
-        self.max_fit_items = max_fit_items
-        self.seed = seed
-        self._distance = _DistanceScore(image_shape, latent_dim, ae_epochs, max_fit_items, seed)
-
-    def score(self, state, ids):
-        entropy = entropy_scores(predict_proba(state, ids))
-        return entropy + self.gamma * self._distance.distance(state, ids)
+    def informativeness(self, state, ids):
+        return entropy_scores(predict_proba(state, ids))
