@@ -61,7 +61,7 @@ def methods_for(args) -> list[Method]:
     out = []
     for strategy in args.strategies.split(","):
         out.append(Method(strategy, "all"))
-        out.append(Method(strategy, "seals", k=args.k, expand=args.expand))
+        out += [Method(strategy, "seals", k=k, expand=args.expand) for k in args.ks]
     return out
 
 
@@ -138,7 +138,7 @@ def synthetic(args) -> None:
     )
     print(
         f"# index {args.index!r} ({args.search_params or 'default search params'}) built once in "
-        f"{index.build_seconds:.1f} s; k = {args.k}, expand = {args.expand}; seed "
+        f"{index.build_seconds:.1f} s; k = {args.ks}, expand = {args.expand}; seed "
         f"{args.seed_pos}+{args.seed_neg}, batch {args.batch}, budget {args.budget}, "
         f"LR C={args.C} class_weight={args.class_weight}; seeds {args.seeds}"
     )
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     p.add_argument("--index", default="IVF1024,Flat")
     p.add_argument("--search-params", default="nprobe=32")
     p.add_argument("--strategies", default="entropy,mlp,information-density")
-    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--k", default="100", help="neighbours per labeled item; a list runs each")
     p.add_argument("--expand", default="item", choices=["item", "batch"])
     p.add_argument("--budget", type=int, default=2000)
     p.add_argument("--batch", type=int, default=100)
@@ -248,6 +248,8 @@ def main(argv=None) -> int:
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)
     args.class_weight = None if args.class_weight == "none" else args.class_weight
+    args.ks = [int(k) for k in args.k.split(",")]
+    args.k = args.ks[0]  # the k of the latent-structure analysis
     logging.basicConfig(level=logging.WARNING)
     print("$ " + " ".join(sys.argv))
     if not args.real_only:

@@ -51,6 +51,16 @@ def test_sklearn_clones_each_fit(rng):
     assert not hasattr(estimator, "coef_")
 
 
+@pytest.mark.parametrize("labels", [[0, 1], [1, 3]])
+def test_sklearn_binary_logistic_fast_path_equals_sklearn(rng, labels):
+    X, y = blobs(rng, n_classes=2)
+    y = np.asarray(labels)[y]
+    model = SklearnModel(LogisticRegression(), n_classes=4).fit(X, y)
+    proba = model.predict_proba(X)
+    assert np.array_equal(proba[:, labels], model.estimator_.predict_proba(X))
+    assert np.all(np.delete(proba, labels, axis=1) == 0)
+
+
 def test_sklearn_validates(rng):
     X, y = blobs(rng)
     with pytest.raises(ValidationError, match="not fitted"):

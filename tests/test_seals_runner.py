@@ -64,6 +64,8 @@ def test_bad_methods_and_settings(tasks):
     with pytest.raises(ValidationError, match="seed needs"):
         run_concepts(tasks[:1], [Method("mlp")], progress=False, budget=500, n_seed_positives=400)
     assert Method("information-density", "seals", expand="batch").label == "ID-SEALS(batch)"
+    assert Method("mlp", "seals", k=50, expand="batch").label == "MLP-SEALS(k=50,batch)"
+    assert Method("mlp", "seals", k=100).label == "MLP-SEALS"
 
 
 def fitted_state(rng, candidate_pool=None, only_positive=False):

@@ -6,7 +6,8 @@ from sklearn.linear_model import LogisticRegression
 
 from raresift.models import MLP, SklearnModel, TorchModel
 from raresift.pool import Labels, Pool
-from raresift.strategies import SelectionState, make_strategy
+from raresift.strategies import SelectionState, make_strategy, uncertainty
+from raresift.strategies.base import top_scores
 
 from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
 
@@ -43,3 +44,28 @@ def test_random_with_both_adapters(adapter):
     pool = Pool(np.r_[TRAIN_X, CANDIDATES])
     state = SelectionState(pool, Labels(np.arange(6), TRAIN_Y), model, np.random.default_rng(2))
     assert sorted(make_strategy("random").select(state, [6, 7, 8], 3).ids.tolist()) == [6, 7, 8]
+
+
+def test_top_scores_takes_the_best_and_breaks_boundary_ties_at_random():
+    scores = np.array([0.3, 0.9, 0.5, 0.5, 0.1, 0.5])
+    picks = {tuple(top_scores(scores, 3, np.random.default_rng(s)).tolist()) for s in range(40)}
+    assert all(p[0] == 1 and set(p[1:]) <= {2, 3, 5} and len(set(p)) == 3 for p in picks)
+    assert len(picks) == 6  # every ordered pair of the three tied items turns up
+    same = top_scores(scores, 3, np.random.default_rng(7))
+    assert np.array_equal(same, top_scores(scores, 3, np.random.default_rng(7)))
+    assert top_scores(scores, 10, np.random.default_rng(0)).size == scores.size
+
+
+def test_probabilities_are_computed_in_blocks(monkeypatch, rng):
+    x = rng.normal(size=(50, 3)).astype(np.float32)
+    pool = Pool(x)
+    model = SklearnModel(LogisticRegression(), n_classes=2).fit(x, (x[:, 0] > 0).astype(int))
+    state = SelectionState(pool, Labels(), model)
+    ids = rng.permutation(50)
+    whole = uncertainty.predict_proba(state, ids)
+    seen = []
+    original = model.predict_proba
+    monkeypatch.setattr(model, "predict_proba", lambda X: seen.append(len(X)) or original(X))
+    monkeypatch.setattr(uncertainty, "PROBA_BLOCK", 16)
+    assert np.array_equal(uncertainty.predict_proba(state, ids), whole)
+    assert seen == [16, 16, 16, 2]

@@ -105,6 +105,7 @@ class AllCandidates(CandidatePool):
     def start(self, pool: Pool, labels: Labels) -> None:
         super().start(pool, labels)
         self._unlabeled = np.ones(len(pool), dtype=bool)
+        self._candidates: np.ndarray | None = None
         self.update(labels.ids)
 
     def update(self, newly_labeled_ids) -> None:
@@ -114,9 +115,13 @@ class AllCandidates(CandidatePool):
             left = ids[self._unlabeled[pos]]
             self._unlabeled[pos] = False
             self._left(left)
+            self._candidates = None
 
     def candidates(self) -> np.ndarray:
-        return np.sort(self.pool.ids[self._unlabeled])
+        if self._candidates is None:  # cached until the next update; read-only
+            self._candidates = np.sort(self.pool.ids[self._unlabeled])
+            self._candidates.flags.writeable = False
+        return self._candidates
 
     def __len__(self) -> int:
         return int(self._unlabeled.sum())
@@ -297,11 +302,12 @@ class SEALSCandidates(CandidatePool):
 
         The picks are exactly those of rescoring the pool after every step, but the work is
         batched: the neighbours of the current top ``budget`` candidates are searched in one
-        call and their newcomers scored in one model call (most picks come from there; other
-        picks are searched one at a time), scores live in append-only buffers, and the pool's
-        sorted bookkeeping is updated once at the end. For a :class:`DensityWeightedStrategy`
-        the informativeness is computed once per item and the density weights are recomputed
-        after every pick from the running sum of the pool's unit vectors (O(|P| d) per pick).
+        call and their newcomers scored in one model call (later picks outside that set are
+        searched and their newcomers scored one at a time); scores live in append-only buffers,
+        the batch's own bookkeeping in small dicts and sets, and the pool's sorted arrays are
+        updated once at the end. For a :class:`DensityWeightedStrategy` the informativeness is
+        computed once per item and the density weights are recomputed after every pick from
+        the running sum of the pool's unit vectors (O(|P| d) per pick).
         """
         budget = check_budget(budget, max(len(self), 1), "candidates in the SEALS pool")
         weighted = isinstance(strategy, DensityWeightedStrategy)
@@ -328,13 +334,25 @@ class SEALSCandidates(CandidatePool):
             out[np.isneginf(base[:n])] = -np.inf
             return out
 
-        # speculative batch: neighbours of today's top `budget`, and the values of newcomers
-        top = np.sort(ids[np.argsort(-current_scores(), kind="stable")[:budget]])
-        top_rows = self._neighbors(top)
-        fresh = np.unique(top_rows[top_rows >= 0])
-        fresh = fresh[~contains_ids(members, fresh) & ~contains_ids(self._excluded, fresh)]
-        fresh_values = self._values(strategy, value, state, fresh)
-        taken = np.empty(0, dtype=np.int64)  # picks and newcomers of this batch, ascending
+        rows: dict[int, list[int]] = {}  # neighbour rows searched during this batch
+        outside: dict[int, float] = {}  # values of scored items outside the pool and exclusions
+
+        def fetch(queries: np.ndarray) -> None:
+            """Search the neighbours of ``queries`` and score their newcomers, one call each."""
+            found = self._neighbors(queries)
+            rows.update(zip(queries.tolist(), found.tolist(), strict=True))
+            fresh = np.unique(found[found >= 0])
+            fresh = fresh[~contains_ids(members, fresh) & ~contains_ids(self._excluded, fresh)]
+            fresh = fresh[[i not in outside for i in fresh.tolist()]]
+            values = self._values(strategy, value, state, fresh)
+            outside.update(zip(fresh.tolist(), values.tolist(), strict=True))
+
+        # speculative batch: the neighbours of today's top `budget` (no draws from state.rng,
+        # so the picks cannot depend on what was fetched ahead)
+        scores = current_scores()
+        ahead = np.argpartition(-scores, budget - 1)[:budget] if budget < n else np.arange(n)
+        fetch(np.sort(ids[ahead]))
+        taken: set[int] = set()  # newcomers of this batch
         picks, pick_scores, joined = [], [], []
         for _ in range(budget):
             scores = current_scores()
@@ -347,40 +365,28 @@ class SEALSCandidates(CandidatePool):
             tied = np.flatnonzero(scores == scores[j])
             if tied.size > 1:
                 j = int(tied[state.rng.integers(tied.size)])
-            pick = ids[j]
+            pick = int(ids[j])
             picks.append(pick)
             pick_scores.append(scores[j])
             base[j] = -np.inf
             if weighted:
                 total -= units[j]
                 count -= 1
-            if not contains_ids(taken, np.array([pick]))[0]:
-                taken = insert_ids(taken, np.array([pick]))
-            if contains_ids(top, np.array([pick]))[0]:
-                row = top_rows[np.searchsorted(top, pick)]
-            else:
-                row = self._neighbors(np.array([pick]))[0]
-            new = np.unique(row[row >= 0])
-            new = new[
-                ~contains_ids(members, new)
-                & ~contains_ids(self._excluded, new)
-                & ~contains_ids(taken, new)
-            ]
-            if not new.size:
+            if pick not in rows:
+                fetch(np.array([pick]))
+            new = [i for i in dict.fromkeys(rows[pick]) if i in outside and i not in taken]
+            if not new:
                 continue
-            known = contains_ids(fresh, new)
-            values = np.empty(new.size)
-            values[known] = fresh_values[np.searchsorted(fresh, new[known])]
-            values[~known] = self._values(strategy, value, state, new[~known])
-            ids[n : n + new.size] = new
-            base[n : n + new.size] = values
+            new_ids = np.array(new, dtype=np.int64)
+            ids[n : n + new_ids.size] = new_ids
+            base[n : n + new_ids.size] = [outside[i] for i in new]
             if weighted:
-                units[n : n + new.size] = normalize_rows(self.pool.embeddings_of(new))
-                total += units[n : n + new.size].sum(axis=0, dtype=np.float64)
-                count += new.size
-            n += new.size
-            taken = insert_ids(taken, new)
-            joined.append(new)
+                units[n : n + new_ids.size] = normalize_rows(self.pool.embeddings_of(new_ids))
+                total += units[n : n + new_ids.size].sum(axis=0, dtype=np.float64)
+                count += new_ids.size
+            n += new_ids.size
+            taken.update(new)
+            joined.append(new_ids)
         picks = np.array(picks, dtype=np.int64)
         self._exclude(picks)
         self._expanded = insert_ids(self._expanded, picks[~contains_ids(self._expanded, picks)])

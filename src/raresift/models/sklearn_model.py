@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
 
 from raresift.errors import ValidationError
 from raresift.models.base import check_labels, gradient_layout, last_layer_residuals
@@ -68,6 +70,12 @@ class SklearnModel:
         out = np.zeros((X.shape[0], self.n_classes_), dtype=np.float64)
         if self.estimator_ is None:
             out[:, self.classes_[0]] = 1.0
+        elif type(self.estimator_) is LogisticRegression and self.estimator_.classes_.size == 2:
+            # scikit-learn's own formula without its per-call validation (X is checked above),
+            # which dominates when SEALS scores a few dozen newcomers at a time
+            positive = expit((X @ self.estimator_.coef_.T + self.estimator_.intercept_).ravel())
+            out[:, self.estimator_.classes_[0]] = 1 - positive
+            out[:, self.estimator_.classes_[1]] = positive
         else:
             out[:, self.estimator_.classes_] = self.estimator_.predict_proba(X)
         return out

@@ -77,6 +77,8 @@ class Method:
     """A strategy on a candidate pool: ``Method("entropy", "seals")`` is MaxEnt-SEALS.
 
     ``candidates`` is "all", "seals" (``k``, ``expand``) or "random" (``fraction`` of the pool).
+    The label names k and the expansion where they differ from the paper's (100, per item):
+    ``Method("mlp", "seals", k=50, expand="batch").label == "MLP-SEALS(k=50,batch)"``.
     """
 
     strategy: str
@@ -91,8 +93,10 @@ class Method:
         pool = POOL_LABELS.get(self.candidates, self.candidates)
         if self.candidates == "random":
             pool += f"({100 * self.fraction:g}%)"
-        elif self.candidates == "seals" and self.expand != "item":
-            pool += f"({self.expand})"
+        elif self.candidates == "seals":
+            details = [f"k={self.k}"] if self.k != 100 else []
+            details += [self.expand] if self.expand != "item" else []
+            pool += f"({','.join(details)})" if details else ""
         return f"{name}-{pool}"
 
     def make_candidates(self, task: BinaryConcept, seed: int) -> CandidatePool:

@@ -136,8 +136,28 @@ class ScoringStrategy(Strategy):
         scores = np.asarray(self.score(state, ids), dtype=np.float64)
         if scores.shape != ids.shape or not np.all(np.isfinite(scores)):
             raise ValidationError(f"strategy {self.name!r} produced invalid scores")
-        order = np.lexsort((state.rng.random(ids.size), -scores))[:budget]
+        order = top_scores(scores, budget, state.rng)
         return Batch(ids[order], scores[order], self.name, state.round)
+
+
+def top_scores(scores: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+    """Positions of the ``budget`` highest ``scores``, best first, ties in random order.
+
+    Linear in ``len(scores)``: only the items tied with or above the ``budget``-th best are
+    sorted (with random tie-break keys drawn for those alone).
+
+    >>> top_scores(np.array([0.1, 0.9, 0.5, 0.9]), 3, np.random.default_rng(0)).tolist()
+    [3, 1, 2]
+    """
+    if budget <= 0:
+        return np.empty(0, dtype=np.int64)
+    if budget < scores.size:
+        threshold = np.partition(scores, scores.size - budget)[scores.size - budget]
+        contenders = np.flatnonzero(scores >= threshold)
+    else:
+        contenders = np.arange(scores.size)
+    order = np.lexsort((rng.random(contenders.size), -scores[contenders]))
+    return contenders[order[:budget]]
 
 
 @register_strategy("random")

@@ -11,14 +11,25 @@ from raresift.errors import ValidationError
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
 
 
+PROBA_BLOCK = 16_384  # items per model call: bounded temporaries, cache-sized input blocks
+
+
 def predict_proba(state: SelectionState, ids: np.ndarray) -> np.ndarray:
-    """The fitted model's class probabilities for ``ids``, checked for shape and finiteness."""
+    """The fitted model's class probabilities for ``ids``, checked for shape and finiteness.
+
+    The model sees ``PROBA_BLOCK`` items at a time, so scoring 10^8 candidates never gathers
+    all their embeddings at once.
+    """
     if state.model is None:
         raise ValidationError("this strategy needs a fitted model; fit the learner first")
-    proba = np.asarray(state.model.predict_proba(state.inputs(ids)), dtype=np.float64)
-    if proba.ndim != 2 or proba.shape[0] != len(ids) or not np.all(np.isfinite(proba)):
-        raise ValidationError("the model's predict_proba returned an invalid array")
-    return proba
+    blocks = []
+    for lo in range(0, max(len(ids), 1), PROBA_BLOCK):
+        part = ids[lo : lo + PROBA_BLOCK]
+        proba = np.asarray(state.model.predict_proba(state.inputs(part)), dtype=np.float64)
+        if proba.ndim != 2 or proba.shape[0] != len(part) or not np.all(np.isfinite(proba)):
+            raise ValidationError("the model's predict_proba returned an invalid array")
+        blocks.append(proba)
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
 def entropy_scores(proba: np.ndarray) -> np.ndarray:
