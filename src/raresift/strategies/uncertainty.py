@@ -10,7 +10,6 @@ import numpy as np
 from raresift.errors import ValidationError
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
 
-
 PROBA_BLOCK = 16_384  # items per model call: bounded temporaries, cache-sized input blocks
 
 
