@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from raresift.candidates import SEALSCandidates
+from raresift.candidates import SEALSCandidates, _RunningDensity
 from raresift.index import NeighborIndex, normalize_rows
 from raresift.pool import Labels, Pool
 from raresift.strategies import Batch, SelectionState, Strategy, make_strategy
@@ -170,3 +170,36 @@ def test_unanswered_picks_return_to_the_pool():
     second = cands.select(make_strategy("mlp"), state_for(pool, labels), 1)
     assert 4 not in cands.candidates() and second.ids.tolist() == [10]
     assert 6 in cands.candidates() or 6 in second.ids
+
+
+def test_running_density_contenders_hold_the_exact_best(rng):
+    """After picks and arrivals, the lazily bounded scores single out the same best items (and
+    exact scores) as recomputing every density from scratch."""
+    shift = np.zeros(6)
+    shift[0] = 3.0  # arrivals come from elsewhere, so the pool's mean direction drifts
+    x = normalize_rows(
+        rng.standard_normal((3000, 6)) + np.where(np.arange(3000) < 2000, 0, 1)[:, None] * shift
+    )
+    base = np.full(3000, -np.inf)
+    base[:2000] = 0.5 + np.round(rng.random(2000), 1) / 10  # coarse values: many exact ties
+    density = _RunningDensity(make_strategy("information-density"), x[:2000], 3000)
+    n, exact_calls = 2000, 0
+    for _ in range(60):
+        gone = int(rng.choice(np.flatnonzero(base[:n] > -np.inf)))
+        base[gone] = -np.inf
+        density.remove(gone)
+        new = rng.integers(0, 16)
+        base[n : n + new] = 0.5 + np.round(rng.random(new), 1) / 10
+        density.add(x[n : n + new])
+        n += new
+        alive = np.flatnonzero(base[:n] > -np.inf)
+        full = np.full(n, -np.inf)
+        unit = x[alive].astype(np.float64)
+        full[alive] = base[alive] * np.clip(unit @ unit.sum(0) / alive.size, 0, None)
+        where, scores = density.contenders(base)
+        exact_calls += where.size < alive.size
+        best = np.flatnonzero(np.isclose(full, full.max(), rtol=0, atol=1e-12))
+        assert set(best) <= set(where.tolist())
+        np.testing.assert_allclose(scores, full[where], rtol=1e-9)
+        assert set(where[np.isclose(scores, scores.max(), rtol=0, atol=1e-12)]) == set(best)
+    assert exact_calls > 30  # most steps score only a few contenders exactly

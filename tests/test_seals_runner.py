@@ -30,7 +30,7 @@ def test_records_per_round_and_pool_bookkeeping(tasks):
     methods = [Method("mlp", "seals", k=15), Method("mlp", "all"), Method("random", "random")]
     records = run_concepts(tasks[:2], methods, seeds=(0,), progress=False, **SETTINGS)
     assert len(records) == 2 * 3 * 6
-    for method in ("MLP-SEALS", "MLP-All", "Random-RandPool(10%)"):
+    for method in ("MLP-SEALS(k=15)", "MLP-All", "Random-RandPool(10%)"):
         mine = [r for r in records if r["method"] == method and r["concept"] == "concept-0"]
         assert [r["n_labeled"] for r in mine] == [25, 50, 75, 100, 125, 150]
         assert [r["round"] for r in mine] == list(range(6))
@@ -40,13 +40,13 @@ def test_records_per_round_and_pool_bookkeeping(tasks):
         assert all(r["seconds_selection"] >= 0 and r["seconds_training"] >= 0 for r in mine[1:])
     all_pool = [r for r in records if r["method"] == "MLP-All"]
     assert all(r["pool_fraction"] == (8000 - r["n_labeled"]) / 8000 for r in all_pool)
-    seals = [r for r in records if r["method"] == "MLP-SEALS"]
+    seals = [r for r in records if r["method"] == "MLP-SEALS(k=15)"]
     assert all(r["pool_fraction"] < 0.5 for r in seals)
     assert any(r["seconds_knn"] > 0 for r in seals)
     # active search finds far more positives than random labeling
     final = {r["method"]: r for r in summarize(records, final_only=True)}
-    assert final["MLP-SEALS"]["recall"] > 2 * final["Random-RandPool(10%)"]["recall"]
-    assert final["MLP-SEALS"]["rounds"] == 5 and final["MLP-SEALS"]["runs"] == 2
+    assert final["MLP-SEALS(k=15)"]["recall"] > 2 * final["Random-RandPool(10%)"]["recall"]
+    assert final["MLP-SEALS(k=15)"]["rounds"] == 5 and final["MLP-SEALS(k=15)"]["runs"] == 2
 
 
 def test_same_seed_same_run(tasks):

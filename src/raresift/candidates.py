@@ -306,8 +306,8 @@ class SEALSCandidates(CandidatePool):
         searched and their newcomers scored one at a time); scores live in append-only buffers,
         the batch's own bookkeeping in small dicts and sets, and the pool's sorted arrays are
         updated once at the end. For a :class:`DensityWeightedStrategy` the informativeness is
-        computed once per item and the density weights are recomputed after every pick from
-        the running sum of the pool's unit vectors (O(|P| d) per pick).
+        computed once per item and the density weights follow the pool as it changes
+        (:class:`_RunningDensity`).
         """
         budget = check_budget(budget, max(len(self), 1), "candidates in the SEALS pool")
         weighted = isinstance(strategy, DensityWeightedStrategy)
@@ -320,19 +320,9 @@ class SEALSCandidates(CandidatePool):
         ids[:n] = members
         base[:n] = self._values(strategy, value, state, members)
         if weighted:
-            units = np.empty((cap, self.pool.dim), dtype=np.float32)
-            units[:n] = normalize_rows(self.pool.embeddings_of(members))
-            total = units[:n].sum(axis=0, dtype=np.float64)
-            count = n
-
-        def current_scores() -> np.ndarray:
-            if not weighted:
-                return base[:n]
-            # float32 matvec without BLAS threads (their start-up dominates at this size)
-            mean = np.einsum("ij,j->i", units[:n], (total / max(count, 1)).astype(np.float32))
-            out = base[:n] * strategy.density_weights(mean)
-            out[np.isneginf(base[:n])] = -np.inf
-            return out
+            density = _RunningDensity(
+                strategy, normalize_rows(self.pool.embeddings_of(members)), cap
+            )
 
         rows: dict[int, list[int]] = {}  # neighbour rows searched during this batch
         outside: dict[int, float] = {}  # values of scored items outside the pool and exclusions
@@ -349,13 +339,14 @@ class SEALSCandidates(CandidatePool):
 
         # speculative batch: the neighbours of today's top `budget` (no draws from state.rng,
         # so the picks cannot depend on what was fetched ahead)
-        scores = current_scores()
+        scores = density.scores(base) if weighted else base[:n]
         ahead = np.argpartition(-scores, budget - 1)[:budget] if budget < n else np.arange(n)
         fetch(np.sort(ids[ahead]))
         taken: set[int] = set()  # newcomers of this batch
         picks, pick_scores, joined = [], [], []
         for _ in range(budget):
-            scores = current_scores()
+            # every item that could be the best right now, with its exact score
+            where, scores = density.contenders(base) if weighted else (None, base[:n])
             j = int(np.argmax(scores))
             if not np.isfinite(scores[j]):
                 raise BudgetError(
@@ -365,13 +356,13 @@ class SEALSCandidates(CandidatePool):
             tied = np.flatnonzero(scores == scores[j])
             if tied.size > 1:
                 j = int(tied[state.rng.integers(tied.size)])
+            pick_scores.append(scores[j])
+            j = j if where is None else int(where[j])  # position in the buffer
             pick = int(ids[j])
             picks.append(pick)
-            pick_scores.append(scores[j])
             base[j] = -np.inf
             if weighted:
-                total -= units[j]
-                count -= 1
+                density.remove(j)
             if pick not in rows:
                 fetch(np.array([pick]))
             new = [i for i in dict.fromkeys(rows[pick]) if i in outside and i not in taken]
@@ -381,9 +372,7 @@ class SEALSCandidates(CandidatePool):
             ids[n : n + new_ids.size] = new_ids
             base[n : n + new_ids.size] = [outside[i] for i in new]
             if weighted:
-                units[n : n + new_ids.size] = normalize_rows(self.pool.embeddings_of(new_ids))
-                total += units[n : n + new_ids.size].sum(axis=0, dtype=np.float64)
-                count += new_ids.size
+                density.add(normalize_rows(self.pool.embeddings_of(new_ids)))
             n += new_ids.size
             taken.update(new)
             joined.append(new_ids)
@@ -403,3 +392,71 @@ class SEALSCandidates(CandidatePool):
         if scores.shape != ids.shape or not np.all(np.isfinite(scores)):
             raise ValidationError(f"strategy {strategy.name!r} produced invalid scores")
         return scores
+
+
+class _RunningDensity:
+    """Density-weighted scores of SEALS' per-item buffer while the pool changes under it.
+
+    Item i's density is ``u_i . total / count`` (``total`` the sum of the pool's unit vectors).
+    Recomputing every ``u_i . total`` after each pick costs O(|P| d); instead the dot products
+    with a reference sum ``ref`` are kept, and since ``|u_i . total - u_i . ref| <= |total - ref|``
+    for unit ``u_i``, they bound every score from above and below in O(|P|). Only the items
+    whose upper bound reaches the best lower bound (the contenders) are scored exactly; when
+    they grow too many the reference is refreshed (one O(|P| d) pass). The argmax and its ties
+    are exactly those of full recomputation.
+    """
+
+    def __init__(self, strategy: DensityWeightedStrategy, units: np.ndarray, capacity: int):
+        self.strategy = strategy
+        self.n = units.shape[0]
+        self.units = np.empty((capacity, units.shape[1]), dtype=np.float32)
+        self.units[: self.n] = units
+        self.total = units.sum(axis=0, dtype=np.float64)
+        self.count = self.n
+        self.dots = np.empty(capacity)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.ref = self.total.copy()
+        self.dots[: self.n] = self.units[: self.n] @ self.ref
+
+    def add(self, units: np.ndarray) -> None:
+        """New pool members (rows appended to the buffer)."""
+        lo, self.n = self.n, self.n + units.shape[0]
+        self.units[lo : self.n] = units
+        self.dots[lo : self.n] = units @ self.ref
+        self.total += units.sum(axis=0, dtype=np.float64)
+        self.count += units.shape[0]
+
+    def remove(self, position: int) -> None:
+        """Buffer row ``position`` left the pool."""
+        self.total -= self.units[position]
+        self.count -= 1
+
+    def _weighted(self, base: np.ndarray, dots: np.ndarray) -> np.ndarray:
+        return base * self.strategy.density_weights(dots / max(self.count, 1))
+
+    def scores(self, base: np.ndarray) -> np.ndarray:
+        """Exact scores of the whole buffer (``base``: informativeness, -inf once picked)."""
+        self._refresh()
+        out = np.full(self.n, -np.inf)
+        alive = np.flatnonzero(base[: self.n] > -np.inf)
+        out[alive] = self._weighted(base[alive], self.dots[alive])
+        return out
+
+    def contenders(self, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Buffer positions that may hold the best score now, and their exact scores."""
+        alive = np.flatnonzero(base[: self.n] > -np.inf)
+        if alive.size == 0:
+            return np.zeros(1, dtype=np.int64), np.full(1, -np.inf)
+        drift = np.linalg.norm(self.total - self.ref)
+        slack = drift * (1 + 1e-6) + 1e-9 * (np.abs(self.ref).sum() + 1)
+        b, dots = base[alive], self.dots[alive]
+        high, low = self._weighted(b, dots + slack), self._weighted(b, dots - slack)
+        upper, lower = np.maximum(high, low), np.minimum(high, low)
+        where = alive[upper >= lower.max()]
+        if where.size > max(64, alive.size // 8):
+            self._refresh()
+            return alive, self._weighted(b, self.dots[alive])
+        exact = self.units[where] @ self.total
+        return where, self._weighted(base[where], exact)
