@@ -399,11 +399,12 @@ class _RunningDensity:
 
     Item i's density is ``u_i . total / count`` (``total`` the sum of the pool's unit vectors).
     Recomputing every ``u_i . total`` after each pick costs O(|P| d); instead the dot products
-    with a reference sum ``ref`` are kept, and since ``|u_i . total - u_i . ref| <= |total - ref|``
-    for unit ``u_i``, they bound every score from above and below in O(|P|). Only the items
-    whose upper bound reaches the best lower bound (the contenders) are scored exactly; when
-    they grow too many the reference is refreshed (one O(|P| d) pass). The argmax and its ties
-    are exactly those of full recomputation.
+    with a reference sum ``ref`` are kept (float32, with their rounding error bounded), and
+    since ``|u_i . total - u_i . ref| <= |total - ref|`` for unit ``u_i`` they bound every score
+    from above and below in O(|P|). Only the items whose upper bound reaches the best lower
+    bound (the contenders) are scored exactly (float64); when they grow too many, the reference
+    is refreshed (one float32 O(|P| d) pass). The argmax and its ties are exactly those of full
+    float64 recomputation.
     """
 
     def __init__(self, strategy: DensityWeightedStrategy, units: np.ndarray, capacity: int):
@@ -413,18 +414,21 @@ class _RunningDensity:
         self.units[: self.n] = units
         self.total = units.sum(axis=0, dtype=np.float64)
         self.count = self.n
-        self.dots = np.empty(capacity)
+        self.dots = np.empty(capacity, dtype=np.float32)
         self._refresh()
 
     def _refresh(self) -> None:
         self.ref = self.total.copy()
-        self.dots[: self.n] = self.units[: self.n] @ self.ref
+        ref32 = self.ref.astype(np.float32)
+        self.dots[: self.n] = self.units[: self.n] @ ref32
+        # float32 rounding of ref and of the d-term dot products (unit rows), generously
+        self.rounding = 4 * (self.units.shape[1] + 2) * 2.0**-24 * float(np.abs(self.ref).sum())
 
     def add(self, units: np.ndarray) -> None:
         """New pool members (rows appended to the buffer)."""
         lo, self.n = self.n, self.n + units.shape[0]
         self.units[lo : self.n] = units
-        self.dots[lo : self.n] = units @ self.ref
+        self.dots[lo : self.n] = units @ self.ref.astype(np.float32)
         self.total += units.sum(axis=0, dtype=np.float64)
         self.count += units.shape[0]
 
@@ -437,26 +441,28 @@ class _RunningDensity:
         return base * self.strategy.density_weights(dots / max(self.count, 1))
 
     def scores(self, base: np.ndarray) -> np.ndarray:
-        """Exact scores of the whole buffer (``base``: informativeness, -inf once picked)."""
+        """Scores of the whole buffer to float32 precision (``base``: -inf once picked)."""
         self._refresh()
         out = np.full(self.n, -np.inf)
         alive = np.flatnonzero(base[: self.n] > -np.inf)
-        out[alive] = self._weighted(base[alive], self.dots[alive])
+        out[alive] = self._weighted(base[alive], self.dots[alive].astype(np.float64))
         return out
+
+    def _bounded(self, base: np.ndarray, alive: np.ndarray) -> np.ndarray:
+        """Positions among ``alive`` whose score may be the largest."""
+        slack = np.linalg.norm(self.total - self.ref) * (1 + 1e-6) + self.rounding
+        b, dots = base[alive], self.dots[alive].astype(np.float64)
+        high, low = self._weighted(b, dots + slack), self._weighted(b, dots - slack)
+        return alive[np.maximum(high, low) >= np.minimum(high, low).max()]
 
     def contenders(self, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Buffer positions that may hold the best score now, and their exact scores."""
         alive = np.flatnonzero(base[: self.n] > -np.inf)
         if alive.size == 0:
             return np.zeros(1, dtype=np.int64), np.full(1, -np.inf)
-        drift = np.linalg.norm(self.total - self.ref)
-        slack = drift * (1 + 1e-6) + 1e-9 * (np.abs(self.ref).sum() + 1)
-        b, dots = base[alive], self.dots[alive]
-        high, low = self._weighted(b, dots + slack), self._weighted(b, dots - slack)
-        upper, lower = np.maximum(high, low), np.minimum(high, low)
-        where = alive[upper >= lower.max()]
+        where = self._bounded(base, alive)
         if where.size > max(64, alive.size // 8):
             self._refresh()
-            return alive, self._weighted(b, self.dots[alive])
-        exact = self.units[where] @ self.total
+            where = self._bounded(base, alive)
+        exact = self.units[where].astype(np.float64) @ self.total
         return where, self._weighted(base[where], exact)
