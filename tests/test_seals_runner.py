@@ -9,7 +9,13 @@ from raresift.errors import ConfigError, ValidationError
 from raresift.index import normalize_rows
 from raresift.models import SklearnModel
 from raresift.pool import Labels, Pool
-from raresift.simulate.concepts import Method, run_concepts, summarize, synthetic_tasks
+from raresift.simulate.concepts import (
+    Method,
+    label_tasks,
+    run_concepts,
+    summarize,
+    synthetic_tasks,
+)
 from raresift.simulate.synthetic import make_synthetic_concepts
 from raresift.strategies import SelectionState, make_strategy
 from raresift.strategies.uncertainty import entropy_scores
@@ -114,3 +120,14 @@ def test_information_density_is_entropy_times_mean_similarity(rng):
     )
     with pytest.raises(ValidationError):
         make_strategy("information-density", beta=-1).score(state, ids)
+
+
+def test_label_tasks_share_one_pool_and_index_at_natural_prevalence(rng):
+    x = normalize_rows(rng.standard_normal((200, 8)))
+    y = rng.integers(0, 4, 200)
+    tasks = label_tasks(x[:150], y[:150], x[150:], y[150:], [1, 3], ["one", "three"])
+    assert [t.name for t in tasks] == ["one", "three"]
+    assert tasks[0].pool is tasks[1].pool and tasks[0].index is tasks[1].index
+    assert len(tasks[0].index) == 150
+    np.testing.assert_array_equal(tasks[1].y, y[:150] == 3)
+    np.testing.assert_array_equal(tasks[1].test_y, y[150:] == 3)

