@@ -303,7 +303,8 @@ class SEALSCandidates(CandidatePool):
         The picks are exactly those of rescoring the pool after every step, but the work is
         batched: the neighbours of the current top ``budget`` candidates are searched in one
         call and their newcomers scored in one model call (later picks outside that set are
-        searched and their newcomers scored one at a time); scores live in append-only buffers,
+        searched and their newcomers scored one at a time); members that cannot be among the
+        picks leave the working buffer at once; scores live in append-only buffers,
         the batch's own bookkeeping in small dicts and sets, and the pool's sorted arrays are
         updated once at the end. For a :class:`DensityWeightedStrategy` the informativeness is
         computed once per item and the density weights follow the pool as it changes
@@ -323,6 +324,12 @@ class SEALSCandidates(CandidatePool):
             density = _RunningDensity(
                 strategy, normalize_rows(self.pool.embeddings_of(members)), cap
             )
+        elif budget < n:
+            # members' scores stay fixed during the batch, so only the top `budget` of them (and
+            # those tied with the last) can ever be picked: drop the rest from the buffer
+            keep = np.flatnonzero(base[:n] >= np.partition(base[:n], n - budget)[n - budget])
+            ids[: keep.size], base[: keep.size] = ids[keep], base[keep]
+            n = keep.size
 
         rows: dict[int, list[int]] = {}  # neighbour rows searched during this batch
         outside: dict[int, float] = {}  # values of scored items outside the pool and exclusions
@@ -347,15 +354,14 @@ class SEALSCandidates(CandidatePool):
         for _ in range(budget):
             # every item that could be the best right now, with its exact score
             where, scores = density.contenders(base) if weighted else (None, base[:n])
-            j = int(np.argmax(scores))
-            if not np.isfinite(scores[j]):
+            best = scores.max()
+            if not np.isfinite(best):
                 raise BudgetError(
                     f"the SEALS pool ran out after {len(picks)} of {budget} picks; lower the "
                     "batch size or raise k"
                 )
-            tied = np.flatnonzero(scores == scores[j])
-            if tied.size > 1:
-                j = int(tied[state.rng.integers(tied.size)])
+            tied = np.flatnonzero(scores == best)
+            j = int(tied[0] if tied.size == 1 else tied[state.rng.integers(tied.size)])
             pick_scores.append(scores[j])
             j = j if where is None else int(where[j])  # position in the buffer
             pick = int(ids[j])
