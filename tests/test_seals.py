@@ -203,3 +203,47 @@ def test_running_density_contenders_hold_the_exact_best(rng):
         np.testing.assert_allclose(scores, full[where], rtol=1e-9)
         assert set(where[np.isclose(scores, scores.max(), rtol=0, atol=1e-12)]) == set(best)
     assert exact_calls > 30  # most steps score only a few contenders exactly
+
+
+@pytest.mark.parametrize("kernel", ["sparse", "dense"])
+def test_flqmi_over_a_seals_pool_with_the_labeled_positives_as_query(rng, kernel):
+    """A SIMILAR strategy on a SEALS pool: every pick comes from the pool it was offered, the
+    query set (labeled positives) grows, and it finds more positives than random picks do."""
+    from sklearn.linear_model import LogisticRegression
+
+    from raresift.loop import ActiveLearner
+    from raresift.models import SklearnModel
+    from raresift.simulate.synthetic import make_synthetic_concepts
+
+    data = make_synthetic_concepts(
+        n=4000, dim=16, n_concepts=1, prevalence=(0.02, 0.02), progress=False, seed=3
+    )
+    pool, y = Pool(data.train), data.labels(0).astype(int)
+    index = NeighborIndex(progress=False).fit(pool)
+    seed_ids = np.concatenate([np.flatnonzero(y == 1)[:3], np.flatnonzero(y == 0)[:27]])
+    found = {}
+    for name, params in [
+        ("flqmi", dict(representation="embedding", kernel=kernel, k=10)),
+        ("random", {}),
+    ]:
+        labels = Labels(seed_ids, y[seed_ids])
+        cands = SEALSCandidates(index, k=20)
+        learner = ActiveLearner(
+            pool,
+            SklearnModel(LogisticRegression(class_weight="balanced"), n_classes=2),
+            make_strategy(name, **params),
+            cands,
+            labels,
+            query_ids=seed_ids[y[seed_ids] == 1],
+            seed=0,
+        )
+        for _ in range(4):
+            offered = cands.candidates().copy()
+            batch = learner.query(20)
+            if name == "flqmi":  # a set function: the pool grows after the batch, not during
+                assert np.isin(batch.ids, offered).all()
+            assert not np.isin(cands.candidates(), learner.labels.ids).any()
+            learner.teach(batch.ids, y[batch.ids])
+            learner.query_ids = learner.labels.ids[learner.labels.values == 1]
+        found[name] = int(y[learner.labels.ids].sum())
+    assert found["flqmi"] > 3 * found["random"]
