@@ -28,6 +28,8 @@ from raresift.strategies.binary import DensityWeightedStrategy
 
 log = logging.getLogger("raresift")
 
+_DENSITY_BLOCK = 16_384  # items whose densities are computed at a time
+
 
 class CandidatePool:
     """Base class: subclasses keep their own bookkeeping of eligible ids.
@@ -84,7 +86,12 @@ class CandidatePool:
             total = self._unit_sum
         else:
             total = unit_vector_sum(self.pool, self.candidates())
-        return normalize_rows(self.pool.embeddings_of(ids)).astype(np.float64) @ total / n
+        mean = total / n
+        out = np.empty(ids.size)
+        for lo in range(0, ids.size, _DENSITY_BLOCK):  # bounded temporaries for 10^8 ids
+            rows = normalize_rows(self.pool.embeddings_of(ids[lo : lo + _DENSITY_BLOCK]))
+            out[lo : lo + rows.shape[0]] = rows @ mean
+        return out
 
     def _joined(self, ids: np.ndarray) -> None:
         """Keep the density sum current: ``ids`` became candidates."""
