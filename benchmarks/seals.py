@@ -254,6 +254,7 @@ def wordnet_tasks(args) -> tuple[list, str]:
         rare,
         names,
         index_factory=args.real_index,
+        search_params=args.real_search_params,
     )
     shares = counts[rare] / (~test).sum()
     return tasks, (
@@ -264,13 +265,13 @@ def wordnet_tasks(args) -> tuple[list, str]:
 
 
 def real(args, name: str) -> None:
-    tasks, about = {"fashion": fashion_tasks, "reuters": reuters_tasks, "wordnet": wordnet_tasks}[
-        name
-    ](args)
+    builders = {"fashion": fashion_tasks, "reuters": reuters_tasks, "wordnet": wordnet_tasks}
+    tasks, about = builders[name](args)
     budget = args.real_budget
+    index = tasks[0].index
     print(
-        f"\n# {about}; index {tasks[0].index.factory!r}; seed {args.seed_pos}+{args.seed_neg}, "
-        f"batch {args.real_batch}, budget {budget}\n"
+        f"\n# {about}; index {index.factory!r} ({index.search_params or 'default search'}); "
+        f"seed {args.seed_pos}+{args.seed_neg}, batch {args.real_batch}, budget {budget}\n"
     )
     settings = dict(
         budget=budget,
@@ -326,7 +327,8 @@ def main(argv=None) -> int:
     p.add_argument("--real-budget", type=int, default=1000)
     p.add_argument("--real-batch", type=int, default=100)
     p.add_argument("--real-max-share", type=float, default=0.01, help="WordNet categories")
-    p.add_argument("--real-index", default="Flat", help="WordNet index factory")
+    p.add_argument("--real-index", default="IVF256,Flat", help="WordNet index factory")
+    p.add_argument("--real-search-params", default="nprobe=16")
     p.add_argument("--pca", type=int, default=64)
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)

@@ -196,17 +196,20 @@ def label_tasks(
     classes: Sequence[int],
     names: Sequence[str] | None = None,
     index_factory: str | None = "Flat",
+    search_params: str = "",
     progress: bool = False,
 ) -> list[BinaryConcept]:
     """Classes of a labeled data set as binary concepts at their natural prevalence.
 
     Unlike :func:`class_tasks` nothing is cut: every task shares one pool (ids are the train row
-    numbers) and one index; concept ``c`` is ``train_y == c``.
+    numbers) and one index (``index_factory`` with ``search_params``); concept ``c`` is
+    ``train_y == c``.
     """
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     pool = Pool(train_x)
-    index = None if index_factory is None else NeighborIndex(index_factory, progress=progress)
-    if index is not None:
+    index = None
+    if index_factory is not None:
+        index = NeighborIndex(index_factory, search_params=search_params, progress=progress)
         index.fit(pool)
     names = [f"class-{c}" for c in classes] if names is None else list(names)
     return [
