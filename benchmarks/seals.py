@@ -1,19 +1,28 @@
 """SEALS vs the global ("-All") baselines on rare binary concepts, side by side in one run.
 
 Synthetic part: a pool of ``--n`` x ``--dim`` skewed, clustered unit-norm embeddings with
-``--concepts`` rare concepts; MaxEnt, MLP and ID on all of U and on the SEALS pool; mAP and recall
-at the end of the budget, candidate pool share, time per round split into selection, k-NN search
-and training; the index build, reported once; the cost of the paper's pairwise ID first round
-(measured on a slice of rows, extrapolated to U); the latent structure of the concepts; peak RSS.
-Real-data part (``--real fashion``): each Fashion-MNIST class as a concept cut to 1 % of the pool,
-PCA embeddings.
+``--concepts`` rare concepts; MaxEnt, MLP and ID on all of U and on the SEALS pool (one row per
+``--k``); mAP and recall at the end of the budget, candidate pool share, time per round split
+into selection, k-NN search and training; the index build, reported once; the cost of the
+paper's pairwise ID first round (measured on a slice of rows, extrapolated to U); the latent
+structure of the concepts; peak RSS. ``select speedup`` is the measured ratio of selection
+seconds, ``pool bound`` the ratio of candidates scored per round (what the speed-up would be if
+selection cost were exactly proportional to the candidates).
 
-Full run (single-threaded BLAS/OpenMP, so timings do not depend on what else runs; about 30 min
-for 6 concepts on a busy 2-core machine, the -All baselines take most of it):
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python -u benchmarks/seals.py \
-        --n 1000000 --dim 256 --concepts 6 --seeds 1 --pairwise-slice 500
-Real data:
-    PYTHONPATH=src python benchmarks/seals.py --real fashion --real-only --real-budget 1000
+Real-data part (``--real``): ``fashion`` (each Fashion-MNIST class as a concept cut to 1 % of
+the pool, PCA embeddings), ``reuters`` (corn and grain, all-MiniLM-L6-v2 story embeddings) or
+``wordnet`` (the lexicographer categories at <= 1 % of 94,127 glosses, all-MiniLM-L6-v2).
+The text embeddings are computed once and cached (raresift.embed; WordNet takes ~25 min).
+
+Commands behind docs/results/seals.md (single-threaded BLAS/OpenMP so that timings do not depend
+on what else runs):
+    export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=src
+    python -u benchmarks/seals.py --n 1000000 --dim 256 --concepts 20 --k 100,50 \
+        --pairwise-slice 500 --progress                                  # ~30 min
+    python -u benchmarks/seals.py --real wordnet --real-only --real-budget 2000 --k 100,50
+    python -u benchmarks/seals.py --real fashion --real-only --real-budget 1000 --k 100,50
+    python -u benchmarks/seals.py --real reuters --real-only --real-budget 500 \
+        --real-batch 50 --seeds 3 --k 20,10
 Quick run:
     PYTHONPATH=src python benchmarks/seals.py --n 50000 --dim 64 --concepts 5 --budget 600
 """
