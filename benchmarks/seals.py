@@ -155,6 +155,7 @@ def synthetic(args) -> None:
         path=args.memmap,
         seed=args.data_seed,
         min_train_positives=args.min_positives,
+        test_size=args.test_size,
         progress=args.progress,
     )
     gen_s = time.perf_counter() - start
@@ -316,6 +317,7 @@ def main(argv=None) -> int:
     p.add_argument("--prevalence-max", type=float, default=1e-3)
     p.add_argument("--min-positives", type=int, default=20, help="per concept in the pool")
     p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--test-size", type=float, default=0.1, help="test rows as a share of --n")
     p.add_argument("--memmap", default=None, help="write the train embeddings to this .npy")
     p.add_argument("--index", default="IVF1024,Flat")
     p.add_argument("--search-params", default="nprobe=32")
