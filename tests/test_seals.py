@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from raresift.candidates import SEALSCandidates, _RunningDensity
+from raresift.errors import BudgetError
 from raresift.index import NeighborIndex, normalize_rows
 from raresift.pool import Labels, Pool
 from raresift.strategies import Batch, SelectionState, Strategy, make_strategy
@@ -247,3 +248,13 @@ def test_flqmi_over_a_seals_pool_with_the_labeled_positives_as_query(rng, kernel
             learner.query_ids = learner.labels.ids[learner.labels.values == 1]
         found[name] = int(y[learner.labels.ids].sum())
     assert found["flqmi"] > 3 * found["random"]
+
+
+def test_an_exhausted_pool_raises_a_budget_error():
+    pool = arc_pool(n=3)
+    labels = Labels([0, 1, 2], [1, 0, 0])  # everything labeled: the pool is empty
+    cands = SEALSCandidates(NeighborIndex(progress=False).fit(pool), k=2)
+    cands.start(pool, labels)
+    assert len(cands) == 0
+    with pytest.raises(BudgetError, match="ran out after 0 of 1"):
+        cands.select(make_strategy("mlp"), state_for(pool, labels), 1)

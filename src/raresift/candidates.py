@@ -361,7 +361,7 @@ class SEALSCandidates(CandidatePool):
         for _ in range(budget):
             # every item that could be the best right now, with its exact score
             where, scores = density.contenders(base) if weighted else (None, base[:n])
-            best = scores.max()
+            best = scores.max(initial=-np.inf)
             if not np.isfinite(best):
                 raise BudgetError(
                     f"the SEALS pool ran out after {len(picks)} of {budget} picks; lower the "
