@@ -19,6 +19,9 @@ on what else runs):
     export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=src
     python -u benchmarks/seals.py --n 1000000 --dim 256 --concepts 20 --k 100,50 \
         --pairwise-slice 500 --progress                                  # ~30 min
+    python -u benchmarks/seals.py --n 10000000 --dim 256 --concepts 5 --test-size 0.01 \
+        --strategies entropy,mlp --index IVF4096,SQ8 --memmap /tmp/syn10m.npy \
+        --pairwise-slice 100 --progress                                  # ~25 min, 15 GB
     python -u benchmarks/seals.py --real wordnet --real-only --real-budget 2000 --k 100,50
     python -u benchmarks/seals.py --real fashion --real-only --real-budget 1000 --k 100,50
     python -u benchmarks/seals.py --real reuters --real-only --real-budget 500 \
