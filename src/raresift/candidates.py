@@ -21,14 +21,12 @@ import numpy as np
 
 from raresift.errors import BudgetError, ConfigError, ValidationError
 from raresift.idsets import contains_ids, insert_ids, remove_ids
-from raresift.index import NeighborIndex, normalize_rows, unit_vector_sum
+from raresift.index import ROW_BLOCK, NeighborIndex, normalize_rows, unit_vector_sum
 from raresift.pool import Labels, Pool, as_ids, check_budget
 from raresift.strategies.base import Batch, ScoringStrategy, SelectionState, Strategy
 from raresift.strategies.binary import DensityWeightedStrategy
 
 log = logging.getLogger("raresift")
-
-_DENSITY_BLOCK = 16_384  # items whose densities are computed at a time
 
 
 class CandidatePool:
@@ -88,8 +86,8 @@ class CandidatePool:
             total = unit_vector_sum(self.pool, self.candidates())
         mean = total / n
         out = np.empty(ids.size)
-        for lo in range(0, ids.size, _DENSITY_BLOCK):  # bounded temporaries for 10^8 ids
-            rows = normalize_rows(self.pool.embeddings_of(ids[lo : lo + _DENSITY_BLOCK]))
+        for lo in range(0, ids.size, ROW_BLOCK):  # bounded temporaries for 10^8 ids
+            rows = normalize_rows(self.pool.embeddings_of(ids[lo : lo + ROW_BLOCK]))
             out[lo : lo + rows.shape[0]] = rows @ mean
         return out
 

@@ -33,7 +33,7 @@ from raresift.pool import Pool, as_ids, check_matrix
 log = logging.getLogger("raresift")
 
 _FORMAT = "raresift-neighbor-index/1"
-_BLOCK = 65_536  # rows read at a time when summing unit vectors
+ROW_BLOCK = 65_536  # pool rows read at a time by blockwise passes over embeddings
 _PARALLEL_QUERIES = 16  # fewer queries than this are searched on one thread
 
 
@@ -57,9 +57,9 @@ def unit_vector_sum(pool: Pool, ids: np.ndarray, progress: bool = False) -> np.n
     """
     total = np.zeros(pool.dim, dtype=np.float64)
     for lo in tqdm(
-        range(0, ids.size, _BLOCK), desc="unit-vector sum", unit="block", disable=not progress
+        range(0, ids.size, ROW_BLOCK), desc="unit-vector sum", unit="block", disable=not progress
     ):
-        rows = normalize_rows(pool.embeddings_of(ids[lo : lo + _BLOCK]))
+        rows = normalize_rows(pool.embeddings_of(ids[lo : lo + ROW_BLOCK]))
         total += rows.sum(axis=0, dtype=np.float64)
     return total
 
