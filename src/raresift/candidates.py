@@ -452,8 +452,8 @@ class _RunningDensity:
         return base * self.strategy.density_weights(dots / max(self.count, 1))
 
     def scores(self, base: np.ndarray) -> np.ndarray:
-        """Scores of the whole buffer to float32 precision (``base``: -inf once picked)."""
-        self._refresh()
+        """Scores of the whole buffer from the stored dot products (float32 precision and the
+        drift since the last refresh; ``base``: -inf once picked). For ranking ahead only."""
         out = np.full(self.n, -np.inf)
         alive = np.flatnonzero(base[: self.n] > -np.inf)
         out[alive] = self._weighted(base[alive], self.dots[alive].astype(np.float64))
