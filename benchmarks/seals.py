@@ -71,6 +71,18 @@ def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def run_settings(args, budget: int, batch_size: int) -> dict:
+    """The keyword settings of :func:`run_concepts` shared by every part of the benchmark."""
+    return dict(
+        budget=budget,
+        batch_size=batch_size,
+        n_seed_positives=args.seed_pos,
+        n_seed_negatives=args.seed_neg,
+        C=args.C,
+        class_weight=args.class_weight,
+    )
+
+
 def methods_for(args) -> list[Method]:
     out = []
     for strategy in args.strategies.split(","):
@@ -177,14 +189,7 @@ def synthetic(args) -> None:
         f"{args.seed_pos}+{args.seed_neg}, batch {args.batch}, budget {args.budget}, "
         f"LR C={args.C} class_weight={args.class_weight}; seeds {args.seeds}"
     )
-    settings = dict(
-        budget=args.budget,
-        batch_size=args.batch,
-        n_seed_positives=args.seed_pos,
-        n_seed_negatives=args.seed_neg,
-        C=args.C,
-        class_weight=args.class_weight,
-    )
+    settings = run_settings(args, args.budget, args.batch)
     start = time.perf_counter()
     records = run_concepts(
         tasks, methods_for(args), seeds=range(args.seeds), progress=args.progress, **settings
@@ -286,14 +291,7 @@ def real(args, name: str) -> None:
         f"\n# {about}; index {index.factory!r} ({index.search_params or 'default search'}); "
         f"seed {args.seed_pos}+{args.seed_neg}, batch {args.real_batch}, budget {budget}\n"
     )
-    settings = dict(
-        budget=budget,
-        batch_size=args.real_batch,
-        n_seed_positives=args.seed_pos,
-        n_seed_negatives=args.seed_neg,
-        C=args.C,
-        class_weight=args.class_weight,
-    )
+    settings = run_settings(args, budget, args.real_batch)
     records = run_concepts(
         tasks, methods_for(args), seeds=range(args.seeds), progress=args.progress, **settings
     )
