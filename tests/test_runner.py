@@ -66,12 +66,33 @@ def test_config_validation_messages():
         StudyConfig.from_dict({k: v for k, v in tiny().items() if k != "rounds"})
 
 
-def test_a_failing_strategy_is_reported_and_the_others_finish(tmp_path):
+def test_a_strategy_that_cannot_run_stops_the_study_before_its_first_job(tmp_path):
     config = tiny(seeds=[0], strategies=["random", {"name": "fl", "params": {"nope": 1}}])
+    with pytest.raises(ConfigError, match="strategy 'fl'.*nope"):
+        run_study(config, tmp_path, jobs=1, progress=False)
+    assert not list((tmp_path / "runs").glob("*.jsonl"))  # no job started
+
+
+def test_a_job_failing_mid_study_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+    from raresift.strategies.uncertainty import EntropyStrategy
+
+    calls = []
+    original = EntropyStrategy.select
+
+    def fails_in_round_two(self, state, candidates, budget):
+        calls.append(state.round)
+        if len(calls) == 3:  # the preflight batch, then rounds 1 and 2 of the job
+            raise RuntimeError("boom in round 2")
+        return original(self, state, candidates, budget)
+
+    monkeypatch.setattr(EntropyStrategy, "select", fails_in_round_two)
+    config = tiny(seeds=[0], strategies=["entropy", "random"])
     rows = read_table(run_study(config, tmp_path, jobs=1, progress=False))
-    assert {r["strategy"] for r in rows} == {"random"} and len(rows) == 4
+    assert [r["strategy"] for r in rows] == ["entropy"] * 2 + ["random"] * 4
     failures = json.loads((tmp_path / "study.json").read_text())["failures"]
-    assert failures[0]["strategy"] == "fl" and "nope" in failures[0]["error"]
+    assert failures == [
+        {"strategy": "entropy", "seed": 0, "error": "RuntimeError: boom in round 2"}
+    ]
 
 
 def test_unknown_strategy_and_impossible_budget(tmp_path):

@@ -72,8 +72,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage mistakes on one line (exit 2), like every other raresift error."""
+
+    def error(self, message: str):
+        self.exit(2, f"raresift: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="raresift",
         description="Active learning and active search for rare classes and concepts.",
     )
@@ -99,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("config", help="study config (TOML), e.g. experiments/rare-classes-mnist5k.toml")
     p.add_argument("--out", help="output folder (default: runs/<study name>)")
-    p.add_argument("--jobs", type=int, help="worker processes (default: config, else cores)")
+    p.add_argument(
+        "--jobs", type=_positive_int, help="worker processes (default: config, else cores)"
+    )
     p.add_argument(
         "--only", help="comma-separated strategy labels to run now (others keep their rows)"
     )
@@ -131,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RaresiftError as exc:
-        print(f"raresift: error: {exc}", file=sys.stderr)
-        return 2
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        print(f"raresift: error: {message}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print("raresift: interrupted", file=sys.stderr)
         return 130

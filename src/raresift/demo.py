@@ -27,6 +27,7 @@ import numpy as np
 
 from raresift.datasets import Dataset, load_fashion_mnist, load_mnist5k
 from raresift.errors import DatasetNotInstalledError, ValidationError
+from raresift.outputs import check_output_folder, make_output_folder
 from raresift.pool import Labels, Pool
 
 log = logging.getLogger("raresift")
@@ -180,6 +181,8 @@ def run_demo(
 
     if rounds < 1 or batch < 1:
         raise ValidationError(f"rounds and batch must be positive, got {rounds} and {batch}")
+    out = Path(out_dir)
+    check_output_folder(out / "rare-classes-study" if study else out)  # before the search
     say = progress or log.info
     train, test = load_demo_data(dataset, say)
     task = make_rare_search_task(train, test, rare_class, seed=seed)
@@ -218,8 +221,7 @@ def run_demo(
                 f"{name:>8} round {round_:2d}: {row['labels']:5d} labels, "
                 f"{found:4d}/{n_pos} positives found, test AP {ap:.3f}"
             )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out)
     result.csv_path = out / "rounds.csv"
     with open(result.csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(result.rows[0]))

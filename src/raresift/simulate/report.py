@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from raresift.errors import CorruptFileError, ValidationError
+from raresift.outputs import make_output_folder
 from raresift.simulate import plots
 from raresift.simulate.joblog import log_path, read_log
 from raresift.simulate.stats import (
@@ -257,15 +258,6 @@ def _span(rounds: list[int]) -> str:
     return f"{rounds[0]}-{rounds[-1]}" if len(rounds) > 1 else str(rounds[0])
 
 
-def _make_folder(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ValidationError(
-            f"cannot create the report folder {out_dir}: a file is in the way; choose another --out"
-        ) from None
-
-
 def write_report(results_path: str | Path, out_dir: str | Path | None = None) -> Path:
     """Write ``report.md`` and its PNG figures into ``out_dir`` (default: the results' folder).
 
@@ -277,7 +269,7 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None) ->
     out_dir = Path(out_dir) if out_dir is not None else results_path.parent
     study = read_study(results_path.parent / "study.json")
     status = [] if study is None else _check_design(rows, study, results_path)
-    _make_folder(out_dir)
+    make_output_folder(out_dir)
     kind = (study or {}).get("scenario", {}).get("kind", "standard")
     name = (study or {}).get("config", {}).get("name", rows[0].get("study", "study"))
     metrics_ = _metrics_for(kind, rows)
