@@ -201,11 +201,7 @@ class SEALSCandidates(CandidatePool):
             raise ConfigError(f"expand must be 'item' or 'batch', got {self.expand!r}")
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k <= 0:
             raise ConfigError(f"k must be a positive integer, got {self.k!r}")
-        if self.index.dim != pool.dim:
-            raise ValidationError(
-                f"the index holds {self.index.dim}-d vectors but the pool has {pool.dim}-d "
-                "embeddings; build the index from this pool"
-            )
+        self.index.check_pool(pool)  # the same ids and vectors, not only the dimension
         super().start(pool, labels)
         empty = np.empty(0, dtype=np.int64)
         self._members = empty  # candidate ids, ascending
