@@ -1,4 +1,5 @@
-"""Imports run one way: loop -> strategies -> candidates -> index -> pool; no strategy imports Faiss."""
+"""Imports run one way: loop -> strategies -> candidates -> index -> pool; no strategy imports
+Faiss."""
 
 import ast
 import subprocess
