@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -196,9 +196,10 @@ def _start_watchdog(parent_pid: int, stop) -> None:
     threading.Thread(target=watch, name="raresift-parent-watch", daemon=True).start()
 
 
-def _run_parallel(config, todo, n_jobs, out_dir, bar, failed) -> None:
-    """Run jobs on ``n_jobs`` spawned workers. On an interrupt (Ctrl-C, SIGTERM turned into
-    KeyboardInterrupt) queued jobs are cancelled and running ones stopped before re-raising."""
+def _run_parallel(config, todo, n_jobs, out_dir, failed, bar, logs, per_job) -> None:
+    """Run jobs on ``n_jobs`` spawned workers, the bar following the workers' round logs. On an
+    interrupt (Ctrl-C, or SIGTERM turned into KeyboardInterrupt) queued jobs are cancelled and
+    running ones stopped before re-raising."""
     context = get_context("spawn")
     stop = context.Event()
     pool = ProcessPoolExecutor(
@@ -209,12 +210,16 @@ def _run_parallel(config, todo, n_jobs, out_dir, bar, failed) -> None:
             pool.submit(_job_worker, config.as_dict(), label, seed, str(out_dir)): (label, seed)
             for label, seed in todo
         }
-        for future in as_completed(futures):
-            try:
-                future.result()
-            except Exception as exc:
-                failed(*futures[future], exc)
-            bar.update()
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in finished:
+                try:
+                    future.result()
+                except Exception as exc:
+                    failed(*futures[future], exc)
+            if (new := rounds_logged(logs, per_job) - bar.n) > 0:
+                bar.update(new)
     except BaseException:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
@@ -270,7 +275,8 @@ def run_study(
     :class:`ConfigError` there. A job that still raises is logged and listed under ``failures``
     in ``study.json`` (and at the top of the report); the other jobs go on, and a later resume
     retries it. An interrupt cancels queued jobs and stops running workers; workers also exit
-    when this process dies. Either way, finished rounds are kept for resume.
+    when this process dies. Either way, finished rounds are kept for resume. ``progress`` shows
+    a bar of finished rounds over all jobs (resumed ones included), with the time left.
     """
     if isinstance(config, dict):
         config = StudyConfig.from_dict(config)
@@ -325,8 +331,18 @@ def run_study(
     logger.info(
         "study %s: %d jobs on %d worker(s) into %s", config.name, len(todo), n_jobs, out_dir
     )
-    bar = tqdm(total=len(todo), desc=f"simulate {config.name}", disable=not progress)
+    logs = [log_path(out_dir, label, seed) for label, seed in todo]
+    per_job = config.rounds + 1
+    bar = tqdm(
+        total=len(todo) * per_job, initial=rounds_logged(logs, per_job), unit="round",
+        desc=config.name, disable=not progress,
+    )  # fmt: skip
     failures: list[dict[str, Any]] = []
+
+    def count_rounds(row: dict[str, Any]) -> None:
+        bar.update()
+        if round_callback is not None:
+            round_callback(row)
 
     def failed(label: str, seed: int, exc: Exception) -> None:
         logger.error("strategy %s, seed %d failed: %s: %s", label, seed, type(exc).__name__, exc)
@@ -336,20 +352,24 @@ def run_study(
         if n_jobs == 1:
             for label, seed in todo:
                 try:
-                    run_job(config, label, seed, out_dir, round_callback)
+                    run_job(config, label, seed, out_dir, count_rounds)
                 except Exception as exc:  # one failing strategy must not stop the study
                     failed(label, seed, exc)
-                bar.update()
         else:
             if round_callback is not None:
                 raise ValidationError("round_callback needs jobs=1")
-            _run_parallel(config, todo, n_jobs, out_dir, bar, failed)
+            _run_parallel(config, todo, n_jobs, out_dir, failed, bar, logs, per_job)
     finally:
         bar.close()
         study["failures"] = failures
         (out_dir / "study.json").write_text(json.dumps(study, indent=2))
         write_table(collect_rows(config, out_dir), out_dir / "results.csv")
     return out_dir / "results.csv"
+
+
+def rounds_logged(logs: list[Path], per_job: int) -> int:
+    """Finished rounds in these job logs (at most ``per_job`` each; a torn last line is not one)."""
+    return sum(min(p.read_bytes().count(b"\n"), per_job) for p in logs if p.exists())
 
 
 def simulate_command(
