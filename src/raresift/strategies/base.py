@@ -10,6 +10,7 @@ pick (:func:`raresift.strategies.seals.select_expanding`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,6 +23,8 @@ from raresift.strategies.registry import (  # noqa: F401  (re-exported: strategy
     register_strategy,
     strategy_names,
 )
+
+logger = logging.getLogger("raresift")
 
 
 @dataclass
@@ -111,7 +114,28 @@ class ScoringStrategy(Strategy):
         if scores.shape != ids.shape or not np.all(np.isfinite(scores)):
             raise ValidationError(f"strategy {self.name!r} produced invalid scores")
         order = top_scores(scores, budget, state.rng)
-        return Batch(ids[order], scores[order], self.name, state.round)
+        reasons = _all_tied_reasons(self, state, scores, budget)
+        return Batch(ids[order], scores[order], self.name, state.round, reasons)
+
+
+def _all_tied_reasons(strategy: Strategy, state: SelectionState, scores, budget: int) -> list:
+    """When every candidate scores the same, the picks are the random tie-break, not the
+    strategy's choice: warn, and say so in each pick's reason (``[]``: the default reasons).
+
+    The usual cause is a model fitted on one class (active search before the first positive):
+    every entropy is 0 and every p(positive) the same.
+    """
+    if isinstance(strategy, RandomStrategy) or scores.size < 2 or np.ptp(scores) > 0:
+        return []
+    classes = np.unique(state.labels.values) if len(state.labels) else np.empty(0)
+    cause = (
+        f"the model was fitted on one class only (class {int(classes[0])})"
+        if classes.size == 1
+        else "the model cannot tell the candidates apart"
+    )
+    note = f"every candidate's {strategy.name} score is {scores[0]:.4g}: {cause}"
+    logger.warning("%s; these %d picks are uniformly random", note, budget)
+    return [f"uniformly random pick ({note})"] * budget
 
 
 def top_scores(scores: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
