@@ -81,3 +81,36 @@ def test_margin_scores_follow_scikit_activeml_and_rank_like_the_negative_gap():
     gap = top2[:, 1] - top2[:, 0]
     np.testing.assert_allclose(margin_scores(proba), 1 - gap)
     assert np.array_equal(np.argsort(-margin_scores(proba)), np.argsort(gap))
+
+
+def test_a_failed_job_makes_simulate_exit_1_with_the_failure_atop_the_report(
+    tmp_path, monkeypatch, capsys
+):
+    from raresift.cli import main
+    from raresift.strategies.uncertainty import EntropyStrategy
+
+    calls = []
+    original = EntropyStrategy.select
+
+    def fails_in_round_one(self, state, candidates, budget):
+        calls.append(1)
+        if len(calls) == 2:  # after the preflight batch
+            raise RuntimeError("boom")
+        return original(self, state, candidates, budget)
+
+    monkeypatch.setattr(EntropyStrategy, "select", fails_in_round_one)
+    config = tmp_path / "s.toml"
+    config.write_text(
+        'name = "fails"\nseeds = [0]\nrounds = 2\nbudget = 5\n'
+        '[dataset]\nname = "digits"\ntest_per_class = 10\n'
+        '[scenario]\nkind = "standard"\nlabeled_per_class = 2\nunlabeled_per_class = 20\n'
+        '[model]\nkind = "logistic"\nmax_iter = 100\n'
+        '[[strategies]]\nname = "random"\n[[strategies]]\nname = "entropy"\n'
+    )
+    code = main(["simulate", str(config), "--out", str(tmp_path / "out"), "--jobs", "1",
+                 "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert "1 job(s) failed (first: entropy seed 0: RuntimeError: boom)" in err[0]
+    report = (tmp_path / "out" / "report.md").read_text().splitlines()
+    assert report[2] == "**Failed**: entropy, seed 0: RuntimeError: boom"

@@ -56,6 +56,9 @@ class SubmodularStrategy(Strategy):
         SIMILAR's partition trick: split the candidates into this many random parts.
     kernel : {"auto", "dense", "sparse", "features"}, k : int
         How candidate-candidate similarities are held (:func:`raresift.submodular.make_objective`).
+        SIMILAR's experiments used dense kernels; ``"sparse"`` (``"auto"`` above 32,768
+        candidates) is a k-NN kernel keeping ``s_ij`` when either item is among the other's
+        ``k`` nearest, as submodlib's ``mode="sparse"``.
     epsilon : float
         Sampling accuracy of the stochastic optimizers.
     """
