@@ -127,7 +127,7 @@ GOOD_CSV = "strategy,seed,round,n_labeled,accuracy\nrandom,0,0,10,0.5\nrandom,0,
 def _study_folder(tmp_path: Path, log_lines: list[str], csv_rows: int) -> Path:
     """A study folder as the runner leaves it: study.json (1 strategy, 1 seed, 2 rounds), a run
     log and a results.csv with its first ``csv_rows`` rows."""
-    config = {"name": "s", "strategies": [{"label": "random"}], "seeds": [0], "rounds": 2}
+    config = {**STUDY, "rounds": 2, "strategies": [{"label": "random"}]}
     (tmp_path / "study.json").write_text(json.dumps({"config": config, "failures": []}))
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "random__seed0.jsonl").write_text("\n".join(log_lines) + "\n")
@@ -602,6 +602,15 @@ def study_json_that_is_a_list(tmp_path):
 
     results = _results_csv(tmp_path, GOOD_CSV)
     (tmp_path / "study.json").write_text("[]")
+    write_report(results)
+
+
+@api_case(CorruptFileError, "config lacks", "seeds")
+def study_json_lacking_keys(tmp_path):
+    from raresift.simulate.report import write_report
+
+    results = _results_csv(tmp_path, GOOD_CSV)
+    (tmp_path / "study.json").write_text(json.dumps({"config": {"rounds": 1}}))
     write_report(results)
 
 

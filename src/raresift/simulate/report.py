@@ -202,7 +202,16 @@ def read_study(path: str | Path) -> dict[str, Any] | None:
             f"{path} is not a study description (no `config` table); delete it and rerun "
             "`raresift simulate` with the study's config"
         )
+    lacking = [key for key in _STUDY_KEYS if key not in study["config"]]
+    if lacking:
+        raise CorruptFileError(
+            f"{path} is not a study description: its config lacks {', '.join(lacking)}; "
+            "delete it and rerun `raresift simulate` with the study's config"
+        )
     return study
+
+
+_STUDY_KEYS = ("seeds", "rounds", "budget", "dataset", "scenario", "model", "strategies")
 
 
 def missing_rounds(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[tuple, list[int]]:
