@@ -400,6 +400,15 @@ def log_determinant_on_a_sparse_kernel(tmp_path):
     make_objective("logdet", data_kernel=SparseKernel(sp.eye(5, format="csr")))
 
 
+@api_case(ValidationError, "indefinite", "eta = 0 with nu = 1", "larger lambda_")
+def log_determinant_cmi_on_an_indefinite_joint_kernel(tmp_path):
+    from raresift.submodular import select
+
+    rng = np.random.default_rng(0)
+    X, Q, P = (rng.normal(size=(m, 4)).astype(np.float32) for m in (6, 3, 4))
+    select("logdetcmi", 5, "naive", data=X, query=Q, conditioning=P, eta=0.0, nu=1.0, lambda_=0.5)
+
+
 @api_case(ConfigError, "unknown objective", "flqmi")
 def unknown_objective(tmp_path):
     from raresift.submodular import make_objective
