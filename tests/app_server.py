@@ -72,3 +72,52 @@ class ServerProcess:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=30)
         self.log.close()
+
+
+HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+TOPICS = [
+    "corn harvest forecasts rose after late rains in the midwest",
+    "the central bank left interest rates unchanged this quarter",
+    "wheat exports to asia fell as prices climbed",
+    "a new smartphone model sold out within hours",
+    "shares of the carmaker dropped after the recall",
+    "soybean futures steadied on weather worries",
+]
+
+
+def make_texts_csv(path: Path, n: int) -> Path:
+    """An item table of ``n`` short news-like texts (ids ``t000``...), with a metadata column;
+    the first two texts and sources are hostile markup."""
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "text", "source"])
+        for i in range(n):
+            text = f"{TOPICS[i % len(TOPICS)]} (report {i})"
+            source = "wire"
+            if i < len(HOSTILE):
+                text, source = HOSTILE[i], HOSTILE[1 - i]
+            if i == 2:
+                text = " ".join([TOPICS[0]] * 12)  # long: an excerpt plus the full text
+            writer.writerow([f"t{i:03d}", text, source])
+    return path
+
+
+def make_images(folder: Path, n: int, size=(96, 72)) -> Path:
+    """``n`` small JPEGs: a white disc (every third image) or bar on a coloured ground."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    w, h = size
+    for i in range(n):
+        image = Image.new("RGB", size, tuple(int(c) for c in rng.integers(30, 220, 3)))
+        draw = ImageDraw.Draw(image)
+        if i % 3 == 0:
+            draw.ellipse([w // 4, h // 6, w // 4 + h * 2 // 3, h * 5 // 6], fill="white")
+        else:
+            draw.rectangle([w // 6, h // 3, w * 5 // 6, h * 2 // 3], fill="white")
+        image.save(folder / f"img{i:03d}.jpg", quality=90)
+    return folder

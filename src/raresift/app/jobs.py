@@ -1,8 +1,7 @@
 """The next round, run in a background thread so the page never waits on retraining.
 
 One job runs at a time per server: asking again while one runs returns the running job's state.
-The work opens its own :class:`~raresift.session.Session` (its own SQLite connection), so answers
-keep being written by the request threads while the model retrains and selects.
+Answers keep being written by the request threads while the model retrains and selects.
 
 The session reports no progress of its own, so the shown fraction is the time elapsed over the
 time the previous round took (``expected_seconds``), held below 1 until the work returns.

@@ -11,12 +11,12 @@ application alone.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 import secrets
 import socket
+from base64 import b64encode
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ EXPORT_FORMATS = {
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -326,18 +326,19 @@ def create_app(
     )
 
     def select_next():
-        worker = Session.open(project)  # its own connection: answers keep flowing meanwhile
-        try:
-            batch = worker.next()
-            return {"batch": batch_key(worker), "size": len(batch)}
-        finally:
-            worker.close()
+        # The session holds its store's lock only while it reads or writes, not while it fits
+        # and selects, so answers keep being stored meanwhile; its pool and index stay loaded.
+        batch = session.next()
+        return {"batch": batch_key(session), "size": len(batch)}
 
     jobs = JobRunner(select_next)
 
-    @functools.lru_cache(maxsize=65536)
+    image_paths: dict[str, str | None] = {}  # item id -> image path (paths never change)
+
     def image_path(item_id: str) -> str | None:
-        return session.item(item_id)["image"]  # UnknownIdError for ids not in the project
+        if item_id not in image_paths:
+            image_paths[item_id] = session.item(item_id)["image"]  # UnknownIdError if foreign
+        return image_paths[item_id]
 
     def secured(response):
         for key, value in SECURITY_HEADERS.items():
@@ -379,8 +380,16 @@ def create_app(
     def index(request):
         return RedirectResponse("/label", status_code=303)
 
+    def inline_thumbnail(item: dict[str, Any]) -> str | None:
+        """A made thumbnail as a data: URL, so a batch page is one request, not 1 + 100."""
+        path = image_path(item["id"]) if item["image"] else None
+        data = None if path is None else thumbs.cached_jpeg(path, THUMB_SIZE)
+        return None if data is None else "data:image/jpeg;base64," + b64encode(data).decode()
+
     def label_page(request):
         items = [item_card(session, b) for b in session.batch()]
+        for item in items:
+            item["inline"] = inline_thumbnail(item)
         info = session.round_info()
         return page(
             request,
@@ -413,33 +422,38 @@ def create_app(
         session.status_plot(target)
         return secured(FileResponse(target, media_type="image/png"))
 
-    def image_response(request, size: int):
+    async def image_response(request, size: int):
+        """An item's image at ``size`` px. Held in memory: answered on the event loop at once;
+        otherwise looked up and made in a worker thread."""
         item_id = item_id_of(request)
-        path = image_path(item_id)
-        if not path:
-            raise UnknownIdError(f"item {item_id!r} has no image")
-        try:
-            thumb = thumbs.get(path, size)
-        except ThumbnailFailure as failure:
-            log.warning("item %r: %s (%s)", item_id, failure.reason, path)
-            return secured(
-                Response(
-                    placeholder_svg(failure.reason, size),
-                    media_type="image/svg+xml",
-                    headers={"X-Raresift-Image-Error": failure.reason},
+        path = image_paths.get(item_id)
+        data = None if path is None else thumbs.in_memory(path, size)
+        if data is None:
+            path = await run_in_threadpool(image_path, item_id)
+            if not path:
+                raise UnknownIdError(f"item {item_id!r} has no image")
+            try:
+                data = await run_in_threadpool(thumbs.jpeg, path, size)
+            except ThumbnailFailure as failure:
+                log.warning("item %r: %s (%s)", item_id, failure.reason, path)
+                return secured(
+                    Response(
+                        placeholder_svg(failure.reason, size),
+                        media_type="image/svg+xml",
+                        headers={"X-Raresift-Image-Error": failure.reason},
+                    )
                 )
-            )
         return secured(
-            FileResponse(
-                thumb, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
+            Response(
+                data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
             )
         )
 
-    def thumb(request):
-        return image_response(request, THUMB_SIZE)
+    async def thumb(request):
+        return await image_response(request, THUMB_SIZE)
 
-    def image(request):
-        return image_response(request, FULL_SIZE)
+    async def image(request):
+        return await image_response(request, FULL_SIZE)
 
     def export(request):
         fmt = request.query_params.get("format", "csv")

@@ -14,6 +14,8 @@ item only; the server answers it with a placeholder.
 (160, 120)
 >>> thumbs.get(folder / "red.png", 160) == path  # the second call reads the cache
 True
+>>> thumbs.jpeg(folder / "red.png", 160) == thumbs.in_memory(folder / "red.png", 160)
+True
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ import html
 import logging
 import os
 import tempfile
+import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 log = logging.getLogger("raresift")
 
 MAX_FILE_BYTES = 64 * 2**20
 MAX_PIXELS = 80_000_000
+MEMORY_BYTES = 64 * 2**20
 
 
 class ThumbnailFailure(Exception):
@@ -48,6 +53,8 @@ class Thumbnailer:
     cache_dir : folder for the cached files (created on first use).
     max_file_bytes, max_pixels : larger sources are refused (a placeholder is shown instead), so
         a stray 2 GB TIFF or a decompression bomb cannot stall or exhaust the server.
+    memory_bytes : the most recently served thumbnails are also kept in memory, up to this many
+        bytes, so a batch page's images are answered without touching the disk.
     """
 
     def __init__(
@@ -55,10 +62,70 @@ class Thumbnailer:
         cache_dir: str | os.PathLike,
         max_file_bytes: int = MAX_FILE_BYTES,
         max_pixels: int = MAX_PIXELS,
+        memory_bytes: int = MEMORY_BYTES,
     ):
         self.cache_dir = Path(cache_dir)
         self.max_file_bytes = int(max_file_bytes)
         self.max_pixels = int(max_pixels)
+        self.memory_bytes = int(memory_bytes)
+        self._memory: OrderedDict[tuple[str, int], tuple[int, int, bytes]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def in_memory(self, source: str | os.PathLike, size: int) -> bytes | None:
+        """The thumbnail's JPEG bytes if held in memory and the source is unchanged, else None
+        (a ``stat`` of the source, no other work: fit to call from an event loop)."""
+        key = (str(source), int(size))
+        with self._lock:
+            held = self._memory.get(key)
+        if held is None:
+            return None
+        try:
+            stat = os.stat(source)
+        except OSError:
+            return None
+        if (stat.st_mtime_ns, stat.st_size) != held[:2]:
+            return None
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+        return held[2]
+
+    def cached_jpeg(self, source: str | os.PathLike, size: int) -> bytes | None:
+        """The thumbnail's JPEG bytes if made before (in memory or on disk), else None; never
+        makes one."""
+        held = self.in_memory(source, size)
+        if held is not None:
+            return held
+        try:
+            made = self.cached_path(source, size).is_file()
+        except OSError:
+            return None
+        return self.jpeg(source, size) if made else None
+
+    def jpeg(self, source: str | os.PathLike, size: int) -> bytes:
+        """The thumbnail's JPEG bytes (from memory, the disk cache, or made now)."""
+        held = self.in_memory(source, size)
+        if held is not None:
+            return held
+        try:  # before making it: a source changed meanwhile then fails the next in_memory check
+            stat = os.stat(source)
+        except OSError:
+            stat = None
+        data = self.get(source, size).read_bytes()
+        if stat is not None:
+            self._remember((str(source), int(size)), (stat.st_mtime_ns, stat.st_size, data))
+        return data
+
+    def _remember(self, key: tuple[str, int], value: tuple[int, int, bytes]) -> None:
+        with self._lock:
+            old = self._memory.pop(key, None)
+            self._held -= len(old[2]) if old else 0
+            self._memory[key] = value
+            self._held += len(value[2])
+            while self._held > self.memory_bytes and self._memory:
+                _, dropped = self._memory.popitem(last=False)
+                self._held -= len(dropped[2])
 
     def cached_path(self, source: str | os.PathLike, size: int) -> Path:
         """Where the thumbnail of ``source`` at ``size`` lives (whether or not it exists yet)."""

@@ -90,7 +90,8 @@ class Grid {
     this.current = 0;
     this.inflight = 0;
     this.waiting = null; // resolve functions waiting for every save to finish
-    this.chains = new Map(); // card -> its last save, so a card's saves go in order
+    this.queue = Promise.resolve(); // the answers still to send, in typing order
+    this.writes = 0; // counts this tab's writes, so a poll that raced one is not trusted
     this.keys = new Map();
     this.cards.forEach((card) => (card.dataset.saved = card.dataset.answer));
     (this.cards.length ? this.cards[0] : root).querySelectorAll(".answer").forEach((button) => {
@@ -150,19 +151,19 @@ class Grid {
     return element.dataset.version === "" ? null : Number(element.dataset.version);
   }
 
-  // Answers to one card are sent one after the other, each with the version the card shows,
-  // so a quick y-then-n is two ordered writes, not a conflict with itself.
+  // Answers are sent one after the other, in the order they were typed, each with the version
+  // its card shows: the store's order is the typing order (so undo takes back the last key),
+  // and a quick y-then-n on one card is two ordered writes, not a conflict with itself.
   answer(card, label) {
     this.show(card, label);
     this.setState(card, "saving…", "saving");
     this.inflight += 1;
+    this.writes += 1;
     card.dataset.pending = String(Number(card.dataset.pending || 0) + 1);
     const next = this.cards.findIndex((c, i) => i > this.current && !c.dataset.answer);
     if (next >= 0) this.focus(next);
-    const chain = this.chains.get(card) || Promise.resolve();
-    const done = chain.then(() => this.save(card, label));
-    this.chains.set(card, done);
-    return done;
+    this.queue = this.queue.then(() => this.save(card, label));
+    return this.queue;
   }
 
   async save(card, label) {
@@ -188,6 +189,7 @@ class Grid {
     } finally {
       card.dataset.pending = String(Number(card.dataset.pending) - 1);
       this.inflight -= 1;
+      this.writes += 1;
       if (this.inflight === 0 && this.waiting) {
         this.waiting.forEach((resolve) => resolve());
         this.waiting = null;
@@ -208,11 +210,14 @@ class Grid {
   async undo() {
     await this.settled();
     let undone;
+    this.writes += 1;
     try {
       undone = await post("/api/undo", { last: 1 });
     } catch (error) {
       notice("undo failed: " + error.message, "error");
       return;
+    } finally {
+      this.writes += 1;
     }
     for (const item of undone.items) {
       const card = this.byId.get(String(item.id));
@@ -230,7 +235,12 @@ class Grid {
   // Another tab or process may answer the same items: the later answer wins, this tab is told.
   async poll() {
     try {
+      const writes = this.writes;
       const state = await getJSON("/api/batch");
+      if (writes !== this.writes || this.inflight > 0) {
+        setTimeout(() => this.poll(), POLL_MS); // this tab wrote meanwhile: the reply may be stale
+        return;
+      }
       document.getElementById("status-line").textContent = state.status_line;
       if (state.batch !== this.batch) {
         if (!job.timer) {
