@@ -264,7 +264,7 @@ class Session:
                 db, "embeddings", emb_path, {"shape": [n, dim], "dtype": str(array.dtype)}
             )
             if ids.kind != "row" or table is not None:
-                cls._store_items(db, table, ids, source)
+                cls._store_items(db, table, ids, {id_col, text_column, image_column})
         store.close()
         for suffix in ("-wal", "-shm"):
             Path(str(tmp) + suffix).unlink(missing_ok=True)
@@ -382,8 +382,8 @@ class Session:
         return fp
 
     @staticmethod
-    def _store_items(db, table, ids: inputs.ItemIds, source) -> None:
-        special = {"__text__", "__image__"}
+    def _store_items(db, table, ids: inputs.ItemIds, shown: set) -> None:
+        special = {"__text__", "__image__"} | shown
         cols = table.columns if table is not None else {}
         meta_cols = [c for c in cols if c not in special and not c.startswith("__")]
         texts = cols.get("__text__")

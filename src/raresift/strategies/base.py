@@ -1,8 +1,11 @@
 """What every acquisition strategy shares: the selection state, the batch it returns, the registry.
 
-A strategy is an object with ``select(state, candidates, budget) -> Batch``. Strategies that rank
-items one by one subclass :class:`ScoringStrategy` and implement only ``score``; candidate pools
-that grow during a batch (SEALS' per-item expansion) rely on that.
+A strategy is an object with ``select(state, candidates, budget) -> Batch``: ``candidates`` is
+the eligible ids, a read-only :class:`~raresift.candidates.CandidateView` when the loop calls
+(or any id array). Selecting changes nothing: not the state, not the candidate pool. Strategies
+that rank items one by one subclass :class:`ScoringStrategy` and implement only ``score``; over
+a SEALS pool with ``expand="item"`` they choose their batch with the pool growing after every
+pick (:func:`raresift.strategies.seals.select_expanding`).
 """
 
 from __future__ import annotations
@@ -12,8 +15,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from raresift.errors import ConfigError, ValidationError
+from raresift.errors import ValidationError
 from raresift.pool import Labels, Pool, as_ids, check_budget
+from raresift.strategies.registry import (  # noqa: F401  (re-exported: strategy modules register here)
+    make_strategy,
+    register_strategy,
+    strategy_names,
+)
 
 
 @dataclass
@@ -48,9 +56,7 @@ class SelectionState:
 
     ``model`` is a fitted adapter (``predict_proba`` at least); ``query_ids`` and
     ``conditioning_ids`` feed SIMILAR's SMI / SCG / SCMI; ``validation_ids`` are held-out labeled
-    items (Fisher kernel); ``rng`` is the round's seeded generator; ``candidate_pool`` is the
-    :class:`~raresift.candidates.CandidatePool` selecting (set by its ``select``), which strategies
-    may ask for pool statistics such as ``density(ids)``.
+    items (Fisher kernel); ``rng`` is the round's seeded generator.
     """
 
     pool: Pool
@@ -62,50 +68,10 @@ class SelectionState:
     conditioning_ids: np.ndarray | None = None
     validation_ids: np.ndarray | None = None
     use_items: bool = False
-    candidate_pool: Any = None
 
     def inputs(self, ids: Any) -> Any:
         """The model's inputs for ``ids``: raw items if ``use_items`` else embeddings."""
         return self.pool.items(ids) if self.use_items else self.pool.embeddings_of(ids)
-
-
-_REGISTRY: dict[str, type] = {}
-
-
-def register_strategy(name: str):
-    """Class decorator that makes a strategy constructible by name (CLI, configs)."""
-
-    def deco(cls):
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ConfigError(f"strategy name {name!r} is registered twice")
-        _REGISTRY[name] = cls
-        cls.name = name
-        return cls
-
-    return deco
-
-
-def strategy_names() -> list[str]:
-    """Sorted names of every registered strategy."""
-    return sorted(_REGISTRY)
-
-
-def make_strategy(name: str, **params: Any):
-    """Build a registered strategy from its name and parameters.
-
-    >>> make_strategy("random").name
-    'random'
-    """
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown strategy {name!r}; choose one of: {', '.join(strategy_names())}"
-        ) from None
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise ConfigError(f"bad parameters for strategy {name!r}: {exc}") from None
 
 
 class Strategy:
@@ -130,10 +96,18 @@ class ScoringStrategy(Strategy):
     def score(self, state: SelectionState, ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def scores_among(self, state: SelectionState, ids: np.ndarray, candidates: Any) -> np.ndarray:
+        """Scores of ``ids`` when ``candidates`` are the eligible items (default: ``score``)."""
+        return self.score(state, ids)
+
     def select(self, state: SelectionState, candidates: Any, budget: int) -> Batch:
+        if getattr(candidates, "expand", None) == "item":
+            from raresift.strategies.seals import select_expanding
+
+            return select_expanding(self, state, candidates, budget)
         ids = as_ids(candidates, "candidates")
         budget = check_budget(budget, ids.size, "candidates")
-        scores = np.asarray(self.score(state, ids), dtype=np.float64)
+        scores = np.asarray(self.scores_among(state, ids, candidates), dtype=np.float64)
         if scores.shape != ids.shape or not np.all(np.isfinite(scores)):
             raise ValidationError(f"strategy {self.name!r} produced invalid scores")
         order = top_scores(scores, budget, state.rng)
