@@ -245,14 +245,15 @@ class SparseKernel:
 
 
 def knn_kernel(
-    X: Any, k: int, metric: str = DEFAULT_METRIC, backend: str = "torch", index: str = "Flat"
+    X: Any, k: int, metric: str = DEFAULT_METRIC, backend: str = "faiss", index: str = "Flat"
 ) -> SparseKernel:
     """k-nearest-neighbour kernel: row ``i`` keeps its ``k`` largest similarities (itself included).
 
-    ``backend="torch"`` (default) is exact: blocked float32 matrix products and ``topk``, memory
-    ``n * k`` plus one block. ``backend="faiss"`` builds the Faiss index named by the factory
-    string ``index``: ``"Flat"`` is exact, ``"HNSW32"`` or ``"IVF1024,Flat"`` trade exactness for
-    speed on very large pools.
+    ``backend="faiss"`` (default) with ``index="Flat"`` is exact: Faiss' blocked brute-force
+    search writes straight into one preallocated (n, k) pair of arrays that becomes the CSR
+    matrix without another copy. Other factory strings (``"HNSW32"``, ``"IVF1024,Flat"``) trade
+    exactness for speed on very large pools. ``backend="torch"`` is the exact blocked
+    ``matmul`` + ``topk`` path (memory ``n * k`` plus one block).
     """
     check_metric(metric)
     X = check_matrix(X, "data")
@@ -266,60 +267,82 @@ def knn_kernel(
     if backend == "faiss":
         values, nbrs = _faiss_search(xs, k, metric, index)
     else:
-        import torch
-
-        data = torch.from_numpy(xs)
-        nbrs = np.empty((n, k), dtype=np.int64)
-        values = np.empty((n, k), dtype=np.float32)
-        block = max(1, _BLOCK_ELEMENTS // n)
-        # Rank by a monotone stand-in and transform only the k kept values: the dot product for
-        # the cosine and dot metrics, 2 x.y - |y|^2 (= |x|^2 - squared distance) for euclidean.
-        half_sq = None if sq is None else torch.from_numpy(0.5 * sq)
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            dots = data[start:stop] @ data.T
-            if half_sq is not None:
-                dots -= half_sq
-            top = torch.topk(dots, k, dim=1, sorted=False)
-            kept, nbrs[start:stop] = top.values.numpy(), top.indices.numpy()
-            if half_sq is not None:
-                kept += 0.5 * sq[nbrs[start:stop]]  # back to dot products
-            values[start:stop] = _finish_neighbours(
-                kept,
-                metric,
-                X.shape[1],
-                _sl(sq, start, stop),
-                sq[nbrs[start:stop]] if sq is not None else None,
-            )
+        values, nbrs = _torch_search(xs, sq, k, metric)
     if metric == "euclidean":  # the item itself is always its nearest neighbour
         values[nbrs == np.arange(n)[:, None]] = 1.0
-    valid = nbrs >= 0  # approximate Faiss indexes may return fewer than k neighbours
-    counts = valid.sum(axis=1)
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    matrix = sp.csr_matrix((values[valid], nbrs[valid], indptr), shape=(n, n))
-    matrix.sum_duplicates()
+    if (nbrs >= 0).all():  # exact search: k per row, the arrays are the CSR as they are
+        indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
+        matrix = sp.csr_matrix((values.ravel(), nbrs.ravel(), indptr), shape=(n, n))
+    else:  # approximate Faiss indexes may return fewer than k neighbours
+        valid = nbrs >= 0
+        indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))])
+        matrix = sp.csr_matrix((values[valid], nbrs[valid], indptr), shape=(n, n))
+        matrix.sum_duplicates()
     log.debug("built %s k-NN kernel: n=%d k=%d (%s %s)", metric, n, k, backend, index)
     return SparseKernel(matrix)
 
 
+def _torch_search(xs: np.ndarray, sq: np.ndarray | None, k: int, metric: str):
+    import torch
+
+    n = xs.shape[0]
+    data = torch.from_numpy(xs)
+    nbrs = np.empty((n, k), dtype=np.int64)
+    values = np.empty((n, k), dtype=np.float32)
+    block = max(1, _BLOCK_ELEMENTS // n)
+    # Rank by a monotone stand-in and transform only the k kept values: the dot product for
+    # the cosine and dot metrics, 2 x.y - |y|^2 (= |x|^2 - squared distance) for euclidean.
+    half_sq = None if sq is None else torch.from_numpy(0.5 * sq)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        dots = data[start:stop] @ data.T
+        if half_sq is not None:
+            dots -= half_sq
+        top = torch.topk(dots, k, dim=1, sorted=False)
+        kept, nbrs[start:stop] = top.values.numpy(), top.indices.numpy()
+        if half_sq is not None:
+            kept += 0.5 * sq[nbrs[start:stop]]  # back to dot products
+        values[start:stop] = _finish_neighbours(
+            kept,
+            metric,
+            xs.shape[1],
+            _sl(sq, start, stop),
+            sq[nbrs[start:stop]] if sq is not None else None,
+        )
+    return values, nbrs
+
+
 def _faiss_search(xs: np.ndarray, k: int, metric: str, index: str):
+    """(values, neighbours), each (n, k): similarities of each row's k nearest rows of ``xs``."""
     import faiss
 
     euclidean = metric == "euclidean"
-    faiss_metric = faiss.METRIC_L2 if euclidean else faiss.METRIC_INNER_PRODUCT
-    try:
-        searcher = faiss.index_factory(xs.shape[1], index, faiss_metric)
-    except RuntimeError as exc:
-        raise ValidationError(f"Faiss cannot build index {index!r}: {exc}") from None
-    if not searcher.is_trained:
-        searcher.train(xs)
-    searcher.add(xs)
-    values, nbrs = searcher.search(xs, k)
+    n, dim = xs.shape
+    if index == "Flat":  # exact, no index object, results written in place
+        values = np.empty((n, k), dtype=np.float32)
+        nbrs = np.empty((n, k), dtype=np.int64)
+        search = faiss.knn_L2sqr if euclidean else faiss.knn_inner_product
+        ptr = faiss.swig_ptr
+        search(ptr(xs), ptr(xs), dim, n, n, k, ptr(values), ptr(nbrs))
+    else:
+        faiss_metric = faiss.METRIC_L2 if euclidean else faiss.METRIC_INNER_PRODUCT
+        try:
+            searcher = faiss.index_factory(dim, index, faiss_metric)
+        except RuntimeError as exc:
+            raise ValidationError(f"Faiss cannot build index {index!r}: {exc}") from None
+        if not searcher.is_trained:
+            searcher.train(xs)
+        searcher.add(xs)
+        values, nbrs = searcher.search(xs, k)
     if euclidean:
-        values = np.exp(-np.sqrt(np.maximum(values, 0)) / xs.shape[1])
+        np.maximum(values, 0, out=values)
+        np.sqrt(values, out=values)
+        values *= -1.0 / dim
+        np.exp(values, out=values)
     elif metric == "cosine":
-        values = (values + 1) / 2
-    return values.astype(np.float32), nbrs.astype(np.int64)
+        values += 1
+        values *= 0.5
+    return values, nbrs
 
 
 def _finish_neighbours(dots, metric, dim, sq_rows, sq_neighbours):
