@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 
+from raresift import __version__
 from raresift.errors import RaresiftError
 
 
 def _cmd_strategies(args: argparse.Namespace) -> int:
-    from raresift.strategies import strategy_names
+    from raresift.strategies import STRATEGIES
 
-    print("\n".join(strategy_names()))
+    if args.names:
+        print("\n".join(sorted(STRATEGIES)))
+        return 0
+    width = max(map(len, STRATEGIES))
+    families = dict.fromkeys(info.family for info in STRATEGIES.values())
+    for family in families:
+        print(family)
+        for info in STRATEGIES.values():
+            if info.family == family:
+                print(f"  {info.name:<{width}}  {info.purpose}")
+                print(f"  {'':<{width}}  needs: {info.needs}")
     return 0
 
 
@@ -66,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Active learning and active search for rare classes and concepts.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"raresift {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("demo", help="active search for a rare class on real images, with a report")
@@ -99,7 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for report.md and figures (default: beside it)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("strategies", help="list the acquisition strategies by name")
+    p = sub.add_parser(
+        "strategies", help="list the acquisition strategies: family, purpose, what each needs"
+    )
+    p.add_argument("--names", action="store_true", help="print the names only, one a line")
     p.set_defaults(func=_cmd_strategies)
     return parser
 
@@ -120,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("raresift: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `raresift strategies | head`: the reader left, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
