@@ -127,8 +127,8 @@ def test_information_density_is_entropy_times_mean_similarity(rng):
         rtol=1e-5,
         atol=1e-8,
     )
-    with pytest.raises(ValidationError):
-        make_strategy("information-density", beta=-1).score(state, ids)
+    with pytest.raises(ConfigError, match="beta=-1 is invalid"):
+        make_strategy("information-density", beta=-1)  # at construction, not at scoring
 
 
 def test_label_tasks_share_one_pool_and_index_at_natural_prevalence(rng):

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from raresift.candidates import AllCandidates, CandidatePool
 from raresift.errors import ValidationError
+from raresift.models.base import check_capabilities
 from raresift.pool import IdIndex, Labels, Pool, as_ids, check_budget
 from raresift.strategies.base import (
     Batch,
@@ -165,6 +166,10 @@ class ActiveLearner:
         self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
         if not callable(getattr(self.strategy, "select", None)):
             raise ValidationError("strategy must be a name or an object with select()")
+        requires = getattr(self.strategy, "requires", None)
+        if callable(requires):
+            name = getattr(self.strategy, "name", type(self.strategy).__name__)
+            check_capabilities(f"strategy {name!r}", requires(), model)
         self.candidates = AllCandidates() if candidates is None else candidates
         self.seed = int(seed)
         self.use_items = use_items

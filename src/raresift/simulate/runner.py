@@ -13,9 +13,9 @@ aside). ``OUT/results.csv`` is the tidy table: one row per strategy, seed and ro
 model trained on the initial labels).
 
 SCMI strategies in a scenario whose conditioning set starts empty (out-of-distribution) select
-with their SMI counterpart until the set has items (:data:`SCMI_FALLBACKS`, overridable per
-strategy with ``fallback = "name"``, disabled with ``fallback = ""``); the ``selected_by`` column
-says which one picked each round.
+with the SMI function of their family until the set has items (the strategy does that itself;
+:data:`~raresift.simulate.config.SCMI_FALLBACKS` names them); the ``selected_by`` column says
+which function picked each round.
 
 The study is cut by concern: :mod:`~raresift.simulate.config` (the TOML schema),
 :mod:`~raresift.simulate.build` (scenario, model, strategy and candidate pool of a job),
@@ -93,7 +93,7 @@ def _run_job(config, label, seed, out_dir, round_callback) -> int:
     learner = ActiveLearner(
         scenario.pool,
         build_model(config, scenario, seed),
-        build_strategy(spec, scenario),
+        build_strategy(spec),
         candidates=build_candidates(spec.candidates, scenario, seed),
         labels=scenario.labels,
         query_ids=scenario.query_ids,

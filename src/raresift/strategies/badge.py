@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from raresift.errors import ValidationError
+from raresift.params import Interval
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
 
@@ -103,9 +104,11 @@ class BadgeStrategy(Strategy):
     squared gradient norm for the first).
     """
 
+    requirements = frozenset({"gradient_embeddings"})
+
+    parameter_constraints = {"chunk_size": [Interval(int, 1, None)]}
+
     def __init__(self, chunk_size: int = 4096):
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValidationError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         self.chunk_size = chunk_size
 
     def select(self, state: SelectionState, candidates, budget: int) -> Batch:

@@ -10,16 +10,17 @@ import numpy as np
 
 from raresift.errors import ValidationError
 from raresift.kernels import centred_rows, row_centre
+from raresift.params import Interval, Options
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
 
-_FEATURE_CHOICES = ("auto", "penultimate", "embeddings")
+REPRESENTATIONS = ("auto", "penultimate", "embedding")
 
 
 def item_features(state: SelectionState, ids: np.ndarray, kind: str = "auto") -> np.ndarray:
     """Representation for distance-based strategies, float32 (n, D).
 
-    ``"penultimate"``: the model's penultimate features; ``"embeddings"``: the pool's embeddings;
+    ``"penultimate"``: the model's penultimate features; ``"embedding"``: the pool's embeddings;
     ``"auto"``: penultimate when the model has it, else embeddings.
     """
     has_penultimate = state.model is not None and callable(
@@ -27,10 +28,10 @@ def item_features(state: SelectionState, ids: np.ndarray, kind: str = "auto") ->
     )
     if kind == "penultimate" and not has_penultimate:
         raise ValidationError(
-            "features='penultimate' needs a fitted model with penultimate() (TorchModel); "
-            "use features='embeddings'"
+            "representation='penultimate' needs a fitted model with penultimate() (TorchModel); "
+            "use representation='embedding'"
         )
-    if kind != "embeddings" and has_penultimate:
+    if kind != "embedding" and has_penultimate:
         return np.asarray(state.model.penultimate(state.inputs(ids)), dtype=np.float32)
     return np.asarray(state.pool.embeddings_of(ids), dtype=np.float32)
 
@@ -47,34 +48,39 @@ class CoreSetStrategy(Strategy):
 
     Parameters
     ----------
-    features : {"auto", "penultimate", "embeddings"}
-        Representation; ``auto`` uses the model's penultimate features when it has them.
-    block_size : int
+    representation : {"auto", "penultimate", "embedding"}
+        ``auto`` uses the model's penultimate features when it has them, else the embeddings.
+    chunk_size : int
         Labeled items compared with all candidates at once.
 
     Scores are the distance from the picked item to its nearest center when it was picked. With
     no labeled items, the first pick is random (score 0).
     """
 
-    def __init__(self, features: str = "auto", block_size: int = 1024):
-        if features not in _FEATURE_CHOICES:
-            raise ValidationError(f"features must be one of {_FEATURE_CHOICES}, got {features!r}")
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValidationError(f"block_size must be a positive integer, got {block_size!r}")
-        self.features = features
-        self.block_size = block_size
+    parameter_constraints = {
+        "representation": [Options(*REPRESENTATIONS)],
+        "chunk_size": [Interval(int, 1, None)],
+    }
+
+    def __init__(self, representation: str = "auto", chunk_size: int = 1024):
+        self.representation = representation
+        self.chunk_size = chunk_size
+
+    def requires(self) -> frozenset[str]:
+        return frozenset({"penultimate"} if self.representation == "penultimate" else ())
 
     def select(self, state: SelectionState, candidates, budget: int) -> Batch:
         ids = as_ids(candidates, "candidates")
         budget = check_budget(budget, ids.size, "candidates")
         # distances around the candidates' mean row: shifting the data changes no pick
-        points = item_features(state, ids, self.features)
+        points = item_features(state, ids, self.representation)
         centre = row_centre(points)
         points, norms = centred_rows(points, centre)
         nearest = np.full(ids.size, np.inf, dtype=np.float32)
         centers = state.labels.ids
-        for start in range(0, centers.size, self.block_size):
-            block = item_features(state, centers[start : start + self.block_size], self.features)
+        for start in range(0, centers.size, self.chunk_size):
+            chunk = centers[start : start + self.chunk_size]
+            block = item_features(state, chunk, self.representation)
             block = centred_rows(block, centre)[0]
             np.minimum(nearest, _squared_distances(points, norms, block).min(axis=1), out=nearest)
         picks = np.empty(budget, dtype=np.int64)

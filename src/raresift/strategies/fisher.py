@@ -36,6 +36,7 @@ from torch import nn
 
 from raresift.errors import ConfigError, ValidationError
 from raresift.models.pooled import PooledFeatures, perturb, pooled_features, standardize_segments
+from raresift.params import Instance, Interval, Options
 from raresift.pool import Labels, as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
 
@@ -336,7 +337,7 @@ class FisherKernelStrategy(Strategy):
         How matched validation items share the batch (see :func:`best_pairs`); "rank" (default)
         gives each its nearest candidates in turn.
     n_perturbations, max_degrees, noise_std, ridge : Monte Carlo estimator settings.
-    batch_size : items per forward/backward pass.
+    chunk_size : items per forward/backward pass.
     """
 
     def __init__(
@@ -352,34 +353,41 @@ class FisherKernelStrategy(Strategy):
         max_degrees: float = 5.0,
         noise_std: float = 0.05,
         ridge: float = 1e-3,
-        batch_size: int = 256,
+        chunk_size: int = 256,
     ):
-        if kernel not in KERNELS:
-            raise ConfigError(f"kernel must be one of {KERNELS}, not {kernel!r}")
-        if validation not in ("all", "misclassified"):
-            raise ConfigError(f"validation must be 'all' or 'misclassified', not {validation!r}")
-        if pseudo_label not in PSEUDO_LABELS:
-            raise ConfigError(f"pseudo_label must be one of {PSEUDO_LABELS}, not {pseudo_label!r}")
         if pseudo_label == "true" and true_labels is None:
             raise ConfigError("pseudo_label='true' (oracle ablation) needs true_labels")
         self.kernel = kernel
         self.validation = validation
         self.pseudo_label = pseudo_label
-        self.layers = list(layers) if layers is not None else None
+        self.layers = layers
         self.true_labels = true_labels
-        self.input_shape = tuple(input_shape) if input_shape is not None else None
-        if pairing not in ("rank", "similarity"):
-            raise ConfigError(f"pairing must be 'rank' or 'similarity', not {pairing!r}")
+        self.input_shape = input_shape
         self.pairing = pairing
         self.n_perturbations = n_perturbations
         self.max_degrees = max_degrees
         self.noise_std = noise_std
         self.ridge = ridge
-        self.batch_size = batch_size
+        self.chunk_size = chunk_size
+
+    requirements = frozenset({"pooled_fisher"})
+    parameter_constraints = {
+        "kernel": [Options(*KERNELS)],
+        "validation": [Options("all", "misclassified")],
+        "pseudo_label": [Options(*PSEUDO_LABELS)],
+        "layers": [Instance(list, tuple, None)],
+        "input_shape": [Instance(tuple, list, None)],
+        "pairing": [Options("rank", "similarity")],
+        "n_perturbations": [Interval(int, 2, None)],
+        "max_degrees": [Interval(float, 0, None)],
+        "noise_std": [Interval(float, 0, None)],
+        "ridge": [Interval(float, 0, None, "neither")],
+        "chunk_size": [Interval(int, 1, None)],
+    }
 
     # -- pieces
     def _features(self, network, x, labels) -> PooledFeatures:
-        return pooled_features(network, x, self.layers, labels, batch_size=self.batch_size)
+        return pooled_features(network, x, self.layers, labels, batch_size=self.chunk_size)
 
     def _oracle(self, ids: np.ndarray) -> np.ndarray:
         if isinstance(self.true_labels, Labels):
@@ -412,7 +420,7 @@ class FisherKernelStrategy(Strategy):
             max_degrees=self.max_degrees,
             noise_std=self.noise_std,
             ridge=self.ridge,
-            batch_size=self.batch_size,
+            batch_size=self.chunk_size,
         )
         return self._features(network, x, guess)
 
