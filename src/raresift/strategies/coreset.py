@@ -6,6 +6,8 @@ time, so memory stays O(n) beyond one (n x block) tile; never an n x n matrix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from raresift.errors import ValidationError
@@ -34,6 +36,45 @@ def item_features(state: SelectionState, ids: np.ndarray, kind: str = "auto") ->
     if kind != "embedding" and has_penultimate:
         return np.asarray(state.model.penultimate(state.inputs(ids)), dtype=np.float32)
     return np.asarray(state.pool.embeddings_of(ids), dtype=np.float32)
+
+
+def greedy_k_center(
+    distances_to: Callable[[int], np.ndarray],
+    n: int,
+    k: int,
+    rng: np.random.Generator,
+    nearest: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy k-center (farthest first): ``k`` of ``n`` items, each the farthest from its nearest
+    centre so far; the one k-center of raresift (CoreSet, Fisher's validation matching).
+
+    ``distances_to(i)`` gives every item's distance (any monotone dissimilarity) to item ``i``;
+    ``nearest`` is each item's distance to centres chosen before (updated in place; missing or
+    all infinite: no centres yet, and the first pick is random). Ties go to the lowest position.
+    Returns the positions and each one's distance to its nearest centre when it was picked (0
+    for a random first pick), in ``nearest``'s dtype.
+
+    >>> pts = np.array([0.0, 0.1, 5.0, 10.0])
+    >>> picks, _ = greedy_k_center(lambda i: abs(pts - pts[i]), 4, 3, np.random.default_rng(0))
+    >>> np.sort(picks).tolist()
+    [0, 2, 3]
+    """
+    if not 0 < k <= n:
+        raise ValidationError(f"k-center needs 0 < k <= n, got k={k}, n={n}")
+    nearest = np.full(n, np.inf) if nearest is None else nearest
+    random_first = not np.isfinite(nearest).any()
+    picks = np.empty(k, dtype=np.int64)
+    at_pick = np.empty(k, dtype=nearest.dtype)
+    for step in range(k):
+        if step == 0 and random_first:
+            pick, at_pick[step] = int(rng.integers(n)), 0.0
+        else:
+            pick = int(np.argmax(nearest))
+            at_pick[step] = nearest[pick]
+        picks[step] = pick
+        np.minimum(nearest, distances_to(pick), out=nearest)
+        nearest[picks[: step + 1]] = -np.inf  # picked items are never picked again
+    return picks, at_pick
 
 
 def _squared_distances(points: np.ndarray, norms: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -83,17 +124,13 @@ class CoreSetStrategy(Strategy):
             block = item_features(state, chunk, self.representation)
             block = centred_rows(block, centre)[0]
             np.minimum(nearest, _squared_distances(points, norms, block).min(axis=1), out=nearest)
-        picks = np.empty(budget, dtype=np.int64)
-        scores = np.empty(budget, dtype=np.float64)
-        for step in range(budget):
-            if step == 0 and centers.size == 0:
-                pick, score = int(state.rng.integers(ids.size)), 0.0
-            else:
-                pick = int(np.argmax(nearest))
-                score = float(np.sqrt(nearest[pick]))
-            picks[step], scores[step] = pick, score
-            new = _squared_distances(points, norms, points[pick : pick + 1])[:, 0]
-            np.minimum(nearest, new, out=nearest)
-            nearest[picks[: step + 1]] = -np.inf  # picked items are never picked again
+        picks, d2 = greedy_k_center(
+            lambda i: _squared_distances(points, norms, points[i : i + 1])[:, 0],
+            ids.size,
+            budget,
+            state.rng,
+            nearest=nearest,
+        )
+        scores = np.sqrt(d2).astype(np.float64)
         reasons = [f"coreset: {s:.4g} from the nearest labeled or picked item" for s in scores]
         return Batch(ids[picks], scores, self.name, state.round, reasons)

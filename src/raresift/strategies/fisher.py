@@ -39,6 +39,7 @@ from raresift.models.pooled import PooledFeatures, perturb, pooled_features, sta
 from raresift.params import Instance, Interval, Options
 from raresift.pool import Labels, as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
+from raresift.strategies.coreset import greedy_k_center
 
 logger = logging.getLogger("raresift")
 
@@ -97,33 +98,6 @@ class FisherKernel:
 
 
 # --------------------------------------------------------------------------- selection
-def kcenter_greedy(
-    similarity_to: Callable[[int], np.ndarray], n: int, k: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Greedy k-center (farthest-first) under a similarity: k positions out of n.
-
-    ``similarity_to(i)`` returns item i's similarity to all n items. The first centre is random;
-    each next one is the item whose best similarity to the chosen centres is lowest.
-
-    >>> pts = np.array([0.0, 0.1, 5.0, 10.0])
-    >>> centres = kcenter_greedy(lambda i: -abs(pts - pts[i]), 4, 3, np.random.default_rng(0))
-    >>> np.sort(centres).tolist()
-    [0, 2, 3]
-    """
-    if not 0 < k <= n:
-        raise ValidationError(f"k-center needs 0 < k <= n, got k={k}, n={n}")
-    chosen = [int(rng.integers(n))]
-    best = np.asarray(similarity_to(chosen[0]), dtype=np.float64).copy()
-    taken = np.zeros(n, dtype=bool)
-    taken[chosen[0]] = True
-    for _ in range(k - 1):
-        nxt = int(np.argmin(np.where(taken, np.inf, best)))
-        chosen.append(nxt)
-        taken[nxt] = True
-        best = np.maximum(best, similarity_to(nxt))
-    return np.asarray(chosen, dtype=np.int64)
-
-
 def best_pairs(
     similarity_blocks: Callable[[int, int], np.ndarray],
     n_rows: int,
@@ -447,7 +421,8 @@ class FisherKernelStrategy(Strategy):
             def sim_to(i):
                 return kern(vz[i : i + 1], None if vg is None else vg[i : i + 1], vz, vg)[0]
 
-            centres = kcenter_greedy(sim_to, keep.size, budget, state.rng)
+            # farthest first in the kernel's similarity (distance: its negation)
+            centres = greedy_k_center(lambda i: -sim_to(i), keep.size, budget, state.rng)[0]
             keep, vz = keep[centres], vz[centres]
             vg = vg[centres] if vg is not None else None
         cand = self._candidate_features(
@@ -496,7 +471,6 @@ __all__ = [
     "FisherKernelStrategy",
     "best_pairs",
     "gaussian_mutual_information",
-    "kcenter_greedy",
     "monte_carlo_labels",
     "pearson_similarity",
     "standardize_segments",
