@@ -357,7 +357,8 @@ class ActiveLearner:
         ``callback(learner, batch)`` runs after the refit; the dict it returns joins the record.
 
         Returns one record per round with ``round``, ``n_labeled``, ``n_candidates``,
-        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``seconds_training``,
+        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``selected_by`` (the batch's
+        ``strategy``: the function that chose it), ``seconds_training``,
         ``seconds_features``, ``seconds_selection``.
         """
         if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
@@ -380,6 +381,7 @@ class ActiveLearner:
                 "n_candidates": n_candidates,
                 "batch_ids": batch.ids.copy(),
                 "batch_labels": answers.copy(),
+                "selected_by": batch.strategy,
                 **{f"seconds_{k}": v for k, v in seconds.items()},
             }
             if callback is not None:
