@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from raresift.candidates import AllCandidates, CandidatePool
 from raresift.errors import ValidationError
-from raresift.models.base import check_capabilities
+from raresift.models.base import check_capabilities, check_labels
 from raresift.pool import IdIndex, Labels, Pool, as_ids, check_budget
 from raresift.strategies.base import (
     Batch,
@@ -328,13 +328,8 @@ class ActiveLearner:
         ids = as_ids(ids)
         self.pool.positions(ids)
         n_classes = getattr(self.model, "n_classes", None)
-        values = np.asarray(labels)
-        if isinstance(n_classes, int) and values.size and np.issubdtype(values.dtype, np.number):
-            if values.max() >= n_classes:
-                raise ValidationError(
-                    f"label {values.max()} is out of range for a model with {n_classes} classes; "
-                    f"use class indices 0..{n_classes - 1}"
-                )
+        if isinstance(n_classes, int) and np.shape(labels) == ids.shape:
+            check_labels(labels, ids.size, n_classes)  # the adapters' check: 0..n_classes-1
         new = ~self.labels.mask(ids)
         self.labels.add(ids, labels)  # validates shape, duplicates and conflicting labels
         new_ids = ids[new]
