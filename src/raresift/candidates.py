@@ -62,7 +62,9 @@ class CandidateView:
         return int(self.ids.size)
 
     def __array__(self, dtype=None, copy=None):
-        return self.ids if dtype is None else self.ids.astype(dtype)
+        if copy or (dtype is not None and np.dtype(dtype) != self.ids.dtype):
+            return self.ids.astype(self.ids.dtype if dtype is None else dtype)  # a fresh array
+        return self.ids
 
     def __getitem__(self, key):
         return self.ids[key]
