@@ -62,6 +62,20 @@ def model_provides(model: Any) -> frozenset[str]:
     return frozenset(found)
 
 
+def require_capability(model: Any, capability: str, who: str) -> None:
+    """Raise :class:`ValidationError` unless ``model`` is fitted-and-given and provides
+    ``capability``: the one check strategies make before they call a model method."""
+    if model is None:
+        raise ValidationError(
+            f"{who} needs a fitted model with {CAPABILITIES[capability]}; fit the learner first"
+        )
+    if capability not in model_provides(model):
+        raise ValidationError(
+            f"{who} needs {CAPABILITIES[capability]}, which {type(model).__name__} does not "
+            f"provide; {_HINTS[capability]}"
+        )
+
+
 def check_capabilities(who: str, required: frozenset[str], model: Any) -> None:
     """Raise :class:`ConfigError` if ``model`` lacks a capability ``who`` (a strategy) needs."""
     missing = sorted(set(required) - model_provides(model))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from raresift.errors import ValidationError
+from raresift.models.base import require_capability
 from raresift.params import Interval
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
@@ -27,12 +28,8 @@ def gradient_gram(state: SelectionState, ids: np.ndarray, chunk_size: int) -> Gr
     rows), else its ``gradient_embeddings``.
     """
     model = state.model
+    require_capability(model, "gradient_embeddings", "BADGE")
     factored = callable(getattr(model, "gradient_factors", None))
-    if model is None or not (factored or callable(getattr(model, "gradient_embeddings", None))):
-        raise ValidationError(
-            "this strategy needs a fitted model with gradient_embeddings() "
-            "(SklearnModel or TorchModel); fit the learner first"
-        )
     chunks = [ids[i : i + chunk_size] for i in range(0, ids.size, chunk_size)]
     if factored:
         parts = [model.gradient_factors(state.inputs(chunk)) for chunk in chunks]

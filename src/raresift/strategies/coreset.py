@@ -12,6 +12,7 @@ import numpy as np
 
 from raresift.errors import ValidationError
 from raresift.kernels import centred_rows, row_centre
+from raresift.models.base import model_provides, require_capability
 from raresift.params import Interval, Options
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
@@ -25,14 +26,9 @@ def item_features(state: SelectionState, ids: np.ndarray, kind: str = "auto") ->
     ``"penultimate"``: the model's penultimate features; ``"embedding"``: the pool's embeddings;
     ``"auto"``: penultimate when the model has it, else embeddings.
     """
-    has_penultimate = state.model is not None and callable(
-        getattr(state.model, "penultimate", None)
-    )
-    if kind == "penultimate" and not has_penultimate:
-        raise ValidationError(
-            "representation='penultimate' needs a fitted model with penultimate() (TorchModel); "
-            "use representation='embedding'"
-        )
+    if kind == "penultimate":
+        require_capability(state.model, "penultimate", "representation='penultimate'")
+    has_penultimate = state.model is not None and "penultimate" in model_provides(state.model)
     if kind != "embedding" and has_penultimate:
         return np.asarray(state.model.penultimate(state.inputs(ids)), dtype=np.float32)
     return np.asarray(state.pool.embeddings_of(ids), dtype=np.float32)

@@ -23,6 +23,7 @@ import numpy as np
 
 from raresift.errors import ValidationError
 from raresift.models.autoencoder import Autoencoder, distance_scores
+from raresift.models.base import require_capability
 from raresift.models.representer import RepresenterPoints
 from raresift.params import Instance, Interval
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
@@ -46,10 +47,7 @@ def ibal_scores(
 ) -> np.ndarray:
     """IBAL score of each candidate (low = least consistent with the labeled items)."""
     model = state.model
-    if model is None or not hasattr(model, "penultimate"):
-        raise ValidationError(
-            "IBAL needs a fitted model with penultimate(X) features (a TorchModel)"
-        )
+    require_capability(model, "penultimate", "IBAL")
     train = training_ids(state)
     train_f = np.asarray(model.penultimate(state.inputs(train)), dtype=np.float64)
     train_p = predict_proba(state, train)

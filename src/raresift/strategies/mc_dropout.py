@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from raresift.errors import ValidationError
+from raresift.models.base import require_capability
 from raresift.params import Interval
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
 from raresift.strategies.uncertainty import entropy_scores
@@ -61,13 +62,7 @@ class _MCDropoutStrategy(ScoringStrategy):
 
     def score(self, state: SelectionState, ids: np.ndarray) -> np.ndarray:
         model = state.model
-        if model is None:
-            raise ValidationError(f"strategy {self.name!r} needs a fitted model")
-        if not callable(getattr(model, "mc_dropout_proba", None)):
-            raise ValidationError(
-                f"strategy {self.name!r} needs MC-dropout samples, which this model cannot give; "
-                "use TorchModel with a network that has dropout (e.g. MLP(..., dropout=0.2))"
-            )
+        require_capability(model, "dropout_samples", f"strategy {self.name!r}")
         seed = int(state.rng.integers(2**31))
         out = np.empty(ids.size, dtype=np.float64)
         for i, start in enumerate(range(0, ids.size, self.chunk_size)):

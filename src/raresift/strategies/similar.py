@@ -28,6 +28,7 @@ import numpy as np
 
 from raresift.errors import ValidationError
 from raresift.kernels import DEFAULT_METRIC, METRICS
+from raresift.models.base import require_capability
 from raresift.params import Interval, Options
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
@@ -107,14 +108,9 @@ class SubmodularStrategy(Strategy):
     def _features(self, state: SelectionState, ids: np.ndarray, true_labels: bool) -> np.ndarray:
         if self.representation == "embedding":
             return state.pool.embeddings_of(ids)
-        embed = getattr(state.model, "gradient_embeddings", None)
-        if embed is None:
-            raise ValidationError(
-                f"strategy {self.name!r} needs a fitted model with gradient_embeddings(); "
-                "fit the learner first, or pass representation='embedding'"
-            )
+        require_capability(state.model, "gradient_embeddings", f"strategy {self.name!r}")
         labels = state.labels.of(ids) if true_labels else None
-        return embed(state.inputs(ids), labels=labels)
+        return state.model.gradient_embeddings(state.inputs(ids), labels=labels)
 
     def objective(self, state: SelectionState) -> str:
         """The objective that selects in this state: the strategy's own, or, for SCMI while the
