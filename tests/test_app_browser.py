@@ -178,6 +178,7 @@ def test_label_a_batch_with_the_keyboard_undo_next_batch_and_export(
 ):
     project = copy_project(text_template, tmp_path)
     server = serve(project)
+    assert server.url.startswith("http://127.0.0.1:")  # loopback unless --host says otherwise
     open_batch(page, server, TEXT_BUDGET)
     first_batch = [c["id"] for c in cards(page)]
     assert page.locator(".card.current").get_attribute("data-id") == first_batch[0]
@@ -302,6 +303,26 @@ def test_two_tabs_the_later_answer_wins_and_the_other_tab_is_told(
     assert first.locator(".notice.warn").count() >= 1
     for tab in tabs:
         tab.context.close()
+
+
+def test_item_view_shows_the_nearest_labeled_neighbours_and_takes_answers(
+    page, serve, text_template, tmp_path
+):
+    project = copy_project(text_template, tmp_path)
+    with Session.open(project) as session:
+        for item, label in (("t006", "1"), ("t012", "1"), ("t007", "0"), ("t009", "0")):
+            session.answer(item, label)
+    server = serve(project)
+    page.goto(server.url + "/item?id=t018")  # "corn harvest ..." like t006 and t012
+    neighbours = page.locator(".neighbours .item-id").all_text_contents()
+    assert neighbours[:2] == ["t006", "t012"] or neighbours[:2] == ["t012", "t006"]
+    assert set(neighbours) == {"t006", "t012", "t007", "t009"}
+    assert page.locator(".neighbours .answer-label").first.text_content().strip() == "answered yes"
+    page.keyboard.press("y")
+    page.wait_for_selector('.item-answers .state:text("saved")')
+    assert stored_answers(project)["t018"] == "1"
+    page.reload()
+    assert "yes by browser-test" in page.locator(".history").text_content()
 
 
 # ---------------------------------------------------------------------- security

@@ -288,6 +288,7 @@ class Grid {
 }
 
 const gridRoot = document.getElementById("grid");
+const itemAnswers = document.querySelector(".item-answers");
 const grid = gridRoot ? new Grid(gridRoot) : null;
 
 document.addEventListener("keydown", (event) => {
@@ -299,6 +300,13 @@ document.addEventListener("keydown", (event) => {
     handled = true;
   } else if (grid) {
     handled = grid.onKey(event);
+  } else if (itemAnswers) {  // the item view: the same answer keys
+    const button = Array.from(itemAnswers.querySelectorAll("button.answer")).find((b) => {
+      const kbd = b.querySelector("kbd");
+      return kbd && kbd.textContent.trim() === event.key;
+    });
+    if (button) button.click();
+    handled = Boolean(button);
   } else if (event.key === "u" && document.body.classList.contains("view-label")) {
     post("/api/undo", { last: 1 }).then(() => location.reload(), (e) => notice(e.message, "error"));
     handled = true;
