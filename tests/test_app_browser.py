@@ -338,6 +338,13 @@ def test_hostile_text_metadata_and_ids_render_as_text(page, serve, text_template
     assert page.locator("img[src='x']").count() == 0
     assert page.locator("main script").count() == 0
 
+    long_text = page.locator('.card[data-id="t002"]')
+    assert long_text.locator(".excerpt").text_content().endswith("…")
+    long_text.locator(".reason").click()  # a click on a card makes it the current one
+    page.keyboard.press("t")  # the full text on demand
+    assert long_text.locator("details").get_attribute("open") is not None
+    assert long_text.locator(".full").is_visible()
+
     page.goto(server.url + "/item?id=t001")  # hostile text and hostile metadata value
     assert page.locator(".full-text").text_content() == HOSTILE[1]
     assert HOSTILE[0] in page.locator(".metadata").text_content()
