@@ -24,9 +24,10 @@ pytestmark = pytest.mark.slow
 
 
 def _chromium() -> str | None:
-    for candidate in (os.environ.get("RARESIFT_CHROMIUM"), "/usr/bin/chromium"):
-        if candidate and Path(candidate).is_file():
-            return candidate
+    """RARESIFT_CHROMIUM when set (and only it), else Debian's chromium."""
+    if "RARESIFT_CHROMIUM" in os.environ:
+        chosen = os.environ["RARESIFT_CHROMIUM"]
+        return chosen if Path(chosen).is_file() else None
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
