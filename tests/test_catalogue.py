@@ -295,7 +295,7 @@ def label_of_a_billion_without_n_classes(tmp_path):
     SklearnModel(LogisticRegression()).fit(_points(3), [0, 1, 10**9])
 
 
-@api_case(ValidationError, "seed label 7", "2 classes")
+@api_case(ValidationError, "label 7", "2 classes")
 def seed_label_7_for_a_binary_model(tmp_path):
     from raresift.pool import Labels
 

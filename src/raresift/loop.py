@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from raresift.candidates import AllCandidates, CandidatePool, SEALSCandidates
 from raresift.errors import BudgetError, ValidationError
+from raresift.models.base import check_capabilities, check_labels
 from raresift.pool import IdIndex, Labels, Pool, as_ids, check_budget
 from raresift.strategies.base import (
     Batch,
@@ -165,13 +166,17 @@ class ActiveLearner:
         self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
         if not callable(getattr(self.strategy, "select", None)):
             raise ValidationError("strategy must be a name or an object with select()")
+        requires = getattr(self.strategy, "requires", None)
+        if callable(requires):
+            name = getattr(self.strategy, "name", type(self.strategy).__name__)
+            check_capabilities(f"strategy {name!r}", requires(), model)
         self.candidates = AllCandidates() if candidates is None else candidates
         self.seed = int(seed)
         self.use_items = use_items
         self.labels = Labels() if labels is None else Labels.coerce(labels)
         if len(self.labels):
             pool.positions(self.labels.ids)  # unknown seed ids raise here
-            self._check_label_range(self.labels.values, "seed label")
+            self._check_label_range(self.labels.values)
         self.round = 0
         self._fitted_on: int | None = None  # Labels.version the model was last fitted at
         self.last_query_seconds: dict[str, float] = {}
@@ -319,15 +324,12 @@ class ActiveLearner:
         if self.labels.mask(batch.ids).any():
             raise ValidationError(f"strategy {name!r} picked items that are already labeled")
 
-    def _check_label_range(self, values: Any, what: str = "label") -> None:
+    def _check_label_range(self, labels: Any) -> None:
+        """Labels must be class indices the model has, 0..n_classes-1 (the adapters' check)."""
         n_classes = getattr(self.model, "n_classes", None)
-        values = np.asarray(values)
-        if isinstance(n_classes, int) and values.size and np.issubdtype(values.dtype, np.number):
-            if values.max() >= n_classes:
-                raise ValidationError(
-                    f"{what} {values.max()} is out of range for a model with {n_classes} "
-                    f"classes; use class indices 0..{n_classes - 1}"
-                )
+        values = np.asarray(labels)
+        if isinstance(n_classes, int) and values.ndim == 1:
+            check_labels(values, values.size, n_classes)
 
     def teach(self, ids: Any, labels: Any, overwrite: bool = False) -> np.ndarray:
         """Record answers for ``ids``; returns the ids that were new.
@@ -362,7 +364,8 @@ class ActiveLearner:
         ``callback(learner, batch)`` runs after the refit; the dict it returns joins the record.
 
         Returns one record per round with ``round``, ``n_labeled``, ``n_candidates``,
-        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``seconds_training``,
+        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``selected_by`` (the batch's
+        ``strategy``: the function that chose it), ``seconds_training``,
         ``seconds_features``, ``seconds_selection``. When fewer than ``budget`` candidates are
         left, the run stops there with a warning and returns the rounds it finished.
         """
@@ -393,6 +396,7 @@ class ActiveLearner:
                 "n_candidates": n_candidates,
                 "batch_ids": batch.ids.copy(),
                 "batch_labels": answers.copy(),
+                "selected_by": batch.strategy,
                 **{f"seconds_{k}": v for k, v in seconds.items()},
             }
             if callback is not None:
