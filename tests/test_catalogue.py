@@ -710,7 +710,7 @@ def study_strategy_with_a_bad_factory_string(tmp_path):
     )
 
 
-@api_case(ConfigError, "strategy 'fl'", "cannot run", "unknown optimizer")
+@api_case(ConfigError, "strategy 'fl'", "cannot run", "optimizer", "fastest")
 def study_strategy_with_a_bad_optimizer(tmp_path):
     _study_with({"name": "fl", "params": {"optimizer": "fastest"}}, tmp_path)
 
