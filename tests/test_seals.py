@@ -292,8 +292,12 @@ def test_a_precomputed_knn_graph_gives_the_same_rounds_without_searching(rng, tm
         if graph:
             index.build_graph(12, tmp_path / "graph.npy")
         searches = []
-        search = index.search
-        index.search = lambda *a, **kw: searches.append(1) or search(*a, **kw)
+
+        def counted(*args, _search=index.search, _searches=searches, **kwargs):
+            _searches.append(1)
+            return _search(*args, **kwargs)
+
+        index.search = counted
         labels = Labels(seed_ids, [1, 0, 0, 0, 0])
         cands = SEALSCandidates(index, k=8)
         cands.start(pool, labels)
