@@ -41,7 +41,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from raresift.index import NeighborIndex, ivf_nlist, normalize_rows
+from raresift.index import NeighborIndex, build_sharded_index, ivf_nlist, normalize_rows
 from raresift.simulate.concepts import (
     Method,
     class_tasks,
@@ -179,6 +179,7 @@ def synthetic(args) -> None:
         n_concepts=args.concepts,
         prevalence=(args.prevalence_min, args.prevalence_max),
         path=args.memmap,
+        dtype=args.dtype,
         seed=args.data_seed,
         min_train_positives=args.min_positives,
         test_size=args.test_size,
@@ -186,13 +187,26 @@ def synthetic(args) -> None:
     )
     gen_s = time.perf_counter() - start
     factory = args.index.replace("auto", str(ivf_nlist(args.n)))
-    index = NeighborIndex(
-        factory,
-        search_params=args.search_params,
-        recall_target=args.recall_target,
-        calibration_k=args.k,
-        progress=args.progress,
-    ).fit(data.train)
+    if args.sharded:
+        index = build_sharded_index(
+            data.train,
+            factory,
+            args.sharded,
+            shard_size=args.shard_size,
+            search_params=args.search_params,
+            progress=args.progress,
+        )
+        index.recall_target, index.calibration_k = args.recall_target, args.k
+        if args.recall_target is not None:
+            index.calibrate(args.recall_target)
+    else:
+        index = NeighborIndex(
+            factory,
+            search_params=args.search_params,
+            recall_target=args.recall_target,
+            calibration_k=args.k,
+            progress=args.progress,
+        ).fit(data.train)
     if args.recall_target is None:
         index.measure_recall(k=args.k)
     tasks = synthetic_tasks(data, index=index)  # one pool for every task, attached to the index
@@ -363,6 +377,9 @@ def main(argv=None) -> int:
         help="calibrate nprobe at build time to this recall@k against exact search",
     )
     p.add_argument("--graph", default=None, help="precompute a k-NN graph into this .npy")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument("--sharded", default=None, help="build an on-disk sharded index in this folder")
+    p.add_argument("--shard-size", type=int, default=1_000_000)
     p.add_argument("--strategies", default="entropy,mlp,information-density")
     p.add_argument("--k", default="100", help="neighbours per labeled item; a list runs each")
     p.add_argument("--expand", default="item", choices=["item", "batch"])
