@@ -477,11 +477,14 @@ def neighbour_graph(
     c, v = nbrs[valid], values[valid]
     if mode == "union":  # one value per pair {i, j} (the lower row's, if both found it), mirrored
         lo, hi = np.minimum(r, c), np.maximum(r, c)
-        order = np.lexsort((r != lo, hi, lo))
-        lo, hi, v = lo[order], hi[order], v[order]
-        first = np.ones(lo.size, dtype=bool)
-        first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
-        lo, hi, v = lo[first], hi[first], v[first]
+        # one int64 key per entry, ordered by (lo, hi, found by the higher row): a single sort
+        pair = lo * n + hi
+        order = np.argsort(2 * pair + (r != lo))
+        pair = pair[order]
+        first = np.ones(pair.size, dtype=bool)
+        np.not_equal(pair[1:], pair[:-1], out=first[1:])
+        keep = order[first]
+        lo, hi, v = lo[keep], hi[keep], v[keep]
         off = lo != hi
         r, c, v = (
             np.concatenate([lo, hi[off]]),
