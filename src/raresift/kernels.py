@@ -172,7 +172,9 @@ def similarity(
     for start in range(0, n, block):
         stop = min(n, start + block)
         dots = np.matmul(xs[start:stop], ys.T, out=None if euclidean else out[start:stop])
-        out[start:stop] = _finish(dots, metric, X.shape[1], _sl(sq_x, start, stop), sq_y)
+        dots = _finish(dots, metric, X.shape[1], _sl(sq_x, start, stop), sq_y)
+        if euclidean:  # float64 block; the other metrics were finished in place in ``out``
+            out[start:stop] = dots
         if same and metric == "euclidean":  # exact 1 on the diagonal despite float32 cancellation
             rows = np.arange(start, stop)
             out[rows, rows] = 1.0
