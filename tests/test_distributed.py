@@ -1,0 +1,161 @@
+"""The Ray path (raresift.distributed) against the single-machine one, on a local Ray.
+
+Ray starts once for the module (``ray.init(num_cpus=2)``) and stops after it. Skipped with the
+install command when the ``ray`` extra is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip(
+    "ray", reason="the ray extra is not installed: pip install 'raresift[ray]'"
+)
+
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from raresift import ActiveLearner, AllCandidates, Labels, Pool, SklearnModel  # noqa: E402
+from raresift.distributed import RayCandidates  # noqa: E402
+from raresift.errors import ConfigError  # noqa: E402
+from raresift.index import ROW_BLOCK  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _concept_pool(n: int, dim: int = 8, seed: int = 0):
+    """A pool with a rare binary concept and a few seed labels of both classes."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 2.0).astype(int)
+    seed_ids = np.concatenate([np.flatnonzero(y == 1)[:5], np.flatnonzero(y == 0)[:20]])
+    return Pool(x, ids=np.arange(n) * 3 + 7), y, seed_ids
+
+
+def _learner(pool, y, seed_ids, strategy, candidates, seed=0):
+    ids = pool.ids[seed_ids]
+    return ActiveLearner(
+        pool,
+        SklearnModel(LogisticRegression(max_iter=200), n_classes=2),
+        strategy,
+        candidates=candidates,
+        labels=Labels(ids, y[seed_ids]),
+        seed=seed,
+    )
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "margin", "mlp", "information-density"])
+def test_distributed_scoring_picks_what_local_scoring_picks(strategy):
+    n = 2 * ROW_BLOCK + 5_000  # three shards, the last one short
+    pool, y, seed_ids = _concept_pool(n)
+    local = _learner(pool, y, seed_ids, strategy, AllCandidates())
+    remote = _learner(pool, y, seed_ids, strategy, RayCandidates(shard_size=1, progress=False))
+    for _ in range(2):  # two rounds: the candidate set shrinks between them
+        a, b = local.query(40), remote.query(40)
+        np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        local.teach(a.ids, y[pool.positions(a.ids)])
+        remote.teach(b.ids, y[pool.positions(b.ids)])
+
+
+def test_distributed_scoring_breaks_ties_like_local_scoring():
+    """A model that gives every item the same probability: the picks are pure tie-breaking."""
+    n = ROW_BLOCK + 3_000
+    pool, y, seed_ids = _concept_pool(n)
+    pool.embeddings[:] = 1.0  # every item identical, so every score ties
+    for seed in (0, 1):
+        local = _learner(pool, y, seed_ids, "entropy", AllCandidates(), seed=seed).query(25)
+        remote = _learner(
+            pool, y, seed_ids, "entropy", RayCandidates(shard_size=1, progress=False), seed=seed
+        ).query(25)
+        np.testing.assert_array_equal(local.ids, remote.ids)
+    assert not np.array_equal(
+        _learner(pool, y, seed_ids, "entropy", AllCandidates(), seed=0).query(25).ids,
+        _learner(pool, y, seed_ids, "entropy", AllCandidates(), seed=1).query(25).ids,
+    ), "ties must be broken by the seed, or this test checks nothing"
+
+
+def test_memmapped_pool_is_read_by_path(tmp_path):
+    n = ROW_BLOCK + 100
+    pool, y, seed_ids = _concept_pool(n)
+    path = tmp_path / "emb.npy"
+    np.save(path, pool.embeddings)
+    mapped = Pool(np.load(path, mmap_mode="r"), ids=pool.ids)
+    candidates = RayCandidates(shard_size=1, progress=False)
+    remote = _learner(mapped, y, seed_ids, "entropy", candidates).query(30)
+    local = _learner(pool, y, seed_ids, "entropy", AllCandidates()).query(30)
+    np.testing.assert_array_equal(local.ids, remote.ids)
+    assert candidates.rows.path == os.fspath(path) and candidates.rows.ref is None
+
+
+@pytest.mark.parametrize(
+    ("objective", "optimizer"), [("flqmi", "lazy"), ("logdetmi", "lazy"), ("fl", "stochastic")]
+)
+def test_partitioned_similar_on_workers_picks_what_the_local_partition_trick_picks(
+    objective, optimizer
+):
+    from raresift.strategies import make_strategy
+
+    pool, y, seed_ids = _concept_pool(3_000, dim=6, seed=1)
+    rare = pool.ids[seed_ids[:5]]
+    picks = []
+    for candidates in (AllCandidates(), RayCandidates(progress=False)):
+        strategy = make_strategy(
+            objective, representation="embedding", partitions=4, optimizer=optimizer
+        )
+        learner = _learner(pool, y, seed_ids, strategy, candidates, seed=3)
+        learner.query_ids = rare
+        picks.append(learner.query(20))
+    np.testing.assert_array_equal(picks[0].ids, picks[1].ids)
+    np.testing.assert_allclose(picks[0].scores, picks[1].scores)
+
+
+def test_partitioned_similar_uses_gradient_embeddings_on_workers():
+    from raresift.strategies import make_strategy
+
+    pool, y, seed_ids = _concept_pool(2_000, dim=6, seed=2)
+    picks = []
+    for candidates in (AllCandidates(), RayCandidates(progress=False)):
+        learner = _learner(pool, y, seed_ids, make_strategy("flcg", partitions=2), candidates)
+        learner.conditioning_ids = pool.ids[seed_ids]
+        picks.append(learner.query(10).ids)
+    np.testing.assert_array_equal(picks[0], picks[1])
+
+
+def test_a_strategy_that_draws_random_scores_is_refused():
+    pool, y, seed_ids = _concept_pool(ROW_BLOCK + 10)
+    learner = _learner(pool, y, seed_ids, "random", RayCandidates(progress=False))
+    with pytest.raises(ConfigError, match="draws random numbers"):
+        learner.query(5)
+
+
+def test_import_raresift_and_the_cli_import_no_ray():
+    code = (
+        "import sys, raresift, raresift.cli\n"
+        "from raresift import ActiveLearner, SEALSCandidates, NeighborIndex\n"
+        "import raresift.strategies, raresift.simulate\n"
+        "bad = sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.'))\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+    timing = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "raresift.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert timing.returncode == 0, timing.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in timing.stderr.splitlines()]
+    assert "ray" not in imported and "pyarrow" not in imported
