@@ -94,3 +94,24 @@ def test_corrupted_arff(tmp_path):
     bad.write_text("@data\n'fine text',1\nbroken line without quotes\n")
     with pytest.raises(CorruptFileError, match="x.arff:3"):
         datasets.parse_arff_texts(bad)
+
+
+def test_data_dir_variable_hides_or_relocates_the_system_data_sets(tmp_path, monkeypatch):
+    system = load_or_skip(datasets.load_fashion_mnist, "test")
+    monkeypatch.setenv("RARESIFT_DATA_DIR", str(tmp_path))
+    for load in (datasets.load_fashion_mnist, datasets.load_wordnet, datasets.load_reuters):
+        with pytest.raises(DatasetNotInstalledError, match="RARESIFT_DATA_DIR is set") as exc:
+            load()
+        assert str(tmp_path) in str(exc.value) and "make data" in str(exc.value)
+    # a copy elsewhere, in the documented layout, is what the loaders read
+    (tmp_path / "fashion-mnist").mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / "fashion-mnist" / name).symlink_to(datasets.FASHION_MNIST_DIR / name)
+    moved = datasets.load_fashion_mnist("test")
+    assert moved.info["source"] == str(tmp_path / "fashion-mnist")
+    np.testing.assert_array_equal(moved.X, system.X)
+    (tmp_path / "reuters").mkdir()
+    arff = datasets.reuters_dir()
+    assert arff == tmp_path / "reuters"
+    monkeypatch.delenv("RARESIFT_DATA_DIR")
+    assert datasets.reuters_dir() != arff

@@ -5,13 +5,10 @@ import numpy as np
 import pytest
 
 from raresift.errors import ConfigError
-from raresift.simulate.runner import (
-    ConditioningFallback,
-    StudyConfig,
-    load_config,
-    read_log,
-    run_study,
-)
+from raresift.simulate.build import ConditioningFallback
+from raresift.simulate.config import StudyConfig, load_config
+from raresift.simulate.joblog import read_log
+from raresift.simulate.runner import run_study
 from raresift.simulate.stats import read_table
 
 SCENARIOS = {

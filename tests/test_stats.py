@@ -91,7 +91,7 @@ def test_metrics_ignore_ood_column_and_average_rare_classes():
 
 
 def test_read_table_round_trip(tmp_path):
-    from raresift.simulate.runner import write_table
+    from raresift.simulate.joblog import write_table
 
     rows = [
         {"study": "s", "strategy": "A", "seed": 0, "round": 0, "n_labeled": 5, "accuracy": 0.5},

@@ -4,6 +4,11 @@ Every loader reads files that a package manager installed (Debian, PyPI); none d
 A missing data set raises :class:`~raresift.errors.DatasetNotInstalledError` naming the command
 that installs it; a damaged file raises :class:`~raresift.errors.CorruptFileError`.
 
+The system data sets (Fashion-MNIST, WordNet, Reuters) are read from where their packages put
+them, unless ``$RARESIFT_DATA_DIR`` names a folder: then only that folder is searched, in
+``fashion-mnist/``, ``wordnet/`` and ``reuters/`` below it (see :func:`data_dir`). Pointing it at
+an empty folder hides them all, as on a machine where `make data` never ran.
+
 Examples
 --------
 >>> from raresift.datasets import load_digits
@@ -27,6 +32,7 @@ from raresift.errors import CorruptFileError, DatasetNotInstalledError, Validati
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 WORDNET_DIR = Path("/usr/share/wordnet")
+DATA_DIR_ENV = "RARESIFT_DATA_DIR"
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -79,6 +85,30 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RARESIFT_CACHE", Path.home() / ".cache" / "raresift"))
 
 
+def data_dir(name: str) -> Path | None:
+    """The folder ``$RARESIFT_DATA_DIR/<name>`` when that variable is set, else ``None``.
+
+    ``name`` is ``"fashion-mnist"`` (the four ``*-ubyte.gz`` files), ``"wordnet"`` (the
+    ``data.{noun,verb,adj,adv}`` files) or ``"reuters"`` (the ``Reuters*.arff`` files).
+    Loaders given ``None`` use the system location. With ``RARESIFT_DATA_DIR=/data``,
+    ``data_dir("wordnet")`` is ``Path("/data/wordnet")``.
+    """
+    root = os.environ.get(DATA_DIR_ENV)
+    return Path(root) / name if root else None
+
+
+def _missing(what: str, path: Path, install: str) -> DatasetNotInstalledError:
+    """The error for a data set not found at ``path``: how to install it, or where to point."""
+    if os.environ.get(DATA_DIR_ENV):
+        where = f"{DATA_DIR_ENV} is set and {path} does not exist"
+    else:
+        where = f"no {path}"
+    return DatasetNotInstalledError(
+        f"{what} is not installed ({where}); {install}; or, with the files elsewhere, set "
+        f"{DATA_DIR_ENV} to a folder holding them in fashion-mnist/, wordnet/ or reuters/"
+    )
+
+
 def _check_split(split: str, allowed: tuple[str, ...]) -> None:
     if split not in allowed:
         raise ValidationError(f"split must be one of {allowed}, got {split!r}")
@@ -110,15 +140,12 @@ def load_fashion_mnist(split: str = "train", path: str | Path | None = None) -> 
     Installed by Debian's ``dataset-fashion-mnist``.
     """
     _check_split(split, ("train", "test"))
-    root = Path(path) if path is not None else FASHION_MNIST_DIR
+    root = Path(path) if path is not None else data_dir("fashion-mnist") or FASHION_MNIST_DIR
     prefix = "train" if split == "train" else "t10k"
     images = root / f"{prefix}-images-idx3-ubyte.gz"
     labels = root / f"{prefix}-labels-idx1-ubyte.gz"
     if not images.exists() or not labels.exists():
-        raise DatasetNotInstalledError(
-            f"Fashion-MNIST is not installed (no {images}); "
-            + _MAKE_DATA.format(package="dataset-fashion-mnist")
-        )
+        raise _missing("Fashion-MNIST", images, _MAKE_DATA.format(package="dataset-fashion-mnist"))
     X = read_idx(images)
     y = read_idx(labels)
     if X.ndim != 3 or y.ndim != 1 or X.shape[0] != y.shape[0]:
@@ -156,8 +183,10 @@ def load_digits() -> Dataset:
 
 
 def reuters_dir() -> Path:
-    """Folder of the weka Reuters ARFF files unpacked by `make data`."""
-    return cache_dir() / "weka" / "root" / "usr" / "share" / "doc" / "weka" / "examples"
+    """Folder of the Reuters ARFF files: ``$RARESIFT_DATA_DIR/reuters`` when that is set, else
+    where `make data` unpacks Debian's weka package."""
+    unpacked = cache_dir() / "weka" / "root" / "usr" / "share" / "doc" / "weka" / "examples"
+    return data_dir("reuters") or unpacked
 
 
 def parse_arff_texts(path: Path) -> tuple[list[str], np.ndarray]:
@@ -194,9 +223,11 @@ def load_reuters(topic: str = "corn", split: str = "train") -> Dataset:
     _check_split(split, ("train", "test"))
     path = reuters_dir() / f"Reuters{topic.capitalize()}-{split}.arff"
     if not path.exists():
-        raise DatasetNotInstalledError(
-            f"Reuters-21578 is not unpacked (no {path}); run `make data` "
-            f"(it runs `apt-get download weka` and unpacks it into {cache_dir() / 'weka'})"
+        raise _missing(
+            "Reuters-21578",
+            path,
+            f"run `make data` (it runs `apt-get download weka` and unpacks it into "
+            f"{cache_dir() / 'weka'})",
         )
     texts, y = parse_arff_texts(path)
     return Dataset(
@@ -211,13 +242,11 @@ def load_wordnet(path: str | Path | None = None) -> Dataset:
     ``X`` holds the glosses; ``info["words"]`` the first lemma of each synset.
     Installed by Debian's ``wordnet-base``.
     """
-    root = Path(path) if path is not None else WORDNET_DIR
+    root = Path(path) if path is not None else data_dir("wordnet") or WORDNET_DIR
     files = [root / f"data.{pos}" for pos in ("noun", "verb", "adj", "adv")]
     if not all(f.exists() for f in files):
-        raise DatasetNotInstalledError(
-            f"WordNet is not installed (no {files[0]}); "
-            + _MAKE_DATA.format(package="wordnet-base")
-        )
+        missing = next(f for f in files if not f.exists())
+        raise _missing("WordNet", missing, _MAKE_DATA.format(package="wordnet-base"))
     glosses, labels, words = [], [], []
     for f in files:
         with open(f, encoding="latin-1") as fh:

