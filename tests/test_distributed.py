@@ -159,3 +159,136 @@ def test_import_raresift_and_the_cli_import_no_ray():
     assert timing.returncode == 0, timing.stderr[-2000:]
     imported = [line.rsplit("|", 1)[-1].strip() for line in timing.stderr.splitlines()]
     assert "ray" not in imported and "pyarrow" not in imported
+
+
+TEXTS = [
+    "corn exports rose sharply in the third quarter",
+    "wheat prices fell after the harvest report",
+    "the central bank left interest rates unchanged",
+    "oil output from the gulf increased",
+    "a new vaccine trial reported strong results",
+    "shares of the mining company jumped",
+    "heavy rain delayed the soybean planting",
+]
+
+
+@pytest.mark.slow
+def test_distributed_embedding_equals_local_embedding_and_resumes(tmp_path):
+    from raresift.distributed import embed_parquet, read_embedding_shards, write_text_shards
+
+    try:
+        from raresift.embed import embed_texts
+
+        local = embed_texts(TEXTS, progress=False)
+    except Exception as exc:  # the model is part of the dev extra; say so if it is absent
+        pytest.skip(f"the sentence-embedding model is unavailable: {exc}")
+    ids = np.arange(len(TEXTS)) * 10 + 5
+    write_text_shards(TEXTS, tmp_path / "in", ids=ids, shard_size=3)
+    out = embed_parquet(
+        tmp_path / "in",
+        tmp_path / "out",
+        batch_size=2,
+        concurrency=2,
+        num_cpus=0.5,
+        shards_per_job=2,
+        progress=False,
+    )
+    assert [p.name for p in out] == ["shard-00000", "shard-00001", "shard-00002"]
+    got_ids, got = read_embedding_shards(tmp_path / "out", out=tmp_path / "emb.npy")
+    np.testing.assert_array_equal(got_ids, ids)
+    np.testing.assert_allclose(got, local, atol=1e-5)
+    assert isinstance(got, np.memmap)
+
+    # resumable: finished shards are skipped, a missing one is redone
+    stamp = {p.name: p.stat().st_mtime_ns for p in out}
+    import shutil
+
+    shutil.rmtree(out[1])
+    embed_parquet(tmp_path / "in", tmp_path / "out", concurrency=1, progress=False)
+
+    with pytest.raises(ConfigError, match="no CPU"):
+        embed_parquet(tmp_path / "in", tmp_path / "x", concurrency=2, progress=False)
+    assert out[0].stat().st_mtime_ns == stamp["shard-00000"]
+    assert out[2].stat().st_mtime_ns == stamp["shard-00002"]
+    again_ids, again = read_embedding_shards(tmp_path / "out")
+    np.testing.assert_array_equal(again_ids, ids)
+    np.testing.assert_allclose(again, local, atol=1e-5)
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".job")]
+
+
+def test_embedding_a_folder_without_shards_says_so(tmp_path):
+    from raresift.distributed import embed_parquet
+    from raresift.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="no \\*.parquet shards"):
+        embed_parquet(tmp_path, tmp_path / "out", progress=False)
+
+
+class _DiesOnce:
+    """Runs ``fn``, but the first attempt at task ``victim`` kills its own worker process."""
+
+    def __init__(self, fn, victim, marker):
+        self.fn, self.victim, self.marker = fn, victim, str(marker)
+
+    def __call__(self, task):
+        if task == self.victim and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)  # the worker dies mid-task, as if killed
+        return self.fn(task)
+
+
+def _square_rows(task):
+    lo, hi = task
+    return (np.arange(lo, hi) ** 2).sum()
+
+
+def test_a_killed_workers_shard_is_redone_and_the_result_unchanged(tmp_path):
+    from raresift.distributed import ray_map_shards
+
+    tasks = [(lo, lo + 100) for lo in range(0, 500, 100)]
+    marker = tmp_path / "died"
+    got = ray_map_shards(_DiesOnce(_square_rows, tasks[2], marker), tasks, progress=False)
+    assert marker.exists(), "the worker never died, so this test checked nothing"
+    assert got == [_square_rows(t) for t in tasks]
+
+
+def _saved_index(tmp_path, factory="Flat", n=3_000, dim=8):
+    from raresift.index import NeighborIndex
+
+    pool, y, seed_ids = _concept_pool(n, dim)
+    index = NeighborIndex(factory, progress=False).fit(pool)
+    index.save(tmp_path / "index.faiss")
+    return pool, y, seed_ids, index
+
+
+def test_remote_index_workers_return_the_local_neighbours(tmp_path):
+    from raresift.distributed import RemoteNeighborIndex
+
+    pool, _, _, index = _saved_index(tmp_path)
+    remote = RemoteNeighborIndex(tmp_path / "index.faiss", workers=2, min_batch=100)
+    queries = pool.ids[::7]
+    exclude = pool.ids[1::5]
+    np.testing.assert_array_equal(
+        remote.neighbors(queries, 10, exclude=exclude, pool=pool),
+        index.neighbors(queries, 10, exclude=exclude),
+    )
+    remote.close()
+
+
+def test_seals_round_with_searches_on_index_workers_picks_what_the_local_round_picks(tmp_path):
+    from raresift.candidates import SEALSCandidates
+    from raresift.distributed import RemoteNeighborIndex
+
+    pool, y, seed_ids, index = _saved_index(tmp_path)
+    remote = RemoteNeighborIndex(tmp_path / "index.faiss", workers=2, min_batch=1)
+    runs = []
+    for knn in (index, remote):
+        learner = _learner(pool, y, seed_ids, "entropy", SEALSCandidates(knn, k=10), seed=4)
+        batches = []
+        for _ in range(2):
+            batch = learner.query(15)
+            learner.teach(batch.ids, y[pool.positions(batch.ids)])
+            batches.append(batch.ids)
+        runs.append(np.concatenate(batches))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    remote.close()

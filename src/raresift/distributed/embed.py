@@ -1,0 +1,300 @@
+"""Embedding Parquet shards with Ray Data: an actor pool of embedders, resumable by shard.
+
+Input: a folder of Parquet files, one shard each, with an int64 id column and a column of
+texts. Output: one folder per shard, ``<destination>/<shard>/``, holding Parquet files with the
+ids and their embeddings (a fixed-size list of float32; L2-normalised all-MiniLM-L6-v2 for
+texts, exactly :func:`raresift.embed.encode_texts`). A shard's folder appears (by an atomic
+rename) only once all its rows are embedded, so a run that stops resumes by skipping the shards
+already there.
+
+Shards are embedded ``shards_per_job`` at a time, each group one Ray Data job:
+``read_parquet -> map_batches(embedder class, concurrency=..., batch_size=..., num_gpus=...)
+-> write_parquet(partitioned by shard)``; the embedder is a stateful class, so each actor loads
+the model once. GPUs are requested (one per actor) when the cluster has them.
+
+Example
+-------
+>>> import tempfile
+>>> folder = tempfile.mkdtemp()
+>>> [p.name for p in write_text_shards(["a", "b", "c"], folder + "/in", shard_size=2)]
+['shard-00000.parquet', 'shard-00001.parquet']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from raresift.distributed.cluster import cluster_gpus, connect, import_ray
+from raresift.errors import ConfigError, CorruptFileError, ValidationError
+from raresift.pool import as_ids
+
+log = logging.getLogger("raresift")
+
+_SHARD = "__shard"  # the partition column the job writes by
+
+
+def _pyarrow():
+    import pyarrow as pa
+    import pyarrow.compute  # noqa: F401 (pa.compute)
+    import pyarrow.parquet as pq
+
+    return pa, pq
+
+
+def write_text_shards(
+    texts: Sequence[str],
+    directory: str | os.PathLike,
+    ids: Any = None,
+    shard_size: int = 100_000,
+    text_column: str = "text",
+    id_column: str = "id",
+) -> list[Path]:
+    """Write ``texts`` (ids default to ``0..n-1``) as Parquet shards of ``shard_size`` rows:
+    ``shard-00000.parquet``, ... Returns their paths."""
+    pa, pq = _pyarrow()
+    texts = list(texts)
+    ids = np.arange(len(texts), dtype=np.int64) if ids is None else as_ids(ids)
+    if ids.size != len(texts):
+        raise ValidationError(f"got {ids.size} ids for {len(texts)} texts; pass one id per text")
+    if shard_size <= 0:
+        raise ValidationError(f"shard_size must be positive, got {shard_size}")
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, lo in enumerate(range(0, len(texts), shard_size)):
+        table = pa.table(
+            {id_column: ids[lo : lo + shard_size], text_column: texts[lo : lo + shard_size]}
+        )
+        path = folder / f"shard-{number:05d}.parquet"
+        pq.write_table(table, path)
+        paths.append(path)
+    return paths
+
+
+class TextEmbedder:
+    """Ray Data's stateful transform: loads all-MiniLM-L6-v2 once per actor, then embeds each
+    batch of rows (id, text, shard) into (id, embedding, shard)."""
+
+    def __init__(self, text_column: str, id_column: str, batch_size: int, device: str):
+        from raresift.embed import load_model
+
+        self.text_column, self.id_column = text_column, id_column
+        self.batch_size, self.device = batch_size, device
+        load_model(device)  # the model loads when the actor starts, not on its first batch
+
+    def __call__(self, batch):
+        from raresift.embed import encode_texts
+
+        pa, _ = _pyarrow()
+        texts = batch.column(self.text_column).to_pylist()
+        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise ValidationError(
+                f"row with id {batch.column(self.id_column)[bad]} has no text "
+                f"({type(texts[bad]).__name__}); fill or drop it before embedding"
+            )
+        vectors = encode_texts(texts, self.batch_size, device=self.device)
+        flat = pa.array(vectors.reshape(-1), type=pa.float32())
+        return pa.table(
+            {
+                "id": batch.column(self.id_column).cast(pa.int64()),
+                "embedding": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
+                _SHARD: batch.column(_SHARD),
+            }
+        )
+
+
+def embed_parquet(
+    source: str | os.PathLike,
+    destination: str | os.PathLike,
+    *,
+    text_column: str = "text",
+    id_column: str = "id",
+    batch_size: int = 64,
+    concurrency: int = 2,
+    num_gpus: float | None = None,
+    num_cpus: float = 1,
+    shards_per_job: int = 8,
+    address: str | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Embed every Parquet shard in ``source`` into ``destination``; returns the output shard
+    folders, in shard order. Shards already in ``destination`` are skipped.
+
+    Parameters
+    ----------
+    source : path
+        A folder of ``*.parquet`` files, one shard each (:func:`write_text_shards`).
+    destination : path
+        Receives one folder per shard, named like the shard without ``.parquet``.
+    text_column, id_column : str
+        The input columns: texts and int64 ids.
+    batch_size : int
+        Rows per ``map_batches`` call (and per forward pass).
+    concurrency : int
+        Embedder actors (each loads the model once).
+    num_gpus : float, optional
+        GPUs per actor; default 1 when the cluster has GPUs, else 0 (CPU).
+    num_cpus : float
+        CPUs per actor. The actors together must leave at least one CPU of the cluster free
+        for Ray Data's read and write tasks, or the job could never start.
+    shards_per_job : int
+        Shards per Ray Data job: the unit of resumption (a stopped job's shards are redone).
+    address : str, optional
+        A Ray cluster to join; default the Ray already running, or a local one.
+    progress : bool
+        Show a tqdm bar over shards (Ray Data shows its own per job).
+    """
+    connect(address)
+    ray = import_ray()
+    for name, value in (
+        ("batch_size", batch_size),
+        ("concurrency", concurrency),
+        ("shards_per_job", shards_per_job),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValidationError(f"{name} must be a positive integer, got {value!r}")
+    inputs = sorted(Path(source).glob("*.parquet"))
+    if not inputs:
+        raise ValidationError(
+            f"no *.parquet shards in {os.fspath(source)!r}; write some with write_text_shards()"
+        )
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    if concurrency * num_cpus > cpus - 1:
+        raise ConfigError(
+            f"{concurrency} embedder actors of {num_cpus} CPU each leave no CPU of the cluster's "
+            f"{cpus:g} for reading and writing shards; lower concurrency or num_cpus"
+        )
+    out = Path(destination)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [p for p in inputs if not (out / p.stem).is_dir()]
+    if len(todo) < len(inputs):
+        log.info("embedding: %d of %d shards already done", len(inputs) - len(todo), len(inputs))
+    gpus = (1.0 if cluster_gpus() > 0 else 0.0) if num_gpus is None else float(num_gpus)
+    device = "cuda" if gpus > 0 else "cpu"
+    bar = tqdm(
+        total=len(inputs),
+        initial=len(inputs) - len(todo),
+        desc="embedding shards",
+        unit="shard",
+        disable=not progress,
+    )
+    for lo in range(0, len(todo), shards_per_job):
+        group = todo[lo : lo + shards_per_job]
+        scratch = out / f".job-{uuid.uuid4().hex[:12]}"
+        start = time.perf_counter()
+        rows = _embed_group(
+            ray,
+            group,
+            scratch,
+            text_column,
+            id_column,
+            batch_size,
+            device,
+            {"concurrency": concurrency, "num_gpus": gpus, "num_cpus": num_cpus},
+        )
+        for path in group:
+            written = scratch / f"{_SHARD}={path.stem}"
+            if not written.is_dir():  # an empty shard writes nothing
+                written.mkdir(parents=True)
+            os.replace(written, out / path.stem)
+        shutil.rmtree(scratch, ignore_errors=True)
+        log.info(
+            "embedded %d rows of %d shards in %.1f s", rows, len(group), time.perf_counter() - start
+        )
+        bar.update(len(group))
+    bar.close()
+    return [out / p.stem for p in inputs]
+
+
+def _embed_group(ray, group, scratch, text_column, id_column, batch_size, device, actors):
+    """One Ray Data job over ``group``; returns the rows embedded."""
+    pa, pq = _pyarrow()
+    for path in group:
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise CorruptFileError(f"cannot read Parquet shard {path} ({exc})") from None
+        missing = [c for c in (text_column, id_column) if c not in names]
+        if missing:
+            raise ValidationError(
+                f"shard {path} has no column {missing[0]!r} (it has {names}); pass "
+                "text_column= / id_column="
+            )
+    shards = ray.data.read_parquet(
+        [os.fspath(p) for p in group],
+        include_paths=True,
+        override_num_blocks=max(len(group), actors["concurrency"]),
+    ).select_columns([id_column, text_column, "path"])
+    shards = shards.map_batches(_tag_shard, batch_format="pyarrow")
+    embedded = shards.map_batches(
+        TextEmbedder,
+        fn_constructor_kwargs={
+            "text_column": text_column,
+            "id_column": id_column,
+            "batch_size": batch_size,
+            "device": device,
+        },
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        **actors,
+    )
+    embedded.write_parquet(os.fspath(scratch), partition_cols=[_SHARD])
+    return sum(pq.read_metadata(p).num_rows for p in group)
+
+
+def _tag_shard(batch):
+    """The shard a row came from (its file name without .parquet), for the partitioned write."""
+    pa, _ = _pyarrow()
+    stems = [Path(p).stem for p in batch.column("path").to_pylist()]
+    return batch.drop_columns(["path"]).append_column(_SHARD, pa.array(stems, pa.string()))
+
+
+def read_embedding_shards(
+    directory: str | os.PathLike, out: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and embeddings of every shard :func:`embed_parquet` wrote, shards in name order and
+    rows by id within a shard. With ``out`` (a ``.npy`` path) the embeddings are written there
+    shard by shard and returned as a memmap, so 10^8 rows never sit in memory at once.
+    """
+    pa, pq = _pyarrow()
+    folders = sorted(p for p in Path(directory).iterdir() if p.is_dir() and not p.name[0] == ".")
+    if not folders:
+        raise ValidationError(f"no embedded shards in {os.fspath(directory)!r}")
+    tables = []
+    for folder in folders:
+        files = sorted(folder.glob("*.parquet"))
+        try:
+            parts = [pq.read_table(f, columns=["id", "embedding"]) for f in files]
+        except (OSError, pa.ArrowInvalid, KeyError) as exc:
+            raise CorruptFileError(f"cannot read embedded shard {folder} ({exc})") from None
+        if parts:
+            table = pa.concat_tables(parts)
+            tables.append(table.take(pa.compute.sort_indices(table, [("id", "ascending")])))
+    n = sum(t.num_rows for t in tables)
+    dim = tables[0].schema.field("embedding").type.list_size
+    ids = np.empty(n, dtype=np.int64)
+    if out is None:
+        embeddings = np.empty((n, dim), dtype=np.float32)
+    else:
+        embeddings = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=(n, dim))
+    lo = 0
+    for table in tables:
+        hi = lo + table.num_rows
+        ids[lo:hi] = table.column("id").to_numpy()
+        flat = table.column("embedding").combine_chunks().flatten().to_numpy()
+        embeddings[lo:hi] = flat.reshape(-1, dim)
+        lo = hi
+    if out is not None:
+        embeddings.flush()
+    return ids, embeddings
