@@ -20,10 +20,31 @@ def test_help_lists_the_commands():
         assert command in out.stdout
 
 
-def test_strategies_command_lists_registered_names(capsys):
+def test_strategies_command_lists_name_family_purpose_and_needs(capsys):
+    from raresift.strategies import STRATEGIES
+
     assert main(["strategies"]) == 0
-    names = capsys.readouterr().out.split()
-    assert {"random", "entropy", "margin", "least-confidence"} <= set(names)
+    lines = capsys.readouterr().out.splitlines()
+    for name, info in STRATEGIES.items():
+        row = next(i for i, line in enumerate(lines) if line.split()[:1] == [name])
+        assert lines[row].endswith(info.purpose)
+        assert lines[row + 1].strip() == f"needs: {info.needs}"
+        header = max(i for i in range(row) if not lines[i].startswith(" "))
+        assert lines[header] == info.family
+    assert main(["strategies", "--names"]) == 0
+    assert capsys.readouterr().out.split() == sorted(STRATEGIES)
+
+
+def test_version_and_a_closed_pipe():
+    from raresift import __version__
+
+    out = run_cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"raresift {__version__}"
+    listing = subprocess.run(
+        f"{sys.executable} -m raresift.cli strategies | head -1",
+        shell=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert listing.stdout.strip() == "baseline" and listing.stderr == ""
 
 
 @pytest.mark.parametrize(

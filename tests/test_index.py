@@ -107,3 +107,154 @@ def test_bad_factory_missing_and_corrupt_files_and_dim_mismatch(pool, tmp_path):
         index.attach(Pool(np.ones((3, 5), np.float32)))
     with pytest.raises(ValidationError, match="k must"):
         index.search(np.ones((1, 16), np.float32), 0)
+
+
+# ---------------------------------------------------------------- parameters by pool size
+def test_ivf_nlist_follows_four_root_n_and_respects_training_rows():
+    from raresift.index import ivf_nlist
+
+    assert ivf_nlist(10**6) == 4000 and ivf_nlist(10**8) == 40_000
+    assert ivf_nlist(1000) == 1000 // 39  # 4 sqrt(n) = 126 lists would each train on 8 rows
+    with pytest.raises(ValidationError):
+        ivf_nlist(0)
+
+
+def test_exact_search_matches_brute_force_across_blocks(pool, monkeypatch):
+    import raresift.index as index_module
+
+    monkeypatch.setattr(index_module, "ROW_BLOCK", 97)  # several blocks, a ragged last one
+    unit = normalize_rows(pool.embeddings)
+    q = unit[[3, 50, 400]]
+    pos, scores = index_module.exact_search(pool.embeddings, q, 7)
+    expected = np.argsort(-(q @ unit.T), axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(pos, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(q @ unit.T, expected, 1), atol=1e-5)
+
+
+def test_calibration_reaches_the_recall_target_with_the_smallest_nprobe(rng):
+    centers = rng.standard_normal((30, 16)).astype(np.float32) * 3
+    x = centers[rng.integers(0, 30, 3000)] + rng.standard_normal((3000, 16)).astype(np.float32)
+    pool = Pool(x)
+    index = NeighborIndex(
+        "IVF64,Flat", recall_target=0.9, calibration_queries=100, progress=False
+    ).fit(pool)
+    nprobe = int(index.search_params.split("=")[1])
+    assert index.recall_ >= 0.9 and 1 < nprobe < 64
+    # the measured recall is what the chosen setting gives, and half of it falls short
+    assert index.measure_recall(k=10, n_queries=100) == pytest.approx(index.recall_)
+    faiss_params = f"nprobe={nprobe // 2}"
+    index.search_params = faiss_params
+    index._apply_search_params()
+    assert index.measure_recall(k=10, n_queries=100) < 0.9
+    exact = NeighborIndex("Flat", recall_target=0.99, progress=False).fit(pool)
+    assert exact.recall_ == 1.0 and exact.search_params == ""
+    with pytest.raises(ConfigError):
+        NeighborIndex("Flat", recall_target=1.5, progress=False).fit(pool)
+
+
+# ---------------------------------------------------------------- k-NN graph
+def test_knn_graph_answers_like_the_index_and_survives_reload(pool, tmp_path):
+    index = NeighborIndex("HNSW16", search_params="efSearch=64", progress=False).fit(pool)
+    q = pool.ids[[0, 17, 599, 4]]
+    searched = index.neighbors(q, 6)
+    graph = index.build_graph(8, tmp_path / "graph.npy")
+    assert graph.positions.dtype == np.int32 and graph.positions.shape == (600, 8)
+    assert graph.build_seconds > 0
+    np.testing.assert_array_equal(index.neighbors(q, 6), searched)
+    # excluded ids or a deeper k fall back to a real search
+    np.testing.assert_array_equal(index.neighbors(q, 9), index.neighbors(q, 9, exclude=[-5]))
+    index.graph = None
+    index.attach_graph(tmp_path / "graph.npy")
+    np.testing.assert_array_equal(index.neighbors(q, 6), searched)
+    other = Pool(pool.embeddings, ids=np.arange(600))
+    index.attach(other)
+    assert index.graph is None
+    (tmp_path / "bad.npy").write_bytes(b"junk")
+    index.attach(pool)
+    with pytest.raises(CorruptFileError):
+        index.attach_graph(tmp_path / "bad.npy")
+
+
+# ---------------------------------------------------------------- sharded on-disk build
+@pytest.mark.parametrize("factory", ["IVF16,Flat", "IVF16,PQ4x4"])
+def test_sharded_build_equals_one_shot_build(pool, tmp_path, factory):
+    from raresift.index import build_sharded_index
+
+    whole = NeighborIndex(factory, "nprobe=4", train_size=600, progress=False).fit(pool)
+    calls = []
+
+    def recording_map(fn, tasks):
+        calls.append(len(tasks))
+        return [fn(t) for t in tasks]
+
+    sharded = build_sharded_index(
+        pool,
+        factory,
+        tmp_path / "idx",
+        shard_size=250,
+        train_size=600,
+        search_params="nprobe=4",
+        map_shards=recording_map,
+        progress=False,
+    )
+    assert calls == [3] and len(sharded) == 600
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [
+        "index.faiss",
+        "index.faiss.json",
+        "index.ivfdata",
+    ]
+    q = pool.ids[:25]
+    np.testing.assert_array_equal(sharded.neighbors(q, 10), whole.neighbors(q, 10))
+    loaded = NeighborIndex.load(tmp_path / "idx" / "index.faiss", pool=pool, progress=False)
+    np.testing.assert_array_equal(loaded.neighbors(q, 10), whole.neighbors(q, 10))
+    _, scores = loaded.search(pool.embeddings_of(q[:3]), 2)
+    assert np.all(scores <= 1.0 + 1e-4)
+
+
+def test_sharded_build_reopens_a_memmap_in_each_task(tmp_path, rng):
+    from raresift.index import MemmapSource, build_sharded_index
+
+    x = rng.standard_normal((500, 8)).astype(np.float16)
+    np.save(tmp_path / "x.npy", x)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    seen = []
+
+    def checking_map(fn, tasks):
+        seen.extend(isinstance(t.source, MemmapSource) for t in tasks)
+        return [fn(t) for t in tasks]
+
+    ids = np.arange(500) * 3
+    index = build_sharded_index(
+        mm,
+        "IVF8,Flat",
+        tmp_path / "i",
+        ids=ids,
+        shard_size=128,
+        map_shards=checking_map,
+        search_params="nprobe=8",
+        progress=False,
+    )
+    assert seen == [True] * 4
+    exact = NeighborIndex(progress=False).fit(Pool(x.astype(np.float32), ids=ids))
+    q = Pool(x.astype(np.float32), ids=ids)
+    np.testing.assert_array_equal(
+        index.neighbors(ids[:10], 5, pool=q), exact.neighbors(ids[:10], 5)
+    )
+
+
+def test_sharded_build_rejects_non_ivf_and_bad_shards(pool, tmp_path):
+    from raresift.index import build_sharded_index
+
+    with pytest.raises(ConfigError, match="IVF"):
+        build_sharded_index(pool, "HNSW16", tmp_path / "a", progress=False)
+    with pytest.raises(ConfigError):
+        build_sharded_index(pool, "IVF4,Flat", tmp_path / "b", shard_size=0, progress=False)
+    with pytest.raises(CorruptFileError):
+        build_sharded_index(
+            pool,
+            "IVF4,Flat",
+            tmp_path / "c",
+            shard_size=200,
+            progress=False,
+            map_shards=lambda fn, tasks: [fn(t) for t in tasks[:-1]],
+        )

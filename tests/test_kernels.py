@@ -77,7 +77,7 @@ def test_feature_kernel_agrees_with_dense(points, metric):
 def test_knn_kernel_keeps_each_rows_k_largest(points, metric, backend, index):
     k = 6
     S = similarity(points, metric=metric)
-    K = knn_kernel(points, k, metric, backend=backend, index=index).matrix
+    K = knn_kernel(points, k, metric, backend=backend, index=index, mode="rows").matrix
     assert np.all(np.diff(K.indptr) == k)
     for i in range(len(points)):
         row = K.getrow(i)
@@ -88,7 +88,7 @@ def test_knn_kernel_keeps_each_rows_k_largest(points, metric, backend, index):
 def test_fl_on_sparse_kernel_treats_missing_similarities_as_zero(points):
     k = 5
     sparse = knn_kernel(points, k, "cosine_raw")
-    M = sparse.matrix.toarray()  # M[i, j] = s_ij if j is among i's k nearest, else 0
+    M = sparse.matrix.toarray()  # M[i, j] = s_ij if j is among i's k nearest or i among j's
     fn = make_objective("fl", data_kernel=sparse)
     A = [1, 8, 20]
     expected = np.maximum(M[:, A].max(axis=1), 0).sum()

@@ -1,14 +1,14 @@
 """raresift: active learning and active search for rare cases in large, skewed pools.
 
-The names below load on first use, so ``import raresift`` and the command line start quickly
-(torch and scikit-learn are imported only when a model, strategy or loop is needed).
+The names below load on first use, so ``import raresift`` and the command line start quickly:
+torch, Faiss and scikit-learn are imported only by the parts that use them.
 
 >>> import raresift
 >>> raresift.Pool.__name__
 'Pool'
 """
 
-import importlib
+from raresift._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -37,13 +37,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'raresift' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 
-from raresift.errors import RaresiftError
+from raresift import __version__
+from raresift.errors import RaresiftError, ValidationError
 
 
 def _cmd_strategies(args: argparse.Namespace) -> int:
-    from raresift.strategies import strategy_names
+    from raresift.strategies import STRATEGIES
 
-    print("\n".join(strategy_names()))
+    if args.names:
+        print("\n".join(sorted(STRATEGIES)))
+        return 0
+    width = max(map(len, STRATEGIES))
+    families = dict.fromkeys(info.family for info in STRATEGIES.values())
+    for family in families:
+        print(family)
+        for info in STRATEGIES.values():
+            if info.family == family:
+                print(f"  {info.name:<{width}}  {info.purpose}")
+                print(f"  {'':<{width}}  needs: {info.needs}")
     return 0
 
 
@@ -60,12 +72,249 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- labeling sessions
+def _open_session(args: argparse.Namespace):
+    from raresift.session import Session
+
+    return Session.open(args.project)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from raresift.session import Session
+
+    session = Session.create(
+        args.project,
+        embeddings=args.embeddings,
+        texts=args.texts,
+        text_column=args.text_column,
+        images=args.images,
+        image_column=args.image_column,
+        items=args.items,
+        ids_column=args.ids_column,
+        vector_column=args.vector_column,
+        npz_key=args.npz_key,
+        concept=args.concept,
+        classes=args.classes.split(",") if args.classes else None,
+        rare_classes=args.rare_classes.split(",") if args.rare_classes else None,
+        seed_labels=args.labels,
+        strategy=args.strategy,
+        candidates=args.candidates,
+        budget=args.budget,
+        index=args.index,
+        seed=args.seed,
+        engine=args.engine,
+        image_size=args.image_size,
+    )
+    status = session.status(estimate=False)
+    print(f"created {session.root}: {session.n_items} items, {status['task']}, "
+          f"{status['labels_spent']} seed answers")  # fmt: skip
+    print(f"next runs: {session.describe_defaults()}")
+    return 0
+
+
+def _cmd_next(args: argparse.Namespace) -> int:
+    from raresift.session.views import batch_text, round_header
+
+    session = _open_session(args)
+    like = [x.strip() for x in args.like.split(",") if x.strip()] if args.like else None
+    batch = session.next(budget=args.budget, strategy=args.strategy, candidates=args.candidates,
+                         query=args.query, like=like)  # fmt: skip
+    print(round_header(session), file=sys.stderr)
+    sys.stdout.write(batch_text(session, batch, args.format))
+    return 0
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    session = _open_session(args)
+    if args.answers is not None:
+        if args.id is not None or args.label is not None:
+            raise ValidationError("give either ANSWERS.csv or --id ID --label LABEL, not both")
+        result = session.import_file(args.answers, partial=args.partial, who=args.who)
+        _print_import(args.answers, result)
+        return 0
+    if args.id is None or args.label is None:
+        raise ValidationError("give ANSWERS.csv, or both --id ID and --label LABEL")
+    record = session.answer(args.id, args.label, who=args.who or "cli")
+    was = f" (was {record['previous']})" if record["previous"] is not None else ""
+    where = f"answer #{record['seq']}, round {record['round']}"
+    print(f"{record['id']}: {record['answer']}{was} [{where}]")
+    return 0
+
+
+def _print_import(path, result: dict) -> None:
+    print(f"{path}: {result['written']} answer(s) recorded, {result['unchanged']} unchanged")
+    for line, message in result["problems"]:
+        print(f"  skipped line {line}: {message}", file=sys.stderr)
+
+
+def _cmd_undo(args: argparse.Namespace) -> int:
+    for record in _open_session(args).undo(args.last):
+        back = record["previous"] if record["previous"] is not None else "no answer"
+        print(f"undid {record['id']}: {record['answer']} -> {back}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from raresift.session.views import status_text
+
+    session = _open_session(args)
+    status = session.status()
+    if args.plot:
+        status["plot"] = str(session.status_plot(args.plot))
+    print(json.dumps(status, indent=1) if args.json else status_text(status))
+    if args.plot and not args.json:
+        print(f"curve     {status['plot']}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    session = _open_session(args)
+    result = session.export(args.format, args.out, items=args.items, history=args.history)
+    if args.out is None:
+        sys.stdout.write(result)
+    else:
+        print(f"wrote {result}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    result = _open_session(args).import_file(args.file, partial=args.partial)
+    _print_import(args.file, result)
+    return 0
+
+
+def _add_session_commands(sub) -> None:
+    p = sub.add_parser(
+        "init", help="start a labeling session over your own embeddings, texts or images"
+    )
+    p.add_argument("project", metavar="PROJECT", help="project folder (created)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--embeddings",
+        metavar="FILE",
+        help=".npy (memory-mapped, not copied), .npz, or Parquet/CSV/JSONL with a vector column",
+    )
+    src.add_argument(
+        "--texts", metavar="FILE", help="item table (CSV/JSONL/Parquet) of texts to embed"
+    )
+    src.add_argument(
+        "--images", metavar="DIR_OR_FILE", help="image folder, or item table with an image column"
+    )
+    p.add_argument("--text-column", help="column of --texts holding the text")
+    p.add_argument(
+        "--image-column", help="column of an --images table holding paths (default: image)"
+    )
+    p.add_argument(
+        "--items", metavar="FILE", help="item table aligned row by row with a bare .npy/.npz"
+    )
+    p.add_argument(
+        "--ids-column", metavar="COL", help="id column of the table (default: id, else row numbers)"
+    )
+    p.add_argument("--vector-column", metavar="COL", help="vector column of an --embeddings table")
+    p.add_argument("--npz-key", help="array name inside an .npz")
+    task = p.add_mutually_exclusive_group()
+    task.add_argument("--concept", metavar="NAME", help="a binary concept: answers 1 / 0 (default)")
+    task.add_argument("--classes", metavar="a,b,c", help="classes to choose among")
+    p.add_argument(
+        "--rare-classes", metavar="a,b", help="classes whose items are the positives sought"
+    )
+    p.add_argument("--labels", metavar="SEED.csv", help="seed answers (columns id,label)")
+    p.add_argument("--strategy", help="default strategy of next (default: from the task)")
+    p.add_argument(
+        "--candidates",
+        choices=["all", "seals", "random"],
+        help="default candidates (default: from the pool size)",
+    )
+    p.add_argument(
+        "--budget", type=int, default=100, help="default batch size (default: %(default)s)"
+    )
+    p.add_argument(
+        "--index",
+        metavar="FACTORY",
+        help="Faiss factory string for SEALS (default: from the pool size)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--engine", default="local", choices=["local"], help="where rounds run (default: local)"
+    )
+    p.add_argument(
+        "--image-size", type=int, default=224, help="image side in pixels for the image model"
+    )
+    p.set_defaults(func=_cmd_init)
+
+    p = sub.add_parser("next", help="fit on the answers so far and show the batch to label next")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--budget", type=int, help="items in the batch (default: the session's)")
+    p.add_argument("--strategy", help="acquisition strategy (see raresift strategies)")
+    p.add_argument("--candidates", choices=["all", "seals", "random"])
+    p.add_argument(
+        "--query", metavar="TEXT", help="cold start: pick the items closest to this text"
+    )
+    p.add_argument(
+        "--like", metavar="ID,ID", help="cold start: pick the items closest to these items"
+    )
+    p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
+    p.set_defaults(func=_cmd_next)
+
+    p = sub.add_parser("label", help="record answers: a file of answers, or one --id/--label")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument(
+        "answers", nargs="?", metavar="ANSWERS.csv", help="CSV/JSONL with id,label columns"
+    )
+    p.add_argument("--id", help="item id")
+    p.add_argument("--label", help="a class, 1/0 for a concept, skip, junk or duplicate")
+    p.add_argument(
+        "--partial", action="store_true", help="keep the good lines of a file with bad ones"
+    )
+    p.add_argument("--who", help="who answered (default: cli)")
+    p.set_defaults(func=_cmd_label)
+
+    p = sub.add_parser("undo", help="take back the most recent answers")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--last", type=int, default=1, help="how many (default: 1)")
+    p.set_defaults(func=_cmd_undo)
+
+    p = sub.add_parser("status", help="labels spent, positives found and left, stopping rules")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="also write the positives-found curve")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("export", help="write the answers (CSV/JSONL) or Label Studio tasks")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--format", required=True, choices=["csv", "jsonl", "label-studio"])
+    p.add_argument("--out", metavar="FILE", help="output file (default: stdout)")
+    p.add_argument(
+        "--items",
+        choices=["batch", "all"],
+        default="batch",
+        help="label-studio: the batch or every item",
+    )
+    p.add_argument(
+        "--history", action="store_true", help="csv/jsonl: every answer ever given, undone ones too"
+    )
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "import", help="record answers from a Label Studio export or a CSV of answers"
+    )
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--partial", action="store_true", help="keep the good lines of a file with bad ones"
+    )
+    p.set_defaults(func=_cmd_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="raresift",
         description="Active learning and active search for rare classes and concepts.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"raresift {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("demo", help="active search for a rare class on real images, with a report")
@@ -99,8 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for report.md and figures (default: beside it)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("strategies", help="list the acquisition strategies by name")
+    p = sub.add_parser(
+        "strategies", help="list the acquisition strategies: family, purpose, what each needs"
+    )
+    p.add_argument("--names", action="store_true", help="print the names only, one a line")
     p.set_defaults(func=_cmd_strategies)
+
+    _add_session_commands(sub)
     return parser
 
 
@@ -120,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("raresift: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `raresift strategies | head`: the reader left, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

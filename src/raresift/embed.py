@@ -103,30 +103,47 @@ def embed_texts(
     if cache is None:
         return encode_texts(texts, batch_size, progress=progress)
     digest = texts_digest(texts)
-    folder = Path(cache)
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{MODEL}-{digest[:16]}.npy"
     meta = {"model": MODEL, "count": len(texts), "dim": DIM, "sha256": digest}
+    return cached_embeddings(
+        lambda lo, hi: encode_texts(texts[lo:hi], batch_size),
+        meta,
+        Path(cache),
+        block_size,
+        progress,
+        unit="text",
+    )
+
+
+def cached_embeddings(
+    encode, meta: dict, folder: Path, block_size: int, progress: bool, unit: str = "item"
+) -> np.ndarray:
+    """Embeddings computed block by block with ``encode(lo, hi) -> (hi - lo, dim) float32``,
+    cached in ``folder`` under the model name and digest of ``meta`` (``model``, ``count``,
+    ``dim``, ``sha256``), resumable after an interruption. Returns a read-only memmap."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{meta['model']}-{meta['sha256'][:16]}"
+    final = folder / f"{stem}.npy"
     if final.exists():
         return _read_cache(final, meta)
-    partial = folder / f"{MODEL}-{digest[:16]}.partial.npy"
+    partial = folder / f"{stem}.partial.npy"
     done_file = partial.with_suffix(".json")
     out, done = _open_partial(partial, done_file, meta)
-    bar = tqdm(total=len(texts), initial=done, desc="embedding", unit="text", disable=not progress)
-    for lo in range(done, len(texts), block_size):
-        hi = min(len(texts), lo + block_size)
-        out[lo:hi] = encode_texts(texts[lo:hi], batch_size, progress=False)
+    count = meta["count"]
+    bar = tqdm(total=count, initial=done, desc="embedding", unit=unit, disable=not progress)
+    for lo in range(done, count, block_size):
+        hi = min(count, lo + block_size)
+        out[lo:hi] = encode(lo, hi)
         out.flush()
         done_file.write_text(json.dumps({**meta, "done": hi}), encoding="utf-8")
         bar.update(hi - lo)
     bar.close()
     del out
-    tmp = folder / f"{MODEL}-{digest[:16]}.tmp.npy"
+    tmp = folder / f"{stem}.tmp.npy"
     os.replace(partial, tmp)
     final.with_suffix(".json").write_text(json.dumps(meta), encoding="utf-8")
     os.replace(tmp, final)
     done_file.unlink(missing_ok=True)
-    log.info("cached %d embeddings in %s", len(texts), final)
+    log.info("cached %d embeddings in %s", count, final)
     return _read_cache(final, meta)
 
 
@@ -158,7 +175,7 @@ def _read_cache(path: Path, meta: dict) -> np.ndarray:
         raise CorruptFileError(
             f"cannot read cached embeddings {path} ({exc}); delete it and its .json to recompute"
         ) from None
-    if stored != meta or array.shape != (meta["count"], DIM) or array.dtype != np.float32:
+    if stored != meta or array.shape != (meta["count"], meta["dim"]) or array.dtype != np.float32:
         raise CorruptFileError(
             f"cached embeddings {path} do not match these texts (shape {array.shape}, settings "
             f"{stored}); delete it and its .json to recompute"
@@ -172,13 +189,18 @@ def _open_partial(path: Path, done_file: Path, meta: dict) -> tuple[np.memmap, i
         try:
             state = json.loads(done_file.read_text(encoding="utf-8"))
             out = np.load(path, mmap_mode="r+")
-            if {k: state.get(k) for k in meta} == meta and out.shape == (meta["count"], DIM):
+            if {k: state.get(k) for k in meta} == meta and out.shape == (
+                meta["count"],
+                meta["dim"],
+            ):
                 log.info("resuming embeddings at %d of %d", state["done"], meta["count"])
                 return out, int(state["done"])
         except (OSError, ValueError, KeyError):
             pass
         log.warning("discarding an unreadable partial embedding cache %s", path)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(meta["count"], DIM))
+    out = np.lib.format.open_memmap(
+        path, mode="w+", dtype=np.float32, shape=(meta["count"], meta["dim"])
+    )
     done_file.write_text(json.dumps({**meta, "done": 0}), encoding="utf-8")
     return out, 0
 

@@ -17,10 +17,13 @@ Example
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faiss
@@ -64,6 +67,46 @@ def unit_vector_sum(pool: Pool, ids: np.ndarray, progress: bool = False) -> np.n
     return total
 
 
+def ivf_nlist(n: int) -> int:
+    """Inverted lists for an IVF index over ``n`` items: about ``4 sqrt(n)``, never fewer than
+    39 training rows per list (Faiss' own lower bound for k-means).
+
+    >>> ivf_nlist(1_000_000), ivf_nlist(100_000_000), ivf_nlist(100)
+    (4000, 40000, 2)
+    """
+    if n <= 0:
+        raise ValidationError(f"need a positive number of items, got {n}")
+    return int(max(1, min(round(4 * math.sqrt(n)), n // 39)))
+
+
+def exact_search(
+    embeddings: np.ndarray, queries: np.ndarray, k: int, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosine top-``k`` of unit ``queries`` (m, d) over every row of ``embeddings``.
+
+    Rows are read, normalised and scanned in :data:`ROW_BLOCK` blocks (memmaps never load whole).
+    Returns ``(positions, scores)``, each (m, k), best first.
+
+    >>> x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
+    >>> exact_search(x, normalize_rows(x[:1]), 2)[0].tolist()
+    [[0, 2]]
+    """
+    k = int(min(k, embeddings.shape[0]))
+    heap = faiss.ResultHeap(queries.shape[0], k, keep_max=True)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    for lo in tqdm(
+        range(0, embeddings.shape[0], ROW_BLOCK),
+        desc="exact search",
+        unit="block",
+        disable=not progress,
+    ):
+        block = normalize_rows(embeddings[lo : lo + ROW_BLOCK])
+        scores, pos = faiss.knn(queries, block, min(k, block.shape[0]), faiss.METRIC_INNER_PRODUCT)
+        heap.add_result(scores, pos + lo)
+    heap.finalize()
+    return heap.I, heap.D
+
+
 def _make_faiss_index(factory: str, dim: int) -> faiss.Index:
     """Build the index a factory string names, with inner product where the type allows it.
 
@@ -97,9 +140,21 @@ class NeighborIndex:
     chunk_size : int
         Rows read, normalised and added at a time (memmaps are never loaded whole).
     seed : int
-        Seed of the training sample.
+        Seed of the training sample (and of the calibration queries).
+    recall_target : float, optional
+        After building, pick the smallest ``nprobe`` (IVF) or ``efSearch`` (HNSW) whose
+        recall@``calibration_k`` against exact search, on ``calibration_queries`` sampled pool
+        items, reaches this target (overrides ``search_params``). ``recall_`` holds the
+        recall measured at the chosen setting.
     progress : bool
         Show a tqdm bar while adding.
+
+    Attributes
+    ----------
+    build_seconds, calibration_seconds : float
+    recall_ : float or None
+        Recall of the neighbours against exact search (set by calibration or
+        :meth:`measure_recall`).
     """
 
     def __init__(
@@ -109,6 +164,9 @@ class NeighborIndex:
         train_size: int = 100_000,
         chunk_size: int = 65_536,
         seed: int = 0,
+        recall_target: float | None = None,
+        calibration_queries: int = 200,
+        calibration_k: int = 10,
         progress: bool = True,
     ):
         self.factory = factory
@@ -116,10 +174,18 @@ class NeighborIndex:
         self.train_size = train_size
         self.chunk_size = chunk_size
         self.seed = seed
+        self.recall_target = recall_target
+        self.calibration_queries = calibration_queries
+        self.calibration_k = calibration_k
         self.progress = progress
         self._index: faiss.Index | None = None
         self._pool: Pool | None = None
+        self._embeddings: np.ndarray | None = None
+        self._ids: np.ndarray | None = None
+        self.graph: KnnGraph | None = None
         self.build_seconds = 0.0
+        self.calibration_seconds = 0.0
+        self.recall_: float | None = None
 
     # ------------------------------------------------------------------ building
     def fit(self, pool: Pool | Any, ids: Any = None) -> NeighborIndex:
@@ -137,22 +203,11 @@ class NeighborIndex:
                 )
         if self.chunk_size <= 0 or self.train_size <= 0:
             raise ConfigError("chunk_size and train_size must be positive")
+        self._check_recall_target()
         start = time.perf_counter()
         n, dim = embeddings.shape
-        base = _make_faiss_index(self.factory, dim)
-        index = faiss.IndexIDMap2(base)
-        if not index.is_trained:
-            rng = np.random.default_rng(self.seed)
-            m = min(n, self.train_size)
-            sample = np.sort(rng.choice(n, size=m, replace=False))
-            log.info("training Faiss index %r on %d sampled rows", self.factory, m)
-            try:
-                index.train(normalize_rows(embeddings[sample]))
-            except RuntimeError as exc:
-                raise ConfigError(
-                    f"training Faiss index {self.factory!r} on {m} rows failed: "
-                    f"{str(exc).strip().splitlines()[-1]}; use fewer lists / codes or more rows"
-                ) from None
+        index = faiss.IndexIDMap2(_make_faiss_index(self.factory, dim))
+        _train(index, embeddings, self.factory, self.train_size, self.seed)
         for lo in tqdm(
             range(0, n, self.chunk_size),
             desc=f"indexing ({self.factory})",
@@ -162,10 +217,82 @@ class NeighborIndex:
             hi = min(n, lo + self.chunk_size)
             index.add_with_ids(normalize_rows(embeddings[lo:hi]), ids[lo:hi])
         self._index = index
+        self._embeddings, self._ids = embeddings, ids
         self._apply_search_params()
         self.build_seconds = time.perf_counter() - start
         log.info("built %r over %d items in %.1f s", self.factory, n, self.build_seconds)
+        if self.recall_target is not None:
+            self.calibrate(self.recall_target)
         return self
+
+    def _check_recall_target(self) -> None:
+        target = self.recall_target
+        if target is not None and not (isinstance(target, (int, float)) and 0 < target <= 1):
+            raise ConfigError(f"recall_target must be in (0, 1], got {target!r}")
+
+    # ------------------------------------------------------------------ recall
+    def _calibration_set(self, n_queries: int, k: int, seed: int):
+        """Sampled query rows (positions), their embeddings and exact neighbours (self dropped)."""
+        if self._embeddings is None:
+            raise ValidationError(
+                "the index does not know its embeddings; fit it, or attach(pool) after load"
+            )
+        n = self._embeddings.shape[0]
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(n, size=min(n, n_queries), replace=False))
+        queries = normalize_rows(self._embeddings[rows])
+        found, _ = exact_search(self._embeddings, queries, k + 1)
+        exact = np.array([[p for p in r if p != q][:k] for r, q in zip(found, rows, strict=True)])
+        return rows, queries, self._ids[exact]
+
+    def measure_recall(self, k: int = 10, n_queries: int = 200, seed: int | None = None) -> float:
+        """Mean recall@``k`` of :meth:`neighbors` against exact search, over ``n_queries``
+        sampled pool items (seeded); stored in ``recall_``."""
+        rows, _, exact = self._calibration_set(n_queries, k, self.seed if seed is None else seed)
+        self.recall_ = _recall(self._approximate(rows, k), exact)
+        return self.recall_
+
+    def _approximate(self, rows: np.ndarray, k: int) -> np.ndarray:
+        queries = normalize_rows(self._embeddings[rows])
+        found, _ = self.search(queries, k + 1)
+        own = self._ids[rows]
+        return np.array([[i for i in r if i != q][:k] for r, q in zip(found, own, strict=True)])
+
+    def calibrate(self, target: float) -> str:
+        """Smallest ``nprobe`` (IVF) / ``efSearch`` (HNSW) reaching recall ``target``; returns
+        and applies the chosen ``search_params``."""
+        start = time.perf_counter()
+        k, n_queries = self.calibration_k, self.calibration_queries
+        rows, _, exact = self._calibration_set(n_queries, k, self.seed)
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            name, limit = "nprobe", int(ivf.nlist)
+        elif "HNSW" in self.factory:
+            name, limit = "efSearch", 4096
+        else:
+            name, limit = None, 0
+        value, recall = 0, _recall(self._approximate(rows, k), exact)
+        if name is not None:
+            value = 1 if name == "nprobe" else max(16, k)
+            while True:
+                self.search_params = f"{name}={value}"
+                self._apply_search_params()
+                recall = _recall(self._approximate(rows, k), exact)
+                if recall >= target or value >= limit:
+                    break
+                value = min(limit, value * 2)
+        self.recall_ = recall
+        self.calibration_seconds = time.perf_counter() - start
+        log.info(
+            "calibrated %r: %s, recall@%d %.3f (target %.3f) in %.1f s",
+            self.factory,
+            self.search_params or "no search parameter",
+            k,
+            recall,
+            target,
+            self.calibration_seconds,
+        )
+        return self.search_params
 
     def _apply_search_params(self) -> None:
         if self.search_params:
@@ -196,7 +323,9 @@ class NeighborIndex:
 
     def _scores(self, distances: np.ndarray) -> np.ndarray:
         """Faiss distances as higher-is-closer scores (cosine for exact IP and L2 indexes)."""
-        inner = faiss.downcast_index(self.index.index)
+        inner = self.index
+        if isinstance(inner, faiss.IndexIDMap2):
+            inner = faiss.downcast_index(inner.index)
         if isinstance(inner, faiss.IndexLSH):
             return -distances  # Hamming distance between codes
         if self.index.metric_type == faiss.METRIC_L2:
@@ -269,13 +398,18 @@ class NeighborIndex:
 
         Query embeddings come from ``pool`` (default: the pool the index was fitted on or
         attached to). Queries run in batches of ``batch_size``; rows are padded with -1 where
-        fewer than ``k`` neighbours qualify.
+        fewer than ``k`` neighbours qualify. With a :class:`KnnGraph` attached (see
+        :meth:`build_graph`) that is at least ``k`` deep, nothing excluded and the attached
+        pool asked, the rows come from the graph and no search runs.
         """
         ids = as_ids(ids)
         pool = pool if pool is not None else self._pool
         if pool is None:
             raise ValidationError("pass pool= so the index can look up the query embeddings")
         excluded = np.unique(as_ids([] if exclude is None else exclude, "exclude"))
+        graph = self.graph
+        if graph is not None and not excluded.size and k <= graph.k and pool is self._pool:
+            return graph.neighbors(pool.positions(ids), k)
         out = np.full((ids.size, k), -1, np.int64)
         for lo in range(0, ids.size, batch_size):
             chunk = ids[lo : lo + batch_size]
@@ -287,13 +421,56 @@ class NeighborIndex:
             out[lo : lo + chunk.size] = rows
         return out
 
+    def build_graph(self, k: int, path: str | os.PathLike, batch_size: int = 16_384) -> KnnGraph:
+        """Search every item's ``k`` neighbours once (in batches, with a progress bar), write
+        them as an int32 ``.npy`` at ``path`` and attach the graph; ``graph.build_seconds``
+        says how long it took."""
+        if self._pool is None:
+            raise ValidationError("fit(pool) or attach(pool) before building a k-NN graph")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise ValidationError(f"k must be a positive integer, got {k!r}")
+        pool, path = self._pool, os.fspath(path)
+        start = time.perf_counter()
+        self.graph = None
+        part = path + ".part.npy"
+        out = np.lib.format.open_memmap(part, mode="w+", dtype=np.int32, shape=(len(pool), k))
+        for lo in tqdm(
+            range(0, len(pool), batch_size),
+            desc="k-NN graph",
+            unit="batch",
+            disable=not self.progress,
+        ):
+            found = self.neighbors(pool.ids[lo : lo + batch_size], k)
+            rows = np.full(found.shape, -1, np.int32)
+            valid = found >= 0
+            rows[valid] = pool.positions(found[valid])
+            out[lo : lo + found.shape[0]] = rows
+        out.flush()
+        del out
+        os.replace(part, path)
+        self.graph = KnnGraph(path, pool.ids, time.perf_counter() - start)
+        log.info(
+            "built a %d-NN graph over %d items in %.1f s", k, len(pool), self.graph.build_seconds
+        )
+        return self.graph
+
+    def attach_graph(self, path: str | os.PathLike) -> KnnGraph:
+        """Attach a graph written by :meth:`build_graph` for the attached pool."""
+        if self._pool is None:
+            raise ValidationError("attach(pool) before attaching its k-NN graph")
+        self.graph = KnnGraph(path, self._pool.ids)
+        return self.graph
+
     def attach(self, pool: Pool) -> NeighborIndex:
         """Remember ``pool`` so :meth:`neighbors` can look up query embeddings by id."""
         if pool.dim != self.dim:
             raise ValidationError(
                 f"the pool has {pool.dim}-d embeddings but the index holds {self.dim}-d vectors"
             )
+        if self.graph is not None and not np.array_equal(self.graph.ids, pool.ids):
+            self.graph = None  # built for another pool
         self._pool = pool
+        self._embeddings, self._ids = pool.embeddings, pool.ids
         return self
 
     # ------------------------------------------------------------------ persistence
@@ -308,6 +485,8 @@ class NeighborIndex:
             "dim": self.dim,
             "ntotal": len(self),
             "seed": self.seed,
+            "recall": self.recall_,
+            "recall_k": self.calibration_k,
         }
         with open(path + ".json", "w", encoding="utf-8") as fh:
             json.dump(meta, fh)
@@ -339,7 +518,240 @@ class NeighborIndex:
             )
         self = cls(meta["factory"], meta["search_params"], seed=meta["seed"], progress=progress)
         self._index = index
+        self.recall_ = meta.get("recall")
+        self.calibration_k = meta.get("recall_k", self.calibration_k)
         self._apply_search_params()
         if pool is not None:
             self.attach(pool)
         return self
+
+
+def _recall(found: np.ndarray, exact: np.ndarray) -> float:
+    """Mean fraction of each row of ``exact`` that ``found`` contains."""
+    k = exact.shape[1]
+    return float(np.mean([np.isin(e, f).sum() / k for f, e in zip(found, exact, strict=True)]))
+
+
+def _train(index: faiss.Index, embeddings: np.ndarray, factory: str, size: int, seed: int) -> None:
+    """Train ``index`` (if it needs it) on a seeded sample of ``size`` unit rows."""
+    if index.is_trained:
+        return
+    n = embeddings.shape[0]
+    m = min(n, size)
+    sample = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+    log.info("training Faiss index %r on %d sampled rows", factory, m)
+    try:
+        index.train(normalize_rows(embeddings[sample]))
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"training Faiss index {factory!r} on {m} rows failed: "
+            f"{str(exc).strip().splitlines()[-1]}; use fewer lists / codes or more rows"
+        ) from None
+
+
+# ---------------------------------------------------------------------- k-NN graph
+class KnnGraph:
+    """Each pool item's ``k`` nearest neighbours (itself excluded), precomputed once.
+
+    Stored as an (n, k) int32 ``.npy`` of pool *positions* (-1 where fewer qualified), opened
+    memory-mapped, so a graph over 10^8 items costs page cache, not RAM. Build it with
+    :meth:`NeighborIndex.build_graph`; :meth:`NeighborIndex.neighbors` answers from it whenever
+    it is attached, deep enough and nothing is excluded.
+    """
+
+    def __init__(self, path: str | os.PathLike, ids: np.ndarray, build_seconds: float = 0.0):
+        self.path = os.fspath(path)
+        try:
+            self.positions = np.load(self.path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise CorruptFileError(
+                f"cannot read the k-NN graph at {self.path!r} ({exc}); rebuild it with "
+                "NeighborIndex.build_graph"
+            ) from None
+        if self.positions.ndim != 2 or self.positions.dtype != np.int32:
+            raise CorruptFileError(f"{self.path!r} is not an (n, k) int32 k-NN graph; rebuild it")
+        if self.positions.shape[0] != ids.size:
+            raise ValidationError(
+                f"the k-NN graph at {self.path!r} has {self.positions.shape[0]} rows but the pool "
+                f"has {ids.size} items; rebuild it for this pool"
+            )
+        self.ids = ids
+        self.build_seconds = build_seconds
+
+    @property
+    def k(self) -> int:
+        return int(self.positions.shape[1])
+
+    def neighbors(self, positions: np.ndarray, k: int) -> np.ndarray:
+        """Neighbour ids of pool rows ``positions``: (m, k), -1 padded."""
+        rows = np.asarray(self.positions[positions, :k], dtype=np.int64)
+        out = np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
+        return out
+
+
+# ---------------------------------------------------------------------- sharded build
+@dataclasses.dataclass(frozen=True)
+class MemmapSource:
+    """Where a worker can reopen a C-ordered embedding memmap (instead of receiving its rows)."""
+
+    filename: str
+    dtype: str
+    shape: tuple[int, int]
+    offset: int
+
+    def open(self) -> np.ndarray:
+        return np.memmap(self.filename, self.dtype, "r", self.offset, self.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+    """One shard of a sharded build: rows ``lo:hi`` of ``source`` (an array, or a
+    :class:`MemmapSource`) added to the trained empty index at ``trained_path``, written to
+    ``shard_path``. Small and picklable, so ``map_shards`` may run it anywhere that sees the
+    files."""
+
+    trained_path: str
+    shard_path: str
+    source: Any
+    lo: int
+    hi: int
+    ids: np.ndarray
+    chunk_size: int = 65_536
+
+
+def build_shard(task: ShardTask) -> int:
+    """Run one :class:`ShardTask`; returns the number of rows it added."""
+    rows = task.source.open() if isinstance(task.source, MemmapSource) else task.source
+    index = faiss.read_index(task.trained_path)
+    for lo in range(task.lo, task.hi, task.chunk_size):
+        hi = min(task.hi, lo + task.chunk_size)
+        index.add_with_ids(normalize_rows(rows[lo:hi]), task.ids[lo - task.lo : hi - task.lo])
+    faiss.write_index(index, task.shard_path + ".part")
+    os.replace(task.shard_path + ".part", task.shard_path)
+    return int(index.ntotal)
+
+
+def _memmap_source(x: np.ndarray) -> MemmapSource | None:
+    """The file behind ``x`` if ``x`` is a whole C-ordered memmap of it (not a slice)."""
+    if not isinstance(x, np.memmap) or not x.filename or not x.flags.c_contiguous:
+        return None
+    if os.path.getsize(x.filename) != x.offset + x.nbytes:
+        return None
+    return MemmapSource(os.fspath(x.filename), x.dtype.str, tuple(x.shape), int(x.offset))
+
+
+def _local_map(fn: Callable[[Any], Any], tasks: Sequence[Any], progress: bool = True) -> list:
+    return [fn(t) for t in tqdm(tasks, desc="index shards", unit="shard", disable=not progress)]
+
+
+def build_sharded_index(
+    embeddings: Pool | Any,
+    factory: str,
+    directory: str | os.PathLike,
+    *,
+    ids: Any = None,
+    shard_size: int = 1_000_000,
+    train_size: int = 100_000,
+    seed: int = 0,
+    search_params: str = "",
+    map_shards: Callable[[Callable[[ShardTask], int], list[ShardTask]], list[int]] | None = None,
+    progress: bool = True,
+) -> NeighborIndex:
+    """Build an IVF index too large for RAM: train once, add shards, merge onto disk.
+
+    The coarse quantiser (and PQ/SQ codec) of ``factory`` (an IVF factory string such as
+    ``"IVF40000,PQ16"``) is trained once on ``train_size`` seeded rows; each ``shard_size`` rows
+    are added to a copy of the trained empty index and written as a shard file
+    (``map_shards(build_shard, tasks)`` runs them: a local loop by default; a distributed
+    runner passes its own map); the shards' inverted lists are then merged into one
+    ``index.ivfdata`` file of on-disk inverted lists and the shards deleted. The result,
+    ``directory/index.faiss``, loads with :meth:`NeighborIndex.load` and is searched through
+    memory-mapped lists, so RAM holds only the quantiser.
+
+    ``embeddings`` is a :class:`Pool` (already validated) or an (n, d) array/memmap (checked in
+    chunks) with ``ids``. A memmap that is a whole file is reopened by each shard task rather
+    than shipped to it.
+    """
+    if isinstance(embeddings, Pool):
+        x, ids = embeddings.embeddings, embeddings.ids
+    else:
+        x = check_matrix(embeddings, "embeddings")
+        ids = np.arange(x.shape[0], dtype=np.int64) if ids is None else as_ids(ids)
+    n, dim = x.shape
+    if ids.size != n:
+        raise ValidationError(f"got {ids.size} ids for {n} embedding rows; pass one id per row")
+    if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)):
+        raise ConfigError(f"shard_size must be a positive integer, got {shard_size!r}")
+    if shard_size <= 0 or train_size <= 0:
+        raise ConfigError("shard_size and train_size must be positive")
+    empty = _make_faiss_index(factory, dim)
+    ivf = faiss.try_extract_index_ivf(empty)
+    if ivf is None:
+        raise ConfigError(
+            f"a sharded on-disk build needs an IVF index, not {factory!r}; use a factory string "
+            f"such as 'IVF{ivf_nlist(n)},PQ{max(1, dim // 4)}' or 'IVF{ivf_nlist(n)},SQ8'"
+        )
+    directory = os.path.abspath(os.fspath(directory))
+    os.makedirs(directory, exist_ok=True)
+    start = time.perf_counter()
+    _train(empty, x, factory, train_size, seed)
+    trained_path = os.path.join(directory, "trained.faiss")
+    faiss.write_index(empty, trained_path)
+    source = _memmap_source(x)
+    tasks = []
+    for number, lo in enumerate(range(0, n, shard_size)):
+        hi = min(n, lo + shard_size)
+        tasks.append(
+            ShardTask(
+                trained_path,
+                os.path.join(directory, f"shard-{number:05d}.faiss"),
+                source if source is not None else x[lo:hi],
+                0 if source is None else lo,
+                hi - lo if source is None else hi,
+                np.ascontiguousarray(ids[lo:hi]),
+            )
+        )
+    if map_shards is None:
+        counts = _local_map(build_shard, tasks, progress)
+    else:
+        counts = list(map_shards(build_shard, tasks))
+    if sum(counts) != n:
+        raise CorruptFileError(f"the shards hold {sum(counts)} rows, expected {n}; rebuild")
+    index = _merge_on_disk(empty, [t.shard_path for t in tasks], directory)
+    path = os.path.join(directory, "index.faiss")
+    out = NeighborIndex(factory, search_params, train_size=train_size, seed=seed)
+    out.progress = progress
+    out._index = index
+    out._apply_search_params()
+    out.save(path)
+    for t in tasks:
+        os.remove(t.shard_path)
+    os.remove(trained_path)
+    out.build_seconds = time.perf_counter() - start
+    if isinstance(embeddings, Pool):
+        out.attach(embeddings)
+    else:
+        out._embeddings, out._ids = x, ids
+    log.info("built sharded %r over %d items in %.1f s", factory, n, out.build_seconds)
+    return out
+
+
+def _merge_on_disk(trained: faiss.Index, shard_paths: list[str], directory: str) -> faiss.Index:
+    """Merge the inverted lists of ``shard_paths`` into on-disk lists under ``directory``."""
+    lists = faiss.InvertedListsPtrVector()
+    keep = []  # the shard indexes own their lists: keep them alive until merged
+    for path in shard_paths:
+        shard = faiss.read_index(path, faiss.IO_FLAG_MMAP)
+        keep.append(shard)
+        lists.push_back(faiss.extract_index_ivf(shard).invlists)
+    ivf = faiss.extract_index_ivf(trained)
+    data_path = os.path.join(directory, "index.ivfdata")
+    if os.path.exists(data_path):
+        os.remove(data_path)  # OnDiskInvertedLists appends to an existing file
+    on_disk = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, data_path)
+    total = on_disk.merge_from_multiple(lists.data(), lists.size(), False)
+    ivf.ntotal = trained.ntotal = total
+    ivf.replace_invlists(on_disk, True)
+    on_disk.this.disown()
+    del keep
+    return trained

@@ -10,8 +10,11 @@ Metrics (``metric=``):
   squared).
 - ``"dot"``: ``x.y``.
 
-A cosine with a zero-norm vector is 0 (0.5 once shifted). Everything is computed in float32, in row
-blocks, so building an ``n x m`` kernel never needs more than the output plus one block.
+A cosine with a zero-norm vector is 0 (0.5 once shifted). Kernels are float32 and built in row
+blocks, so building an ``n x m`` kernel never needs more than the output plus one block. Euclidean
+distances are computed around the data's mean row (:func:`row_centre`), so shifting the data far
+from the origin changes nothing; :func:`similarity` and :class:`FeatureKernel` also compute them in
+float64 (close points far out would otherwise lose every digit), the k-NN search in float32.
 
 Three ways to hold the ``n x n`` similarity of the candidates, all with the same small interface
 (``n``, ``rows(idx)``, ``diagonal()``, ``column_sums()``, ``restrict(idx)``):
@@ -20,10 +23,12 @@ Three ways to hold the ``n x n`` similarity of the candidates, all with the same
   this);
 - :class:`FeatureKernel`: computes the rows it is asked for from the embeddings, never stores
   ``n x n`` (graph cut and log-determinant only ever need the rows of the chosen items);
-- :class:`SparseKernel`: each row keeps its ``k`` most similar items (exact blocked search or
-  Faiss), every other similarity counts as **0**. Facility location starts its running maxima at 0,
-  so a missing similarity never covers anything: FL on the sparse kernel is FL on the dense kernel
-  with the non-neighbour entries set to 0 (graph cut likewise sums only the stored entries).
+- :class:`SparseKernel`: the ``k`` nearest neighbours of each item (exact blocked search or
+  Faiss; by default ``s_ij`` is kept when either item is among the other's ``k`` nearest, as in
+  submodlib), every other similarity counts as **0**. Facility location starts its running
+  maxima at 0, so a missing similarity never covers anything: FL on the sparse kernel is FL on
+  the dense kernel with the non-neighbour entries set to 0 (graph cut likewise sums only the
+  stored entries).
 
 >>> import numpy as np
 >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
@@ -31,8 +36,8 @@ Three ways to hold the ``n x n`` similarity of the candidates, all with the same
 [1.0, 0.0, 0.707]
 >>> [round(float(v), 3) for v in similarity(X[:1], X, metric="cosine")[0]]
 [1.0, 0.5, 0.854]
->>> knn_kernel(X, k=2, metric="cosine_raw").matrix.nnz
-6
+>>> knn_kernel(X, k=2, metric="cosine_raw").matrix.nnz  # 2 per row, plus the mirrored (2, 1)
+7
 """
 
 from __future__ import annotations
@@ -60,15 +65,67 @@ def check_metric(metric: str) -> str:
     return metric
 
 
-def _prepare(X: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return float32 rows ready for a dot product, plus squared norms for euclidean."""
+def _prepare(
+    X: np.ndarray, metric: str, centre: np.ndarray | None = None, dtype=np.float32
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return rows ready for a dot product, plus squared norms for euclidean.
+
+    Euclidean rows are shifted by ``centre`` first (distances do not change): far from the
+    origin, ``|x|^2 + |y|^2 - 2 x.y`` would otherwise cancel away every significant digit.
+    """
+    if metric == "euclidean":
+        return centred_rows(X, np.zeros(X.shape[1]) if centre is None else centre, dtype)
     X = np.ascontiguousarray(X, dtype=np.float32)
     if metric in ("cosine", "cosine_raw"):
         norms = np.linalg.norm(X, axis=1, keepdims=True)
         return X / np.where(norms > 0, norms, 1).astype(np.float32), None
-    if metric == "euclidean":
-        return X, np.einsum("ij,ij->i", X, X)
     return X, None
+
+
+def row_centre(X: np.ndarray) -> np.ndarray:
+    """The mean row of ``X`` in float64 (read in blocks), the shift that keeps Euclidean
+    distances precise far from the origin.
+
+    >>> row_centre(np.array([[1e4, 0.0], [1e4 + 2, 2.0]], dtype=np.float32)).tolist()
+    [10001.0, 1.0]
+    """
+    total = np.zeros(X.shape[1], dtype=np.float64)
+    block = max(1, _BLOCK_ELEMENTS // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], block):
+        total += np.asarray(X[start : start + block]).sum(axis=0, dtype=np.float64)
+    return total / max(X.shape[0], 1)
+
+
+def centred_rows(X: Any, centre: np.ndarray, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """``X - centre`` (subtracted in float64, returned as ``dtype``) and its squared row norms:
+    the inputs of ``|x|^2 + |y|^2 - 2 x.y`` that stay precise however far the data lies from
+    the origin (shift every array by the same ``centre``, e.g. :func:`row_centre` of the data).
+
+    >>> rows, sq = centred_rows(np.array([[1e4, 1e4 + 3.0]], dtype=np.float32), np.full(2, 1e4))
+    >>> rows.tolist(), sq.tolist()
+    ([[0.0, 3.0]], [9.0])
+    """
+    rows = np.asarray(X, dtype=np.float64) - centre
+    rows = np.ascontiguousarray(rows, dtype=dtype)
+    return rows, np.einsum("ij,ij->i", rows, rows)
+
+
+def squared_distances(X: Any, Y: Any, centre: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """``(n, m)`` squared Euclidean distances between the rows of ``X`` and ``Y``, computed around
+    ``centre`` (e.g. :func:`row_centre` of the data), so a common shift of the data changes
+    nothing; clipped at 0 against rounding.
+
+    >>> X = np.array([[1e4, 1e4], [1e4 + 3, 1e4 + 4]], dtype=np.float32)
+    >>> squared_distances(X, X[1:], row_centre(X)).ravel().tolist()
+    [25.0, 0.0]
+    """
+    xs, sq_x = centred_rows(X, centre, dtype)
+    ys, sq_y = centred_rows(Y, centre, dtype)
+    d2 = xs @ ys.T
+    d2 *= -2.0
+    d2 += sq_x[:, None]
+    d2 += sq_y[None, :]
+    return np.maximum(d2, 0.0, out=d2)
 
 
 def _finish(dots: np.ndarray, metric: str, dim: int, sq_x=None, sq_y=None) -> np.ndarray:
@@ -103,16 +160,19 @@ def similarity(
     X = check_matrix(X, "X", allow_empty=True)
     same = Y is None
     Y = X if same else check_matrix(Y, "Y", dim=X.shape[1], allow_empty=True)
-    xs, sq_x = _prepare(X, metric)
-    ys, sq_y = (xs, sq_x) if same else _prepare(Y, metric)
+    euclidean = metric == "euclidean"
+    centre = row_centre(X) if euclidean else None
+    dtype = np.float64 if euclidean else np.float32  # distances between close, far-out points
+    xs, sq_x = _prepare(X, metric, centre, dtype)
+    ys, sq_y = (xs, sq_x) if same else _prepare(Y, metric, centre, dtype)
     n, m = xs.shape[0], ys.shape[0]
     if out is None:
         out = np.empty((n, m), dtype=np.float32)
-    block = max(1, _BLOCK_ELEMENTS // max(m, 1))
+    block = max(1, _BLOCK_ELEMENTS // max(m, 1) // (2 if euclidean else 1))
     for start in range(0, n, block):
         stop = min(n, start + block)
-        dots = np.matmul(xs[start:stop], ys.T, out=out[start:stop])
-        _finish(dots, metric, X.shape[1], _sl(sq_x, start, stop), sq_y)
+        dots = np.matmul(xs[start:stop], ys.T, out=None if euclidean else out[start:stop])
+        out[start:stop] = _finish(dots, metric, X.shape[1], _sl(sq_x, start, stop), sq_y)
         if same and metric == "euclidean":  # exact 1 on the diagonal despite float32 cancellation
             rows = np.arange(start, stop)
             out[rows, rows] = 1.0
@@ -130,8 +190,35 @@ def _self_similarity(X: np.ndarray, metric: str) -> np.ndarray:
     return (raw + 1) / 2 if metric == "cosine" else raw
 
 
+def is_symmetric(matrix: Any, tile: int = 2048) -> bool:
+    """Whether a square dense or sparse matrix equals its transpose up to float32 rounding
+    (dense: compared in tiles, nothing the size of the matrix is copied).
+
+    >>> is_symmetric(np.array([[1.0, 2.0], [2.0, 1.0]])), is_symmetric(np.triu(np.ones((3, 3))))
+    (True, False)
+    """
+    if sp.issparse(matrix):
+        diff = abs(matrix - matrix.T)
+        scale = abs(matrix).max() if matrix.nnz else 0.0
+        return diff.nnz == 0 or diff.max() <= 1e-6 * max(1.0, scale)
+    n = matrix.shape[0]
+    for lo in range(0, n, tile):
+        for lo2 in range(lo, n, tile):
+            a = matrix[lo : lo + tile, lo2 : lo2 + tile]
+            b = matrix[lo2 : lo2 + tile, lo : lo + tile]
+            if not np.allclose(a, b.T, rtol=1e-5, atol=1e-6):
+                return False
+    return True
+
+
 class DenseKernel:
-    """A precomputed square similarity matrix over the candidates (float32, assumed symmetric)."""
+    """A precomputed square similarity matrix over the candidates (float32).
+
+    ``matrix[i, j]`` is how well candidate ``j`` represents item ``i`` (submodlib's convention;
+    it matters only for an asymmetric matrix, which facility location accepts and graph cut and
+    log-determinants refuse). ``check=False`` skips the finiteness and symmetry checks of a
+    matrix known to be a symmetric similarity.
+    """
 
     def __init__(self, matrix: Any, check: bool = True):
         matrix = np.asarray(matrix)
@@ -140,6 +227,13 @@ class DenseKernel:
         if check:
             check_finite(matrix, "the data kernel")
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        self.symmetric = is_symmetric(self.matrix) if check else True
+        if not self.symmetric:
+            log.info("the data kernel is not symmetric; matrix[i, j] is read as s(i, j)")
+
+    def columns(self, idx: np.ndarray) -> np.ndarray:
+        """``matrix[:, idx].T``: how well each of candidates ``idx`` represents every item."""
+        return self.matrix[idx] if self.symmetric else np.ascontiguousarray(self.matrix[:, idx].T)
 
     @property
     def n(self) -> int:
@@ -155,11 +249,14 @@ class DenseKernel:
         return self.matrix.sum(axis=0, dtype=np.float64)
 
     def restrict(self, idx: np.ndarray) -> DenseKernel:
-        return DenseKernel(self.matrix[np.ix_(idx, idx)], check=False)
+        out = DenseKernel(self.matrix[np.ix_(idx, idx)], check=False)
+        out.symmetric = self.symmetric
+        return out
 
 
 class FeatureKernel:
     """The candidates' similarity computed from their embeddings on demand (no ``n x n`` storage).
+    Symmetric by construction.
 
     >>> import numpy as np
     >>> K = FeatureKernel(np.eye(3, dtype=np.float32), metric="dot")
@@ -167,10 +264,18 @@ class FeatureKernel:
     ([[0.0, 1.0, 0.0]], [1.0, 1.0, 1.0])
     """
 
+    symmetric = True
+
     def __init__(self, X: Any, metric: str = DEFAULT_METRIC):
         self.metric = check_metric(metric)
         self.X = check_matrix(X, "data")
-        self._prepared, self._sq = _prepare(self.X, metric)
+        euclidean = metric == "euclidean"
+        self._prepared, self._sq = _prepare(
+            self.X,
+            metric,
+            row_centre(self.X) if euclidean else None,
+            np.float64 if euclidean else np.float32,
+        )
 
     @property
     def n(self) -> int:
@@ -181,7 +286,9 @@ class FeatureKernel:
         # (n x d) @ (d x r) is a fast GEMM even for r = 1, unlike (1 x d) @ (d x n)
         dots = np.ascontiguousarray((self._prepared @ self._prepared[idx].T).T)
         sq_x = None if self._sq is None else self._sq[idx]
-        out = _finish(dots, self.metric, self.X.shape[1], sq_x, self._sq)
+        out = _finish(dots, self.metric, self.X.shape[1], sq_x, self._sq).astype(
+            np.float32, copy=False
+        )
         if self.metric == "euclidean":
             out[np.arange(idx.size), idx] = 1.0
         return out
@@ -206,8 +313,8 @@ class FeatureKernel:
 
 
 class SparseKernel:
-    """A k-nearest-neighbour similarity graph: ``matrix[i, j] = s_ij`` for ``j`` among ``i``'s ``k``
-    most similar items, every other entry 0 (scipy CSR, float32)."""
+    """A k-nearest-neighbour similarity graph (scipy CSR, float32): ``matrix[i, j] = s_ij`` for the
+    pairs :func:`knn_kernel` kept, every other entry 0."""
 
     def __init__(self, matrix: Any):
         if not sp.issparse(matrix) or matrix.shape[0] != matrix.shape[1]:
@@ -216,6 +323,14 @@ class SparseKernel:
         if not np.all(np.isfinite(self.matrix.data)):
             raise ValidationError("the sparse kernel contains NaN or infinite values")
         self._transposed: sp.csr_matrix | None = None
+        self._symmetric: bool | None = None
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether ``s_ij == s_ji`` for every pair (the ``"union"`` k-NN mode guarantees it)."""
+        if self._symmetric is None:
+            self._symmetric = is_symmetric(self.matrix)
+        return self._symmetric
 
     @property
     def n(self) -> int:
@@ -244,25 +359,53 @@ class SparseKernel:
         return SparseKernel(self.matrix[idx][:, idx])
 
 
+KNN_MODES = ("union", "rows")
+
+
 def knn_kernel(
-    X: Any, k: int, metric: str = DEFAULT_METRIC, backend: str = "torch", index: str = "Flat"
+    X: Any,
+    k: int,
+    metric: str = DEFAULT_METRIC,
+    backend: str = "torch",
+    index: str = "Flat",
+    mode: str = "union",
 ) -> SparseKernel:
-    """k-nearest-neighbour kernel: row ``i`` keeps its ``k`` largest similarities (itself included).
+    """k-nearest-neighbour kernel over the rows of ``X``; see :func:`neighbour_graph` for ``mode``.
+
+    ``mode="union"`` (default) keeps ``s_ij`` when ``j`` is among ``i``'s ``k`` nearest items *or*
+    ``i`` among ``j``'s: a symmetric kernel, what submodlib's ``mode="sparse"`` computes, so FL
+    values match it. ``mode="rows"`` keeps exactly each row's ``k`` nearest (not symmetric).
+    SIMILAR's experiments used dense kernels; the sparse kernel is raresift's route to large pools.
+    Every row keeps its own similarity ``s_ii``, duplicates or not; ``k`` larger than the
+    number of items raises.
 
     ``backend="torch"`` (default) is exact: blocked float32 matrix products and ``topk``, memory
     ``n * k`` plus one block. ``backend="faiss"`` builds the Faiss index named by the factory
     string ``index``: ``"Flat"`` is exact, ``"HNSW32"`` or ``"IVF1024,Flat"`` trade exactness for
     speed on very large pools.
+
+    >>> X = np.array([[0.0], [1.0], [3.0], [7.0]], dtype=np.float32)
+    >>> (knn_kernel(X, 2, "euclidean").matrix.toarray() > 0).sum(axis=1).tolist()
+    [2, 3, 3, 2]
+    >>> (knn_kernel(X, 2, "euclidean", mode="rows").matrix.toarray() > 0).sum(axis=1).tolist()
+    [2, 2, 2, 2]
     """
     check_metric(metric)
     X = check_matrix(X, "data")
     n = X.shape[0]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValidationError(f"k must be a positive integer, got {k!r}")
-    k = int(min(k, n))
+    if k > n:
+        raise ValidationError(
+            f"k = {k} neighbours per item, but there are only {n} items; use k <= {n} "
+            "(k = n is the dense kernel)"
+        )
+    k = int(k)
+    if mode not in KNN_MODES:
+        raise ValidationError(f"unknown k-NN mode {mode!r}; choose one of: {', '.join(KNN_MODES)}")
     if backend not in ("torch", "faiss"):
         raise ValidationError(f"unknown backend {backend!r}; choose 'torch' or 'faiss'")
-    xs, sq = _prepare(X, metric)
+    xs, sq = _prepare(X, metric, row_centre(X) if metric == "euclidean" else None)
     if backend == "faiss":
         values, nbrs = _faiss_search(xs, k, metric, index)
     else:
@@ -291,15 +434,63 @@ def knn_kernel(
                 _sl(sq, start, stop),
                 sq[nbrs[start:stop]] if sq is not None else None,
             )
-    if metric == "euclidean":  # the item itself is always its nearest neighbour
-        values[nbrs == np.arange(n)[:, None]] = 1.0
-    valid = nbrs >= 0  # approximate Faiss indexes may return fewer than k neighbours
-    counts = valid.sum(axis=1)
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    matrix = sp.csr_matrix((values[valid], nbrs[valid], indptr), shape=(n, n))
-    matrix.sum_duplicates()
     log.debug("built %s k-NN kernel: n=%d k=%d (%s %s)", metric, n, k, backend, index)
-    return SparseKernel(matrix)
+    return SparseKernel(neighbour_graph(values, nbrs, _self_similarity(X, metric), mode))
+
+
+def neighbour_graph(
+    values: np.ndarray, nbrs: np.ndarray, self_similarity: np.ndarray, mode: str = "union"
+) -> sp.csr_matrix:
+    """The sparse ``n x n`` kernel of a k-NN search: ``nbrs[i]`` (ids, -1 for none found) and
+    ``values[i]`` (their similarities to ``i``), both ``(n, k)``.
+
+    Row ``i`` always holds ``s_ii = self_similarity[i]``: where the search returned ``k`` other
+    items instead (duplicates of ``i``), ``i`` replaces its least similar neighbour. ``mode``:
+
+    - ``"union"``: ``s_ij`` is kept when ``j`` is among ``i``'s neighbours or ``i`` among ``j``'s
+      (symmetric; submodlib's ``mode="sparse"``);
+    - ``"rows"``: row ``i`` holds exactly its own neighbours.
+
+    >>> nbrs = np.array([[1, 2], [1, 0], [2, 1]])
+    >>> values = np.array([[0.75, 0.5], [1.0, 0.75], [1.0, 0.25]], dtype=np.float32)
+    >>> neighbour_graph(values, nbrs, np.ones(3), "rows").toarray().tolist()
+    [[1.0, 0.75, 0.0], [0.75, 1.0, 0.0], [0.0, 0.25, 1.0]]
+    >>> neighbour_graph(values, nbrs, np.ones(3)).toarray()[1].tolist()
+    [0.75, 1.0, 0.25]
+    """
+    if mode not in KNN_MODES:
+        raise ValidationError(f"unknown k-NN mode {mode!r}; choose one of: {', '.join(KNN_MODES)}")
+    n = nbrs.shape[0]
+    nbrs = nbrs.astype(np.int64, copy=True)
+    values = values.astype(np.float32, copy=True)
+    rows = np.arange(n)
+    is_self = nbrs == rows[:, None]
+    lacking = ~is_self.any(axis=1)
+    if lacking.any():  # put i where its weakest neighbour (or an empty slot) was
+        ranked = np.where(nbrs[lacking] >= 0, values[lacking], -np.inf)
+        slot = np.argmin(ranked, axis=1)
+        nbrs[lacking, slot] = rows[lacking]
+        is_self[lacking, slot] = True
+    values[is_self] = np.broadcast_to(self_similarity[:, None], is_self.shape)[is_self]
+    valid = nbrs >= 0  # approximate Faiss indexes may return fewer than k neighbours
+    r = np.broadcast_to(rows[:, None], nbrs.shape)[valid]
+    c, v = nbrs[valid], values[valid]
+    if mode == "union":  # one value per pair {i, j} (the lower row's, if both found it), mirrored
+        lo, hi = np.minimum(r, c), np.maximum(r, c)
+        order = np.lexsort((r != lo, hi, lo))
+        lo, hi, v = lo[order], hi[order], v[order]
+        first = np.ones(lo.size, dtype=bool)
+        first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+        lo, hi, v = lo[first], hi[first], v[first]
+        off = lo != hi
+        r, c, v = (
+            np.concatenate([lo, hi[off]]),
+            np.concatenate([hi, lo[off]]),
+            np.concatenate([v, v[off]]),
+        )
+    matrix = sp.csr_matrix((v, (r, c)), shape=(n, n))
+    matrix.sum_duplicates()
+    return matrix
 
 
 def _faiss_search(xs: np.ndarray, k: int, metric: str, index: str):

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from raresift.candidates import AllCandidates, CandidatePool
 from raresift.errors import ValidationError
-from raresift.pool import Labels, Pool, as_ids, check_budget
+from raresift.pool import IdIndex, Labels, Pool, as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, make_strategy
 
 logger = logging.getLogger("raresift")
@@ -38,10 +38,15 @@ class ArrayOracle:
         if self.labels.ndim != 1:
             raise ValidationError(f"oracle labels must be 1-d, got shape {self.labels.shape}")
         index_ids = np.arange(self.labels.size) if ids is None else as_ids(ids, "oracle ids")
-        self._pool = Pool(np.zeros((self.labels.size, 0), dtype=np.float32), ids=index_ids)
+        if index_ids.size != self.labels.size:
+            raise ValidationError(
+                f"the oracle has {self.labels.size} labels for {index_ids.size} pool items; "
+                "pass one label per item, aligned with pool.ids"
+            )
+        self._index = IdIndex(index_ids, "oracle ids")
 
     def __call__(self, ids: Any) -> np.ndarray:
-        return self.labels[self._pool.positions(ids)]
+        return self.labels[self._index.positions(ids, "the oracle")]
 
 
 class _TimedModel:

@@ -16,8 +16,15 @@ from raresift.errors import BudgetError, UnknownIdError, ValidationError
 _FINITE_CHUNK = 1 << 20  # rows checked at a time, so memmaps are never loaded whole
 
 
+_EXACT_FLOAT_INTEGERS = 2**53  # beyond this a float64 cannot hold every whole number
+_INT64_MAX = np.iinfo(np.int64).max
+
+
 def as_ids(ids: Any, name: str = "ids") -> np.ndarray:
     """Return ``ids`` as a 1-d int64 array, raising :class:`ValidationError` otherwise.
+
+    Ids are stored exactly or refused: unsigned ids above 2^63 - 1 (they would wrap to negative
+    numbers) and float ids above 2^53 (floats that large are already rounded) raise.
 
     >>> as_ids([3, 1]).dtype
     dtype('int64')
@@ -29,15 +36,27 @@ def as_ids(ids: Any, name: str = "ids") -> np.ndarray:
         raise ValidationError(
             f"{name} must be a 1-d sequence of integer ids, got shape {arr.shape}"
         )
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if (
-            np.issubdtype(arr.dtype, np.floating)
-            and np.all(np.isfinite(arr))
-            and np.all(arr == np.round(arr))
-        ):
-            arr = arr.astype(np.int64)
-        else:
+    if not arr.size:
+        return arr.astype(np.int64)
+    if np.issubdtype(arr.dtype, np.unsignedinteger):
+        if arr.max() > _INT64_MAX:
+            raise ValidationError(
+                f"{name} must fit in int64, but {int(arr.max())} exceeds 2^63 - 1; map such ids "
+                "to smaller integers (keep the mapping yourself)"
+            )
+    elif not np.issubdtype(arr.dtype, np.integer):
+        if not np.issubdtype(arr.dtype, np.floating):
             raise ValidationError(f"{name} must be integers, got dtype {arr.dtype}")
+        if not (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+            raise ValidationError(
+                f"{name} must be integers, got dtype {arr.dtype} with fractional or "
+                "non-finite values"
+            )
+        if np.abs(arr).max() > _EXACT_FLOAT_INTEGERS:
+            raise ValidationError(
+                f"{name} are floats up to {float(np.abs(arr).max()):.17g}, beyond 2^53, where a "
+                "float cannot hold every integer; pass the ids as integers (int64)"
+            )
     return arr.astype(np.int64, copy=False)
 
 
@@ -48,7 +67,15 @@ def check_matrix(
 
     Returns the array itself when it is already a float ndarray or memmap, else a float32 copy.
     """
-    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except ValueError:  # numpy refuses ragged nested sequences
+            raise ValidationError(
+                f"{name} has rows of different lengths; every row needs the same number of features"
+            ) from None
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
@@ -59,6 +86,8 @@ def check_matrix(
         )
     if not allow_empty and arr.shape[0] == 0:
         raise ValidationError(f"{name} is empty: it needs at least one row")
+    if arr.shape[1] == 0 and (arr.shape[0] or not allow_empty):
+        raise ValidationError(f"{name} has 0 features per row; it needs at least one column")
     if dim is not None and arr.shape[1] != dim:
         raise ValidationError(f"{name} has {arr.shape[1]} features per row, expected {dim}")
     if not np.issubdtype(arr.dtype, np.floating):
@@ -99,6 +128,59 @@ def check_budget(budget: Any, n_eligible: int, what: str = "eligible items") -> 
     return budget
 
 
+class IdIndex:
+    """Maps stable ids to row positions (unique ids required; contiguous ids cost nothing).
+
+    >>> IdIndex([50, 10, 40]).positions([40, 50]).tolist()
+    [2, 0]
+    """
+
+    def __init__(self, ids: Any, name: str = "ids"):
+        self.ids = as_ids(ids, name)
+        n = self.ids.size
+        self._offset: int | None = None
+        if n and self.ids[-1] - self.ids[0] == n - 1 and np.all(np.diff(self.ids) == 1):
+            self._offset = int(self.ids[0])  # contiguous ids: position = id - offset
+            self._sorted_ids = self._order = None
+        else:
+            self._order = np.argsort(self.ids, kind="stable")
+            self._sorted_ids = self.ids[self._order]
+            dup = np.flatnonzero(self._sorted_ids[1:] == self._sorted_ids[:-1])
+            if dup.size:
+                raise ValidationError(
+                    f"{name} must be unique; id {int(self._sorted_ids[dup[0]])} appears more "
+                    "than once"
+                )
+
+    def __len__(self) -> int:
+        return self.ids.size
+
+    def contains(self, ids: Any) -> np.ndarray:
+        """Boolean mask: which of ``ids`` are indexed."""
+        ids = as_ids(ids)
+        if self._offset is not None:
+            return (ids >= self._offset) & (ids < self._offset + len(self))
+        if not len(self):
+            return np.zeros(ids.shape, dtype=bool)
+        pos = np.searchsorted(self._sorted_ids, ids)
+        pos = np.minimum(pos, len(self) - 1)
+        return self._sorted_ids[pos] == ids
+
+    def positions(self, ids: Any, where: str = "the pool") -> np.ndarray:
+        """Row positions of ``ids``; raises :class:`UnknownIdError` for ids not indexed."""
+        ids = as_ids(ids)
+        known = self.contains(ids)
+        if not known.all():
+            missing = ids[~known]
+            raise UnknownIdError(
+                f"{missing.size} id(s) are not in {where}, e.g. {missing[:5].tolist()}; "
+                "use ids from Pool.ids"
+            )
+        if self._offset is not None:
+            return ids - self._offset
+        return self._order[np.searchsorted(self._sorted_ids, ids)]
+
+
 class Pool:
     """Items addressed by stable int64 ids, with their embeddings.
 
@@ -129,27 +211,13 @@ class Pool:
     ):
         self.embeddings = check_matrix(embeddings, "embeddings")
         n = self.embeddings.shape[0]
-        if ids is None:
-            self.ids = np.arange(n, dtype=np.int64)
-        else:
-            self.ids = as_ids(ids)
-            if self.ids.shape[0] != n:
-                raise ValidationError(
-                    f"ids has {self.ids.shape[0]} entries but embeddings has {n} rows"
-                )
+        self._index = IdIndex(np.arange(n, dtype=np.int64) if ids is None else ids)
+        self.ids = self._index.ids
+        if self.ids.shape[0] != n:
+            raise ValidationError(
+                f"ids has {self.ids.shape[0]} entries but embeddings has {n} rows"
+            )
         self._items = items
-        self._offset: int | None = None
-        if n and self.ids[-1] - self.ids[0] == n - 1 and np.all(np.diff(self.ids) == 1):
-            self._offset = int(self.ids[0])  # contiguous ids: position = id - offset
-            self._sorted_ids = self._order = None
-        else:
-            self._order = np.argsort(self.ids, kind="stable")
-            self._sorted_ids = self.ids[self._order]
-            dup = np.flatnonzero(self._sorted_ids[1:] == self._sorted_ids[:-1])
-            if dup.size:
-                raise ValidationError(
-                    f"ids must be unique; id {int(self._sorted_ids[dup[0]])} appears more than once"
-                )
 
     def __len__(self) -> int:
         return self.embeddings.shape[0]
@@ -164,26 +232,11 @@ class Pool:
 
     def contains(self, ids: Any) -> np.ndarray:
         """Boolean mask: which of ``ids`` are in the pool."""
-        ids = as_ids(ids)
-        if self._offset is not None:
-            return (ids >= self._offset) & (ids < self._offset + len(self))
-        pos = np.searchsorted(self._sorted_ids, ids)
-        pos = np.minimum(pos, len(self) - 1)
-        return self._sorted_ids[pos] == ids
+        return self._index.contains(ids)
 
     def positions(self, ids: Any) -> np.ndarray:
         """Row positions of ``ids``; raises :class:`UnknownIdError` for ids not in the pool."""
-        ids = as_ids(ids)
-        known = self.contains(ids)
-        if not known.all():
-            missing = ids[~known]
-            raise UnknownIdError(
-                f"{missing.size} id(s) are not in the pool, e.g. {missing[:5].tolist()}; "
-                "use ids from Pool.ids"
-            )
-        if self._offset is not None:
-            return ids - self._offset
-        return self._order[np.searchsorted(self._sorted_ids, ids)]
+        return self._index.positions(ids)
 
     def embeddings_of(self, ids: Any) -> np.ndarray:
         """Embeddings of ``ids`` as an in-memory float array, rows in the order of ``ids``."""
@@ -207,14 +260,44 @@ class Labels:
     (2, 0, False)
     >>> labels.mask([7, 5]).tolist()
     [True, False]
+
+    :attr:`version` counts the changes (new answers and relabelings), so a model fitted at one
+    version is stale at any other, even when the number of labels is the same:
+
+    >>> before = labels.version
+    >>> labels.add([7], [1], overwrite=True)
+    >>> len(labels), labels.version - before
+    (2, 1)
     """
 
     def __init__(self, ids: Iterable[int] = (), labels: Iterable[int] = ()):
         self._map: dict[int, int] = {}
         self._ids_cache: np.ndarray | None = None
+        self.version = 0
         ids = as_ids(list(ids))
         if ids.size:
             self.add(ids, labels)
+
+    @classmethod
+    def coerce(cls, labels: Any) -> Labels:
+        """A copy of ``labels`` given as :class:`Labels`, a ``{id: label}`` dict or an
+        ``(ids, labels)`` pair; anything else raises :class:`ValidationError`.
+
+        >>> Labels.coerce({3: 1, 5: 0}).of([5, 3]).tolist()
+        [0, 1]
+        >>> len(Labels.coerce(([1, 2], [0, 1])))
+        2
+        """
+        if isinstance(labels, Labels):
+            return labels.copy()
+        if isinstance(labels, dict):
+            return cls(list(labels.keys()), list(labels.values()))
+        if isinstance(labels, tuple) and len(labels) == 2:
+            return cls(as_ids(labels[0]), labels[1])
+        raise ValidationError(
+            f"labels must be a Labels, a {{id: label}} dict or an (ids, labels) pair, got "
+            f"{type(labels).__name__}; e.g. Labels(ids, y)"
+        )
 
     def add(self, ids: Any, labels: Any, overwrite: bool = False) -> None:
         """Record answers. Relabeling an item with a different label needs ``overwrite=True``."""
@@ -222,6 +305,11 @@ class Labels:
         values = np.asarray(labels)
         if values.ndim == 0:
             values = np.full(ids.shape, values)
+        if values.ndim != 1:
+            raise ValidationError(
+                f"labels must be 1-d (one label per id), got shape {values.shape}; "
+                "flatten them, e.g. y.ravel()"
+            )
         if values.shape != ids.shape:
             raise ValidationError(
                 f"got {ids.size} ids but {values.size} labels; pass one label per id"
@@ -239,16 +327,18 @@ class Labels:
             raise ValidationError("ids passed to Labels.add contain duplicates")
         if (values < 0).any():
             raise ValidationError("labels must be non-negative class indices")
-        if not overwrite:
-            for i, y in zip(ids.tolist(), values.tolist(), strict=True):
-                old = self._map.get(i)
-                if old is not None and old != y:
-                    raise ValidationError(
-                        f"item {i} is already labeled {old}, not {y}; "
-                        "pass overwrite=True to relabel"
-                    )
-        self._map.update(zip(ids.tolist(), values.tolist(), strict=True))
+        pairs = list(zip(ids.tolist(), values.tolist(), strict=True))
+        changed = [(i, y, self._map.get(i)) for i, y in pairs if self._map.get(i) != y]
+        relabeled = [(i, y, old) for i, y, old in changed if old is not None]
+        if relabeled and not overwrite:
+            i, y, old = relabeled[0]
+            raise ValidationError(
+                f"item {i} is already labeled {old}, not {y}; pass overwrite=True to relabel"
+            )
+        self._map.update(pairs)
         self._ids_cache = None
+        if changed:
+            self.version += 1
 
     def __len__(self) -> int:
         return len(self._map)
@@ -288,4 +378,5 @@ class Labels:
     def copy(self) -> Labels:
         out = Labels()
         out._map = dict(self._map)
+        out.version = self.version
         return out

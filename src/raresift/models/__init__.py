@@ -1,18 +1,22 @@
-"""Model adapters: scikit-learn estimators on embeddings and small torch networks."""
+"""Model adapters: scikit-learn estimators on embeddings and small torch networks.
 
-from raresift.models.base import gradient_layout, last_layer_gradients, last_layer_residuals
-from raresift.models.networks import MLP, LeNet, ResNet18
-from raresift.models.sklearn_model import SklearnModel
-from raresift.models.torch_model import TorchModel, resolve_device
+The names load on first use: ``SklearnModel`` needs no torch.
+"""
 
-__all__ = [
-    "MLP",
-    "LeNet",
-    "ResNet18",
-    "SklearnModel",
-    "TorchModel",
-    "gradient_layout",
-    "last_layer_gradients",
-    "last_layer_residuals",
-    "resolve_device",
-]
+from raresift._lazy import lazy_exports
+
+_EXPORTS = {
+    "MLP": "raresift.models.networks",
+    "LeNet": "raresift.models.networks",
+    "ResNet18": "raresift.models.networks",
+    "SklearnModel": "raresift.models.sklearn_model",
+    "TorchModel": "raresift.models.torch_model",
+    "gradient_layout": "raresift.models.base",
+    "last_layer_gradients": "raresift.models.base",
+    "last_layer_residuals": "raresift.models.base",
+    "resolve_device": "raresift.models.torch_model",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -8,6 +8,9 @@ import numpy as np
 
 from raresift.errors import ValidationError
 
+#: The most classes a model infers from its labels (``n_classes=None``); more must be declared.
+MAX_INFERRED_CLASSES = 100_000
+
 
 def check_labels(y: Any, n_items: int, n_classes: int | None = None) -> np.ndarray:
     """Return ``y`` as int64 class indices, one per item, each in ``[0, n_classes)``."""
@@ -26,6 +29,12 @@ def check_labels(y: Any, n_items: int, n_classes: int | None = None) -> np.ndarr
     arr = arr.astype(np.int64, copy=False)
     if arr.size and arr.min() < 0:
         raise ValidationError("labels must be non-negative class indices")
+    if n_classes is None and arr.size and arr.max() >= MAX_INFERRED_CLASSES:
+        raise ValidationError(
+            f"label {int(arr.max())} would make the model infer {int(arr.max()) + 1} classes "
+            f"(one probability column each); labels are class indices 0..K-1: map them to "
+            f"0..K-1, or pass n_classes= if there really are more than {MAX_INFERRED_CLASSES:,}"
+        )
     if n_classes is not None and arr.size and arr.max() >= n_classes:
         raise ValidationError(
             f"label {int(arr.max())} is out of range for a model with {n_classes} classes; "

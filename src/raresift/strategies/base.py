@@ -12,8 +12,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from raresift.errors import ConfigError, ValidationError
+from raresift.errors import ValidationError
 from raresift.pool import Labels, Pool, as_ids, check_budget
+from raresift.strategies.registry import (  # noqa: F401  (re-exported: strategy modules register here)
+    make_strategy,
+    register_strategy,
+    strategy_names,
+)
 
 
 @dataclass
@@ -67,45 +72,6 @@ class SelectionState:
     def inputs(self, ids: Any) -> Any:
         """The model's inputs for ``ids``: raw items if ``use_items`` else embeddings."""
         return self.pool.items(ids) if self.use_items else self.pool.embeddings_of(ids)
-
-
-_REGISTRY: dict[str, type] = {}
-
-
-def register_strategy(name: str):
-    """Class decorator that makes a strategy constructible by name (CLI, configs)."""
-
-    def deco(cls):
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ConfigError(f"strategy name {name!r} is registered twice")
-        _REGISTRY[name] = cls
-        cls.name = name
-        return cls
-
-    return deco
-
-
-def strategy_names() -> list[str]:
-    """Sorted names of every registered strategy."""
-    return sorted(_REGISTRY)
-
-
-def make_strategy(name: str, **params: Any):
-    """Build a registered strategy from its name and parameters.
-
-    >>> make_strategy("random").name
-    'random'
-    """
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown strategy {name!r}; choose one of: {', '.join(strategy_names())}"
-        ) from None
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise ConfigError(f"bad parameters for strategy {name!r}: {exc}") from None
 
 
 class Strategy:

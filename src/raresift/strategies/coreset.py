@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from raresift.errors import ValidationError
+from raresift.kernels import centred_rows, row_centre
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
 
@@ -66,12 +67,15 @@ class CoreSetStrategy(Strategy):
     def select(self, state: SelectionState, candidates, budget: int) -> Batch:
         ids = as_ids(candidates, "candidates")
         budget = check_budget(budget, ids.size, "candidates")
+        # distances around the candidates' mean row: shifting the data changes no pick
         points = item_features(state, ids, self.features)
-        norms = np.einsum("ij,ij->i", points, points)
+        centre = row_centre(points)
+        points, norms = centred_rows(points, centre)
         nearest = np.full(ids.size, np.inf, dtype=np.float32)
         centers = state.labels.ids
         for start in range(0, centers.size, self.block_size):
             block = item_features(state, centers[start : start + self.block_size], self.features)
+            block = centred_rows(block, centre)[0]
             np.minimum(nearest, _squared_distances(points, norms, block).min(axis=1), out=nearest)
         picks = np.empty(budget, dtype=np.int64)
         scores = np.empty(budget, dtype=np.float64)

@@ -5,6 +5,8 @@ For a binary concept, entropy is SEALS' MaxEnt.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from raresift.errors import ValidationError
@@ -25,10 +27,42 @@ def predict_proba(state: SelectionState, ids: np.ndarray) -> np.ndarray:
     for lo in range(0, max(len(ids), 1), PROBA_BLOCK):
         part = ids[lo : lo + PROBA_BLOCK]
         proba = np.asarray(state.model.predict_proba(state.inputs(part)), dtype=np.float64)
-        if proba.ndim != 2 or proba.shape[0] != len(part) or not np.all(np.isfinite(proba)):
-            raise ValidationError("the model's predict_proba returned an invalid array")
+        check_proba(proba, "the model's predict_proba")
+        if proba.shape[0] != len(part):
+            raise ValidationError(
+                f"the model's predict_proba returned {proba.shape[0]} rows for {len(part)} items"
+            )
         blocks.append(proba)
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
+_SUM_TOLERANCE = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; 1e-3 catches logits
+
+
+def check_proba(proba: Any, name: str = "probabilities") -> np.ndarray:
+    """``proba`` as a float array of shape (n_items, n_classes) whose rows are distributions
+    (entries in [0, 1], each row summing to 1); otherwise :class:`ValidationError`.
+
+    >>> check_proba([[0.2, 0.8]]).shape
+    (1, 2)
+    """
+    arr = np.asarray(proba, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] < 1:
+        raise ValidationError(
+            f"{name} must be 2-d (n_items x n_classes), got shape {arr.shape}; average MC "
+            "samples or ensemble members first"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValidationError(f"{name} contain NaN or infinite values")
+    sums = arr.sum(axis=1)
+    bad = (arr.min(axis=1) < -_SUM_TOLERANCE) | (np.abs(sums - 1.0) > _SUM_TOLERANCE)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValidationError(
+            f"{name} are not probabilities: row {row} sums to {sums[row]:.4g} (entries must lie "
+            "in [0, 1] and sum to 1); apply a softmax to logits first"
+        )
+    return arr
 
 
 def entropy_scores(proba: np.ndarray) -> np.ndarray:
@@ -37,21 +71,32 @@ def entropy_scores(proba: np.ndarray) -> np.ndarray:
     >>> entropy_scores(np.array([[0.5, 0.5], [1.0, 0.0]])).round(4).tolist()
     [0.6931, 0.0]
     """
+    proba = check_proba(proba)
     p = np.clip(proba, 1e-12, 1.0)
     return np.abs((proba * np.log(p)).sum(axis=1))
 
 
 def least_confidence_scores(proba: np.ndarray) -> np.ndarray:
-    """One minus the top class probability."""
-    return 1.0 - proba.max(axis=1)
+    """One minus the top class probability.
+
+    >>> least_confidence_scores(np.array([[0.3, 0.7]])).round(2).tolist()
+    [0.3]
+    """
+    return 1.0 - check_proba(proba).max(axis=1)
 
 
 def margin_scores(proba: np.ndarray) -> np.ndarray:
-    """Negative gap between the two most probable classes (small gap, high score)."""
+    """One minus the gap between the two most probable classes, in [0, 1] (small gap, high
+    score): scikit-activeml's convention; 0 for a single class.
+
+    >>> margin_scores(np.array([[0.5, 0.5], [0.1, 0.9], [0.0, 1.0]])).round(2).tolist()
+    [1.0, 0.2, 0.0]
+    """
+    proba = check_proba(proba)
     if proba.shape[1] < 2:
         return np.zeros(proba.shape[0])
     top2 = np.partition(proba, -2, axis=1)[:, -2:]
-    return -(top2[:, 1] - top2[:, 0])
+    return 1.0 - (top2[:, 1] - top2[:, 0])
 
 
 @register_strategy("entropy")

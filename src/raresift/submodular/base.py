@@ -88,9 +88,19 @@ def candidate_rows(kernel: Kernel | np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Similarities of candidates ``idx`` to every represented item, as a dense float32 block."""
     if isinstance(kernel, np.ndarray):
         return kernel[idx]
-    if isinstance(kernel, SparseKernel):
+    if isinstance(kernel, (SparseKernel, DenseKernel)):
         return kernel.columns(idx)
     return kernel.rows(idx)
+
+
+def check_symmetric(kernel: Kernel, name: str) -> None:
+    """Raise :class:`ValidationError` unless the data kernel is symmetric (graph cut and
+    log-determinants are defined on symmetric similarities only)."""
+    if not kernel.symmetric:
+        raise ValidationError(
+            f"{name} needs a symmetric data kernel (s_ij == s_ji), and this one is not; "
+            "symmetrise it, e.g. (K + K.T) / 2, or use the default k-NN mode 'union'"
+        )
 
 
 def check_rectangular(matrix: Any, n: int, what: str) -> np.ndarray:

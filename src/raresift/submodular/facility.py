@@ -171,7 +171,7 @@ class FacilityLocationFamily(SetFunction):
         """Similarities of represented ``items`` to every candidate, (len(items), n) float32."""
         if isinstance(self.cover, np.ndarray):
             return np.ascontiguousarray(self.cover[:, items].T)
-        return self.cover.rows(items)  # square kernels over the candidates are symmetric
+        return self.cover.rows(items)  # row i of a square kernel: s(i, j) for every candidate j
 
     def evaluate(self, A: Any) -> float:
         """``f(A)`` from scratch (normalised so that ``f(empty) = 0``)."""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from raresift.kernels import SparseKernel
-from raresift.submodular.base import Kernel, SetFunction, as_index_set
+from raresift.submodular.base import Kernel, SetFunction, as_index_set, check_symmetric
 
 
 class GraphCutFamily(SetFunction):
@@ -43,6 +43,8 @@ class GraphCutFamily(SetFunction):
         n: int | None = None,
         name: str = "gc",
     ):
+        if kernel is not None:
+            check_symmetric(kernel, name)
         self.kernel = kernel
         super().__init__(kernel.n if kernel is not None else n)
         self.lambda_ = float(lambda_)

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.linalg
 
 from raresift.errors import ValidationError
-from raresift.submodular.base import Kernel, SetFunction, as_index_set
+from raresift.submodular.base import Kernel, SetFunction, as_index_set, check_symmetric
 
 
 class _CholeskyChain:
@@ -80,6 +80,7 @@ class LogDetFamily(SetFunction):
         name: str = "logdet",
         capacity: int = 64,
     ):
+        check_symmetric(kernel, name)
         super().__init__(kernel.n)
         self.kernel = kernel
         self.lambda_, self.eta, self.nu = float(lambda_), float(eta), float(nu)

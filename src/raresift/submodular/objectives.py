@@ -98,6 +98,7 @@ def make_objective(
     kernel: str = "auto",
     k: int = DEFAULT_NEIGHBORS,
     knn_index: str = "exact",
+    knn_mode: str = "union",
     data_kernel: Any = None,
     query_kernel: Any = None,
     conditioning_kernel: Any = None,
@@ -115,7 +116,10 @@ def make_objective(
     ``lambda_`` is graph cut's trade-off and log det's ridge (defaults 1, as SIMILAR ran them).
 
     ``kernel`` picks how candidate-candidate similarities are held when built from ``data``:
-    ``"dense"`` (n x n float32), ``"sparse"`` (k-NN, ``k`` per row, missing similarities are 0),
+    ``"dense"`` (n x n float32), ``"sparse"`` (k-NN, missing similarities are 0; ``knn_mode``
+    ``"union"`` keeps ``s_ij`` when either item is among the other's ``k`` nearest, as
+    submodlib's ``mode="sparse"`` does, ``"rows"`` only ``i``'s own ``k``; see
+    :func:`~raresift.kernels.knn_kernel`),
     ``"features"`` (rows computed on demand; no n x n storage), or ``"auto"``: features for graph
     cut
     and log det (exact, they only read rows of picked items), dense for the facility-location family
@@ -173,7 +177,7 @@ def make_objective(
     Kq = rect(query_kernel, Xq, "query") if spec.query else None
     Kp = rect(conditioning_kernel, Xp, "conditioning") if spec.conditioning else None
     K = (
-        _data_kernel(name, spec, X, data_kernel, metric, kernel, k, knn_index, n)
+        _data_kernel(name, spec, X, data_kernel, metric, kernel, k, knn_index, knn_mode, n)
         if spec.data_kernel
         else None
     )
@@ -243,7 +247,7 @@ def _side_set(name, needed, embeddings, given_kernel, what, dim):
     return check_matrix(embeddings, what, dim=dim)
 
 
-def _data_kernel(name, spec, X, given, metric, kernel, k, knn_index, n) -> Kernel:
+def _data_kernel(name, spec, X, given, metric, kernel, k, knn_index, knn_mode, n) -> Kernel:
     if given is not None:
         if isinstance(given, (SparseKernel, FeatureKernel, DenseKernel)):
             return given
@@ -262,6 +266,6 @@ def _data_kernel(name, spec, X, given, metric, kernel, k, knn_index, n) -> Kerne
         return DenseKernel(similarity(X, metric=metric), check=False)
     if kernel == "sparse":
         if knn_index == "exact":
-            return knn_kernel(X, k, metric)
-        return knn_kernel(X, k, metric, backend="faiss", index=knn_index)
+            return knn_kernel(X, k, metric, mode=knn_mode)
+        return knn_kernel(X, k, metric, backend="faiss", index=knn_index, mode=knn_mode)
     return FeatureKernel(X, metric)

@@ -178,6 +178,19 @@ _RUNNERS: dict[str, Callable[[_Run, np.random.Generator, float], None]] = {
 }
 
 
+def _check_informative(fn: SetFunction) -> None:
+    """Raise when every candidate gains exactly 0 from the empty selection: greedy picks would be
+    arbitrary (facility location on a kernel with no positive similarity is the usual cause)."""
+    gains = fn.gains()
+    if gains.size and not np.any(gains):
+        raise ValidationError(
+            f"every candidate gains 0 under {fn.name!r}, so any pick would be arbitrary: its "
+            "similarities are all <= 0 (facility location counts only positive ones) or eta / "
+            "nu zero it out; use the shifted cosine (metric='cosine', values in [0, 1]), a "
+            "kernel with positive similarities, or eta > 0"
+        )
+
+
 def partition_budgets(sizes: Any, budget: int) -> np.ndarray:
     """Split ``budget`` over parts in proportion to their ``sizes`` (largest remainders round up);
     the result sums to ``budget`` exactly and never exceeds a part's size.
@@ -291,6 +304,8 @@ def select(
                 part_fn = fn.restrict(members)
                 part_fn.submodular = fn.submodular
             part_fn.reset()
+            if part_fn.all_gains_cheap and not stop_if_zero_gain:
+                _check_informative(part_fn)
             run = _Run(part_fn, part_budget, *stops, bar)
             _RUNNERS[key](run, rng, epsilon)
             picks.append(members[np.asarray(run.picks, dtype=np.int64)])

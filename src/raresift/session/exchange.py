@@ -1,0 +1,322 @@
+"""Answers in and out of a session: CSV / JSONL answer files, Label Studio tasks and exports.
+
+Answer files (import and ``raresift label ANSWERS.csv``) are CSV, TSV or JSONL with an id
+column (``id``, or the session's id column) and an answer column (``label``, ``answer`` or
+``class``). Label Studio: :func:`export` writes tasks with ``data`` (``raresift_id``, text,
+image) and ``predictions`` (``model_version``, ``score`` and a ``choices`` result); importing a
+Label Studio JSON export records each task's latest non-cancelled annotation.
+
+Label Studio labeling config matching the exported tasks (``$text`` or ``$image``)::
+
+    <View>
+      <Text name="item" value="$text"/>
+      <Choices name="label" toName="item" choice="single">
+        <Choice value="1"/><Choice value="0"/><Choice value="skip"/>
+      </Choices>
+    </View>
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import raresift
+from raresift.errors import CorruptFileError, ValidationError
+from raresift.session.errors import AnswerError
+
+if TYPE_CHECKING:
+    from raresift.session.session import Session
+
+ID_COLUMNS = ("id", "item_id", "raresift_id")
+ANSWER_COLUMNS = ("label", "answer", "class", "choice")
+FORMATS = ("csv", "jsonl", "label-studio")
+_EXPORT_FIELDS = ("id", "answer", "previous", "who", "at", "round", "seq", "source")
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------- export
+def export(
+    session: Session,
+    fmt: str,
+    out: str | os.PathLike | None,
+    items: str = "batch",
+    history: bool = False,
+) -> str | Path:
+    if fmt not in FORMATS:
+        raise ValidationError(f"unknown export format {fmt!r}; choose {', '.join(FORMATS)}")
+    if fmt == "label-studio":
+        text = json.dumps(label_studio_tasks(session, items), indent=1, ensure_ascii=False)
+    else:
+        rows = _answer_rows(session, history)
+        if fmt == "csv":
+            buf = io.StringIO()
+            fields = list(_EXPORT_FIELDS) + (["undone_at"] if history else [])
+            writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+            text = buf.getvalue()
+        else:
+            details = _item_details(session, [r["id"] for r in rows])
+            text = "".join(
+                json.dumps({**r, **details.get(r["id"], {})}, ensure_ascii=False, default=str)
+                + "\n"
+                for r in rows
+            )
+    if out is None:
+        return text
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def _answer_rows(session: Session, history: bool) -> list[dict[str, Any]]:
+    if not history:
+        rows = session.answers()
+    else:
+        with session.store.reading() as db:
+            rows = db.history()
+        for r, u in zip(rows, session.uids([r["iid"] for r in rows]), strict=True):
+            r["id"] = u
+            r["answer"] = r.pop("value")
+            r["undone_at"] = _iso(r["undone_at"])
+    for r in rows:
+        r["at"] = _iso(r["at"])
+    return rows
+
+
+def _item_details(session: Session, uids: list[Any]) -> dict[Any, dict[str, Any]]:
+    """Text, image and metadata of items (empty for bare embeddings)."""
+    if session.config["ids"] == "row" and session.config["source"]["type"] == "embeddings":
+        with session.store.reading() as db:
+            if db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0:
+                return {}
+    out = {}
+    iids = session.iids(uids)
+    with session.store.reading() as db:
+        for uid, iid in zip(uids, iids, strict=True):
+            row = db.execute("SELECT text, image, meta FROM items WHERE iid = ?", (iid,)).fetchone()
+            if row is None:
+                continue
+            details = {k: row[k] for k in ("text", "image") if row[k] is not None}
+            if row["meta"]:
+                details["meta"] = json.loads(row["meta"])
+            out[uid] = details
+    return out
+
+
+def label_studio_tasks(session: Session, items: str = "batch") -> list[dict[str, Any]]:
+    """Label Studio tasks for the latest batch (``"batch"``) or every item (``"all"``)."""
+    version = f"raresift-{raresift.__version__}"
+    if items == "batch":
+        batch = session.batch()
+        if not batch:
+            raise ValidationError("no batch yet; run raresift next first (or export --items all)")
+        info = session.round_info()
+        model_version = f"{version} round {info['round']} {info['strategy']}"
+        uids = [b.id for b in batch]
+        scores = [b.score for b in batch]
+        reasons = [b.reason for b in batch]
+        choices = [None] * len(batch)
+    elif items == "all":
+        uids, scores, choices, model_version = _all_predictions(session, version)
+        reasons = [None] * len(uids)
+    else:
+        raise ValidationError(f"items must be 'batch' or 'all', got {items!r}")
+    details = _item_details(session, uids)
+    tasks = []
+    for k, (uid, score, reason, choice) in enumerate(
+        zip(uids, scores, reasons, choices, strict=True)
+    ):
+        data = {
+            "raresift_id": uid,
+            **{key: v for key, v in details.get(uid, {}).items() if key in ("text", "image")},
+        }
+        data.setdefault("text", f"item {uid}")
+        prediction: dict[str, Any] = {
+            "model_version": model_version,
+            "score": float(score),
+            "result": [],
+        }
+        if choice is not None:
+            prediction["result"] = [
+                {
+                    "from_name": "label",
+                    "to_name": "item",
+                    "type": "choices",
+                    "value": {"choices": [choice]},
+                }
+            ]
+        if reason:
+            data["raresift_reason"] = reason
+        tasks.append({"id": k + 1, "data": data, "predictions": [prediction]})
+    return tasks
+
+
+def _all_predictions(session: Session, version: str):
+    """The current model's p(positive) for every item (blockwise over the memmap)."""
+    from raresift.index import ROW_BLOCK
+    from raresift.session.status import fitted_model
+
+    model = fitted_model(session)
+    if model is None:
+        raise ValidationError("need answers of two classes before predicting every item")
+    pool = session.pool()
+    positive = [session.label_index(c) for c in session.rare_classes]
+    scores, choices = [], []
+    for lo in range(0, len(pool), ROW_BLOCK):
+        proba = model.predict_proba(np.asarray(pool.embeddings[lo : lo + ROW_BLOCK]))
+        scores.extend(proba[:, positive].sum(axis=1).tolist())
+        choices.extend(session.label_name(int(c)) for c in proba.argmax(axis=1))
+    uids = session.uids(range(len(pool)))
+    return uids, scores, choices, f"{version} model on {len(session.answers())} answers"
+
+
+# ---------------------------------------------------------------------- import
+def import_answers(
+    session: Session,
+    path: Path,
+    partial: bool = False,
+    who: str | None = None,
+    source: str = "import",
+) -> dict:
+    """Record the answers in ``path`` (CSV / TSV / JSONL answers, or a Label Studio export)."""
+    if not path.is_file():
+        raise ValidationError(f"answers file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        rows, unit, default_who = _label_studio_rows(path)
+    elif suffix in (".csv", ".tsv", ".jsonl", ".ndjson"):
+        rows, unit, default_who = _table_rows(session, path), "line", "import"
+    else:
+        raise ValidationError(
+            f"cannot import {path}: use a CSV / TSV / JSONL answers file or a Label Studio "
+            "JSON export"
+        )
+    started = time.perf_counter()
+    result = session.answer_many(
+        rows, partial=partial, who=who or default_who, source=source, what=str(path), unit=unit
+    )
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _table_rows(session: Session, path: Path) -> list[tuple[int, Any, Any]]:
+    """``(line, id, answer)`` rows of a CSV / TSV / JSONL answers file."""
+    id_names = ID_COLUMNS + tuple(filter(None, [session.config.get("ids_column")]))
+    answer_names = ANSWER_COLUMNS + tuple(filter(None, [session.config.get("concept")]))
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        records = []
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    records.append((number, None))
+                    continue
+                records.append((number, obj if isinstance(obj, dict) else None))
+        if not records:
+            raise AnswerError(str(path), [(1, "the file is empty")])
+        keys = {k for _, r in records if r for k in r}
+        id_col = next((c for c in id_names if c in keys), None)
+        ans_col = next((c for c in answer_names if c in keys), None)
+        if id_col is None or ans_col is None:
+            missing = "id" if id_col is None else "answer"
+            raise AnswerError(str(path), [(1, f"no {missing} column (keys: {sorted(keys)})")])
+        return [
+            (n, r.get(id_col) if r else None, r.get(ans_col) if r else None) for n, r in records
+        ]
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = next(reader, None)
+        if not header or not any(h.strip() for h in header):
+            raise AnswerError(str(path), [(1, "the file is empty (it needs a header: id,label)")])
+        names = [h.strip() for h in header]
+        id_col = next((names.index(c) for c in id_names if c in names), None)
+        ans_col = next((names.index(c) for c in answer_names if c in names), None)
+        if id_col is None:
+            raise AnswerError(
+                str(path),
+                [(1, f"no id column (header: {names}; expected one of {', '.join(id_names)})")],
+            )
+        if ans_col is None:
+            raise AnswerError(
+                str(path),
+                [
+                    (
+                        1,
+                        f"no answer column (header: {names}; expected one "
+                        f"of {', '.join(answer_names)})",
+                    )
+                ],
+            )
+        rows = []
+        for row in reader:
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            line = reader.line_num
+            cells = row + [""] * (max(id_col, ans_col) + 1 - len(row))
+            rows.append((line, cells[id_col], cells[ans_col]))
+    if not rows:
+        raise AnswerError(str(path), [(2, "no answers below the header")])
+    return rows
+
+
+def _label_studio_rows(path: Path) -> tuple[list[tuple[int, Any, Any]], str, str]:
+    """``(task number, id, answer)`` from a Label Studio JSON export (latest non-cancelled
+    annotation of each task; ``choices`` results)."""
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(f"{path} is not JSON ({exc})") from None
+    if not isinstance(tasks, list):
+        raise AnswerError(
+            str(path), [(1, "a Label Studio export is a JSON list of tasks")], unit="task"
+        )
+    if not tasks:
+        raise AnswerError(str(path), [(1, "the export holds no tasks")], unit="task")
+    rows = []
+    for number, task in enumerate(tasks, 1):
+        if not isinstance(task, dict):
+            rows.append((number, None, None))
+            continue
+        data = task.get("data") or {}
+        uid = data.get("raresift_id", data.get("id"))
+        annotations = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+        if not annotations:
+            continue  # an unannotated task is not an answer
+        latest = max(annotations, key=lambda a: (a.get("updated_at") or "", a.get("id") or 0))
+        choices = [
+            c
+            for r in latest.get("result") or []
+            if r.get("type") == "choices"
+            for c in (r.get("value") or {}).get("choices") or []
+        ]
+        rows.append(
+            (
+                number,
+                uid,
+                choices[0] if len(choices) == 1 else None if not choices else "|".join(choices),
+            )
+        )
+    if not rows:
+        raise AnswerError(str(path), [(1, "no task has an annotation")], unit="task")
+    return rows, "task", "label-studio"

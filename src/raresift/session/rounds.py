@@ -1,0 +1,388 @@
+"""One round of a session: rebuild the learner from the stored answers, select, explain.
+
+Nothing is pickled: every ``next`` reconstructs :class:`~raresift.loop.ActiveLearner` from the
+answers in force, with
+
+* training labels = class answers (``1``/``0`` for a concept, class names otherwise);
+* SIMILAR's query set Q = the labeled positives (the concept's ``1`` answers, or items of the
+  rare classes named at init; by default every class but the most answered one);
+* the conditioning set P = items answered ``junk`` or ``duplicate``. They are never trained on;
+  where a strategy needs P they join the learner's labels with a placeholder label 0 (their
+  gradient embedding's label) and are held out of training as validation items;
+* ``skip``, ``junk`` and ``duplicate`` items leave the candidates (never asked again);
+* the round's generator seeded by ``(seed, round - 1)``, exactly as a simulation's round.
+
+Cold start: while the answers hold fewer than two classes no model can rank items, so the
+batch is random (and says so), unless a text query (``--query``) or example items (``--like``)
+give a direction; then the items most similar to them are picked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from raresift.errors import ConfigError, ValidationError
+from raresift.index import ROW_BLOCK, normalize_rows
+
+if TYPE_CHECKING:
+    from raresift.session.session import Session
+
+log = logging.getLogger("raresift")
+
+SPECIAL = ("skip", "junk", "duplicate")
+UNCERTAINTY = {"entropy", "margin", "least-confidence", "variation-ratio", "bald"}
+_COVERAGE_SAMPLE = 20_000  # candidates sampled to say how much of the pool a pick represents
+
+
+@dataclass
+class Picks:
+    """A computed batch before it is stored."""
+
+    iids: np.ndarray
+    scores: np.ndarray
+    reasons: list[str]
+    strategy: str
+    candidates: str
+    note: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    stop_predictions: bytes | None = None
+
+
+@dataclass
+class AnswerSets:
+    """The answers in force, split the way the learner needs them."""
+
+    train_iids: np.ndarray
+    train_labels: np.ndarray
+    positive_iids: np.ndarray
+    avoid_iids: np.ndarray  # junk / duplicate (SIMILAR's P)
+    skip_iids: np.ndarray
+    answered_iids: np.ndarray
+
+    @property
+    def n_classes_seen(self) -> int:
+        return int(np.unique(self.train_labels).size)
+
+
+def split_answers(session: Session, current: dict[int, tuple[str, int]]) -> AnswerSets:
+    """Group the current answers into training labels, positives, P and skipped items."""
+    train, labels, avoid, skip, positive = [], [], [], [], []
+    for iid, (value, _) in sorted(current.items()):
+        if value in ("junk", "duplicate"):
+            avoid.append(iid)
+        elif value == "skip":
+            skip.append(iid)
+        else:
+            train.append(iid)
+            labels.append(session.label_index(value))
+            if session.is_positive(value):
+                positive.append(iid)
+
+    def arr(x):
+        return np.asarray(x, dtype=np.int64)
+
+    return AnswerSets(
+        arr(train), arr(labels), arr(positive), arr(avoid), arr(skip), arr(sorted(current))
+    )
+
+
+def _model(session: Session):
+    from sklearn.linear_model import LogisticRegression
+
+    from raresift.models import SklearnModel
+
+    spec = session.config["model"]
+    estimator = LogisticRegression(C=spec["C"], max_iter=spec["max_iter"])
+    return SklearnModel(estimator, session.n_classes)
+
+
+def _needs(strategy_name: str) -> tuple[bool, bool]:
+    """Whether a strategy needs a query set and a conditioning set."""
+    from raresift.submodular.objectives import OBJECTIVES
+
+    spec = OBJECTIVES.get(strategy_name)
+    return (False, False) if spec is None else (spec.query, spec.conditioning)
+
+
+def _candidates(session: Session, name: str, progress: bool):
+    from raresift.candidates import AllCandidates, RandomCandidates, SEALSCandidates
+
+    if name == "all":
+        return AllCandidates()
+    if name == "random":
+        return RandomCandidates(session.config["random_fraction"], seed=session.config["seed"])
+    if name == "seals":
+        index = session.index(progress=progress)
+        return SEALSCandidates(index, k=session.config["seals_k"])
+    raise ConfigError(f"unknown candidates {name!r}; choose all, seals or random")
+
+
+def build_learner(
+    session: Session,
+    sets: AnswerSets,
+    strategy_name: str,
+    candidates_name: str,
+    round_index: int,
+    progress: bool = False,
+):
+    """The learner for round ``round_index`` (1-based) from the answers in ``sets``."""
+    from raresift.loop import ActiveLearner
+    from raresift.pool import Labels
+    from raresift.strategies import make_strategy
+    from raresift.submodular.objectives import objective_without
+
+    needs_q, needs_p = _needs(strategy_name)
+    name, note = strategy_name, ""
+    if needs_p and not needs_q and sets.avoid_iids.size == 0:
+        name = objective_without(strategy_name, "conditioning")
+        note = f"{strategy_name} needs junk/duplicate answers to condition on; none yet, so {name}"
+    labels = Labels(sets.train_iids, sets.train_labels)
+    conditioning = validation = None
+    if needs_p and sets.avoid_iids.size:
+        labels.add(sets.avoid_iids, np.zeros(sets.avoid_iids.size, dtype=np.int64))
+        conditioning = validation = sets.avoid_iids
+    query = sets.positive_iids if needs_q and sets.positive_iids.size else None
+    learner = ActiveLearner(
+        session.pool(),
+        _model(session),
+        make_strategy(name),
+        candidates=_candidates(session, candidates_name, progress),
+        labels=labels,
+        query_ids=query,
+        conditioning_ids=conditioning,
+        validation_ids=validation,
+        seed=session.config["seed"],
+    )
+    learner.round = round_index - 1
+    leave = np.setdiff1d(np.concatenate([sets.skip_iids, sets.avoid_iids]), labels.ids)
+    if leave.size:
+        learner.candidates.update(leave)
+    return learner, note
+
+
+def compute_round(
+    session: Session,
+    current: dict[int, tuple[str, int]],
+    round_index: int,
+    options: dict[str, Any],
+    progress: bool = False,
+) -> Picks:
+    """Select the batch of round ``round_index`` with ``options`` (budget, strategy,
+    candidates, query, like)."""
+    start = time.perf_counter()
+    sets = split_answers(session, current)
+    budget, strategy, cand = options["budget"], options["strategy"], options["candidates"]
+    if options.get("query") or options.get("like"):
+        return _similar_picks(session, sets, options, budget, start)
+    needs_q, _ = _needs(strategy)
+    cold = None
+    if sets.train_iids.size == 0:
+        cold = "random: no answers yet, so no model can rank items"
+    elif sets.n_classes_seen < 2:
+        only = session.label_name(int(sets.train_labels[0]))
+        cold = (
+            f"random: every answer so far is {only!r}; a model needs two classes to rank "
+            "items (give --query TEXT or --like ID to aim instead)"
+        )
+    elif needs_q and sets.positive_iids.size == 0:
+        cold = f"random: no positives yet, and {strategy} needs labeled positives as its query set"
+    if cold is not None:
+        strategy, cand = "random", "all"
+    learner, note = build_learner(session, sets, strategy, cand, round_index, progress)
+    seconds = {"load": time.perf_counter() - start}
+    batch = learner.query(budget)
+    seconds.update(learner.last_query_seconds)
+    knn = getattr(learner.candidates, "knn_seconds", 0.0)
+    if knn:
+        seconds["knn"] = knn
+        seconds["selection"] = max(0.0, seconds["selection"] - knn)
+    t0 = time.perf_counter()
+    if cold is not None:
+        reasons = [cold] * len(batch)
+        stop = None
+    else:
+        reasons = explain(session, learner, batch, sets, cand)
+        stop = stop_set_predictions(session, learner)
+    seconds["reasons"] = time.perf_counter() - t0
+    return Picks(
+        batch.ids,
+        batch.scores,
+        reasons,
+        learner.strategy.name,
+        cand,
+        note or (cold or ""),
+        seconds,
+        stop,
+    )
+
+
+# ---------------------------------------------------------------------- explanations
+def _probabilities(learner, ids: np.ndarray) -> np.ndarray:
+    return learner.model.predict_proba(learner.pool.embeddings_of(ids))
+
+
+def explain(session: Session, learner, batch, sets: AnswerSets, candidates: str) -> list[str]:
+    """One reason per pick, specific to the strategy that chose it."""
+    name = learner.strategy.name
+    proba = _probabilities(learner, batch.ids)
+    reasons = []
+    for i, score in enumerate(batch.scores):
+        p = proba[i]
+        if session.kind == "concept":
+            odds = f"p({session.config['concept']})={p[1]:.2f}"
+        else:
+            top = np.argsort(-p)[:2]
+            odds = ", ".join(f"p({session.label_name(int(c))})={p[c]:.2f}" for c in top)
+        if name == "mlp":
+            reasons.append(f"most likely positive: {odds}")
+        elif name in UNCERTAINTY:
+            reasons.append(f"most uncertain ({name} {score:.3g}): {odds}")
+        elif name == "information-density":
+            reasons.append(
+                f"uncertain and typical of the pool (density-weighted {score:.3g}): {odds}"
+            )
+        elif name == "random":
+            reasons.append(f"random pick (baseline): {odds}")
+        else:
+            reasons.append(f"{name} score {score:.3g}: {odds}")
+    needs_q, needs_p = _needs(name)
+    if needs_q or needs_p or name in {"fl", "gc", "logdet"}:
+        reasons = _explain_submodular(session, learner, batch, reasons, needs_q, needs_p)
+    if candidates == "seals":
+        reasons = _explain_seals(session, learner, batch, sets, reasons)
+    return reasons
+
+
+def _nearest(session: Session, unit_rows: np.ndarray, ref_ids: np.ndarray):
+    """For each row, the closest of ``ref_ids`` (by cosine) and the similarity."""
+    ref = normalize_rows(session.pool().embeddings_of(ref_ids))
+    sims = unit_rows @ ref.T
+    best = sims.argmax(axis=1)
+    return ref_ids[best], sims[np.arange(sims.shape[0]), best]
+
+
+def _explain_submodular(session, learner, batch, reasons, needs_q, needs_p) -> list[str]:
+    pool = session.pool()
+    picks = normalize_rows(pool.embeddings_of(batch.ids))
+    cands = learner.candidates.candidates()
+    rng = np.random.default_rng(0)
+    sample = (
+        cands
+        if cands.size <= _COVERAGE_SAMPLE
+        else rng.choice(cands, _COVERAGE_SAMPLE, replace=False)
+    )
+    owner = np.zeros(batch.ids.size, dtype=np.int64)
+    for lo in range(0, sample.size, ROW_BLOCK):
+        block = normalize_rows(pool.embeddings_of(sample[lo : lo + ROW_BLOCK]))
+        owner += np.bincount((block @ picks.T).argmax(axis=1), minlength=batch.ids.size)
+    share = owner / max(1, sample.size)
+    out = []
+    q, p = learner.query_ids, learner.conditioning_ids
+    near_q = _nearest(session, picks, q) if needs_q and q is not None and len(q) else None
+    near_p = _nearest(session, picks, p) if needs_p and p is not None and len(p) else None
+    for i, (reason, gain) in enumerate(zip(reasons, batch.scores, strict=True)):
+        parts = [f"{learner.strategy.name} gain {gain:.3g}"]
+        if near_q is not None:
+            parts.append(
+                f"closest positive {session.uid(int(near_q[0][i]))} (cosine {near_q[1][i]:.2f})"
+            )
+        if near_p is not None:
+            parts.append(
+                f"nearest junk/duplicate {session.uid(int(near_p[0][i]))} "
+                f"(cosine {near_p[1][i]:.2f})"
+            )
+        parts.append(f"represents {share[i]:.1%} of the candidates")
+        out.append("; ".join(parts) + "; " + reason.split(": ", 1)[-1])
+    return out
+
+
+def _explain_seals(session, learner, batch, sets: AnswerSets, reasons) -> list[str]:
+    """Which labeled item's (or earlier pick's) neighbourhood each pick came from."""
+    pool = session.pool()
+    picks = normalize_rows(pool.embeddings_of(batch.ids))
+    seeds = sets.answered_iids
+    seed_units = normalize_rows(pool.embeddings_of(seeds)) if seeds.size else picks[:0]
+    out = []
+    for i, reason in enumerate(reasons):
+        sims = seed_units @ picks[i] if seeds.size else np.empty(0)
+        best_seed = int(sims.argmax()) if sims.size else -1
+        best = (
+            (sims[best_seed], f"labeled item {session.uid(int(seeds[best_seed]))}")
+            if sims.size
+            else (-2.0, "")
+        )
+        if i:
+            earlier = picks[:i] @ picks[i]
+            j = int(earlier.argmax())
+            if earlier[j] > best[0]:
+                best = (earlier[j], f"pick {session.uid(int(batch.ids[j]))} of this batch")
+        where = f"; SEALS: neighbour of {best[1]} (cosine {best[0]:.2f})" if best[1] else ""
+        out.append(reason + where)
+    return out
+
+
+def stop_set_predictions(session: Session, learner) -> bytes | None:
+    """The model's predicted classes on the fixed stop set (for the stabilising-predictions
+    stopping rule), as int16 bytes."""
+    stop = np.asarray(session.config["stop_set"], dtype=np.int64)
+    if stop.size == 0:
+        return None
+    proba = learner.model.predict_proba(learner.pool.embeddings_of(stop))
+    return proba.argmax(axis=1).astype(np.int16).tobytes()
+
+
+# ---------------------------------------------------------------------- aimed cold start
+def _similar_picks(session: Session, sets: AnswerSets, options, budget: int, start: float) -> Picks:
+    """The unanswered items most similar to a text query or to example items."""
+    if options.get("query"):
+        targets = session.embed_query(options["query"])
+        labels = [f"query {options['query']!r}"]
+    else:
+        like = [session.iid(u) for u in options["like"]]
+        targets = normalize_rows(session.pool().embeddings_of(np.asarray(like, dtype=np.int64)))
+        labels = [f"example {session.uid(i)}" for i in like]
+    ids, sims, which = top_similar(session, targets, budget, exclude=sets.answered_iids)
+    reasons = [f"closest to {labels[w]} (cosine {s:.2f})" for s, w in zip(sims, which, strict=True)]
+    kind = "query" if options.get("query") else "like"
+    return Picks(
+        ids,
+        sims,
+        reasons,
+        kind,
+        "all",
+        f"aimed by --{kind}",
+        {"load": 0.0, "selection": time.perf_counter() - start},
+    )
+
+
+def top_similar(session: Session, targets: np.ndarray, k: int, exclude: np.ndarray):
+    """The ``k`` items (not in ``exclude``) with the highest cosine to any of ``targets``
+    (unit rows): ids, similarities and which target, best first. Exact, in blocks."""
+    pool = session.pool()
+    n_free = len(pool) - np.unique(exclude).size
+    if k > n_free:
+        raise ValidationError(f"budget {k} exceeds the {n_free} unanswered items")
+    targets = np.asarray(targets, dtype=np.float32)
+    excluded = np.unique(exclude)
+    best_ids = np.empty(0, dtype=np.int64)
+    best_sims = np.empty(0, dtype=np.float32)
+    best_which = np.empty(0, dtype=np.int64)
+    for lo in range(0, len(pool), ROW_BLOCK):
+        ids = pool.ids[lo : lo + ROW_BLOCK]
+        block = normalize_rows(pool.embeddings[lo : lo + ROW_BLOCK]) @ targets.T
+        which = block.argmax(axis=1)
+        sims = block[np.arange(block.shape[0]), which]
+        keep = ~np.isin(ids, excluded)
+        best_ids = np.concatenate([best_ids, ids[keep]])
+        best_sims = np.concatenate([best_sims, sims[keep]])
+        best_which = np.concatenate([best_which, which[keep]])
+        if best_ids.size > k:
+            top = np.argpartition(-best_sims, k - 1)[:k]
+            best_ids, best_sims, best_which = best_ids[top], best_sims[top], best_which[top]
+    order = np.lexsort((best_ids, -best_sims))[:k]
+    return best_ids[order], best_sims[order].astype(np.float64), best_which[order]

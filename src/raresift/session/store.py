@@ -1,0 +1,290 @@
+"""The answer store of a session: one SQLite database in WAL mode (stdlib ``sqlite3``).
+
+Every write is one ``BEGIN IMMEDIATE`` transaction (one answer, one imported file, one batch,
+one undo), so a ``kill -9`` at any moment leaves either the whole write or none of it, and
+several processes (two ``raresift label`` runs, the web server and the CLI) can write at once:
+SQLite serialises the writers and each waits up to ``timeout`` seconds for the others.
+
+Tables
+------
+``meta``      key/value: schema version, raresift version, the session config (JSON), and
+              ``version``, a counter bumped by every change of the answers.
+``files``     the files the session depends on, with their fingerprints.
+``items``     user id <-> internal id, text, image path and metadata (absent for bare
+              embeddings, whose ids are the row numbers).
+``answers``   the append-only answer log: one row per answer with the previous value, who,
+              when, the round it arrived in and whether it was undone.
+``current``   the answer in force per item (kept in step with ``answers`` in each transaction).
+``rounds``    one row per batch: strategy, candidates, budget, the answers version it was
+              computed from, timings and the stop-set predictions of its model.
+``batch``     the items of each round's batch with score and reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from raresift.session.errors import SchemaError, SessionCorruptError
+
+SCHEMA_VERSION = 1
+DB_NAME = "session.db"
+
+_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE files(
+    role TEXT PRIMARY KEY, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sample_sha256 TEXT NOT NULL, sha256 TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE items(
+    iid INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, text TEXT, image TEXT, meta TEXT);
+CREATE TABLE answers(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, iid INTEGER NOT NULL, value TEXT NOT NULL,
+    previous TEXT, who TEXT NOT NULL, at REAL NOT NULL, round INTEGER NOT NULL,
+    source TEXT NOT NULL, undone_at REAL);
+CREATE INDEX answers_by_item ON answers(iid, seq);
+CREATE TABLE current(iid INTEGER PRIMARY KEY, value TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE rounds(
+    round INTEGER PRIMARY KEY, created REAL NOT NULL, version INTEGER NOT NULL,
+    strategy TEXT NOT NULL, candidates TEXT NOT NULL, budget INTEGER NOT NULL,
+    options TEXT NOT NULL, note TEXT NOT NULL, n_labeled INTEGER NOT NULL,
+    n_positive INTEGER NOT NULL, seconds TEXT NOT NULL, stop_predictions BLOB);
+CREATE TABLE batch(
+    round INTEGER NOT NULL, position INTEGER NOT NULL, iid INTEGER NOT NULL,
+    score REAL NOT NULL, reason TEXT NOT NULL, PRIMARY KEY(round, position));
+"""
+_TABLES = {"meta", "files", "items", "answers", "current", "rounds", "batch"}
+_QUICK_CHECK_MAX_BYTES = 256 << 20  # full page check below this size, header check above
+
+
+def _connect(path: Path, timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    return conn
+
+
+class Store:
+    """Thin access layer over a session database; one connection per Store.
+
+    Use :meth:`create` for a new database and :meth:`open` for an existing one. Reads see a
+    consistent snapshot inside :meth:`reading`; writes go through :meth:`writing`.
+    A Store may be shared between threads: a lock serialises its connection.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        import threading
+
+        self.conn = conn
+        self.path = path
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def create(cls, path: Path, meta: dict[str, Any], timeout: float = 60.0) -> Store:
+        """A new database at ``path`` (which must not exist) with ``meta`` filled in."""
+        conn = _connect(path, timeout)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        store = cls(conn, path)
+        with store.writing() as db:
+            db.executescript_in_txn(_SCHEMA)
+            for key, value in {"schema_version": SCHEMA_VERSION, "version": 0, **meta}.items():
+                db.execute("INSERT INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        return store
+
+    @classmethod
+    def open(cls, path: Path, timeout: float = 60.0) -> Store:
+        """Open an existing database, refusing corrupted files and foreign schemas (read-only
+        checks: nothing is written)."""
+        where = f"session database {path}"
+        if not path.is_file():
+            raise SessionCorruptError(f"{where} is missing; create the session with raresift init")
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+            raise SessionCorruptError(
+                f"{where} is not an SQLite database (truncated or overwritten); restore it from "
+                "a backup or export what you can and start a new session"
+            )
+        try:
+            conn = _connect(path, timeout)
+            if path.stat().st_size <= _QUICK_CHECK_MAX_BYTES:
+                problems = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+                if problems != ["ok"]:
+                    raise sqlite3.DatabaseError(problems[0])
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if not _TABLES <= tables:
+                raise SchemaError(
+                    f"{path} is an SQLite file but not a raresift session (tables "
+                    f"{sorted(_TABLES - tables)} missing)"
+                )
+            meta = {r[0]: json.loads(r[1]) for r in conn.execute("SELECT key, value FROM meta")}
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.DatabaseError as exc:
+            raise SessionCorruptError(
+                f"{where} is corrupted ({exc}); restore it from a backup, or export what "
+                "`raresift export` can still read and start a new session"
+            ) from None
+        version = meta.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"{where} has schema version {version}, this raresift reads version "
+                f"{SCHEMA_VERSION} only (written by raresift {meta.get('raresift_version')}); "
+                "use that raresift version to export its answers and import them into a new session"
+            )
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ------------------------------------------------------------------ transactions
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[_Txn]:
+        """One write transaction (``BEGIN IMMEDIATE``): all of it is stored, or none."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Txn(self.conn)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[_Txn]:
+        """A read transaction: every query inside sees the same snapshot."""
+        with self._lock:
+            self.conn.execute("BEGIN DEFERRED")
+            try:
+                yield _Txn(self.conn)
+            finally:
+                self.conn.execute("COMMIT")
+
+
+class _Txn:
+    """The queries of one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, rows)
+
+    def executescript_in_txn(self, script: str) -> None:
+        for statement in script.split(";"):
+            if statement.strip():
+                self.conn.execute(statement)
+
+    # ------------------------------------------------------------------ meta
+    def meta(self, key: str) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.conn.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def version(self) -> int:
+        return int(self.meta("version"))
+
+    def bump_version(self) -> int:
+        version = self.version() + 1
+        self.set_meta("version", version)
+        return version
+
+    # ------------------------------------------------------------------ answers
+    def current(self) -> dict[int, tuple[str, int]]:
+        """``{iid: (value, seq)}`` of every answer in force."""
+        return {
+            r[0]: (r[1], r[2]) for r in self.conn.execute("SELECT iid, value, seq FROM current")
+        }
+
+    def current_of(self, iids: list[int]) -> dict[int, tuple[str, int]]:
+        out = {}
+        for lo in range(0, len(iids), 900):
+            chunk = iids[lo : lo + 900]
+            marks = ",".join("?" * len(chunk))
+            for r in self.conn.execute(
+                f"SELECT iid, value, seq FROM current WHERE iid IN ({marks})", chunk
+            ):
+                out[r[0]] = (r[1], r[2])
+        return out
+
+    def record_answer(
+        self, iid: int, value: str, who: str, round_index: int, source: str
+    ) -> dict[str, Any]:
+        """Append one answer and make it current; returns the stored record."""
+        row = self.conn.execute("SELECT value FROM current WHERE iid = ?", (iid,)).fetchone()
+        previous = None if row is None else row[0]
+        at = time.time()
+        cur = self.conn.execute(
+            "INSERT INTO answers(iid, value, previous, who, at, round, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (iid, value, previous, who, at, round_index, source),
+        )
+        seq = int(cur.lastrowid)
+        self.conn.execute(
+            "INSERT INTO current VALUES (?, ?, ?) ON CONFLICT(iid) DO UPDATE SET "
+            "value = excluded.value, seq = excluded.seq",
+            (iid, value, seq),
+        )
+        return {
+            "seq": seq,
+            "iid": iid,
+            "value": value,
+            "previous": previous,
+            "who": who,
+            "at": at,
+            "round": round_index,
+            "source": source,
+        }
+
+    def undo_last(self, n: int) -> list[dict[str, Any]]:
+        """Undo the ``n`` most recent answers still in force; returns them, newest first."""
+        rows = self.conn.execute(
+            "SELECT * FROM answers WHERE undone_at IS NULL ORDER BY seq DESC LIMIT ?", (n,)
+        ).fetchall()
+        now = time.time()
+        for r in rows:
+            self.conn.execute("UPDATE answers SET undone_at = ? WHERE seq = ?", (now, r["seq"]))
+            before = self.conn.execute(
+                "SELECT value, seq FROM answers WHERE iid = ? AND undone_at IS NULL "
+                "ORDER BY seq DESC LIMIT 1",
+                (r["iid"],),
+            ).fetchone()
+            if before is None:
+                self.conn.execute("DELETE FROM current WHERE iid = ?", (r["iid"],))
+            else:
+                self.conn.execute(
+                    "UPDATE current SET value = ?, seq = ? WHERE iid = ?",
+                    (before[0], before[1], r["iid"]),
+                )
+        return [dict(r) for r in rows]
+
+    def history(self, include_undone: bool = True) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM answers"
+        if not include_undone:
+            sql += " WHERE undone_at IS NULL"
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY seq")]
+
+    # ------------------------------------------------------------------ rounds
+    def last_round(self) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM rounds ORDER BY round DESC LIMIT 1").fetchone()
+
+    def rounds(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM rounds ORDER BY round").fetchall()
+
+    def batch_rows(self, round_index: int) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT * FROM batch WHERE round = ? ORDER BY position", (round_index,)
+        ).fetchall()

@@ -1,0 +1,472 @@
+"""Labeling sessions: the store, rounds, answers, undo, import/export and the CLI around them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from raresift.cli import main
+from raresift.errors import UnknownIdError, ValidationError
+from raresift.session import (
+    AnswerError,
+    ConflictError,
+    FingerprintError,
+    Session,
+    SessionCorruptError,
+)
+
+N, DIM = 2000, 16
+
+
+def _data(tmp_path: Path, n: int = N, dtype=np.float32):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, DIM)).astype(np.float32)
+    y = (x[:, 0] > 1.9).astype(int)
+    x[y == 1, 1:4] += 2.0
+    path = tmp_path / "emb.npy"
+    np.save(path, x.astype(dtype))
+    seed = tmp_path / "seed.csv"
+    pos = np.flatnonzero(y)[:3].tolist()
+    rows = [(i, y[i]) for i in pos + list(range(30)) if i not in pos or True]
+    with open(seed, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "label"])
+        w.writerows(dict(rows).items())
+    return path, seed, y
+
+
+@pytest.fixture
+def session(tmp_path):
+    emb, seed, y = _data(tmp_path)
+    s = Session.create(
+        tmp_path / "p", embeddings=emb, concept="rare", seed_labels=seed, progress=False
+    )
+    s.truth = y
+    return s
+
+
+def _env():
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env
+
+
+def _cli(*args, check=True):
+    proc = subprocess.run(
+        [sys.executable, "-m", "raresift.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+def _db_dump(project: Path) -> list[str]:
+    """Every row of the session database (a checkpoint may move bytes, never rows)."""
+    import sqlite3
+
+    conn = sqlite3.connect(project / "session.db")
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------ creation and ids
+def test_npy_embeddings_are_memory_mapped_in_place(session, tmp_path):
+    assert session.config["embeddings"]["path"] == str(tmp_path / "emb.npy")
+    assert not (session.root / "embeddings.npy").exists()
+    assert isinstance(session.pool().embeddings, np.memmap)
+    assert session.status(estimate=False)["labels_spent"] == len(
+        dict.fromkeys(list(np.flatnonzero(session.truth)[:3]) + list(range(30)))
+    )
+
+
+def test_float16_npy_stays_float16(tmp_path):
+    emb, _, _ = _data(tmp_path, dtype=np.float16)
+    s = Session.create(tmp_path / "p", embeddings=emb, progress=False)
+    assert s.pool().embeddings.dtype == np.float16
+    assert len(s.next(budget=4)) == 4
+
+
+def test_string_ids_from_a_table_with_a_vector_column(tmp_path):
+    rows = [{"key": f"doc-{i:03d}", "embedding": [float(i % 7), float(i % 3), 1.0], "lang": "en"}
+            for i in range(60)]  # fmt: skip
+    table = tmp_path / "items.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = Session.create(tmp_path / "p", embeddings=table, ids_column="key", progress=False)
+    assert s.config["ids"] == "str"
+    rec = s.answer("doc-007", "yes")
+    assert rec["id"] == "doc-007" and rec["answer"] == "1"
+    assert s.item("doc-007")["meta"] == {"lang": "en"}
+    with pytest.raises(UnknownIdError):
+        s.answer("doc-999", "1")
+    assert all(isinstance(b.id, str) for b in s.next(budget=5))
+
+
+def test_parquet_and_csv_vector_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ids = np.arange(100, 150, dtype=np.int64)
+    vecs = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
+    pq.write_table(pa.table({"id": ids, "vector": vecs.tolist()}), tmp_path / "t.parquet")
+    s = Session.create(tmp_path / "p", embeddings=tmp_path / "t.parquet", progress=False)
+    assert s.config["ids"] == "int" and s.uid(0) == 100
+    np.testing.assert_allclose(s.pool().embeddings_of([3]), vecs[3:4])
+    with open(tmp_path / "t.csv", "w") as fh:
+        fh.write("id,embedding\n" + "".join(f"{i},\"{' '.join(map(str, v))}\"\n"
+                                           for i, v in zip(ids, vecs, strict=True)))  # fmt: skip
+    s2 = Session.create(tmp_path / "q", embeddings=tmp_path / "t.csv", progress=False)
+    np.testing.assert_allclose(s2.pool().embeddings_of([3]), vecs[3:4], rtol=1e-6)
+
+
+def test_npz_and_float64_are_converted_once(tmp_path):
+    x = np.random.default_rng(2).normal(size=(40, 3))
+    np.savez(tmp_path / "e.npz", embeddings=x)
+    s = Session.create(tmp_path / "p", embeddings=tmp_path / "e.npz", progress=False)
+    assert (s.root / "embeddings.npy").exists()
+    np.testing.assert_allclose(s.pool().embeddings_of([5]), x[5:6].astype(np.float32))
+
+
+def test_create_refuses_bad_inputs(tmp_path):
+    bad = tmp_path / "nan.npy"
+    x = np.ones((10, 3), np.float32)
+    x[4, 1] = np.nan
+    np.save(bad, x)
+    with pytest.raises(ValidationError, match="row 4"):
+        Session.create(tmp_path / "p", embeddings=bad, progress=False)
+    np.save(tmp_path / "ok.npy", np.ones((10, 3), np.float32))
+    with pytest.raises(ValidationError, match="reserved"):
+        Session.create(tmp_path / "q", embeddings=tmp_path / "ok.npy", classes=["a", "skip"])
+    Session.create(tmp_path / "r", embeddings=tmp_path / "ok.npy", progress=False)
+    with pytest.raises(Exception, match="already holds a session"):
+        Session.create(tmp_path / "r", embeddings=tmp_path / "ok.npy", progress=False)
+
+
+# ------------------------------------------------------------------ rounds
+def test_next_twice_returns_the_stored_batch(session):
+    first = session.next(budget=10)
+    again = Session.open(session.root).next()
+    assert [b.id for b in first] == [b.id for b in again]
+    assert session.pending() is not None
+    session.answer(first[0].id, int(session.truth[first[0].id]))
+    third = session.next(budget=10)
+    assert third[0].round == first[0].round + 1
+    assert first[0].id not in [b.id for b in third]
+
+
+def test_same_seed_same_batches(tmp_path):
+    emb, seed, y = _data(tmp_path)
+    picks = []
+    for name in ("a", "b"):
+        s = Session.create(tmp_path / name, embeddings=emb, seed_labels=seed, progress=False)
+        got = []
+        for _ in range(3):
+            batch = s.next(budget=7, strategy="entropy")
+            got.append([b.id for b in batch])
+            s.answer_many([(b.id, int(y[b.id])) for b in batch])
+        picks.append(got)
+    assert picks[0] == picks[1]
+
+
+def test_cold_start_says_random_and_aims_with_like(tmp_path):
+    emb, _, y = _data(tmp_path)
+    s = Session.create(tmp_path / "p", embeddings=emb, progress=False)
+    batch = s.next(budget=5)
+    assert all(b.reason.startswith("random: no answers yet") for b in batch)
+    s.answer_many([(b.id, 0) for b in batch])
+    batch = s.next(budget=5)
+    assert all("every answer so far is '0'" in b.reason for b in batch)
+    positive = int(np.flatnonzero(y)[0])
+    aimed = s.next(budget=5, like=[positive])
+    assert all(b.reason.startswith(f"closest to example {positive}") for b in aimed)
+    assert np.mean(y[[b.id for b in aimed]]) > 0.5  # the positives cluster together
+
+
+def test_special_answers_leave_the_candidates(session):
+    batch = session.next(budget=10)
+    session.answer(batch[0].id, "skip")
+    session.answer(batch[1].id, "junk")
+    session.answer(batch[2].id, "duplicate")
+    later = session.next(budget=50)
+    assert not {b.id for b in batch[:3]} & {b.id for b in later}
+
+
+def test_scg_conditions_on_junk(session):
+    batch = session.next(budget=5, strategy="flcg")
+    assert "none yet" in session.round_info()["note"]
+    session.answer(batch[0].id, "junk")
+    batch = session.next(budget=5, strategy="flcg")
+    assert all("nearest junk/duplicate" in b.reason for b in batch)
+
+
+def test_reasons_name_the_strategy_evidence(session):
+    ent = session.next(budget=5, strategy="entropy")
+    assert all(b.reason.startswith("most uncertain (entropy") and "p(rare)=" in b.reason
+               for b in ent)  # fmt: skip
+    smi = session.next(budget=5, strategy="flqmi")
+    assert all("closest positive" in b.reason and "of the candidates" in b.reason for b in smi)
+    seals = session.next(budget=5, strategy="mlp", candidates="seals")
+    assert all("SEALS: neighbour of" in b.reason for b in seals)
+    assert (session.root / "index.faiss").exists()
+
+
+# ------------------------------------------------------------------ answers
+def test_relabel_and_undo_are_exact(session):
+    item = 1500
+    assert session.item(item)["answer"] is None
+    a = session.answer(item, "1")
+    b = session.answer(item, "0")
+    assert (a["previous"], b["previous"]) == (None, "1") and b["seq"] > a["seq"]
+    assert session.undo()[0]["answer"] == "0"
+    assert session.item(item)["answer"] == "1"
+    session.undo()
+    assert session.item(item)["answer"] is None
+    assert len(session.item(item)["history"]) == 2  # kept, marked undone
+
+
+def test_expected_seq_detects_a_later_writer(session):
+    seen = session.item(1234)["seq"]
+    session.answer(1234, "1")
+    with pytest.raises(ConflictError):
+        session.answer(1234, "0", expected_seq=seen)
+    assert session.item(1234)["answer"] == "1"
+
+
+def test_bad_answers_refused_line_by_line(session, tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("id,label\n1500,1\n999999,0\n1501,maybe\n1502,0\n1500,0\n")
+    before = session.status(estimate=False)["labels_spent"]
+    with pytest.raises(AnswerError) as err:
+        session.import_file(path)
+    assert [line for line, _ in err.value.problems] == [3, 4, 6]
+    assert session.status(estimate=False)["labels_spent"] == before
+    result = session.import_file(path, partial=True)
+    assert result["written"] == 2 and session.item(1502)["answer"] == "0"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("", "empty"), ("label\n1\n", "no id column"), ("id,label\n", "no answers"),
+     ("id,foo\n1,1\n", "no answer column")],
+)  # fmt: skip
+def test_answer_files_without_what_is_needed(session, tmp_path, text, message):
+    path = tmp_path / "a.csv"
+    path.write_text(text)
+    with pytest.raises(AnswerError, match=message):
+        session.import_file(path)
+
+
+def test_label_studio_round_trip(session, tmp_path):
+    batch = session.next(budget=4)
+    tasks = json.loads(session.export("label-studio"))
+    assert [t["data"]["raresift_id"] for t in tasks] == [b.id for b in batch]
+    assert tasks[0]["predictions"][0]["model_version"].startswith("raresift-")
+    for t, value in zip(tasks, ["1", "0", "skip", "1"], strict=True):
+        t["annotations"] = [{"id": 1, "result": [{"type": "choices", "from_name": "label",
+                                                  "to_name": "item",
+                                                  "value": {"choices": [value]}}]}]  # fmt: skip
+    tasks[3]["annotations"].append({"id": 2, "was_cancelled": True, "result": []})
+    export = tmp_path / "ls.json"
+    export.write_text(json.dumps(tasks))
+    assert session.import_file(export)["written"] == 4
+    assert [session.item(b.id)["answer"] for b in batch] == ["1", "0", "skip", "1"]
+    assert session.item(batch[0].id)["history"][-1]["who"] == "label-studio"
+
+
+def test_export_csv_lists_every_answer(session, tmp_path):
+    out = session.export("csv", tmp_path / "a.csv")
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == session.status(estimate=False)["labels_spent"]
+    assert {"id", "answer", "who", "at", "round", "previous"} <= set(rows[0])
+
+
+# ------------------------------------------------------------------ status
+def test_status_has_estimates_and_verdicts(session, tmp_path):
+    for _ in range(4):
+        batch = session.next(budget=40)
+        session.answer_many([(b.id, int(session.truth[b.id])) for b in batch])
+    status = session.status()
+    json.dumps(status)
+    assert status["positives_found"] == int(
+        sum(session.truth[r["id"]] for r in session.answers() if r["answer"] == "1")
+    )
+    est = status["estimates"][0]
+    assert est["low"] <= est["positives_left"] <= est["high"]
+    assert {r["verdict"] for r in status["stopping"]} <= {"stop", "continue"}
+    assert len(status["stopping"][0]["kappas"]) == 3
+    png = session.status_plot(tmp_path / "curve.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_knee_rule_stops_on_a_flat_tail():
+    from raresift.session.status import knee_rule
+
+    gains = np.r_[np.ones(60), np.zeros(1000)].astype(int)
+    assert knee_rule(gains)["verdict"] == "stop"
+    assert knee_rule(np.tile([1, 0], 200))["verdict"] == "continue"
+
+
+# ------------------------------------------------------------------ reliability
+def test_changed_or_missing_embeddings_refused(session, tmp_path):
+    root = session.root
+    session.close()
+    emb = tmp_path / "emb.npy"
+    x = np.load(emb)
+    x[7, 0] += 1
+    np.save(emb, x)
+    before = _db_dump(root)
+    proc = _cli("status", root, check=False)
+    assert proc.returncode == 2 and "changed since the session recorded it" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    emb.unlink()
+    with pytest.raises(FingerprintError, match="missing"):
+        Session.open(root)
+    assert _db_dump(root) == before
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupted_database_refused_with_one_line(session, damage):
+    root = session.root
+    session.close()
+    db = root / "session.db"
+    data = db.read_bytes()
+    for side in ("session.db-wal", "session.db-shm"):
+        (root / side).unlink(missing_ok=True)
+    if damage == "truncate":
+        db.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        db.write_bytes(data[:100] + b"\x13" * (len(data) - 100))
+    else:
+        db.write_bytes(b"")
+    before = db.read_bytes()
+    proc = _cli("next", root, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    with pytest.raises(SessionCorruptError):
+        Session.open(root)
+    assert db.read_bytes() == before
+
+
+def test_two_label_processes_lose_nothing(session):
+    root = session.root
+    script = (
+        "import sys; from raresift.session import Session\n"
+        "s = Session.open(sys.argv[1])\n"
+        "for i in range(int(sys.argv[2]), int(sys.argv[3])):\n"
+        "    s.answer(i, 'yes' if i % 2 else 'no', who=sys.argv[4])\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(root), str(lo), str(lo + 150), who], env=_env()
+        )  # fmt: skip
+        for lo, who in ((1000, "a"), (1100, "b"))
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    s = Session.open(root)
+    with s.store.reading() as db:
+        hist = [r for r in db.history() if r["iid"] >= 1000]
+    assert len(hist) == 300  # 1100..1149 answered by both, every answer kept
+    assert all(s.item(i)["answer"] == ("1" if i % 2 else "0") for i in range(1000, 1250))
+
+
+def _kill_midway(args, after: float):
+    command = [sys.executable, "-m", "raresift.cli", *map(str, args)]
+    out = subprocess.DEVNULL
+    proc = subprocess.Popen(command, env=_env(), stderr=out, stdout=out)
+    time.sleep(after)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_kill_9_during_import_and_next_loses_nothing(session, tmp_path):
+    root = session.root
+    base = session.status(estimate=False)["labels_spent"]
+    seeded = {r["id"] for r in session.answers()}
+    big = tmp_path / "many.csv"
+    big.write_text("id,label\n" + "".join(f"{i},{i % 2}\n" for i in range(100, N)))
+    session.close()
+    for delay in (0.8, 1.2, 1.6, 2.0):
+        _kill_midway(["import", root, big], delay)
+        s = Session.open(root)
+        spent = s.status(estimate=False)["labels_spent"]
+        assert spent in (base, len(seeded | set(range(100, N))))
+        s.close()
+    for delay in (0.7, 1.0, 1.4):
+        _kill_midway(["next", root, "--budget", "50", "--strategy", "flqmi"], delay)
+        s = Session.open(root)
+        batch = s.batch()
+        assert len(batch) in (0, 50)  # never half a batch
+        s.close()
+    assert len(_cli("next", root, "--budget", "50", "--format", "jsonl").stdout.splitlines()) == 50
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_workflow(tmp_path, capsys):
+    emb, seed, y = _data(tmp_path)
+    project = tmp_path / "proj"
+    assert main(["init", str(project), "--embeddings", str(emb), "--labels", str(seed)]) == 0
+    assert main(["next", str(project), "--budget", "6", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    ids = [int(r["id"]) for r in csv.DictReader(out.splitlines()[out.splitlines().index(
+        "position,id,score,answer,reason"):])]  # fmt: skip
+    assert len(ids) == 6
+    answers = tmp_path / "answers.csv"
+    answers.write_text("id,label\n" + "".join(f"{i},{y[i]}\n" for i in ids))
+    assert main(["label", str(project), str(answers)]) == 0
+    assert main(["label", str(project), "--id", str(ids[0]), "--label", "junk"]) == 0
+    assert main(["undo", str(project)]) == 0
+    assert main(["label", str(project), "--id", "no-such", "--label", "1"]) == 2
+    capsys.readouterr()
+    assert main(["status", str(project), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    seeded = {int(r[0]) for r in csv.reader(open(seed)) if r[0] != "id"}
+    assert status["labels_spent"] == len(set(ids) | seeded)
+    assert (
+        main(["export", str(project), "--format", "jsonl", "--out", str(tmp_path / "a.jsonl")]) == 0
+    )
+    lines = (tmp_path / "a.jsonl").read_text().splitlines()
+    assert len(lines) == Session.open(project).status(estimate=False)["labels_spent"]
+
+
+# ------------------------------------------------------------------ images and texts
+def test_image_folder_session_embeds_with_efficientnet(tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from PIL import Image
+
+    from raresift.session import images
+
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        colour = (255, 0, 0) if i % 3 == 0 else (0, 0, 255)
+        pixels = np.clip(np.array(colour) + rng.normal(0, 20, (40, 50, 3)), 0, 255)
+        Image.fromarray(pixels.astype(np.uint8)).save(
+            folder / ("sub" if i % 2 else "") / f"{i}.png"
+        )
+    s = Session.create(tmp_path / "p", images=folder, image_size=64, progress=False)
+    x = s.pool().embeddings
+    assert x.shape == (12, images.DIM) and s.config["ids"] == "str"
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
+    red = [s.iid(u) for u in ("0.png", "sub/3.png", "6.png", "sub/9.png")]
+    sims = x @ x[red[0]]
+    assert sims[red].min() > np.delete(sims, red).max()  # same colour, closer features
+    assert s.item("sub/3.png")["image"].endswith("sub/3.png")
+    cached = list((s.root / "cache").glob("efficientnet-lite0-*.npy"))
+    assert len(cached) == 1 and s.config["embeddings"]["path"].startswith("cache/")
