@@ -292,3 +292,47 @@ def test_seals_round_with_searches_on_index_workers_picks_what_the_local_round_p
         runs.append(np.concatenate(batches))
     np.testing.assert_array_equal(runs[0], runs[1])
     remote.close()
+
+
+@pytest.mark.parametrize(("candidates", "strategy"), [("all", "entropy"), ("seals", "mlp")])
+def test_a_session_on_the_ray_engine_behaves_as_a_local_one(tmp_path, candidates, strategy):
+    from raresift.session import Session
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1_500, 8)).astype(np.float32)
+    y = (x[:, 0] > 1.8).astype(int)
+    np.save(tmp_path / "emb.npy", x)
+    with open(tmp_path / "seed.csv", "w") as fh:
+        fh.write("id,label\n")
+        for i in list(np.flatnonzero(y)[:3]) + list(range(20)):
+            fh.write(f"{i},{y[i]}\n")
+    picks = []
+    for engine in ("local", "ray"):
+        session = Session.create(
+            tmp_path / engine,
+            embeddings=tmp_path / "emb.npy",
+            concept="rare",
+            seed_labels=tmp_path / "seed.csv",
+            candidates=candidates,
+            index="Flat",
+            engine=engine,
+            progress=False,
+        )
+        got = []
+        for _ in range(2):
+            batch = session.next(budget=8, strategy=strategy)
+            got.append([b.id for b in batch])
+            session.answer_many([(b.id, int(y[b.id])) for b in batch])
+        picks.append(got)
+        assert Session.open(session.root).config["engine"] == engine
+    assert picks[0] == picks[1]
+
+
+def test_cli_init_takes_the_ray_engine_and_refuses_an_address_without_it(tmp_path, capsys):
+    from raresift.cli import main
+
+    np.save(tmp_path / "emb.npy", np.random.default_rng(0).normal(size=(50, 4)).astype("f4"))
+    args = ["init", str(tmp_path / "p"), "--embeddings", str(tmp_path / "emb.npy")]
+    assert main([*args, "--address", "auto"]) == 2
+    assert "needs engine='ray'" in capsys.readouterr().err
+    assert main([*args, "--engine", "ray"]) == 0

@@ -112,12 +112,19 @@ def _needs(strategy_name: str) -> tuple[bool, bool]:
 def _candidates(session: Session, name: str, progress: bool):
     from raresift.candidates import AllCandidates, RandomCandidates, SEALSCandidates
 
+    ray = session.config.get("engine") == "ray"
+    if ray:
+        from raresift.distributed import RayCandidates, RemoteNeighborIndex, connect
+
+        connect(session.config.get("address"))
     if name == "all":
-        return AllCandidates()
+        return RayCandidates(progress=progress) if ray else AllCandidates()
     if name == "random":
         return RandomCandidates(session.config["random_fraction"], seed=session.config["seed"])
     if name == "seals":
         index = session.index(progress=progress)
+        if ray:  # the searches go to index actors that load the session's (fingerprinted) file
+            index = RemoteNeighborIndex(session.root / session.config["index"]["path"])
         return SEALSCandidates(index, k=session.config["seals_k"])
     raise ConfigError(f"unknown candidates {name!r}; choose all, seals or random")
 

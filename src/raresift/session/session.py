@@ -30,7 +30,7 @@ from raresift.session.store import DB_NAME, Store
 
 log = logging.getLogger("raresift")
 
-ENGINES = ("local",)  # issue 17 adds "ray"; the engine is stored in the config
+ENGINES = ("local", "ray")  # where rounds run; stored in the config
 CANDIDATE_NAMES = ("all", "seals", "random")
 SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with an index
 STOP_SET_SIZE = 1_000
@@ -152,6 +152,7 @@ class Session:
         seals_k: int = 100,
         seed: int = 0,
         engine: str = "local",
+        address: str | None = None,
         image_size: int = 224,
         model_C: float = 1.0,
         model_max_iter: int = 1000,
@@ -170,8 +171,10 @@ class Session:
         name the classes whose labeled items form SIMILAR's query set. ``seed_labels`` is a
         CSV of answers recorded as round 0. ``strategy`` / ``candidates`` / ``budget`` are the
         defaults of ``next`` (chosen from the pool size when omitted), ``index`` a Faiss factory
-        string for SEALS (built now when SEALS is the default). ``engine`` is where rounds run
-        ("local"; the Ray engine plugs in here).
+        string for SEALS (built now when SEALS is the default). ``engine`` is where rounds run:
+        ``"local"``, or ``"ray"`` (:mod:`raresift.distributed`: "all" rounds scored on Ray
+        workers, SEALS searches on index actors, the same picks as local) on the cluster at
+        ``address``, or a local Ray when it is None.
         """
         root = Path(path).resolve()
         if (root / DB_NAME).exists():
@@ -183,6 +186,12 @@ class Session:
             raise ValidationError("give either concept= or classes=, not both")
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if address is not None and engine != "ray":
+            raise ConfigError("address= names a Ray cluster; it needs engine='ray'")
+        if engine == "ray":
+            from raresift.distributed.cluster import import_ray
+
+            import_ray()  # not installed: say so now, not at the first round
         class_list = _check_classes(classes) if classes is not None else None
         rare = list(rare_classes) if rare_classes is not None else None
         if rare is not None:
@@ -244,6 +253,7 @@ class Session:
             "ids": ids.kind,
             "ids_column": id_col,
             "engine": engine,
+            "address": address,
             "seed": int(seed),
             "model": {"kind": "logistic", "C": float(model_C), "max_iter": int(model_max_iter)},
             "defaults": {"strategy": strategy, "candidates": default_cand, "budget": int(budget)},
