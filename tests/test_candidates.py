@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from raresift.candidates import AllCandidates, RandomCandidates, SEALSCandidates
+from raresift.density import normalize_rows
 from raresift.errors import ConfigError, ValidationError
-from raresift.index import NeighborIndex, normalize_rows
+from raresift.index import NeighborIndex
 from raresift.pool import Labels, Pool
 
 

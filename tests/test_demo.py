@@ -29,10 +29,11 @@ def test_demo_falls_back_to_mnist5k_when_fashion_mnist_is_absent(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "out" / "rounds.csv")))
     assert len(rows) == 2 * 3 and rows[0]["labels"] == "100"
     assert (tmp_path / "out" / "positives_found.png").stat().st_size > 10_000
-    study = tmp_path / "out" / "rare-classes-study"
+    study = tmp_path / "out" / "rare-classes-mnist5k"
     assert json.loads((study / "study.json").read_text())["config"]["dataset"]["name"] == "mnist5k"
     assert "demo-rare-classes-mnist5k" in (study / "report.md").read_text()
     assert f"study report: {study / 'report.md'}" in out.stdout
+    assert "demo-rare-classes-mnist5k: 100%" in out.stderr and "72/72 [" in out.stderr  # rounds
 
 
 def test_demo_asked_for_absent_fashion_mnist_exits_2_and_says_where_it_looked(tmp_path):

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from raresift.density import normalize_rows
 from raresift.errors import ConfigError, CorruptFileError, ValidationError
-from raresift.index import NeighborIndex, normalize_rows
+from raresift.index import NeighborIndex
 from raresift.pool import Pool
 
 

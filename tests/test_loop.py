@@ -9,10 +9,6 @@ from raresift.models import MLP, LeNet, SklearnModel, TorchModel
 from raresift.pool import Labels, Pool
 from raresift.strategies import make_strategy
 
-from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def make_data(rng, n=300, dim=4):
     X = rng.normal(size=(n, dim)).astype(np.float32)

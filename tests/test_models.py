@@ -8,9 +8,6 @@ from raresift.errors import ValidationError
 from raresift.models import MLP, LeNet, ResNet18, SklearnModel, TorchModel, last_layer_gradients
 
 from .conftest import load_or_skip
-from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def blobs(rng, n_per_class=40, n_classes=3, dim=5, spread=0.3):

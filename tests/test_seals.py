@@ -1,15 +1,18 @@
-"""SEALS candidate pools: Algorithm 2 step by step, the never-labeled invariant, expansion modes."""
+"""SEALS candidate pools and within-batch expansion: Algorithm 2 step by step, the never-labeled
+invariant, expansion modes, pure selection."""
 
 import logging
 
 import numpy as np
 import pytest
 
-from raresift.candidates import SEALSCandidates, _RunningDensity
+from raresift.candidates import SEALSCandidates
+from raresift.density import normalize_rows
 from raresift.errors import BudgetError
-from raresift.index import NeighborIndex, normalize_rows
+from raresift.index import NeighborIndex
 from raresift.pool import Labels, Pool
 from raresift.strategies import Batch, SelectionState, Strategy, make_strategy
+from raresift.strategies.seals import RunningDensity
 from raresift.strategies.uncertainty import entropy_scores
 
 
@@ -17,6 +20,9 @@ class AngleModel:
     """p(y=1) grows with the angle of the first two coordinates (no ties, no training)."""
 
     classes_ = np.array([0, 1])
+
+    def fit(self, x, y):
+        return self
 
     def predict_proba(self, x):
         p = 0.001 + 0.998 * (np.arctan2(x[:, 1], x[:, 0]) / (2 * np.pi) + 0.5)
@@ -43,6 +49,12 @@ def state_for(pool, labels, seed=0, model=None):
     )
 
 
+def label(cands, labels, batch, answers=None):
+    """Teach a batch's picks (all 1s by default) and tell the pool, as ActiveLearner.teach does."""
+    labels.add(batch.ids, np.ones(len(batch), int) if answers is None else answers)
+    cands.update(batch.ids)
+
+
 def test_item_expansion_walks_where_batch_expansion_cannot():
     pool = arc_pool()
     index = NeighborIndex(progress=False).fit(pool)
@@ -54,13 +66,16 @@ def test_item_expansion_walks_where_batch_expansion_cannot():
     assert item.candidates().tolist() == [1, 2, 3, 4]
     mlp = make_strategy("mlp")
     # per item: 4 is best; its neighbours 5, 6 join before the next pick, then 6's 7, 8 ...
-    picked = item.select(mlp, state_for(pool, labels), 3)
+    picked = mlp.select(state_for(pool, labels), item.view(), 3)
     assert picked.ids.tolist() == [4, 6, 8]
-    assert item.candidates().tolist() == [1, 2, 3, 5, 7, 9, 10]
-    # per batch: only the initial pool is ranked; neighbours join afterwards
-    picked = batch.select(mlp, state_for(pool, labels), 3)
-    assert picked.ids.tolist() == [4, 3, 2]
+    assert item.candidates().tolist() == [1, 2, 3, 4]  # selecting changed nothing
+    # per batch: only the initial pool is ranked; neighbours join once the picks are labeled
+    picked_batch = mlp.select(state_for(pool, labels), batch.view(), 3)
+    assert picked_batch.ids.tolist() == [4, 3, 2]
+    label(batch, labels.copy(), picked_batch)
     assert batch.candidates().tolist() == [1, 5, 6]
+    label(item, labels, picked)  # labeling the picks gives Algorithm 2's pool
+    assert item.candidates().tolist() == [1, 2, 3, 5, 7, 9, 10]
 
 
 def reference_algorithm2(pool, labeled, score, k, budget):
@@ -103,8 +118,9 @@ def test_per_item_selection_matches_reference_algorithm2(rng, strategy):
         return ent * np.clip((unit[ids] @ unit[pool_ids].T).mean(axis=1), 0, None)
 
     expected_picks, expected_pool = reference_algorithm2(pool, labeled, score, 7, 12)
-    batch = cands.select(make_strategy(strategy), state_for(pool, labels, model=model), 12)
+    batch = make_strategy(strategy).select(state_for(pool, labels, model=model), cands.view(), 12)
     assert batch.ids.tolist() == expected_picks
+    label(cands, labels, batch)
     assert cands.candidates().tolist() == expected_pool
 
 
@@ -125,20 +141,19 @@ def test_labeled_items_never_enter_or_stay_in_the_pool(rng, expand, strategy):
     expanded = set(seed_ids.tolist())
     for round_ in range(12):
         budget = int(rng.integers(1, 8))
-        batch = cands.select(strat, state_for(pool, labels, seed=round_), budget)
+        before = cands.candidates().copy()
+        batch = strat.select(state_for(pool, labels, seed=round_), cands.view(), budget)
         assert len(batch) == budget and len(set(batch.ids.tolist())) == budget
         assert not np.isin(batch.ids, labels.ids).any()
-        cand = cands.candidates()
-        assert not np.isin(cand, labels.ids).any() and not np.isin(cand, batch.ids).any()
-        assert np.all(np.diff(cand) > 0)
-        expanded |= set(batch.ids.tolist())
-        # some rounds the oracle answers only part of the batch: the rest must come back
+        np.testing.assert_array_equal(cands.candidates(), before)  # selecting is pure
+        # some rounds the oracle answers only part of the batch: the rest stay eligible, and
+        # only labeled items bring their neighbours in
         answered = batch.ids if round_ % 3 else batch.ids[: max(1, budget // 2)]
+        expanded |= set(answered.tolist())
         labels.add(answered, rng.integers(0, 2, answered.size))
         cands.update(answered)
-        if round_ % 3 == 0:
-            cands._sync()  # as the next select would
         cand = cands.candidates()
+        assert np.all(np.diff(cand) > 0)
         assert not np.isin(cand, labels.ids).any()
         nbrs = index.neighbors(np.array(sorted(expanded)), k).ravel()
         expected = np.setdiff1d(nbrs[nbrs >= 0], labels.ids)
@@ -149,28 +164,32 @@ def test_labeled_items_never_enter_or_stay_in_the_pool(rng, expand, strategy):
         np.testing.assert_allclose(cands.density(probe), direct, atol=1e-6)
 
 
-def test_set_based_strategy_falls_back_to_batch_expansion_and_says_so(caplog):
+def test_set_based_strategy_expands_after_the_batch_and_says_so(caplog):
+    from raresift.loop import ActiveLearner
+
     pool = arc_pool()
-    labels = Labels([0], [1])
     cands = SEALSCandidates(NeighborIndex(progress=False).fit(pool), k=4, expand="item")
-    cands.start(pool, labels)
     with caplog.at_level(logging.INFO, logger="raresift"):
-        batch = cands.select(FirstIds(), state_for(pool, labels), 3)
-    assert batch.ids.tolist() == [1, 2, 3]
+        learner = ActiveLearner(pool, AngleModel(), FirstIds(), cands, Labels([0], [1]))
     assert "after the batch" in caplog.text
+    batch = learner.query(3)
+    assert batch.ids.tolist() == [1, 2, 3]
+    learner.teach(batch.ids, [0, 0, 0])
     assert cands.candidates().tolist() == [4, 5]
 
 
-def test_unanswered_picks_return_to_the_pool():
+def test_unanswered_picks_stay_eligible_and_bring_no_neighbours():
     pool = arc_pool()
     labels = Labels([0], [1])
     cands = SEALSCandidates(NeighborIndex(progress=False).fit(pool), k=4)
     cands.start(pool, labels)
-    first = cands.select(make_strategy("mlp"), state_for(pool, labels), 3)
-    labels.add(first.ids[:1], [1])  # only 4 answered, never reported through update()
-    second = cands.select(make_strategy("mlp"), state_for(pool, labels), 1)
-    assert 4 not in cands.candidates() and second.ids.tolist() == [10]
-    assert 6 in cands.candidates() or 6 in second.ids
+    first = make_strategy("mlp").select(state_for(pool, labels), cands.view(), 3)
+    assert first.ids.tolist() == [4, 6, 8]
+    labels.add(first.ids[:1], [1])  # only 4 answered
+    cands.update(first.ids[:1])
+    assert cands.candidates().tolist() == [1, 2, 3, 5, 6]  # 6 stays, 8 never joined
+    second = make_strategy("mlp").select(state_for(pool, labels), cands.view(), 1)
+    assert second.ids.tolist() == [6]
 
 
 def test_running_density_contenders_hold_the_exact_best(rng):
@@ -183,7 +202,7 @@ def test_running_density_contenders_hold_the_exact_best(rng):
     )
     base = np.full(3000, -np.inf)
     base[:2000] = 0.5 + np.round(rng.random(2000), 1) / 10  # coarse values: many exact ties
-    density = _RunningDensity(make_strategy("information-density"), x[:2000], 3000)
+    density = RunningDensity(make_strategy("information-density"), x[:2000], 3000)
     n, exact_calls = 2000, 0
     for _ in range(60):
         gone = int(rng.choice(np.flatnonzero(base[:n] > -np.inf)))
@@ -257,4 +276,4 @@ def test_an_exhausted_pool_raises_a_budget_error():
     cands.start(pool, labels)
     assert len(cands) == 0
     with pytest.raises(BudgetError, match="ran out after 0 of 1"):
-        cands.select(make_strategy("mlp"), state_for(pool, labels), 1)
+        make_strategy("mlp").select(state_for(pool, labels), cands.view(), 1)

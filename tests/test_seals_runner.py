@@ -5,8 +5,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from raresift.candidates import AllCandidates
+from raresift.density import normalize_rows
 from raresift.errors import ConfigError, ValidationError
-from raresift.index import normalize_rows
 from raresift.models import SklearnModel
 from raresift.pool import Labels, Pool
 from raresift.simulate.concepts import (
@@ -74,14 +74,14 @@ def test_bad_methods_and_settings(tasks):
     assert Method("mlp", "seals", k=100).label == "MLP-SEALS"
 
 
-def fitted_state(rng, candidate_pool=None, only_positive=False):
+def fitted_state(rng, only_positive=False):
     x = rng.standard_normal((300, 4)).astype(np.float32) + 0.3
     y = (x[:, 0] > 0.8).astype(int)
     labeled = np.flatnonzero(y == 1)[:5] if only_positive else np.arange(40)
     model = SklearnModel(LogisticRegression(), n_classes=2).fit(x[labeled], y[labeled])
     pool = Pool(x)
     labels = Labels(labeled, y[labeled])
-    return SelectionState(pool, labels, model=model, candidate_pool=candidate_pool), x, model
+    return SelectionState(pool, labels, model=model), x, model
 
 
 def test_mlp_scores_are_positive_probabilities(rng):
@@ -105,11 +105,20 @@ def test_information_density_is_entropy_times_mean_similarity(rng):
     unit = normalize_rows(x)
     mean_sim = (unit[ids] @ unit[cands.candidates()].T).mean(axis=1)
     expected = entropy_scores(model.predict_proba(x[ids])) * np.clip(mean_sim, 0, None)
-    with_pool = SelectionState(state.pool, state.labels, model=model, candidate_pool=cands)
+    view = cands.view()
     strategy = make_strategy("information-density")
-    np.testing.assert_allclose(strategy.score(with_pool, ids), expected, rtol=1e-5, atol=1e-8)
-    # beta weighs density; no candidate pool: the scored ids are the pool
-    squared = make_strategy("information-density", beta=2.0).score(with_pool, ids)
+    np.testing.assert_allclose(
+        strategy.scores_among(state, ids, view), expected, rtol=1e-5, atol=1e-8
+    )
+    # the batch ranks by the same scores: the top ids of the whole pool by that formula
+    everything = cands.candidates()
+    full = entropy_scores(model.predict_proba(x[everything])) * np.clip(
+        (unit[everything] @ unit[everything].T).mean(axis=1), 0, None
+    )
+    batch = strategy.select(state, view, 5)
+    assert set(batch.ids.tolist()) == set(everything[np.argsort(-full)[:5]].tolist())
+    # beta weighs density; no candidate view: the scored ids are the candidates
+    squared = make_strategy("information-density", beta=2.0).scores_among(state, ids, view)
     np.testing.assert_allclose(squared, expected * np.clip(mean_sim, 0, None), rtol=1e-5, atol=1e-8)
     alone = (unit[ids] @ unit[ids].T).mean(axis=1)
     np.testing.assert_allclose(

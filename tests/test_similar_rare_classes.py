@@ -10,9 +10,8 @@ from raresift.models import MLP, TorchModel
 from raresift.simulate.scenarios import rare_classes_scenario
 
 from .conftest import load_or_skip
-from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
 def rare_items_selected(strategy, scenario, seed=0, rounds=3, budget=125):

@@ -9,10 +9,6 @@ from raresift.pool import Labels, Pool
 from raresift.strategies import SelectionState, make_strategy, uncertainty
 from raresift.strategies.base import top_scores
 
-from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 # labeled points on both sides of 0; candidates far left, on the boundary, far right
 TRAIN_X = np.array([[-3.0], [-2.5], [-2.0], [2.0], [2.5], [3.0]], dtype=np.float32)
 TRAIN_Y = np.array([0, 0, 0, 1, 1, 1])

@@ -8,10 +8,6 @@ from raresift.pool import Labels, Pool
 from raresift.strategies import SelectionState, make_strategy
 from raresift.strategies.badge import dense_gram, gradient_gram, kmeans_plus_plus
 
-from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 class ConstructedGradients:
     """Returns fixed gradient embeddings per item; the item index sits in embedding column 0."""

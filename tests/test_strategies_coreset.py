@@ -7,10 +7,6 @@ from raresift.models import MLP, SklearnModel, TorchModel
 from raresift.pool import Labels, Pool
 from raresift.strategies import SelectionState, make_strategy
 
-from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 # id 0 is labeled at the origin; candidates 1..4
 POINTS = np.array([[0, 0], [1, 0], [5, 0], [0, 10], [0, 9.5]], dtype=np.float32)
 

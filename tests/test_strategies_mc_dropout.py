@@ -8,10 +8,6 @@ from raresift.pool import Labels, Pool
 from raresift.strategies import SelectionState, make_strategy
 from raresift.strategies.mc_dropout import bald_scores, variation_ratio_scores
 
-from .torch_threads import one_torch_thread  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 class ConstructedDropout:
     """Returns fixed dropout samples per item; the item index sits in embedding column 0."""

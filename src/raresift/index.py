@@ -30,41 +30,14 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from raresift.density import ROW_BLOCK, normalize_rows
 from raresift.errors import ConfigError, CorruptFileError, ValidationError
 from raresift.pool import Pool, as_ids, check_matrix
 
 log = logging.getLogger("raresift")
 
 _FORMAT = "raresift-neighbor-index/1"
-ROW_BLOCK = 65_536  # pool rows read at a time by blockwise passes over embeddings
 _PARALLEL_QUERIES = 16  # fewer queries than this are searched on one thread
-
-
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """Float32 copy of ``x`` with unit-length rows (all-zero rows stay zero).
-
-    >>> normalize_rows(np.array([[3.0, 4.0]])).tolist()
-    [[0.6000000238418579, 0.800000011920929]]
-    """
-    x = np.array(x, dtype=np.float32, copy=True)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    np.divide(x, norms, out=x, where=norms > 0)
-    return x
-
-
-def unit_vector_sum(pool: Pool, ids: np.ndarray, progress: bool = False) -> np.ndarray:
-    """Sum of the L2-normalised embeddings of pool items ``ids`` (float64, read in blocks).
-
-    ``z . unit_vector_sum(pool, P) / len(P)`` is the mean cosine similarity of a unit vector z
-    to the set P.
-    """
-    total = np.zeros(pool.dim, dtype=np.float64)
-    for lo in tqdm(
-        range(0, ids.size, ROW_BLOCK), desc="unit-vector sum", unit="block", disable=not progress
-    ):
-        rows = normalize_rows(pool.embeddings_of(ids[lo : lo + ROW_BLOCK]))
-        total += rows.sum(axis=0, dtype=np.float64)
-    return total
 
 
 def ivf_nlist(n: int) -> int:

@@ -18,7 +18,13 @@ from tqdm.auto import tqdm
 from raresift.candidates import AllCandidates, CandidatePool
 from raresift.errors import ValidationError
 from raresift.pool import IdIndex, Labels, Pool, as_ids, check_budget
-from raresift.strategies.base import Batch, SelectionState, Strategy, make_strategy
+from raresift.strategies.base import (
+    Batch,
+    ScoringStrategy,
+    SelectionState,
+    Strategy,
+    make_strategy,
+)
 
 logger = logging.getLogger("raresift")
 
@@ -172,6 +178,14 @@ class ActiveLearner:
         self._query_ids = self._labeled_subset(query_ids, "query_ids")
         self._conditioning_ids = self._labeled_subset(conditioning_ids, "conditioning_ids")
         self.candidates.start(pool, self.labels)
+        if getattr(self.candidates, "expand", None) == "item" and not isinstance(
+            self.strategy, ScoringStrategy
+        ):
+            logger.info(
+                "strategy %r chooses whole sets, not items one by one: the SEALS pool grows "
+                "after the batch is labeled, not after each pick",
+                getattr(self.strategy, "name", type(self.strategy).__name__),
+            )
 
     # ------------------------------------------------------------ id sets
     def _labeled_subset(self, ids: Any, name: str) -> np.ndarray | None:
@@ -261,10 +275,11 @@ class ActiveLearner:
     def query(self, budget: int) -> Batch:
         """Choose ``budget`` eligible items to label next. Labels nothing.
 
-        Fits the model first if labels arrived since the last fit. Calling it twice without
-        teaching returns the same batch. Afterwards :attr:`last_query_seconds` holds the seconds
-        spent on ``training``, model ``features`` (any model method a strategy called) and the
-        rest of ``selection``.
+        Fits the model first if labels arrived since the last fit. The strategy selects from a
+        read-only view of the candidate pool, so calling it any number of times without teaching
+        returns the same batch and changes no pool. Afterwards :attr:`last_query_seconds` holds
+        the seconds spent on ``training``, model ``features`` (any model method a strategy
+        called) and the rest of ``selection``.
         """
         return self._query(budget)[0]
 
@@ -278,7 +293,7 @@ class ActiveLearner:
         timed = _TimedModel(self.model) if self.is_fitted else None
         state = self._state(_round_rng(self.seed, self.round), timed)
         start = time.perf_counter()
-        batch = self.candidates.select(self.strategy, state, budget)
+        batch = self.strategy.select(state, self.candidates.view(), budget)
         elapsed = time.perf_counter() - start
         seconds["features"] = timed.seconds if timed is not None else 0.0
         seconds["selection"] = elapsed - seconds["features"]

@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -197,7 +197,8 @@ def run_study(
     after every new row (only with ``jobs=1``). ``only`` runs just the strategies with these
     labels (the others keep whatever rows they have), e.g. to add strategies to a study later.
     A job that raises is logged and listed under ``failures`` in ``study.json`` (and the report);
-    the other jobs go on, and a later resume retries it.
+    the other jobs go on, and a later resume retries it. ``progress`` shows a bar of finished
+    rounds over all jobs (resumed ones included), with the time left.
     """
     if isinstance(config, dict):
         config = StudyConfig.from_dict(config)
@@ -243,8 +244,18 @@ def run_study(
     logger.info(
         "study %s: %d jobs on %d worker(s) into %s", config.name, len(todo), n_jobs, out_dir
     )
-    bar = tqdm(total=len(todo), desc=f"simulate {config.name}", disable=not progress)
+    logs = [log_path(out_dir, label, seed) for label, seed in todo]
+    per_job = config.rounds + 1
+    bar = tqdm(
+        total=len(todo) * per_job, initial=rounds_logged(logs, per_job), unit="round",
+        desc=config.name, disable=not progress,
+    )  # fmt: skip
     failures: list[dict[str, Any]] = []
+
+    def count_rounds(row: dict[str, Any]) -> None:
+        bar.update()
+        if round_callback is not None:
+            round_callback(row)
 
     def failed(label: str, seed: int, exc: Exception) -> None:
         logger.error("strategy %s, seed %d failed: %s: %s", label, seed, type(exc).__name__, exc)
@@ -254,10 +265,9 @@ def run_study(
         if n_jobs == 1:
             for label, seed in todo:
                 try:
-                    run_job(config, label, seed, out_dir, round_callback)
+                    run_job(config, label, seed, out_dir, count_rounds)
                 except Exception as exc:  # one failing strategy must not stop the study
                     failed(label, seed, exc)
-                bar.update()
         else:
             if round_callback is not None:
                 raise ValidationError("round_callback needs jobs=1")
@@ -269,18 +279,27 @@ def run_study(
                     )
                     for label, seed in todo
                 }
-                for future in as_completed(futures):
-                    try:
-                        future.result()
-                    except Exception as exc:
-                        failed(*futures[future], exc)
-                    bar.update()
+                pending = set(futures)
+                while pending:  # the workers' round logs are the progress
+                    finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        try:
+                            future.result()
+                        except Exception as exc:
+                            failed(*futures[future], exc)
+                    if (new := rounds_logged(logs, per_job) - bar.n) > 0:
+                        bar.update(new)
     finally:
         bar.close()
         study["failures"] = failures
         (out_dir / "study.json").write_text(json.dumps(study, indent=2))
         write_table(collect_rows(config, out_dir), out_dir / "results.csv")
     return out_dir / "results.csv"
+
+
+def rounds_logged(logs: list[Path], per_job: int) -> int:
+    """Finished rounds in these job logs (at most ``per_job`` each; a torn last line is not one)."""
+    return sum(min(p.read_bytes().count(b"\n"), per_job) for p in logs if p.exists())
 
 
 def simulate_command(

@@ -1,8 +1,11 @@
 """What every acquisition strategy shares: the selection state, the batch it returns, the registry.
 
-A strategy is an object with ``select(state, candidates, budget) -> Batch``. Strategies that rank
-items one by one subclass :class:`ScoringStrategy` and implement only ``score``; candidate pools
-that grow during a batch (SEALS' per-item expansion) rely on that.
+A strategy is an object with ``select(state, candidates, budget) -> Batch``: ``candidates`` is
+the eligible ids, a read-only :class:`~raresift.candidates.CandidateView` when the loop calls
+(or any id array). Selecting changes nothing: not the state, not the candidate pool. Strategies
+that rank items one by one subclass :class:`ScoringStrategy` and implement only ``score``; over
+a SEALS pool with ``expand="item"`` they choose their batch with the pool growing after every
+pick (:func:`raresift.strategies.seals.select_expanding`).
 """
 
 from __future__ import annotations
@@ -53,9 +56,7 @@ class SelectionState:
 
     ``model`` is a fitted adapter (``predict_proba`` at least); ``query_ids`` and
     ``conditioning_ids`` feed SIMILAR's SMI / SCG / SCMI; ``validation_ids`` are held-out labeled
-    items (Fisher kernel); ``rng`` is the round's seeded generator; ``candidate_pool`` is the
-    :class:`~raresift.candidates.CandidatePool` selecting (set by its ``select``), which strategies
-    may ask for pool statistics such as ``density(ids)``.
+    items (Fisher kernel); ``rng`` is the round's seeded generator.
     """
 
     pool: Pool
@@ -67,7 +68,6 @@ class SelectionState:
     conditioning_ids: np.ndarray | None = None
     validation_ids: np.ndarray | None = None
     use_items: bool = False
-    candidate_pool: Any = None
 
     def inputs(self, ids: Any) -> Any:
         """The model's inputs for ``ids``: raw items if ``use_items`` else embeddings."""
@@ -96,10 +96,18 @@ class ScoringStrategy(Strategy):
     def score(self, state: SelectionState, ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def scores_among(self, state: SelectionState, ids: np.ndarray, candidates: Any) -> np.ndarray:
+        """Scores of ``ids`` when ``candidates`` are the eligible items (default: ``score``)."""
+        return self.score(state, ids)
+
     def select(self, state: SelectionState, candidates: Any, budget: int) -> Batch:
+        if getattr(candidates, "expand", None) == "item":
+            from raresift.strategies.seals import select_expanding
+
+            return select_expanding(self, state, candidates, budget)
         ids = as_ids(candidates, "candidates")
         budget = check_budget(budget, ids.size, "candidates")
-        scores = np.asarray(self.score(state, ids), dtype=np.float64)
+        scores = np.asarray(self.scores_among(state, ids, candidates), dtype=np.float64)
         if scores.shape != ids.shape or not np.all(np.isfinite(scores)):
             raise ValidationError(f"strategy {self.name!r} produced invalid scores")
         order = top_scores(scores, budget, state.rng)

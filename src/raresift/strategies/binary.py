@@ -6,17 +6,17 @@ uncertainty weighted by how typical an item is of the candidate pool,
 
     ID(z) = entropy(z) * max(0, mean cosine similarity of z to the candidates) ** beta.
 
-The mean similarity comes from the candidate pool (``state.candidate_pool.density``), which each
-pool keeps current as items join and leave: over all of U for the "-All" baseline, over the SEALS
-pool for SEALS. Without a candidate pool in the state, the ids being scored are the pool.
+The mean similarity is to the candidates (``CandidateView.density``, which each pool keeps
+current as items join and leave): over all of U for the "-All" baseline, over the SEALS pool for
+SEALS. Given plain ids instead of a view, the ids being scored are the candidates.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from raresift.density import mean_cosine, unit_vector_sum
 from raresift.errors import ValidationError
-from raresift.index import normalize_rows, unit_vector_sum
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
 from raresift.strategies.uncertainty import entropy_scores, predict_proba
 
@@ -59,7 +59,8 @@ class DensityWeightedStrategy(ScoringStrategy):
 
     Subclasses implement :meth:`informativeness`, which must not depend on the candidate pool;
     the density weight does. SEALS' per-item selection relies on that split: it computes
-    informativeness once per item and keeps the densities current itself as the pool changes.
+    informativeness once per item and keeps the densities current itself as the batch's pool
+    grows.
     """
 
     def __init__(self, beta: float = 1.0):
@@ -74,13 +75,16 @@ class DensityWeightedStrategy(ScoringStrategy):
             raise ValidationError(f"beta must be a finite number >= 0, got {self.beta!r}")
         return np.clip(density, 0.0, None) ** self.beta
 
-    def score(self, state, ids):
-        if state.candidate_pool is not None:
-            density = state.candidate_pool.density(ids)
+    def scores_among(self, state, ids, candidates):
+        if callable(getattr(candidates, "density", None)):
+            density = candidates.density(ids)
         else:
-            unit = normalize_rows(state.pool.embeddings_of(ids)).astype(np.float64)
-            density = unit @ unit_vector_sum(state.pool, ids) / ids.size
+            density = mean_cosine(state.pool, ids, unit_vector_sum(state.pool, ids), ids.size)
         return self.informativeness(state, ids) * self.density_weights(density)
+
+    def score(self, state, ids):
+        """Density with respect to ``ids`` themselves."""
+        return self.scores_among(state, ids, ids)
 
 
 @register_strategy("information-density")
