@@ -20,9 +20,10 @@ ray = pytest.importorskip(
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from raresift import ActiveLearner, AllCandidates, Labels, Pool, SklearnModel  # noqa: E402
-from raresift.distributed import RayCandidates  # noqa: E402
+from raresift.density import ROW_BLOCK  # noqa: E402
+from raresift.distributed import RayStrategy  # noqa: E402
 from raresift.errors import ConfigError  # noqa: E402
-from raresift.index import ROW_BLOCK  # noqa: E402
+from raresift.strategies import make_strategy  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,7 +42,11 @@ def _concept_pool(n: int, dim: int = 8, seed: int = 0):
     return Pool(x, ids=np.arange(n) * 3 + 7), y, seed_ids
 
 
-def _learner(pool, y, seed_ids, strategy, candidates, seed=0):
+def _on_ray(name, **params):
+    return RayStrategy(make_strategy(name, **params), shard_size=1, progress=False)
+
+
+def _learner(pool, y, seed_ids, strategy, candidates=None, seed=0):
     ids = pool.ids[seed_ids]
     return ActiveLearner(
         pool,
@@ -58,7 +63,7 @@ def test_distributed_scoring_picks_what_local_scoring_picks(strategy):
     n = 2 * ROW_BLOCK + 5_000  # three shards, the last one short
     pool, y, seed_ids = _concept_pool(n)
     local = _learner(pool, y, seed_ids, strategy, AllCandidates())
-    remote = _learner(pool, y, seed_ids, strategy, RayCandidates(shard_size=1, progress=False))
+    remote = _learner(pool, y, seed_ids, _on_ray(strategy), AllCandidates())
     for _ in range(2):  # two rounds: the candidate set shrinks between them
         a, b = local.query(40), remote.query(40)
         np.testing.assert_array_equal(a.ids, b.ids)
@@ -74,9 +79,7 @@ def test_distributed_scoring_breaks_ties_like_local_scoring():
     pool.embeddings[:] = 1.0  # every item identical, so every score ties
     for seed in (0, 1):
         local = _learner(pool, y, seed_ids, "entropy", AllCandidates(), seed=seed).query(25)
-        remote = _learner(
-            pool, y, seed_ids, "entropy", RayCandidates(shard_size=1, progress=False), seed=seed
-        ).query(25)
+        remote = _learner(pool, y, seed_ids, _on_ray("entropy"), seed=seed).query(25)
         np.testing.assert_array_equal(local.ids, remote.ids)
     assert not np.array_equal(
         _learner(pool, y, seed_ids, "entropy", AllCandidates(), seed=0).query(25).ids,
@@ -90,11 +93,12 @@ def test_memmapped_pool_is_read_by_path(tmp_path):
     path = tmp_path / "emb.npy"
     np.save(path, pool.embeddings)
     mapped = Pool(np.load(path, mmap_mode="r"), ids=pool.ids)
-    candidates = RayCandidates(shard_size=1, progress=False)
-    remote = _learner(mapped, y, seed_ids, "entropy", candidates).query(30)
-    local = _learner(pool, y, seed_ids, "entropy", AllCandidates()).query(30)
+    strategy = _on_ray("entropy")
+    remote = _learner(mapped, y, seed_ids, strategy).query(30)
+    local = _learner(pool, y, seed_ids, "entropy").query(30)
     np.testing.assert_array_equal(local.ids, remote.ids)
-    assert candidates.rows.path == os.fspath(path) and candidates.rows.ref is None
+    rows = strategy.rows(mapped)
+    assert rows.path == os.fspath(path) and rows.ref is None
 
 
 @pytest.mark.parametrize(
@@ -103,16 +107,12 @@ def test_memmapped_pool_is_read_by_path(tmp_path):
 def test_partitioned_similar_on_workers_picks_what_the_local_partition_trick_picks(
     objective, optimizer
 ):
-    from raresift.strategies import make_strategy
-
     pool, y, seed_ids = _concept_pool(3_000, dim=6, seed=1)
     rare = pool.ids[seed_ids[:5]]
     picks = []
-    for candidates in (AllCandidates(), RayCandidates(progress=False)):
-        strategy = make_strategy(
-            objective, representation="embedding", partitions=4, optimizer=optimizer
-        )
-        learner = _learner(pool, y, seed_ids, strategy, candidates, seed=3)
+    params = {"representation": "embedding", "partitions": 4, "optimizer": optimizer}
+    for strategy in (make_strategy(objective, **params), _on_ray(objective, **params)):
+        learner = _learner(pool, y, seed_ids, strategy, seed=3)
         learner.query_ids = rare
         picks.append(learner.query(20))
     np.testing.assert_array_equal(picks[0].ids, picks[1].ids)
@@ -120,12 +120,10 @@ def test_partitioned_similar_on_workers_picks_what_the_local_partition_trick_pic
 
 
 def test_partitioned_similar_uses_gradient_embeddings_on_workers():
-    from raresift.strategies import make_strategy
-
     pool, y, seed_ids = _concept_pool(2_000, dim=6, seed=2)
     picks = []
-    for candidates in (AllCandidates(), RayCandidates(progress=False)):
-        learner = _learner(pool, y, seed_ids, make_strategy("flcg", partitions=2), candidates)
+    for strategy in (make_strategy("flcg", partitions=2), _on_ray("flcg", partitions=2)):
+        learner = _learner(pool, y, seed_ids, strategy)
         learner.conditioning_ids = pool.ids[seed_ids]
         picks.append(learner.query(10).ids)
     np.testing.assert_array_equal(picks[0], picks[1])
@@ -133,7 +131,7 @@ def test_partitioned_similar_uses_gradient_embeddings_on_workers():
 
 def test_a_strategy_that_draws_random_scores_is_refused():
     pool, y, seed_ids = _concept_pool(ROW_BLOCK + 10)
-    learner = _learner(pool, y, seed_ids, "random", RayCandidates(progress=False))
+    learner = _learner(pool, y, seed_ids, _on_ray("random"))
     with pytest.raises(ConfigError, match="draws random numbers"):
         learner.query(5)
 

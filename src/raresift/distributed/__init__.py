@@ -13,19 +13,20 @@ or by the single-machine commands; Ray itself is imported only when one of these
   :func:`raresift.index.build_sharded_index` as Ray tasks (a killed worker's shard is redone);
   :class:`RemoteNeighborIndex` serves k-NN searches from index actors, so a
   :class:`~raresift.candidates.SEALSCandidates` pool built on it sends its searches there.
-- :class:`RayCandidates` is the "-All" candidate pool whose rounds run on the cluster: scoring
-  strategies score shards on workers and the driver merges their top candidates; SIMILAR's
-  partition trick solves one partition per worker. The picks equal the local ones for the same
-  seed (ties included).
+- :class:`RayStrategy` wraps a strategy so its rounds run on the cluster: scoring strategies
+  over all candidates score shards on workers and the driver merges their top candidates;
+  SIMILAR's partition trick solves one partition per worker. The picks equal the local ones
+  for the same seed (ties included).
 
 Example (a round of entropy sampling over all unlabeled items, scored on a local Ray)::
 
-    from raresift import ActiveLearner
-    from raresift.distributed import RayCandidates, connect
+    from raresift import ActiveLearner, make_strategy
+    from raresift.distributed import RayStrategy, connect
 
     connect(num_cpus=4)  # or connect("auto") on a cluster node
-    learner = ActiveLearner(pool, model, "entropy", candidates=RayCandidates(), labels=seed)
-    batch = learner.query(100)  # the same batch as with AllCandidates()
+    strategy = RayStrategy(make_strategy("entropy"))
+    learner = ActiveLearner(pool, model, strategy, labels=seed)
+    batch = learner.query(100)  # the same batch as with make_strategy("entropy")
 """
 
 import importlib
@@ -35,7 +36,7 @@ _EXPORTS = {
     "embed_parquet": "raresift.distributed.embed",
     "read_embedding_shards": "raresift.distributed.embed",
     "write_text_shards": "raresift.distributed.embed",
-    "RayCandidates": "raresift.distributed.rounds",
+    "RayStrategy": "raresift.distributed.rounds",
     "RemoteNeighborIndex": "raresift.distributed.index",
     "ray_map_shards": "raresift.distributed.index",
 }

@@ -114,11 +114,11 @@ def _candidates(session: Session, name: str, progress: bool):
 
     ray = session.config.get("engine") == "ray"
     if ray:
-        from raresift.distributed import RayCandidates, RemoteNeighborIndex, connect
+        from raresift.distributed import RemoteNeighborIndex, connect
 
         connect(session.config.get("address"))
     if name == "all":
-        return RayCandidates(progress=progress) if ray else AllCandidates()
+        return AllCandidates()
     if name == "random":
         return RandomCandidates(session.config["random_fraction"], seed=session.config["seed"])
     if name == "seals":
@@ -127,6 +127,18 @@ def _candidates(session: Session, name: str, progress: bool):
             index = RemoteNeighborIndex(session.root / session.config["index"]["path"])
         return SEALSCandidates(index, k=session.config["seals_k"])
     raise ConfigError(f"unknown candidates {name!r}; choose all, seals or random")
+
+
+def _strategy(session: Session, name: str, progress: bool):
+    """The round's strategy; on the Ray engine its selection runs on Ray workers."""
+    from raresift.strategies import make_strategy
+
+    strategy = make_strategy(name)
+    if session.config.get("engine") == "ray":
+        from raresift.distributed import RayStrategy
+
+        strategy = RayStrategy(strategy, progress=progress)
+    return strategy
 
 
 def build_learner(
@@ -140,7 +152,6 @@ def build_learner(
     """The learner for round ``round_index`` (1-based) from the answers in ``sets``."""
     from raresift.loop import ActiveLearner
     from raresift.pool import Labels
-    from raresift.strategies import make_strategy
     from raresift.submodular.objectives import objective_without
 
     needs_q, needs_p = _needs(strategy_name)
@@ -157,7 +168,7 @@ def build_learner(
     learner = ActiveLearner(
         session.pool(),
         _model(session),
-        make_strategy(name),
+        _strategy(session, name, progress),
         candidates=_candidates(session, candidates_name, progress),
         labels=labels,
         query_ids=query,
