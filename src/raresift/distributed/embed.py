@@ -193,15 +193,13 @@ def embed_parquet(
         group = todo[lo : lo + shards_per_job]
         scratch = out / f".job-{uuid.uuid4().hex[:12]}"
         start = time.perf_counter()
+        actors = {
+            "compute": ray.data.ActorPoolStrategy(size=concurrency),
+            "num_gpus": gpus,
+            "num_cpus": num_cpus,
+        }
         rows = _embed_group(
-            ray,
-            group,
-            scratch,
-            text_column,
-            id_column,
-            batch_size,
-            device,
-            {"concurrency": concurrency, "num_gpus": gpus, "num_cpus": num_cpus},
+            ray, group, scratch, text_column, id_column, batch_size, device, actors, concurrency
         )
         for path in group:
             written = scratch / f"{_SHARD}={path.stem}"
@@ -217,7 +215,9 @@ def embed_parquet(
     return [out / p.stem for p in inputs]
 
 
-def _embed_group(ray, group, scratch, text_column, id_column, batch_size, device, actors):
+def _embed_group(
+    ray, group, scratch, text_column, id_column, batch_size, device, actors, concurrency
+):
     """One Ray Data job over ``group``; returns the rows embedded."""
     pa, pq = _pyarrow()
     for path in group:
@@ -234,7 +234,7 @@ def _embed_group(ray, group, scratch, text_column, id_column, batch_size, device
     shards = ray.data.read_parquet(
         [os.fspath(p) for p in group],
         include_paths=True,
-        override_num_blocks=max(len(group), actors["concurrency"]),
+        override_num_blocks=max(len(group), concurrency),
     ).select_columns([id_column, text_column, "path"])
     shards = shards.map_batches(_tag_shard, batch_format="pyarrow")
     embedded = shards.map_batches(
