@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
-from typing import Any
 
 import numpy as np
 
@@ -95,60 +93,30 @@ def gather(refs: list, progress_bar=None) -> list:
 class PoolRows:
     """Where workers read a pool's embedding rows.
 
-    A pool memmapped from a ``.npy`` file is read by path (every node must see the file: a
-    shared filesystem on a cluster); an in-memory array is put into Ray's object store once and
-    read zero-copy by the workers of each node.
+    A pool memmapped from a whole ``.npy`` file is read by path
+    (:class:`raresift.index.MemmapSource`, as the sharded index build does; every node must see
+    the file: a shared filesystem on a cluster); any other array is put into Ray's object store
+    once and read zero-copy by the workers of each node.
 
     ``read(positions)`` returns the rows at ``positions`` as an in-memory array.
     """
 
     def __init__(self, embeddings: np.ndarray):
-        self.shape, self.dtype = embeddings.shape, embeddings.dtype
-        self.path, self.offset, self.ref = None, 0, None
-        spec = _memmap_spec(embeddings)
-        if spec is not None:
-            self.path, self.offset = spec
-        else:
-            self.ref = import_ray().put(np.ascontiguousarray(embeddings))
+        from raresift.index import _memmap_source
 
-    def _array(self) -> np.ndarray:
-        if self.path is not None:
-            return np.memmap(self.path, self.dtype, "r", self.offset, self.shape)
-        return import_ray().get(self.ref)
+        self.source = _memmap_source(embeddings)
+        self.ref = (
+            None if self.source is not None else import_ray().put(np.ascontiguousarray(embeddings))
+        )
+
+    @property
+    def path(self) -> str | None:
+        return None if self.source is None else self.source.filename
 
     def read(self, positions: np.ndarray) -> np.ndarray:
-        array = self._array()
+        array = self.source.open() if self.source is not None else import_ray().get(self.ref)
         positions = np.asarray(positions, dtype=np.int64)
         if positions.size and positions[-1] - positions[0] == positions.size - 1:
             if np.all(np.diff(positions) == 1):  # a contiguous run: one slice, no gather
                 return np.array(array[positions[0] : positions[-1] + 1])
         return np.asarray(array[positions])
-
-
-def _memmap_spec(embeddings: Any) -> tuple[str, int] | None:
-    """``(path, byte offset)`` of a C-contiguous memmap whose file holds exactly these rows, or
-    None. Checked by reading the first and last rows back through the spec."""
-    if not isinstance(embeddings, np.memmap) or not embeddings.flags.c_contiguous:
-        return None
-    path = getattr(embeddings, "filename", None)
-    if not path or not os.path.exists(path) or embeddings.shape[0] == 0:
-        return None
-    mm = getattr(embeddings, "_mmap", None)
-    if mm is None:
-        return None
-    base = np.frombuffer(mm, dtype=np.uint8)
-    offset = int(embeddings.ctypes.data - base.ctypes.data) + _mmap_start(embeddings)
-    del base
-    try:
-        probe = np.memmap(path, embeddings.dtype, "r", offset, embeddings.shape)
-    except (OSError, ValueError):
-        return None
-    same = np.array_equal(probe[0], embeddings[0]) and np.array_equal(probe[-1], embeddings[-1])
-    return (os.fspath(path), offset) if same else None
-
-
-def _mmap_start(embeddings: np.memmap) -> int:
-    """File offset where numpy's mapping begins (a multiple of the allocation granularity)."""
-    import mmap
-
-    return int(embeddings.offset) - int(embeddings.offset) % mmap.ALLOCATIONGRANULARITY
