@@ -188,7 +188,7 @@ def test_distributed_embedding_equals_local_embedding_and_resumes(tmp_path):
         batch_size=2,
         concurrency=2,
         num_cpus=0.5,
-        shards_per_job=2,
+        shards_per_job=3,
         progress=False,
     )
     assert [p.name for p in out] == ["shard-00000", "shard-00001", "shard-00002"]
@@ -371,7 +371,7 @@ def test_sharded_index_built_on_ray_finds_the_single_process_neighbours(tmp_path
     # IVF-PQ: approximate; the merged index's recall matches the single-process index's
     pq = build_sharded_index(
         pool,
-        "IVF16,PQ8",
+        "IVF16,PQ8x4",
         tmp_path / "pq",
         shard_size=1_500,
         search_params="nprobe=4",
@@ -379,7 +379,7 @@ def test_sharded_index_built_on_ray_finds_the_single_process_neighbours(tmp_path
         progress=False,
     )
     merged = NeighborIndex.load(tmp_path / "pq" / "index.faiss", pool=pool, progress=False)
-    single = NeighborIndex("IVF16,PQ8", "nprobe=4", progress=False).fit(pool)
+    single = NeighborIndex("IVF16,PQ8x4", "nprobe=4", progress=False).fit(pool)
     r_merged = _recall(merged.neighbors(queries, 10), exact)
     r_single = _recall(single.neighbors(queries, 10), exact)
     assert abs(r_merged - r_single) <= 0.01, (r_merged, r_single)
@@ -402,7 +402,7 @@ def test_a_shard_build_whose_worker_dies_is_redone_with_the_same_index(tmp_path)
     for name, runner in (("calm", None), ("killed", dying)):
         build_sharded_index(
             pool,
-            "IVF8,PQ4",
+            "IVF8,PQ4x4",
             tmp_path / name,
             shard_size=1_000,
             search_params="nprobe=8",
