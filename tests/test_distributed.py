@@ -413,3 +413,40 @@ def test_a_shard_build_whose_worker_dies_is_redone_with_the_same_index(tmp_path)
         results.append(index.neighbors(queries, 10))
     assert marker.exists(), "no worker died, so this test checked nothing"
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.slow
+def test_distributed_image_embedding_equals_local_embedding(tmp_path):
+    pytest.importorskip("PIL", reason="the images extra is not installed")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from raresift.distributed import embed_parquet, read_embedding_shards
+
+    try:
+        from raresift.session.images import encode, load_image
+    except Exception as exc:  # the image model is part of the dev extra
+        pytest.skip(f"the image model is unavailable: {exc}")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (40 + 8 * i, 48, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table({"id": [7, 8, 9], "path": paths}), tmp_path / "in" / "s.parquet")
+    embed_parquet(
+        tmp_path / "in",
+        tmp_path / "out",
+        kind="image",
+        column="path",
+        image_size=32,
+        batch_size=2,
+        concurrency=1,
+        progress=False,
+    )
+    ids, got = read_embedding_shards(tmp_path / "out")
+    local = encode(np.stack([load_image(p, 32) for p in paths]))
+    np.testing.assert_array_equal(ids, [7, 8, 9])
+    np.testing.assert_allclose(got, local, atol=1e-5)

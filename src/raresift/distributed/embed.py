@@ -1,9 +1,10 @@
 """Embedding Parquet shards with Ray Data: an actor pool of embedders, resumable by shard.
 
 Input: a folder of Parquet files, one shard each, with an int64 id column and a column of
-texts. Output: one folder per shard, ``<destination>/<shard>/``, holding Parquet files with the
-ids and their embeddings (a fixed-size list of float32; L2-normalised all-MiniLM-L6-v2 for
-texts, exactly :func:`raresift.embed.encode_texts`). A shard's folder appears (by an atomic
+texts or image file paths. Output: one folder per shard, ``<destination>/<shard>/``, holding
+Parquet files with the ids and their embeddings (a fixed-size list of float32; L2-normalised
+all-MiniLM-L6-v2 for texts, exactly :func:`raresift.embed.encode_texts`; EfficientNet-Lite0
+for images, exactly :mod:`raresift.session.images`). A shard's folder appears (by an atomic
 rename) only once all its rows are embedded, so a run that stops resumes by skipping the shards
 already there.
 
@@ -81,29 +82,26 @@ def write_text_shards(
     return paths
 
 
-class TextEmbedder:
-    """Ray Data's stateful transform: loads all-MiniLM-L6-v2 once per actor, then embeds each
-    batch of rows (id, text, shard) into (id, embedding, shard)."""
+class _Embedder:
+    """Ray Data's stateful transform: the model loads once per actor (in ``__init__``), then
+    each batch of rows (id, value, shard) becomes (id, embedding, shard)."""
 
-    def __init__(self, text_column: str, id_column: str, batch_size: int, device: str):
-        from raresift.embed import load_model
+    def __init__(self, column: str, id_column: str, batch_size: int):
+        self.column, self.id_column, self.batch_size = column, id_column, batch_size
 
-        self.text_column, self.id_column = text_column, id_column
-        self.batch_size, self.device = batch_size, device
-        load_model(device)  # the model loads when the actor starts, not on its first batch
+    def encode(self, values: list) -> np.ndarray:
+        raise NotImplementedError
 
     def __call__(self, batch):
-        from raresift.embed import encode_texts
-
         pa, _ = _pyarrow()
-        texts = batch.column(self.text_column).to_pylist()
-        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+        values = batch.column(self.column).to_pylist()
+        bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
         if bad is not None:
             raise ValidationError(
-                f"row with id {batch.column(self.id_column)[bad]} has no text "
-                f"({type(texts[bad]).__name__}); fill or drop it before embedding"
+                f"row with id {batch.column(self.id_column)[bad]} has no {self.column!r} "
+                f"({type(values[bad]).__name__}); fill or drop it before embedding"
             )
-        vectors = encode_texts(texts, self.batch_size, device=self.device)
+        vectors = self.encode(values)
         flat = pa.array(vectors.reshape(-1), type=pa.float32())
         return pa.table(
             {
@@ -114,12 +112,49 @@ class TextEmbedder:
         )
 
 
+class TextEmbedder(_Embedder):
+    """all-MiniLM-L6-v2 on ``device``: exactly :func:`raresift.embed.encode_texts`."""
+
+    def __init__(self, column, id_column, batch_size, device="cpu", image_size=None):
+        from raresift.embed import load_model
+
+        super().__init__(column, id_column, batch_size)
+        self.device = device
+        load_model(device)
+
+    def encode(self, values):
+        from raresift.embed import encode_texts
+
+        return encode_texts(values, self.batch_size, device=self.device)
+
+
+class ImageEmbedder(_Embedder):
+    """EfficientNet-Lite0 on the CPU (:mod:`raresift.session.images`) of image file paths."""
+
+    def __init__(self, column, id_column, batch_size, device="cpu", image_size=224):
+        from raresift.session.images import load_model
+
+        super().__init__(column, id_column, batch_size)
+        self.image_size = image_size
+        load_model()
+
+    def encode(self, values):
+        from raresift.session.images import encode, load_image
+
+        return encode(np.stack([load_image(p, self.image_size) for p in values]))
+
+
+EMBEDDERS = {"text": TextEmbedder, "image": ImageEmbedder}
+
+
 def embed_parquet(
     source: str | os.PathLike,
     destination: str | os.PathLike,
     *,
-    text_column: str = "text",
+    kind: str = "text",
+    column: str = "text",
     id_column: str = "id",
+    image_size: int = 224,
     batch_size: int = 64,
     concurrency: int = 2,
     num_gpus: float | None = None,
@@ -137,14 +172,18 @@ def embed_parquet(
         A folder of ``*.parquet`` files, one shard each (:func:`write_text_shards`).
     destination : path
         Receives one folder per shard, named like the shard without ``.parquet``.
-    text_column, id_column : str
-        The input columns: texts and int64 ids.
+    kind : {"text", "image"}
+        Texts (all-MiniLM-L6-v2, on a GPU when the actor has one) or image file paths
+        (EfficientNet-Lite0 at ``image_size`` pixels, on the CPU); every node must see the
+        image files.
+    column, id_column : str
+        The input columns: texts or image paths, and int64 ids.
     batch_size : int
         Rows per ``map_batches`` call (and per forward pass).
     concurrency : int
         Embedder actors (each loads the model once).
     num_gpus : float, optional
-        GPUs per actor; default 1 when the cluster has GPUs, else 0 (CPU).
+        GPUs per actor; default 1 for texts when the cluster has GPUs, else 0 (CPU).
     num_cpus : float
         CPUs per actor. The actors together must leave at least one CPU of the cluster free
         for Ray Data's read and write tasks, or the job could never start.
@@ -155,6 +194,8 @@ def embed_parquet(
     progress : bool
         Show a tqdm bar over shards (Ray Data shows its own per job).
     """
+    if kind not in EMBEDDERS:
+        raise ConfigError(f"kind must be one of {sorted(EMBEDDERS)}, got {kind!r}")
     connect(address)
     ray = import_ray()
     for name, value in (
@@ -180,7 +221,9 @@ def embed_parquet(
     todo = [p for p in inputs if not (out / p.stem).is_dir()]
     if len(todo) < len(inputs):
         log.info("embedding: %d of %d shards already done", len(inputs) - len(todo), len(inputs))
-    gpus = (1.0 if cluster_gpus() > 0 else 0.0) if num_gpus is None else float(num_gpus)
+    if num_gpus is None:  # the image model runs on the CPU
+        num_gpus = 1.0 if kind == "text" and cluster_gpus() > 0 else 0.0
+    gpus = float(num_gpus)
     device = "cuda" if gpus > 0 else "cpu"
     bar = tqdm(
         total=len(inputs),
@@ -198,9 +241,14 @@ def embed_parquet(
             "num_gpus": gpus,
             "num_cpus": num_cpus,
         }
-        rows = _embed_group(
-            ray, group, scratch, text_column, id_column, batch_size, device, actors, concurrency
-        )
+        embedder = {
+            "column": column,
+            "id_column": id_column,
+            "batch_size": batch_size,
+            "device": device,
+            "image_size": image_size,
+        }
+        rows = _embed_group(ray, group, scratch, EMBEDDERS[kind], embedder, actors, concurrency)
         for path in group:
             written = scratch / f"{_SHARD}={path.stem}"
             if not written.is_dir():  # an empty shard writes nothing
@@ -215,9 +263,7 @@ def embed_parquet(
     return [out / p.stem for p in inputs]
 
 
-def _embed_group(
-    ray, group, scratch, text_column, id_column, batch_size, device, actors, concurrency
-):
+def _embed_group(ray, group, scratch, embedder_class, embedder, actors, concurrency):
     """One Ray Data job over ``group``; returns the rows embedded."""
     pa, pq = _pyarrow()
     for path in group:
@@ -225,27 +271,25 @@ def _embed_group(
             names = pq.read_schema(path).names
         except (OSError, pa.ArrowInvalid) as exc:
             raise CorruptFileError(f"cannot read Parquet shard {path} ({exc})") from None
-        missing = [c for c in (text_column, id_column) if c not in names]
+        missing = [c for c in (embedder["column"], embedder["id_column"]) if c not in names]
         if missing:
             raise ValidationError(
                 f"shard {path} has no column {missing[0]!r} (it has {names}); pass "
-                "text_column= / id_column="
+                "column= / id_column="
             )
-    shards = ray.data.read_parquet(
-        [os.fspath(p) for p in group],
-        include_paths=True,
-        override_num_blocks=max(len(group), concurrency),
-    ).select_columns([id_column, text_column, "path"])
-    shards = shards.map_batches(_tag_shard, batch_format="pyarrow")
+    columns = [embedder["id_column"], embedder["column"]]
+    blocks = max(1, -(-concurrency // len(group)))  # enough blocks to keep every actor busy
+    parts = [
+        ray.data.read_parquet(os.fspath(p), override_num_blocks=blocks)
+        .select_columns(columns)
+        .map_batches(_tag_shard, fn_args=(p.stem,), batch_format="pyarrow")
+        for p in group
+    ]
+    shards = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
     embedded = shards.map_batches(
-        TextEmbedder,
-        fn_constructor_kwargs={
-            "text_column": text_column,
-            "id_column": id_column,
-            "batch_size": batch_size,
-            "device": device,
-        },
-        batch_size=batch_size,
+        embedder_class,
+        fn_constructor_kwargs=embedder,
+        batch_size=embedder["batch_size"],
         batch_format="pyarrow",
         **actors,
     )
@@ -253,11 +297,11 @@ def _embed_group(
     return sum(pq.read_metadata(p).num_rows for p in group)
 
 
-def _tag_shard(batch):
-    """The shard a row came from (its file name without .parquet), for the partitioned write."""
+def _tag_shard(batch, shard: str):
+    """The shard the rows came from (its file name without .parquet), for the partitioned
+    write."""
     pa, _ = _pyarrow()
-    stems = [Path(p).stem for p in batch.column("path").to_pylist()]
-    return batch.drop_columns(["path"]).append_column(_SHARD, pa.array(stems, pa.string()))
+    return batch.append_column(_SHARD, pa.array([shard] * batch.num_rows, pa.string()))
 
 
 def read_embedding_shards(
