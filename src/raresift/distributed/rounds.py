@@ -94,11 +94,16 @@ class RayStrategy(Strategy):
             self._rows = (pool, PoolRows(pool.embeddings))
         return self._rows[1]
 
-    def _remote(self, fn):
+    def _map(self, fn, shared, calls: list[tuple], desc: str) -> list:
+        """``fn(shared, *call)`` for every call, as Ray tasks (a task whose worker dies is run
+        again), results in call order."""
         if fn.__name__ not in self._tasks:
             ray = import_ray()
             self._tasks[fn.__name__] = ray.remote(num_cpus=self.num_cpus, max_retries=3)(fn)
-        return self._tasks[fn.__name__]
+        task = self._tasks[fn.__name__]
+        refs = [task.remote(shared, *call) for call in calls]
+        with tqdm(total=len(refs), desc=desc, unit="task", disable=not self.progress) as bar:
+            return gather(refs, bar)
 
     # ------------------------------------------------------------------ selection
     def select(self, state: SelectionState, candidates, budget: int) -> Batch:
@@ -151,18 +156,9 @@ class RayStrategy(Strategy):
         shared = ray.put((strategy, self._worker_state(state, strategy, candidates)))
         positions = state.pool.positions(ids)
         rows = self.rows(state.pool)
-        task = self._remote(_score_shard)
         shards = self._shards(ids.size)
-        refs = [
-            task.remote(shared, rows, positions[lo:hi], ids[lo:hi], budget) for lo, hi in shards
-        ]
-        with tqdm(
-            total=len(refs),
-            desc=f"scoring ({strategy.name})",
-            unit="shard",
-            disable=not self.progress,
-        ) as bar:
-            results = gather(refs, bar)
+        calls = [(rows, positions[lo:hi], ids[lo:hi], budget) for lo, hi in shards]
+        results = self._map(_score_shard, shared, calls, f"scoring ({strategy.name})")
         offsets = np.concatenate(
             [lo + keep for (lo, _), (keep, _) in zip(shards, results, strict=True)]
         )
@@ -188,18 +184,8 @@ class RayStrategy(Strategy):
         shared = ray.put((strategy, self._worker_state(state, strategy, ids), objective, side))
         positions = state.pool.positions(ids)
         rows = self.rows(state.pool)
-        task = self._remote(_select_partition)
-        refs = [
-            task.remote(shared, rows, positions[members], ids[members], part_budget, seed)
-            for members, part_budget, seed in plan
-        ]
-        with tqdm(
-            total=len(refs),
-            desc=f"partitions ({strategy.name})",
-            unit="part",
-            disable=not self.progress,
-        ) as bar:
-            parts = gather(refs, bar)
+        calls = [(rows, positions[m], ids[m], part_budget, seed) for m, part_budget, seed in plan]
+        parts = self._map(_select_partition, shared, calls, f"partitions ({strategy.name})")
         return concat_batches(parts, strategy.name, state.round)
 
     def __repr__(self) -> str:
