@@ -104,13 +104,15 @@ class Store:
         where = f"session database {path}"
         if not path.is_file():
             raise SessionCorruptError(f"{where} is missing; create the session with raresift init")
-        with open(path, "rb") as fh:
-            header = fh.read(100)
-        if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
-            raise SessionCorruptError(
-                f"{where} is not an SQLite database (truncated or overwritten); restore it from "
-                "a backup or export what you can and start a new session"
-            )
+        # The file is never opened outside SQLite: closing any descriptor of it would drop the
+        # POSIX locks this process's other connections hold on it, and another process could
+        # then checkpoint and delete the WAL under them (their later commits would be lost).
+        not_sqlite = SessionCorruptError(
+            f"{where} is not an SQLite database (truncated or overwritten); restore it from "
+            "a backup or export what you can and start a new session"
+        )
+        if path.stat().st_size < 100:
+            raise not_sqlite
         try:
             conn = _connect(path, timeout)
             if path.stat().st_size <= _QUICK_CHECK_MAX_BYTES:
@@ -126,6 +128,8 @@ class Store:
             meta = {r[0]: json.loads(r[1]) for r in conn.execute("SELECT key, value FROM meta")}
             conn.execute("PRAGMA synchronous = FULL")
         except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise not_sqlite from None
             raise SessionCorruptError(
                 f"{where} is corrupted ({exc}); restore it from a backup, or export what "
                 "`raresift export` can still read and start a new session"
