@@ -644,3 +644,21 @@ def test_demo_ends_with_commands_that_continue_its_session(tmp_path):
     assert (tmp_path / "demo" / "tasks.json").exists()
     assert (tmp_path / "demo" / "session-curve.png").exists()
     assert s.status(estimate=False)["labels_spent"] == spent + 50 - 1  # the batch, one undone
+
+
+def test_label_studio_min_and_csv_exports_are_read_by_raresift_id(session, tmp_path):
+    minimal = tmp_path / "min.json"
+    minimal.write_text(
+        json.dumps(
+            [
+                {"id": 1, "raresift_id": 1700, "label": "1"},
+                {"id": 2, "raresift_id": 1701, "label": "0"},
+            ]
+        )
+    )
+    assert session.import_file(minimal)["written"] == 2
+    ls_csv = tmp_path / "ls.csv"
+    ls_csv.write_text("id,raresift_id,label\n1,1702,1\n2,1703,skip\n")
+    session.import_file(ls_csv)
+    got = [session.item(i)["answer"] for i in (1700, 1701, 1702, 1703)]
+    assert got == ["1", "0", "1", "skip"]

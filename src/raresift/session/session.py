@@ -616,7 +616,7 @@ class Session:
                 seed=self.config["seed"],
                 progress=_progress(progress),
             ).fit(self.pool())
-            tmp = path.with_name(path.name + ".tmp")
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per builder
             index.save(tmp)
             os.replace(str(tmp) + ".json", str(path) + ".json")
             os.replace(tmp, path)
