@@ -459,7 +459,8 @@ def test_kill_9_during_import_and_next_loses_nothing(tmp_path):
     for k, fraction in enumerate((0.35, 0.5, 0.65, 0.8, 0.9, 0.97)):
         project = tmp_path / f"import-{k}"
         shutil.copytree(template, project)
-        hits += _kill_after(["import", project, big], fraction * full)
+        command = "import" if k % 2 else "label"  # both record a file in one transaction
+        hits += _kill_after([command, project, big], fraction * full)
         rows = _answer_rows(project)
         assert rows[: len(before)] == before  # stored answers untouched
         assert len(rows) in (len(before), n)  # the file entirely, or not at all
@@ -662,3 +663,23 @@ def test_label_studio_min_and_csv_exports_are_read_by_raresift_id(session, tmp_p
     session.import_file(ls_csv)
     got = [session.item(i)["answer"] for i in (1700, 1701, 1702, 1703)]
     assert got == ["1", "0", "1", "skip"]
+
+
+def test_every_strategy_runs_in_a_session_or_is_refused_up_front(session):
+    from raresift.errors import ConfigError
+    from raresift.session.session import NEEDS_NETWORK
+    from raresift.strategies import strategy_names
+
+    for name in strategy_names():
+        if name in NEEDS_NETWORK:
+            with pytest.raises(ConfigError, match="needs a neural network"):
+                session.next(budget=3, strategy=name)
+            with pytest.raises(ValidationError):  # the learner's own check: the list is not stale
+                from raresift.session.rounds import build_learner, split_answers
+
+                with session.store.reading() as db:
+                    sets = split_answers(session, db.current())
+                learner, _ = build_learner(session, sets, name, "all", 1)
+                learner.query(3)
+        else:
+            assert len(session.next(budget=3, strategy=name)) == 3, name

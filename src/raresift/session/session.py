@@ -32,6 +32,11 @@ log = logging.getLogger("raresift")
 
 ENGINES = ("local",)  # issue 17 adds "ray"; the engine is stored in the config
 CANDIDATE_NAMES = ("all", "seals", "random")
+# strategies that need a neural network's dropout, penultimate features or Fisher scores; a
+# session fits logistic regression on the embeddings (tests/test_session.py checks both ways)
+NEEDS_NETWORK = frozenset(
+    {"bald", "variation-ratio", "pcc", "fisher", "fisher-weak", "ibal", "ibal-d"}
+)
 SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with an index
 STOP_SET_SIZE = 1_000
 _CONCEPT_ALIASES = {
@@ -225,6 +230,7 @@ class Session:
 
         if strategy not in strategy_names():
             raise ConfigError(f"unknown strategy {strategy!r}; see raresift strategies")
+        _check_session_strategy(strategy)
         factory, search = default_index_factory(n)
         factory, search = index or factory, index_search if index_search is not None else search
         stop = np.sort(
@@ -834,6 +840,7 @@ class Session:
 
         if strat not in strategy_names():
             raise ConfigError(f"unknown strategy {strat!r}; see raresift strategies")
+        _check_session_strategy(strat)
         from raresift.pool import check_budget
 
         b = check_budget(
@@ -1041,6 +1048,15 @@ def _check_classes(classes: Iterable[str]) -> list[str]:
             f"{reserved} are reserved answers (skip, junk, duplicate); rename them"
         )
     return out
+
+
+def _check_session_strategy(name: str) -> None:
+    if name in NEEDS_NETWORK:
+        raise ConfigError(
+            f"strategy {name!r} needs a neural network trained on the raw items; a session fits "
+            "logistic regression on the embeddings, so use entropy, margin, mlp, "
+            "information-density, badge, coreset or a SIMILAR function such as flqmi"
+        )
 
 
 def _relative(path: Path, root: Path) -> str:
