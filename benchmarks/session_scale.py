@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -30,10 +29,33 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-ROUND = """
-import json, resource, sys, time
+PEAK = """
+def peak_mib():
+    with open("/proc/self/status") as fh:  # this process's own high-water mark (VmHWM)
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+"""
+INIT = (
+    PEAK
+    + """
+import json, sys, time
+from raresift.session import Session
+t0 = time.perf_counter()
+s = Session.create(sys.argv[1], embeddings=sys.argv[2], concept="rare", seed_labels=sys.argv[3],
+                   strategy=sys.argv[4], progress=False)
+index = s.index()
+print(json.dumps({"init": time.perf_counter() - t0, "factory": index.factory,
+                  "search": index.search_params, "build": index.build_seconds,
+                  "defaults": s.describe_defaults(), "peak_mib": peak_mib()}))
+"""
+)
+ROUND = (
+    PEAK
+    + """
+import json, sys, time
 t0 = time.perf_counter()
 from raresift.session import Session
+import raresift.candidates, raresift.loop, raresift.models.sklearn_model, raresift.strategies.binary
+import raresift.submodular.objectives, sklearn.linear_model  # what next imports, timed apart
 t1 = time.perf_counter()
 s = Session.open(sys.argv[1])
 t2 = time.perf_counter()
@@ -42,8 +64,9 @@ t3 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "open": t2 - t1, "next": t3 - t2,
                   "split": s.round_info()["seconds"], "ids": [b.id for b in batch],
                   "reason": batch[0].reason,
-                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mib": peak_mib()}))
 """
+)
 
 
 def make_pool(args, folder: Path) -> tuple[Path, np.ndarray]:
@@ -112,27 +135,24 @@ def main() -> None:
         f"({truth.mean():.4%}); data generated in {generate:.0f} s"
     )
 
-    t0 = time.perf_counter()
-    session = Session.create(
-        project,
-        embeddings=emb,
-        concept=f"concept-{concept}",
-        seed_labels=seed_csv,
-        strategy=args.strategy,
-        progress=True,
-    )
-    init_s = time.perf_counter() - t0
-    index = session.index()
-    print(
-        f"\ninit: {init_s:.1f} s in all, of which index {index.factory!r} "
-        f"({index.search_params}) built in {index.build_seconds:.1f} s; "
-        f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
-    )
-    session.close()
-
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+
+    def child(code: str, *argv) -> dict:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *map(str, argv)], env=env, capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr)
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    init = child(INIT, project, emb, seed_csv, args.strategy)
+    print(
+        f"\ninit (a fresh process, as `raresift init`): {init['init']:.1f} s in all, of which "
+        f"index {init['factory']!r} ({init['search']}) built in {init['build']:.1f} s; "
+        f"peak memory {init['peak_mib']:.0f} MiB; next runs {init['defaults']}"
+    )
     keys = ["pool", "index", "start", "training", "features", "knn", "selection", "reasons"]
     header = ["round", "process", "import", "open", "next"] + keys + ["answer", "peak MiB", "pos"]
     print("\nseconds per round (each next a fresh process, as `raresift next` runs it)")

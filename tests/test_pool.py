@@ -126,3 +126,13 @@ def test_unlabeled_lookup_raises():
 def test_every_error_is_a_raresift_error():
     for cls in (ValidationError, UnknownIdError, BudgetError):
         assert issubclass(cls, RaresiftError)
+
+
+def test_values_checked_skips_only_the_finiteness_scan():
+    x = np.ones((4, 2), np.float32)
+    x[1, 1] = np.nan
+    with pytest.raises(ValidationError, match="row 1"):
+        Pool(x)
+    assert len(Pool(x, values_checked=True)) == 4  # the caller vouches for the values
+    with pytest.raises(ValidationError, match="2-d"):
+        Pool(np.ones(3, np.float32), values_checked=True)  # shapes are still checked

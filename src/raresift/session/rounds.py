@@ -193,7 +193,7 @@ def compute_round(
         cold = f"random: no positives yet, and {strategy} needs labeled positives as its query set"
     if cold is not None:
         strategy, cand = "random", "all"
-    session.pool()  # memory-maps the embeddings (checked for NaN once per process)
+    session.pool()  # memory-maps the embeddings
     seconds = {"pool": time.perf_counter() - start}
     if cand == "seals":
         t0 = time.perf_counter()

@@ -593,7 +593,8 @@ class Session:
                 from raresift.pool import Pool
 
                 path = self._path(self.config["embeddings"]["path"])
-                self._pool = Pool(np.load(path, mmap_mode="r"))
+                # values checked by create() and fingerprinted since: no NaN scan per process
+                self._pool = Pool(np.load(path, mmap_mode="r"), values_checked=True)
             return self._pool
 
     def index(self, progress: bool | None = None):
