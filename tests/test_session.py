@@ -683,3 +683,18 @@ def test_every_strategy_runs_in_a_session_or_is_refused_up_front(session):
                 learner.query(3)
         else:
             assert len(session.next(budget=3, strategy=name)) == 3, name
+
+
+def test_random_batch_gives_an_unbiased_estimate_of_positives_left(tmp_path):
+    emb, _, y = _data(tmp_path)
+    s = Session.create(tmp_path / "p", embeddings=emb, progress=False)
+    batch = s.next(budget=400)  # no answers yet: a uniform random batch, and it says so
+    s.answer_many([(b.id, int(y[b.id])) for b in batch])
+    for _ in range(2):  # then active rounds deplete the positives
+        batch = s.next(budget=50, strategy="mlp")
+        s.answer_many([(b.id, int(y[b.id])) for b in batch])
+    status = s.status()
+    est = next(e for e in status["estimates"] if e["method"].startswith("random picks of round 1"))
+    left = int(y.sum()) - status["positives_found"]
+    assert est["low"] <= left <= est["high"], (est, left)
+    assert est["high"] < 0.1 * (s.n_items - status["labels_spent"])  # bounded well below 10 %
