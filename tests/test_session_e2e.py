@@ -31,8 +31,8 @@ kind = "rare-classes"
 rare_classes = [6]
 labeled_per_class = 10
 labeled_per_rare_class = 2
-unlabeled_per_class = 200
-imbalance = 20
+unlabeled_per_class = 300
+imbalance = 10
 query_per_rare_class = 3
 
 [model]
@@ -101,7 +101,7 @@ def test_cli_session_finds_as_many_rare_items_as_simulate(tmp_path, strategy="en
         "--seed",
         "0",
     )
-    found, spent = [], []
+    found, spent, picked = [], [], []
     for round_index in range(config.rounds):
         out = _run("next", str(project), "--format", "csv").stdout
         picks = [int(r["id"]) for r in csv.DictReader(io.StringIO(out))]
@@ -113,6 +113,7 @@ def test_cli_session_finds_as_many_rare_items_as_simulate(tmp_path, strategy="en
         )
         _run("label", str(project), str(answers))
         found.append(int((truth == 6).sum()))
+        picked.append(picks)
         spent.append(25 * (round_index + 1))
 
     _run("simulate", str(config_path), "--out", str(tmp_path / "sim"), "--no-progress")
@@ -120,6 +121,10 @@ def test_cli_session_finds_as_many_rare_items_as_simulate(tmp_path, strategy="en
         rows = [r for r in csv.DictReader(fh) if int(r["round"]) > 0]
     rows.sort(key=lambda r: int(r["round"]))
     simulated = [int(r["n_rare_selected"]) for r in rows]
+    from raresift.simulate.joblog import log_path, read_log
+
+    logged = read_log(log_path(tmp_path / "sim", strategy, 0))[1:]
+    assert [row["batch_ids"] for row in logged] == picked  # the very same picks, round by round
     session_cumulative = np.cumsum(found).tolist()
     print(
         f"{strategy}: rare items found per 25 labels, session {session_cumulative}, "
