@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CACHE ?= $(HOME)/.cache/raresift
 
-.PHONY: demo test test-fast lint data venv clean
+.PHONY: demo test test-fast lint data browser venv clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,19 @@ data:
 	  echo "data: Fashion-MNIST, WordNet installed; Reuters in $(CACHE)/weka/root"; \
 	else \
 	  echo "data: apt-get unavailable or not root; install the packages listed in shared/DATA.md by hand"; \
+	fi
+
+# Debian's chromium for the web app's browser tests (tests/test_app_browser.py drives it with
+# Playwright; nothing downloads a browser). Without it those tests skip and say so.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "browser: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null && \
+	  echo "browser: chromium installed"; \
+	else \
+	  echo "browser: apt-get unavailable or not root; install chromium, or the browser tests skip"; \
 	fi
 
 clean:

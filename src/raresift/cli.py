@@ -74,6 +74,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from raresift.app import is_loopback, serve
+
+    if not is_loopback(args.host):
+        print(
+            f"raresift: warning: serving on {args.host}: anyone who can reach this port can read "
+            "and label the project (the default --host 127.0.0.1 keeps it on this machine)",
+            file=sys.stderr,
+        )
+
+    def ready(url: str) -> None:
+        print(f"raresift: labeling {args.project} at {url} (Ctrl-C stops)", flush=True)
+        if args.open:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    serve(args.project, host=args.host, port=args.port, who=args.who, ready=ready)
+    return 0
+
+
 # ---------------------------------------------------------------------- labeling sessions
 def _open_session(args: argparse.Namespace):
     from raresift.session import Session
@@ -349,6 +370,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="results.csv written by simulate")
     p.add_argument("--out", help="folder for report.md and figures (default: beside it)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("serve", help="label a session in the browser (a local web app)")
+    p.add_argument("project", help="session folder made by raresift init")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    p.add_argument("--open", action="store_true", help="open the app in a web browser")
+    p.add_argument("--who", help="name recorded with each answer (default: your login name)")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser(
         "strategies", help="list the acquisition strategies: family, purpose, what each needs"

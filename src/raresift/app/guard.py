@@ -1,0 +1,134 @@
+"""Request checks of the local server: DNS rebinding, cross-site requests, forged writes.
+
+A page on another site cannot read from or write to the labeling server through the user's
+browser because
+
+- the ``Host`` header must name this server: a loopback address or ``localhost`` (or, when bound
+  elsewhere, an IP literal or the ``--host`` name) with the server's port. A DNS-rebinding page
+  reaches the server under its own domain name, which is refused;
+- a request that carries an ``Origin`` must come from one of those same addresses;
+- every request that changes state (anything but GET/HEAD) must carry the server's token in the
+  ``X-CSRF-Token`` header. The token is made when the server starts and only its own pages hold
+  it; another origin can neither read it nor send a custom header without a CORS preflight,
+  which the server never grants.
+
+>>> hosts = HostPolicy("127.0.0.1", 8765)
+>>> hosts.allows("127.0.0.1:8765"), hosts.allows("localhost:8765"), hosts.allows("evil.com:8765")
+(True, True, False)
+>>> hosts.allows("127.0.0.1:9999")
+False
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+from urllib.parse import urlsplit
+
+log = logging.getLogger("raresift")
+
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+TOKEN_HEADER = "x-csrf-token"
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_host(value: str) -> tuple[str, int | None] | None:
+    """``"[::1]:80"`` -> ``("::1", 80)``; None when the value is not a host[:port]."""
+    try:
+        parts = urlsplit(f"//{value}")
+        return (parts.hostname or "", parts.port)
+    except ValueError:
+        return None
+
+
+class HostPolicy:
+    """Which ``Host`` values (and so which origins) name this server."""
+
+    def __init__(self, bind_host: str, port: int):
+        self.bind_host = bind_host.strip("[]").lower()
+        self.port = int(port)
+        self.loopback_only = is_loopback(self.bind_host)
+
+    def allows(self, value: str | None) -> bool:
+        if not value:
+            return False
+        parsed = _split_host(value.strip().lower())
+        if parsed is None:
+            return False
+        name, port = parsed
+        if (port if port is not None else 80) != self.port:
+            return False
+        if is_loopback(name):
+            return True
+        if self.loopback_only:
+            return False
+        if name == self.bind_host:
+            return True
+        try:  # reached by address on the network: an IP literal, never a foreign domain name
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            return False
+
+    def allows_origin(self, origin: str) -> bool:
+        parts = urlsplit(origin)
+        return parts.scheme == "http" and self.allows(parts.netloc)
+
+
+class Guard:
+    """ASGI middleware applying :class:`HostPolicy` and the CSRF token to every request."""
+
+    def __init__(self, app, policy: HostPolicy, token: str):
+        self.app = app
+        self.policy = policy
+        self.token = token.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self.refusal(scope["method"], headers)
+        if refusal is None:
+            return await self.app(scope, receive, send)
+        log.warning("refused %s %s: %s", scope["method"], scope.get("path"), refusal[1])
+        body = json.dumps({"error": refusal[1]}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": refusal[0],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def refusal(self, method: str, headers: dict[str, str]) -> tuple[int, str] | None:
+        """``(status, reason)`` when the request must be refused, else None."""
+        if not self.policy.allows(headers.get("host")):
+            return 421, "unexpected Host header (open the app at the address the server printed)"
+        origin = headers.get("origin")
+        if origin is not None and not self.policy.allows_origin(origin):
+            return 403, "cross-origin request refused"
+        if method not in SAFE_METHODS:
+            sent = headers.get(TOKEN_HEADER, "").encode()
+            if not hmac.compare_digest(sent, self.token):
+                return 403, "missing or wrong CSRF token (reload the page)"
+        return None

@@ -1,0 +1,567 @@
+"""The local labeling web app: a Starlette application over one labeling session.
+
+The app is a thin view over :class:`raresift.session.Session`: it holds no state of its own
+beyond a thumbnail cache and the background job that selects the next batch. Each answer is one
+POST and one session transaction; the page marks an answer *saved* only after the server
+answered that request, so a server killed at any moment loses nothing the page showed as saved.
+
+Run it with ``raresift serve PROJECT`` (see :func:`serve`); :func:`create_app` builds the ASGI
+application alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+from base64 import b64encode
+from pathlib import Path
+from typing import Any
+
+from raresift.app.guard import Guard, HostPolicy
+from raresift.app.jobs import JobRunner
+from raresift.app.thumbnails import Thumbnailer, ThumbnailFailure, placeholder_svg
+from raresift.errors import RaresiftError, UnknownIdError, ValidationError
+
+log = logging.getLogger("raresift")
+
+HERE = Path(__file__).parent
+THUMB_SIZE = 148
+FULL_SIZE = 1024
+EXCERPT_CHARS = 280
+EXPORT_FORMATS = {
+    "csv": ("text/csv", "csv"),
+    "jsonl": ("application/x-ndjson", "jsonl"),
+    "label-studio": ("application/json", "json"),
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+def _require_app_extra():
+    try:
+        import jinja2  # noqa: F401
+        import PIL  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise RaresiftError(f"the web app needs {exc.name}: pip install 'raresift[app]'") from None
+
+
+def option_keys(options: list[str], concept: bool) -> list[dict[str, str]]:
+    """The answer buttons: label, title, keyboard key and kind of each answer option.
+
+    >>> [o["key"] for o in option_keys(["1", "0", "skip", "junk", "duplicate"], concept=True)]
+    ['y', 'n', 's', 'j', 'd']
+    >>> [(o["label"], o["key"]) for o in option_keys(["cat", "dog", "skip"], concept=False)]
+    [('cat', '1'), ('dog', '2'), ('skip', 's')]
+    """
+    special = {"skip": "s", "junk": "j", "duplicate": "d"}
+    buttons, digit = [], 0
+    for label in options:
+        label = str(label)
+        if label in special:
+            buttons.append({"label": label, "title": label, "key": special[label], "kind": label})
+        elif concept:
+            positive = label == "1"
+            buttons.append(
+                {
+                    "label": label,
+                    "title": "yes" if positive else "no",
+                    "key": "y" if positive else "n",
+                    "kind": "positive" if positive else "negative",
+                }
+            )
+        else:
+            digit += 1
+            key = str(digit % 10) if digit <= 10 else ""
+            buttons.append({"label": label, "title": label, "key": key, "kind": "class"})
+    return buttons
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> tuple[str, bool]:
+    """The first ``limit`` characters, cut at a word, and whether anything was cut.
+
+    >>> excerpt("a short text")
+    ('a short text', False)
+    >>> excerpt("one two three four", 9)
+    ('one two…', True)
+    """
+    if len(text) <= limit:
+        return text, False
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip() + "…", True
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``port=0`` picks a free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), int(port)))
+    except OSError as exc:
+        sock.close()
+        raise RaresiftError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port"
+        ) from None
+    sock.listen(128)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def serve(
+    project: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    who: str | None = None,
+    ready=None,
+) -> None:
+    """Serve the labeling app for ``project`` until interrupted.
+
+    ``ready(url)`` is called once the socket listens (the CLI prints the URL there and opens a
+    browser with ``--open``). Binds to loopback unless ``host`` says otherwise; the caller warns.
+    """
+    _require_app_extra()
+    import uvicorn
+
+    sock = bind(host, port)
+    real_port = sock.getsockname()[1]
+    app = create_app(project, host=host, port=real_port, who=who)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    if ready is not None:
+        ready(url_of(sock))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def batch_key(session) -> str:
+    """Names the stored batch, so a page can tell that another tab or process replaced it."""
+    info = session.round_info()
+    return "none" if info is None else f"{info['round']}-{info['created']:.6f}"
+
+
+def item_card(session, batch_item) -> dict[str, Any]:
+    """What a batch card shows: the pick (score, reason), the answer in force, text, image."""
+    item = session.item(batch_item.id)
+    text = item["text"]
+    short, truncated = excerpt(text) if text is not None else (None, False)
+    return {
+        "id": str(batch_item.id),
+        "position": batch_item.position,
+        "score": batch_item.score,
+        "reason": batch_item.reason,
+        "answer": item["answer"],
+        "version": item["seq"],
+        "text": text,
+        "excerpt": short,
+        "truncated": truncated,
+        "image": bool(item["image"]),
+    }
+
+
+def item_view(item: dict[str, Any]) -> dict[str, Any]:
+    """The item page's fields; metadata values are shown as text (never as markup)."""
+    meta = [(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in item["meta"].items()]
+    return {
+        "id": str(item["id"]),
+        "text": item["text"],
+        "image": bool(item["image"]),
+        "answer": item["answer"],
+        "version": item["seq"],
+        "meta": meta,
+    }
+
+
+def neighbour_card(session, neighbour: dict[str, Any]) -> dict[str, Any]:
+    item = session.item(neighbour["id"])
+    return {
+        "id": str(neighbour["id"]),
+        "similarity": neighbour["similarity"],
+        "answer": neighbour["answer"],
+        "image": bool(item["image"]),
+        "excerpt": None if item["text"] is None else excerpt(item["text"], 120)[0],
+    }
+
+
+def record_answer(session, item_id: str, label: str, seen, who: str) -> dict[str, Any]:
+    """Store one answer; the later answer wins.
+
+    ``seen`` is the ``seq`` of the answer the page showed (None: none). When another writer
+    answered since, the answer is stored all the same and ``replaced`` says what it replaced.
+    """
+    from raresift.session import ConflictError
+
+    replaced = None
+    try:
+        record = session.answer(item_id, label, who=who, expected_seq=seen)
+    except ConflictError:
+        item = session.item(item_id)
+        in_force = [h for h in item["history"] if h["seq"] == item["seq"]]
+        replaced = {
+            "label": item["answer"],
+            "who": in_force[0]["who"] if in_force else "another writer",
+            "version": item["seq"],
+        }
+        record = session.answer(item_id, label, who=who)
+    return {
+        "saved": True,
+        "id": str(record["id"]),
+        "label": record["answer"],
+        "version": record["seq"],
+        "replaced": replaced,
+    }
+
+
+def progress_context(status: dict[str, Any]) -> dict[str, Any]:
+    """The progress page's figures, tables and verdicts from ``session.status()``."""
+    figures = [
+        {"value": status["labels_spent"], "label": "labels spent"},
+        {"value": status["positives_found"], "label": "positives found"},
+    ]
+    for est in status["estimates"]:
+        figures.append(
+            {
+                "value": f"{est['positives_left']:.1f}",
+                "label": (
+                    f"positives probably left (95 %: {est['low']:.1f}–{est['high']:.1f}; "
+                    f"{est['method']} estimate)"
+                ),
+            }
+        )
+    if not status["estimates"]:
+        figures.append({"value": "–", "label": "positives left: needs answers of two classes"})
+    figures.append({"value": status["rounds"], "label": f"rounds · {status['items']} items"})
+    rounds = [
+        [p["round"], p["answers"], p["new_positives"], p["labels_spent"], p["positives_found"]]
+        for p in status["curve"]
+    ]
+    rules = [
+        {"name": r["rule"], "stop": r["verdict"] == "stop", "detail": r["why"]}
+        for r in status["stopping"]
+    ]
+    return {
+        "figures": figures,
+        "rounds": rounds,
+        "round_columns": ["round", "answers", "new positives", "labels spent", "positives found"],
+        "rules": rules,
+        "has_curve": bool(status["curve"]),
+        "version": status["version"],
+        "task": status["task"],
+        "exports": [
+            ("csv", "Answers (CSV)"),
+            ("jsonl", "Answers (JSONL)"),
+            ("label-studio", "Label Studio tasks (JSON)"),
+        ],
+    }
+
+
+def status_line(session) -> str:
+    """Labels spent and positives found, for the header of every page."""
+    status = session.status(estimate=False)
+    return f"{status['labels_spent']} labels · {status['positives_found']} positives"
+
+
+def _seen_version(data: dict) -> int | None | str:
+    if "version" not in data:
+        return "any"
+    seen = data["version"]
+    if seen is not None and (isinstance(seen, bool) or not isinstance(seen, int)):
+        raise ValidationError(f"version must be an integer or null, got {seen!r}")
+    return seen
+
+
+def create_app(
+    project: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    who: str | None = None,
+    token: str | None = None,
+):
+    """The ASGI application serving ``project`` as ``http://host:port``.
+
+    ``who`` is recorded with each answer (default: the login name); ``token`` is the CSRF token
+    the pages carry (a fresh random one by default).
+    """
+    _require_app_extra()
+    import jinja2
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+    from starlette.templating import Jinja2Templates
+
+    from raresift.session import Session
+
+    project = Path(project).resolve()
+    session = Session.open(project)
+    who = who or _login_name()
+    token = token or secrets.token_urlsafe(32)
+    thumbs = Thumbnailer(project / "cache" / "thumbnails")
+    templates = Jinja2Templates(
+        env=jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True
+        )
+    )
+
+    def select_next():
+        # The session holds its store's lock only while it reads or writes, not while it fits
+        # and selects, so answers keep being stored meanwhile; its pool and index stay loaded.
+        batch = session.next()
+        return {"batch": batch_key(session), "size": len(batch)}
+
+    jobs = JobRunner(select_next)
+
+    image_paths: dict[str, str | None] = {}  # item id -> image path (paths never change)
+
+    def image_path(item_id: str) -> str | None:
+        if item_id not in image_paths:
+            image_paths[item_id] = session.item(item_id)["image"]  # UnknownIdError if foreign
+        return image_paths[item_id]
+
+    def secured(response):
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
+    def page(request, name: str, view: str, **context):
+        context.update(
+            csrf_token=token,
+            project_name=project.name,
+            project_path=str(project),
+            view=view,
+            status_line=status_line(session),
+        )
+        return secured(templates.TemplateResponse(request, name, context))
+
+    def as_json(data: Any, status_code: int = 200):
+        return secured(JSONResponse(data, status_code=status_code))
+
+    async def body_of(request) -> dict:
+        try:
+            data = await request.json()
+        except ValueError:
+            raise ValidationError("the request body is not JSON") from None
+        if not isinstance(data, dict):
+            raise ValidationError("the request body must be a JSON object")
+        return data
+
+    def item_id_of(request) -> str:
+        value = request.query_params.get("id")
+        if not value:
+            raise ValidationError("missing ?id= (the id of an item of this project)")
+        return value
+
+    def options():
+        return option_keys(session.answer_options(), session.kind == "concept")
+
+    # ------------------------------------------------------------------ pages
+    def index(request):
+        return RedirectResponse("/label", status_code=303)
+
+    def inline_thumbnail(item: dict[str, Any]) -> str | None:
+        """A made thumbnail as a data: URL, so a batch page is one request, not 1 + 100."""
+        path = image_path(item["id"]) if item["image"] else None
+        data = None if path is None else thumbs.cached_jpeg(path, THUMB_SIZE)
+        return None if data is None else "data:image/jpeg;base64," + b64encode(data).decode()
+
+    def label_page(request):
+        items = [item_card(session, b) for b in session.batch()]
+        for item in items:
+            item["inline"] = inline_thumbnail(item)
+        info = session.round_info()
+        return page(
+            request,
+            "label.html",
+            "label",
+            items=items,
+            options=options(),
+            round=None if info is None else info["round"],
+            strategy=None if info is None else f"{info['strategy']} over {info['candidates']}",
+            note=None if info is None else info["note"],
+            batch_key=batch_key(session),
+            answered=sum(item["answer"] is not None for item in items),
+            thumb_size=THUMB_SIZE,
+        )
+
+    def progress_page(request):
+        return page(request, "progress.html", "progress", **progress_context(session.status()))
+
+    def item_page(request):
+        item_id = item_id_of(request)
+        item = item_view(session.item(item_id))
+        neighbours = [neighbour_card(session, n) for n in session.neighbors(item_id, k=12)]
+        return page(
+            request, "item.html", "item", item=item, options=options(), neighbours=neighbours
+        )
+
+    def progress_png(request):
+        target = project / "cache" / "app" / "status.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        session.status_plot(target)
+        return secured(FileResponse(target, media_type="image/png"))
+
+    async def image_response(request, size: int):
+        """An item's image at ``size`` px. Held in memory: answered on the event loop at once;
+        otherwise looked up and made in a worker thread."""
+        item_id = item_id_of(request)
+        path = image_paths.get(item_id)
+        data = None if path is None else thumbs.in_memory(path, size)
+        if data is None:
+            path = await run_in_threadpool(image_path, item_id)
+            if not path:
+                raise UnknownIdError(f"item {item_id!r} has no image")
+            try:
+                data = await run_in_threadpool(thumbs.jpeg, path, size)
+            except ThumbnailFailure as failure:
+                log.warning("item %r: %s (%s)", item_id, failure.reason, path)
+                return secured(
+                    Response(
+                        placeholder_svg(failure.reason, size),
+                        media_type="image/svg+xml",
+                        headers={"X-Raresift-Image-Error": failure.reason},
+                    )
+                )
+        return secured(
+            Response(
+                data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
+            )
+        )
+
+    async def thumb(request):
+        return await image_response(request, THUMB_SIZE)
+
+    async def image(request):
+        return await image_response(request, FULL_SIZE)
+
+    def export(request):
+        fmt = request.query_params.get("format", "csv")
+        if fmt not in EXPORT_FORMATS:
+            raise ValidationError(
+                f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
+            )
+        media_type, suffix = EXPORT_FORMATS[fmt]
+        items = "all" if fmt == "label-studio" else "batch"
+        text = session.export(fmt, None, items=items)
+        name = f"{project.name}-{'tasks' if fmt == 'label-studio' else 'answers'}.{suffix}"
+        return secured(
+            Response(
+                text.encode("utf-8"),
+                media_type=media_type,
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+        )
+
+    # ------------------------------------------------------------------ api
+    async def api_answer(request):
+        data = await body_of(request)
+        if "id" not in data or "label" not in data:
+            raise ValidationError("an answer needs 'id' and 'label'")
+        seen = _seen_version(data)
+        saved = await run_in_threadpool(
+            record_answer, session, str(data["id"]), str(data["label"]), seen, who
+        )
+        return as_json(saved)
+
+    async def api_undo(request):
+        data = await body_of(request)
+        last = data.get("last", 1)
+
+        def undo():
+            undone = session.undo(last=last)
+            items = []
+            for record in undone:
+                now = session.item(record["id"])
+                items.append(
+                    {
+                        "id": str(record["id"]),
+                        "undone": record["answer"],
+                        "label": now["answer"],
+                        "version": now["seq"],
+                    }
+                )
+            return items
+
+        return as_json({"items": await run_in_threadpool(undo)})
+
+    async def api_next(request):
+        info = await run_in_threadpool(session.round_info)
+        expected = sum(info["seconds"].values()) if info and info["seconds"] else None
+        return as_json(job_state(jobs.start(expected_seconds=expected)))
+
+    def job_state(state):
+        return {k: v for k, v in state.items() if k != "result"}
+
+    def api_job(request):
+        return as_json(job_state(jobs.state()))
+
+    def api_batch(request):
+        return as_json(
+            {
+                "batch": batch_key(session),
+                "status_line": status_line(session),
+                "items": [
+                    {"id": str(b.id), "answer": b.answer, "version": b.seq} for b in session.batch()
+                ],
+            }
+        )
+
+    def api_status(request):
+        return as_json(session.status())
+
+    routes = [
+        Route("/", index),
+        Route("/label", label_page),
+        Route("/progress", progress_page),
+        Route("/progress.png", progress_png),
+        Route("/item", item_page),
+        Route("/thumb", thumb),
+        Route("/image", image),
+        Route("/export", export),
+        Route("/api/answer", api_answer, methods=["POST"]),
+        Route("/api/undo", api_undo, methods=["POST"]),
+        Route("/api/next", api_next, methods=["POST"]),
+        Route("/api/job", api_job),
+        Route("/api/batch", api_batch),
+        Route("/api/status", api_status),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+
+    async def user_error(request, exc):
+        status_code = 404 if isinstance(exc, UnknownIdError) else 400
+        return as_json({"error": str(exc)}, status_code=status_code)
+
+    app = Starlette(routes=routes, exception_handlers={RaresiftError: user_error})
+    app.state.session = session
+    app.state.jobs = jobs
+    return Guard(app, HostPolicy(host, port), token)
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "web"
