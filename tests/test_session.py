@@ -629,8 +629,14 @@ def test_demo_ends_with_commands_that_continue_its_session(tmp_path):
     from raresift.errors import DatasetNotInstalledError
 
     try:
-        result = run_demo(tmp_path / "demo", dataset="mnist5k", rounds=1, batch=20, study=False,
-                          show_progress=False)  # fmt: skip
+        result = run_demo(
+            tmp_path / "demo",
+            dataset="mnist5k",
+            rounds=1,
+            batch=20,
+            study=False,
+            show_progress=False,
+        )
     except DatasetNotInstalledError as exc:
         pytest.skip(str(exc))
     project = tmp_path / "demo" / "session"
@@ -698,3 +704,17 @@ def test_random_batch_gives_an_unbiased_estimate_of_positives_left(tmp_path):
     left = int(y.sum()) - status["positives_found"]
     assert est["low"] <= left <= est["high"], (est, left)
     assert est["high"] < 0.1 * (s.n_items - status["labels_spent"])  # bounded well below 10 %
+
+
+def test_two_next_processes_at_once_store_one_batch(session):
+    root = session.root
+    session.close()
+    command = [sys.executable, "-m", "raresift.cli", "next", str(root), "--format", "csv"]
+    procs = [
+        subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) == 101
+    s = Session.open(root)
+    assert s.round_info()["round"] == 1 and len(s.batch()) == 100

@@ -897,6 +897,8 @@ class Session:
                 and json.loads(now["options"]) == options
             ):
                 stored = int(now["round"])  # another process stored this very batch meanwhile
+            elif now is not None and now["version"] > version:
+                stored = int(now["round"])  # a batch from newer answers was stored meanwhile
             else:
                 if now is None:
                     stored = 1
@@ -930,7 +932,6 @@ class Session:
                         )
                     ],
                 )
-        self.last_seconds = picks.seconds
         return self.batch(stored)
 
     def round_info(self, round_index: int | None = None) -> dict[str, Any] | None:
