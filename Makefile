@@ -1,19 +1,31 @@
 # Two commands matter: `make demo` and `make test`. Both create .venv on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CACHE ?= $(HOME)/.cache/raresift
+STUDIES := $(basename $(notdir $(wildcard experiments/*.toml)))
 
-.PHONY: demo test test-fast lint data browser venv clean
+.PHONY: demo test test-fast lint data browser venv clean results results-studies results-demo results-seals
 
 venv: $(STAMP)
 
+# pip's own output is long; the install shows one line per package it fetches and keeps the
+# whole log in $(VENV)/pip-install.log (printed in full if the install fails).
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	@echo "make: [1/3] creating the virtual environment $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "make: [2/3] upgrading pip"
+	@$(BIN)/pip install -q --upgrade pip
+	@echo "make: [3/3] installing raresift with torch (CPU), faiss-cpu, scikit-learn and the test" \
+	  "tools: about 4 minutes the first time, under 1 with pip's cache"
+	@$(BIN)/pip install -c constraints.txt -e '.[data,dev]' 2>&1 | tee $(VENV)/pip-install.log | \
+	  sed -un 's/^Collecting \([^ ;(]*\).*/make:   collecting \1/p; s/^Successfully installed.*/make:   installed/p; /WARNING\|DEPRECATION\|Deprecat/p' \
+	  || { cat $(VENV)/pip-install.log; echo "make: the install failed; full log above"; exit 1; }
+	@touch $(STAMP)
+	@echo "make: raresift $$($(BIN)/python -c 'import raresift; print(raresift.__version__)') is installed in $(VENV)"
 
 demo: $(STAMP)
 	$(BIN)/raresift demo
@@ -28,10 +40,36 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Everything under docs/results/ and the benchmark outputs it quotes: `results-studies` (the six
+# SIMILAR studies, the two demo studies and the combined penalty matrices; about 10 minutes on 2
+# cores, needs `make data`) and `results-seals` (benchmarks/results/seals-*.txt, from the command
+# on each file's first line; about 2 hours and 15 GB of scratch disk).
+results: results-studies results-seals
+
+results-studies: $(STAMP) results-demo
+	@for study in $(STUDIES); do \
+	  echo "make: study $$study"; \
+	  $(BIN)/raresift simulate experiments/$$study.toml --out docs/results/$$study --no-resume || exit 1; \
+	done
+	$(BIN)/python experiments/combine.py
+
+# The demo's two studies (what a test compares with the code): under a minute.
+results-demo: $(STAMP)
+	$(BIN)/raresift simulate src/raresift/demo_study.toml --out docs/results/demo --no-resume
+	$(BIN)/raresift simulate src/raresift/demo_study_mnist5k.toml --out docs/results/demo-mnist5k --no-resume
+
+results-seals: $(STAMP)
+	@for out in benchmarks/results/seals-*.txt; do \
+	  command=$$(head -1 $$out | sed 's/^\$$ //'); \
+	  echo "make: $$command > $$out"; \
+	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -u $$command > $$out.tmp && mv $$out.tmp $$out || exit 1; \
+	done
+
 # System data sets of shared/DATA.md (Debian packages) and the weka Reuters files, unpacked
 # into $(CACHE). Skips with a note where apt-get is unavailable or not root.
 data:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "data: apt-get install dataset-fashion-mnist wordnet-base, and weka's Reuters files" && \
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist wordnet-base >/dev/null && \
 	  mkdir -p $(CACHE)/weka && cd $(CACHE)/weka && \

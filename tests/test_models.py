@@ -53,9 +53,25 @@ def test_sklearn_binary_logistic_fast_path_equals_sklearn(rng, labels):
     X, y = blobs(rng, n_classes=2)
     y = np.asarray(labels)[y]
     model = SklearnModel(LogisticRegression(), n_classes=4).fit(X, y)
-    proba = model.predict_proba(X)
-    assert np.array_equal(proba[:, labels], model.estimator_.predict_proba(X))
+    wide = X.astype(np.float64)
+    proba = model.predict_proba(wide)
+    assert np.array_equal(proba[:, labels], model.estimator_.predict_proba(wide))
     assert np.all(np.delete(proba, labels, axis=1) == 0)
+    # float32 rows: one float32 product (no float64 copy); float16 rows widened in blocks
+    for dtype in (np.float32, np.float16):
+        rows = X.astype(dtype)
+        expected = model.estimator_.predict_proba(rows.astype(np.float64))
+        for got in (model.predict_proba(rows), model.predict_proba_trusted(rows)):
+            np.testing.assert_allclose(got[:, labels], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_sklearn_trusted_scoring_checks_shape_but_not_values(rng):
+    X, y = blobs(rng, n_classes=2)
+    model = SklearnModel(LogisticRegression()).fit(X, y)
+    with pytest.raises(ValidationError, match="features"):
+        model.predict_proba_trusted(X[:, :1])
+    with pytest.raises(ValidationError, match="NaN"):
+        model.predict_proba(np.full_like(X[:2], np.nan))
 
 
 def test_sklearn_validates(rng):

@@ -128,6 +128,23 @@ def test_every_error_is_a_raresift_error():
         assert issubclass(cls, RaresiftError)
 
 
+def test_row_blocks_read_dense_ascending_ids_in_place_and_gather_the_rest(rng):
+    x = rng.standard_normal((1000, 3)).astype(np.float32)
+    pool = Pool(x, ids=np.arange(1000) + 50)
+    dense = np.delete(pool.ids, [0, 7, 400, 999])  # all of U but a few labeled items
+    scattered = rng.permutation(pool.ids)[:100]
+    for ids, in_place in ((dense, True), (scattered, False)):
+        got = np.empty((ids.size, 3), np.float32)
+        covered = 0
+        for start, stop, rows, take in pool.row_blocks(ids, 128):
+            assert start == covered and rows.shape[0] <= 128
+            assert np.shares_memory(rows, x) == in_place
+            got[start:stop] = rows if take is None else rows[take]
+            covered = stop
+        assert covered == ids.size
+        np.testing.assert_array_equal(got, pool.embeddings_of(ids))
+
+
 def test_values_checked_skips_only_the_finiteness_scan():
     x = np.ones((4, 2), np.float32)
     x[1, 1] = np.nan

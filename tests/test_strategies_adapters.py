@@ -60,8 +60,17 @@ def test_probabilities_are_computed_in_blocks(monkeypatch, rng):
     ids = rng.permutation(50)
     whole = uncertainty.predict_proba(state, ids)
     seen = []
-    original = model.predict_proba
-    monkeypatch.setattr(model, "predict_proba", lambda X: seen.append(len(X)) or original(X))
+    original = model.predict_proba_trusted
+    monkeypatch.setattr(
+        model, "predict_proba_trusted", lambda X: seen.append(len(X)) or original(X)
+    )
     monkeypatch.setattr(uncertainty, "PROBA_BLOCK", 16)
     assert np.array_equal(uncertainty.predict_proba(state, ids), whole)
+    assert seen == [16, 16, 16, 2]
+    # all but a few ids, ascending: contiguous pool rows, the extra ones scored and dropped
+    seen.clear()
+    dense = np.delete(np.arange(50), [3, 20])
+    np.testing.assert_allclose(
+        uncertainty.predict_proba(state, dense), whole[np.argsort(ids)][dense]
+    )
     assert seen == [16, 16, 16, 2]

@@ -366,7 +366,7 @@ def knn_kernel(
     X: Any,
     k: int,
     metric: str = DEFAULT_METRIC,
-    backend: str = "torch",
+    backend: str = "faiss",
     index: str = "Flat",
     mode: str = "union",
 ) -> SparseKernel:
@@ -379,10 +379,10 @@ def knn_kernel(
     Every row keeps its own similarity ``s_ii``, duplicates or not; ``k`` larger than the
     number of items raises.
 
-    ``backend="torch"`` (default) is exact: blocked float32 matrix products and ``topk``, memory
-    ``n * k`` plus one block. ``backend="faiss"`` builds the Faiss index named by the factory
-    string ``index``: ``"Flat"`` is exact, ``"HNSW32"`` or ``"IVF1024,Flat"`` trade exactness for
-    speed on very large pools.
+    ``backend="faiss"`` (default) with ``index="Flat"`` is exact: Faiss' blocked brute-force
+    search writes into one preallocated (n, k) pair of arrays, no index object. Other factory
+    strings (``"HNSW32"``, ``"IVF1024,Flat"``) trade exactness for speed on very large pools.
+    ``backend="torch"`` is exact too: blocked float32 matrix products and ``topk``.
 
     >>> X = np.array([[0.0], [1.0], [3.0], [7.0]], dtype=np.float32)
     >>> (knn_kernel(X, 2, "euclidean").matrix.toarray() > 0).sum(axis=1).tolist()
@@ -494,23 +494,36 @@ def neighbour_graph(
 
 
 def _faiss_search(xs: np.ndarray, k: int, metric: str, index: str):
+    """(values, neighbours), each (n, k): similarities of each row's k nearest rows of ``xs``."""
     import faiss
 
     euclidean = metric == "euclidean"
-    faiss_metric = faiss.METRIC_L2 if euclidean else faiss.METRIC_INNER_PRODUCT
-    try:
-        searcher = faiss.index_factory(xs.shape[1], index, faiss_metric)
-    except RuntimeError as exc:
-        raise ValidationError(f"Faiss cannot build index {index!r}: {exc}") from None
-    if not searcher.is_trained:
-        searcher.train(xs)
-    searcher.add(xs)
-    values, nbrs = searcher.search(xs, k)
-    if euclidean:
-        values = np.exp(-np.sqrt(np.maximum(values, 0)) / xs.shape[1])
+    n, dim = xs.shape
+    if index == "Flat":  # exact, no index object: results written in place
+        values = np.empty((n, k), dtype=np.float32)
+        nbrs = np.empty((n, k), dtype=np.int64)
+        search = faiss.knn_L2sqr if euclidean else faiss.knn_inner_product
+        ptr = faiss.swig_ptr
+        search(ptr(xs), ptr(xs), dim, n, n, k, ptr(values), ptr(nbrs))
+    else:
+        faiss_metric = faiss.METRIC_L2 if euclidean else faiss.METRIC_INNER_PRODUCT
+        try:
+            searcher = faiss.index_factory(dim, index, faiss_metric)
+        except RuntimeError as exc:
+            raise ValidationError(f"Faiss cannot build index {index!r}: {exc}") from None
+        if not searcher.is_trained:
+            searcher.train(xs)
+        searcher.add(xs)
+        values, nbrs = searcher.search(xs, k)
+    if euclidean:  # squared distances to similarities, in place
+        np.maximum(values, 0, out=values)
+        np.sqrt(values, out=values)
+        values *= -1.0 / dim
+        np.exp(values, out=values)
     elif metric == "cosine":
-        values = (values + 1) / 2
-    return values.astype(np.float32), nbrs.astype(np.int64)
+        values += 1
+        values *= 0.5
+    return values, nbrs
 
 
 def _finish_neighbours(dots, metric, dim, sq_rows, sq_neighbours):

@@ -248,6 +248,37 @@ class Pool:
         """Embeddings of ``ids`` as an in-memory float array, rows in the order of ``ids``."""
         return np.asarray(self.embeddings[self.positions(ids)])
 
+    def row_blocks(self, ids: Any, size: int):
+        """Yield ``(start, stop, rows, take)`` covering ``ids`` in order, ``size`` pool rows at a
+        time: the embeddings of ``ids[start:stop]`` are ``rows`` (``take`` None) or
+        ``rows[take]``.
+
+        When ``ids`` are ascending and cover at least half of the rows they span (all of U
+        but the labeled items, say), ``rows`` are contiguous slices of the embeddings, read in
+        place with no gathering copy (callers then process the few extra rows and keep
+        ``take``); otherwise they are gathered in blocks of ``size``.
+
+        >>> pool = Pool(np.arange(12, dtype=np.float32).reshape(6, 2))
+        >>> blocks = pool.row_blocks([0, 1, 3, 4], 4)
+        >>> [(a, b, len(r), t if t is None else t.tolist()) for a, b, r, t in blocks]
+        [(0, 3, 4, [0, 1, 3]), (3, 4, 1, None)]
+        """
+        pos = self.positions(ids)
+        n = pos.size
+        if n > 1 and pos[-1] - pos[0] < 2 * n and bool(np.all(pos[1:] > pos[:-1])):
+            start = 0
+            while start < n:
+                lo = int(pos[start])
+                hi = min(lo + size, int(pos[-1]) + 1)
+                stop = start + int(np.searchsorted(pos[start:], hi))
+                take = pos[start:stop] - lo
+                yield start, stop, self.embeddings[lo:hi], None if take.size == hi - lo else take
+                start = stop
+            return
+        for start in range(0, n, size):
+            stop = min(n, start + size)
+            yield start, stop, np.asarray(self.embeddings[pos[start:stop]]), None
+
     def items(self, ids: Any) -> Any:
         """Raw inputs of ``ids`` through the accessor given at construction."""
         if self._items is None:

@@ -13,6 +13,8 @@ from raresift.errors import ValidationError
 from raresift.models.base import check_labels, gradient_layout, last_layer_residuals
 from raresift.pool import check_matrix
 
+_WIDEN_ROWS = 1024  # float16 rows widened to float32 at a time (stays in cache)
+
 
 class SklearnModel:
     """Wrap any estimator with ``predict_proba`` so it always answers over ``n_classes`` columns.
@@ -66,19 +68,57 @@ class SklearnModel:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns aligned to class index."""
-        X = self._check_input(X)
+        return self._proba(self._check_input(X))
+
+    def predict_proba_trusted(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` for rows already validated (a :class:`~raresift.pool.Pool`'s
+        embeddings, which the pool checked once when it was built): no finiteness pass, and
+        float16 rows are widened a cache-sized block at a time, never as a whole copy."""
+        if not hasattr(self, "n_classes_"):
+            raise ValidationError("this model is not fitted yet; call fit(X, y) first")
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValidationError(
+                f"X has shape {X.shape}, expected (n, {self.n_features_in_}) features"
+            )
+        return self._proba(X)
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
         out = np.zeros((X.shape[0], self.n_classes_), dtype=np.float64)
         if self.estimator_ is None:
             out[:, self.classes_[0]] = 1.0
         elif type(self.estimator_) is LogisticRegression and self.estimator_.classes_.size == 2:
-            # scikit-learn's own formula without its per-call validation (X is checked above),
-            # which dominates when SEALS scores a few dozen newcomers at a time
-            positive = expit((X @ self.estimator_.coef_.T + self.estimator_.intercept_).ravel())
+            # scikit-learn's own formula without its per-call validation (X is checked by the
+            # caller), which dominates when SEALS scores a few dozen newcomers at a time
+            positive = expit(self._decision(X))
             out[:, self.estimator_.classes_[0]] = 1 - positive
             out[:, self.estimator_.classes_[1]] = positive
         else:
+            if X.dtype == np.float16:
+                X = X.astype(np.float32)
             out[:, self.estimator_.classes_] = self.estimator_.predict_proba(X)
         return out
+
+    def _decision(self, X: np.ndarray) -> np.ndarray:
+        """Binary logistic regression's ``X w + b`` (float64, (n,)). Float64 rows are scored
+        as scikit-learn scores them; float32 rows by one float32 matrix-vector product (a
+        single read of X, no float64 copy); float16 rows through a reused cache-sized float32
+        buffer."""
+        coef, intercept = self.estimator_.coef_, self.estimator_.intercept_
+        if X.dtype == np.float64:
+            return (X @ coef.T + intercept).ravel()
+        w = coef.ravel().astype(np.float32)
+        if X.dtype == np.float32:
+            z = (X @ w).astype(np.float64)
+        else:
+            z = np.empty(X.shape[0], dtype=np.float64)
+            step = _WIDEN_ROWS
+            buffer = np.empty((min(step, X.shape[0]), X.shape[1]), dtype=np.float32)
+            for lo in range(0, X.shape[0], step):
+                part = buffer[: min(step, X.shape[0] - lo)]
+                np.copyto(part, X[lo : lo + step], casting="same_kind")
+                z[lo : lo + part.shape[0]] = part @ w
+        z += intercept[0]
+        return z
 
     def gradient_factors(self, X: Any, labels: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """The two factors of :meth:`gradient_embeddings`: residuals ``p - onehot(y)`` (n, K)

@@ -18,22 +18,34 @@ PROBA_BLOCK = 16_384  # items per model call: bounded temporaries, cache-sized i
 def predict_proba(state: SelectionState, ids: np.ndarray) -> np.ndarray:
     """The fitted model's class probabilities for ``ids``, checked for shape and finiteness.
 
-    The model sees ``PROBA_BLOCK`` items at a time, so scoring 10^8 candidates never gathers
-    all their embeddings at once.
+    The model sees ``PROBA_BLOCK`` pool rows at a time, so scoring 10^8 candidates never gathers
+    all their embeddings at once. Rows come straight from the pool (contiguous slices where the
+    ids allow, :meth:`Pool.row_blocks`); a model with ``predict_proba_trusted`` gets them
+    without re-checking what the pool validated when it was built.
     """
     if state.model is None:
         raise ValidationError("this strategy needs a fitted model; fit the learner first")
-    blocks = []
-    for lo in range(0, max(len(ids), 1), PROBA_BLOCK):
-        part = ids[lo : lo + PROBA_BLOCK]
-        proba = np.asarray(state.model.predict_proba(state.inputs(part)), dtype=np.float64)
+    ids = np.asarray(ids)
+    if state.use_items or not len(ids):
+        blocks = [(0, len(ids), state.inputs(ids), None)]
+        predict = state.model.predict_proba
+    else:
+        blocks = state.pool.row_blocks(ids, PROBA_BLOCK)
+        predict = getattr(state.model, "predict_proba_trusted", state.model.predict_proba)
+    out = None
+    for start, stop, rows, take in blocks:
+        proba = np.asarray(predict(rows), dtype=np.float64)
+        if take is not None and proba.ndim == 2 and proba.shape[0] == rows.shape[0]:
+            proba = proba[take]
         check_proba(proba, "the model's predict_proba")
-        if proba.shape[0] != len(part):
+        if proba.shape[0] != stop - start:
             raise ValidationError(
-                f"the model's predict_proba returned {proba.shape[0]} rows for {len(part)} items"
+                f"the model's predict_proba returned {proba.shape[0]} rows for {stop - start} items"
             )
-        blocks.append(proba)
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        if out is None:
+            out = np.empty((len(ids), proba.shape[1]), dtype=np.float64)
+        out[start:stop] = proba
+    return out
 
 
 _SUM_TOLERANCE = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; 1e-3 catches logits

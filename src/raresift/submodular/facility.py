@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from raresift.kernels import SparseKernel
+from raresift.kernels import DenseKernel, SparseKernel
 from raresift.submodular.base import (
     BLOCK_ELEMENTS,
     Kernel,
@@ -113,6 +113,8 @@ class FacilityLocationFamily(SetFunction):
             low = lo[t.indices]
             after = np.clip(t.data, low, cap if self.cap is None else cap[t.indices]) - low
             gains = np.bincount(owner, weights=after, minlength=n)
+        elif isinstance(self.cover, DenseKernel):
+            gains = self._clipped_row_sums(None, lo, self.cap)
         else:
             gains = np.empty(n, dtype=np.float64)
             block = max(1, BLOCK_ELEMENTS // max(self.n_represented, 1))
@@ -135,6 +137,10 @@ class FacilityLocationFamily(SetFunction):
             items, values = t.indices[lo:hi], t.data[lo:hi]
             beats = values > self.running_max[items]
             changed, new = items[beats], values[beats]
+        elif isinstance(self.cover, DenseKernel):  # symmetric: row j is column j, read in place
+            row = self.cover.matrix[j]
+            changed = np.flatnonzero(row > self.running_max)
+            new = row[changed]
         else:
             row = candidate_rows(self.cover, np.array([j]))[0]
             changed = np.flatnonzero(row > self.running_max)
@@ -159,6 +165,9 @@ class FacilityLocationFamily(SetFunction):
             drop = np.clip(rows.data, lo[owner], hi[owner]) - lo[owner]
             self._gain_cache -= np.bincount(rows.indices, weights=drop, minlength=self.n)
             return
+        if isinstance(self.cover, DenseKernel):
+            self._gain_cache -= self._clipped_row_sums(changed, lo, hi)
+            return
         block = max(1, BLOCK_ELEMENTS // self.n)
         for start in range(0, changed.size, block):
             part = slice(start, start + block)
@@ -166,6 +175,32 @@ class FacilityLocationFamily(SetFunction):
             np.clip(sims, lo[part, None], hi[part, None], out=sims)
             self._gain_cache -= sims.sum(axis=0, dtype=np.float64)
             self._gain_cache += float(lo[part].sum(dtype=np.float64))
+
+    def _clipped_row_sums(
+        self, items: np.ndarray | None, lo: np.ndarray, hi: np.ndarray | None
+    ) -> np.ndarray:
+        """``sum_i clip(S[i, :], lo_i, hi_i) - lo_i`` over the dense kernel's rows ``items`` (all
+        rows when None; ``hi`` None: no upper bound), float64 (n,). Contiguous row blocks are
+        clipped straight from the kernel into one reused buffer; scattered rows are gathered
+        once and clipped in place."""
+        matrix = self.cover.matrix
+        n = matrix.shape[1]
+        count = matrix.shape[0] if items is None else items.size
+        block = max(1, min(count, BLOCK_ELEMENTS // max(n, 1)))
+        buffer = np.empty((block, n), dtype=np.float32) if items is None else None
+        total = np.zeros(n, dtype=np.float64)
+        for start in range(0, count, block):
+            stop = min(count, start + block)
+            low = lo[start:stop, None]
+            high = np.inf if hi is None else hi[start:stop, None]
+            if items is None:
+                rows = np.clip(matrix[start:stop], low, high, out=buffer[: stop - start])
+            else:
+                rows = matrix[items[start:stop]]
+                np.clip(rows, low, high, out=rows)
+            total += rows.sum(axis=0, dtype=np.float64)
+        total -= lo.sum(dtype=np.float64)
+        return total
 
     def _represented_rows(self, items: np.ndarray) -> np.ndarray:
         """Similarities of represented ``items`` to every candidate, (len(items), n) float32."""
