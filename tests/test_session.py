@@ -456,7 +456,7 @@ def test_kill_9_during_import_and_next_loses_nothing(tmp_path):
     full = _timed_run(["import", tmp_path / "probe", big])
     assert len(_answer_rows(tmp_path / "probe")) == n
     hits = 0
-    for k, fraction in enumerate((0.35, 0.5, 0.65, 0.8, 0.9, 0.97)):
+    for k, fraction in enumerate((0.5, 0.7, 0.85, 0.97)):
         project = tmp_path / f"import-{k}"
         shutil.copytree(template, project)
         command = "import" if k % 2 else "label"  # both record a file in one transaction
@@ -465,11 +465,11 @@ def test_kill_9_during_import_and_next_loses_nothing(tmp_path):
         assert rows[: len(before)] == before  # stored answers untouched
         assert len(rows) in (len(before), n)  # the file entirely, or not at all
         assert Session.open(project).status(estimate=False)["labels_spent"] == len(rows)
-    assert hits >= 3
+    assert hits >= 2
 
     shutil.copytree(template, tmp_path / "probe-next")
     full = _timed_run(["next", tmp_path / "probe-next", "--budget", "60"])
-    for k, fraction in enumerate((0.5, 0.7, 0.85, 0.95)):
+    for k, fraction in enumerate((0.6, 0.9)):
         project = tmp_path / f"next-{k}"
         shutil.copytree(template, project)
         _kill_after(["next", project, "--budget", "60"], fraction * full)
