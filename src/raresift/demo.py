@@ -177,10 +177,10 @@ def run_demo(
     data set part one used (see :func:`load_demo_data`). ``progress`` receives one line per
     round of part one; ``show_progress`` draws the study's progress bar (rounds, time left)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import average_precision_score
 
     from raresift.loop import ActiveLearner
     from raresift.models import SklearnModel
+    from raresift.simulate.metrics import binary_average_precision
 
     if rounds < 1 or batch < 1:
         raise ValidationError(f"rounds and batch must be positive, got {rounds} and {batch}")
@@ -198,30 +198,32 @@ def run_demo(
             labels=Labels(task.seed_ids, task.answers[task.seed_ids]),
             seed=seed,
         )
-        for round_ in range(rounds + 1):
-            start = time.perf_counter()
-            learner.fit()
-            found = int(task.answers[learner.labels.ids].sum())
-            ap = average_precision_score(
-                task.test_y, learner.model.predict_proba(task.test_X)[:, 1]
-            )
+
+        clock = [time.perf_counter()]
+
+        def record(learner: ActiveLearner, _batch=None, name: str = name, clock=clock) -> None:
+            """One row per fit: labels, positives found, test AP, seconds since the last row."""
+            seconds, clock[0] = time.perf_counter() - clock[0], time.perf_counter()
+            found = int(task.answers[task.pool.positions(learner.labels.ids)].sum())
+            ap = binary_average_precision(learner.model.predict_proba(task.test_X), task.test_y)
             row = {
                 "strategy": name,
-                "round": round_,
+                "round": learner.round,
                 "labels": len(learner.labels),
                 "positives_found": found,
                 "recall": found / n_pos,
-                "test_average_precision": round(float(ap), 4),
+                "average_precision": round(ap, 4),
+                "seconds": round(seconds, 3),
             }
-            if round_ < rounds:
-                chosen = learner.query(batch)
-                learner.teach(chosen.ids, task.answers[task.pool.positions(chosen.ids)])
-            row["seconds"] = round(time.perf_counter() - start, 3)
             result.rows.append(row)
             say(
-                f"{name:>8} round {round_:2d}: {row['labels']:5d} labels, "
+                f"{name:>8} round {learner.round:2d}: {row['labels']:5d} labels, "
                 f"{found:4d}/{n_pos} positives found, test AP {ap:.3f}"
             )
+
+        record(learner.fit())
+        # the simulation harness: query, the oracle (the hidden answers) labels, teach, refit
+        learner.run(task.answers, rounds, batch, callback=record)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.csv_path = out / "rounds.csv"
