@@ -45,6 +45,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"report: {result.csv_path} and {result.png_path}")
     if result.study_report is not None:
         print(f"study report: {result.study_report}")
+    print("the demo left a labeling session with its next batch pending; continue it by hand:")
+    print("\n".join(f"  {command}" for command in result.session_commands))
     return 0
 
 

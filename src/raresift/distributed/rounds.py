@@ -186,7 +186,7 @@ class RayStrategy(Strategy):
         rows = self.rows(state.pool)
         calls = [(rows, positions[m], ids[m], part_budget, seed) for m, part_budget, seed in plan]
         parts = self._map(_select_partition, shared, calls, f"partitions ({strategy.name})")
-        return concat_batches(parts, strategy.name, state.round)
+        return concat_batches(parts, objective, state.round)
 
     def __repr__(self) -> str:
         return f"RayStrategy({self.strategy!r}, shard_size={self.shard_size})"

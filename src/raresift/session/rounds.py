@@ -72,7 +72,7 @@ class AnswerSets:
 def split_answers(session: Session, current: dict[int, tuple[str, int]]) -> AnswerSets:
     """Group the current answers into training labels, positives, P and skipped items."""
     train, labels, avoid, skip, positive = [], [], [], [], []
-    for iid, (value, _) in sorted(current.items()):
+    for iid, (value, _) in sorted(current.items(), key=lambda kv: kv[1][1]):  # answer order
         if value in ("junk", "duplicate"):
             avoid.append(iid)
         elif value == "skip":
@@ -211,11 +211,19 @@ def compute_round(
         cold = f"random: no positives yet, and {strategy} needs labeled positives as its query set"
     if cold is not None:
         strategy, cand = "random", "all"
+    session.pool()  # memory-maps the embeddings
+    seconds = {"pool": time.perf_counter() - start}
+    if cand == "seals":
+        t0 = time.perf_counter()
+        session.index(progress=progress)
+        seconds["index"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     learner, note = build_learner(session, sets, strategy, cand, round_index, progress)
-    seconds = {"load": time.perf_counter() - start}
+    seconds["start"] = time.perf_counter() - t0  # the candidate pool's first k-NN searches
+    knn_before = getattr(learner.candidates, "knn_seconds", 0.0)
     batch = learner.query(budget)
     seconds.update(learner.last_query_seconds)
-    knn = getattr(learner.candidates, "knn_seconds", 0.0)
+    knn = getattr(learner.candidates, "knn_seconds", 0.0) - knn_before
     if knn:
         seconds["knn"] = knn
         seconds["selection"] = max(0.0, seconds["selection"] - knn)
@@ -374,7 +382,7 @@ def _similar_picks(session: Session, sets: AnswerSets, options, budget: int, sta
         kind,
         "all",
         f"aimed by --{kind}",
-        {"load": 0.0, "selection": time.perf_counter() - start},
+        {"selection": time.perf_counter() - start},
     )
 
 

@@ -32,6 +32,11 @@ log = logging.getLogger("raresift")
 
 ENGINES = ("local", "ray")  # where rounds run; stored in the config
 CANDIDATE_NAMES = ("all", "seals", "random")
+# strategies that need a neural network's dropout, penultimate features or Fisher scores; a
+# session fits logistic regression on the embeddings (tests/test_session.py checks both ways)
+NEEDS_NETWORK = frozenset(
+    {"bald", "variation-ratio", "pcc", "fisher", "fisher-weak", "ibal", "ibal-d"}
+)
 SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with an index
 STOP_SET_SIZE = 1_000
 _CONCEPT_ALIASES = {
@@ -234,6 +239,7 @@ class Session:
 
         if strategy not in strategy_names():
             raise ConfigError(f"unknown strategy {strategy!r}; see raresift strategies")
+        _check_session_strategy(strategy)
         factory, search = default_index_factory(n)
         factory, search = index or factory, index_search if index_search is not None else search
         stop = np.sort(
@@ -597,7 +603,8 @@ class Session:
                 from raresift.pool import Pool
 
                 path = self._path(self.config["embeddings"]["path"])
-                self._pool = Pool(np.load(path, mmap_mode="r"))
+                # values checked by create() and fingerprinted since: no NaN scan per process
+                self._pool = Pool(np.load(path, mmap_mode="r"), values_checked=True)
             return self._pool
 
     def index(self, progress: bool | None = None):
@@ -626,7 +633,7 @@ class Session:
                 seed=self.config["seed"],
                 progress=_progress(progress),
             ).fit(self.pool())
-            tmp = path.with_name(path.name + ".tmp")
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per builder
             index.save(tmp)
             os.replace(str(tmp) + ".json", str(path) + ".json")
             os.replace(tmp, path)
@@ -844,6 +851,7 @@ class Session:
 
         if strat not in strategy_names():
             raise ConfigError(f"unknown strategy {strat!r}; see raresift strategies")
+        _check_session_strategy(strat)
         from raresift.pool import check_budget
 
         b = check_budget(
@@ -899,6 +907,8 @@ class Session:
                 and json.loads(now["options"]) == options
             ):
                 stored = int(now["round"])  # another process stored this very batch meanwhile
+            elif now is not None and now["version"] > version:
+                stored = int(now["round"])  # a batch from newer answers was stored meanwhile
             else:
                 if now is None:
                     stored = 1
@@ -932,7 +942,6 @@ class Session:
                         )
                     ],
                 )
-        self.last_seconds = picks.seconds
         return self.batch(stored)
 
     def round_info(self, round_index: int | None = None) -> dict[str, Any] | None:
@@ -1051,6 +1060,15 @@ def _check_classes(classes: Iterable[str]) -> list[str]:
             f"{reserved} are reserved answers (skip, junk, duplicate); rename them"
         )
     return out
+
+
+def _check_session_strategy(name: str) -> None:
+    if name in NEEDS_NETWORK:
+        raise ConfigError(
+            f"strategy {name!r} needs a neural network trained on the raw items; a session fits "
+            "logistic regression on the embeddings, so use entropy, margin, mlp, "
+            "information-density, badge, coreset or a SIMILAR function such as flqmi"
+        )
 
 
 def _relative(path: Path, root: Path) -> str:
