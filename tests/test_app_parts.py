@@ -1,5 +1,8 @@
 """The web app's parts without a server: request guard, thumbnails, background jobs."""
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -8,8 +11,11 @@ PIL = pytest.importorskip("PIL.Image", reason="the web app needs pip install 'ra
 
 from raresift.app.guard import Guard, HostPolicy  # noqa: E402
 from raresift.app.jobs import JobRunner  # noqa: E402
+from raresift.app.server import excerpt, option_keys  # noqa: E402
 from raresift.app.thumbnails import Thumbnailer, ThumbnailFailure  # noqa: E402
 from raresift.errors import ValidationError  # noqa: E402
+
+from .app_server import SRC  # noqa: E402
 
 TOKEN = "t0ken"
 
@@ -163,3 +169,33 @@ def test_job_runner_reports_failures():
     runner.start()
     state = runner.wait(5)
     assert state["state"] == "failed" and "budget 0" in state["error"]
+
+
+def test_serving_beyond_loopback_warns(tmp_path):
+    pytest.importorskip("starlette", reason="the web app needs pip install 'raresift[app]'")
+    env = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.run(
+        [sys.executable, "-m", "raresift.cli", "serve", str(tmp_path), "--host", "0.0.0.0"]
+        + ["--port", "70000"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 2, proc.stderr
+    assert "warning: serving on 0.0.0.0" in lines[0]
+    assert "port must be an integer from 0 to 65535" in lines[1]
+
+
+def test_class_keys_are_digits_one_to_nine_then_zero():
+    classes = [f"c{i}" for i in range(12)]
+    keys = [o["key"] for o in option_keys([*classes, "skip", "junk", "duplicate"], False)]
+    assert keys == ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "", "", "s", "j", "d"]
+
+
+def test_excerpts_cut_at_a_word_and_say_so():
+    text = "word " * 100
+    short, cut = excerpt(text, 50)
+    assert cut and short.endswith("…") and len(short) <= 51 and not short[:-1].endswith(" ")
+    assert excerpt("x" * 50, 50) == ("x" * 50, False)

@@ -133,9 +133,8 @@ def test_close_points_of_far_apart_clusters_keep_their_distance():
 
 def _coreset_picks(X: np.ndarray) -> list[int]:
     state = SelectionState(Pool(X), Labels([0, 1, 2], [0, 1, 0]), rng=np.random.default_rng(0))
-    return (
-        CoreSetStrategy(features="embeddings").select(state, np.arange(3, len(X)), 25).ids.tolist()
-    )
+    strategy = CoreSetStrategy(representation="embedding")
+    return strategy.select(state, np.arange(3, len(X)), 25).ids.tolist()
 
 
 @pytest.mark.parametrize("shift", [1e4, -3e3])

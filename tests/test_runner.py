@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from raresift.errors import ConfigError
-from raresift.simulate.build import ConditioningFallback
 from raresift.simulate.config import StudyConfig, load_config
 from raresift.simulate.joblog import read_log
 from raresift.simulate.runner import run_study
@@ -98,11 +97,12 @@ def test_load_config_from_toml(tmp_path):
         '[scenario]\nkind = "standard"\nlabeled_per_class = 2\n'
         '[model]\nkind = "logistic"\n'
         '[[strategies]]\nname = "entropy"\nlabel = "maxent"\n'
-        '[[strategies]]\nname = "margin"\nfallback = "entropy"\n'
+        '[[strategies]]\nname = "flcmi"\nfallback = "flvmi"\n'
     )
     config = load_config(path)
-    assert [s.label for s in config.strategies] == ["maxent", "margin"]
-    assert config.strategies[1].fallback == "entropy"
+    assert [s.label for s in config.strategies] == ["maxent", "flcmi"]
+    assert config.strategies[1].fallback == "flvmi"
+    assert config.strategies[0].fallback is None
     assert config.scenario == {"kind": "standard", "labeled_per_class": 2}
     path.write_text("name = [")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -135,33 +135,23 @@ def test_each_scenario_end_to_end(kind, tmp_path):
 
 def test_ood_scmi_falls_back_until_conditioning_set_has_items(tmp_path):
     config = tiny("out-of-distribution", seeds=[0])
-    config["strategies"] = [{"name": "margin", "label": "cond", "fallback": "entropy"}]
+    config["strategies"] = [{"name": "flcmi", "params": {"representation": "embedding"}}]
     rows = read_table(run_study(config, tmp_path, jobs=1, progress=False))
     used = [r["selected_by"] for r in rows]
-    # round 1: O is empty, so the fallback picks; it picks OOD items (200 of 280 unlabeled are
-    # OOD), they join O, and from round 2 on the primary strategy picks
-    assert used[1] == "entropy" and set(used[2:]) == {"margin"}
-    assert rows[1]["n_in_distribution_selected"] < 8
+    # round 1: O is empty, so FLCMI selects as FLVMI; it picks OOD items (200 of 280 unlabeled
+    # are OOD), they join O, and from round 2 on FLCMI itself picks
+    assert used[1] == "flvmi" and set(used[2:]) == {"flcmi"}
 
 
-def test_conditioning_fallback_switches_on_empty_set():
-    class Named:
-        def __init__(self, name):
-            self.name = name
-
-        def select(self, state, candidates, budget):
-            return self.name
-
-    class State:
-        conditioning_ids = np.empty(0, np.int64)
-
-    wrapper = ConditioningFallback(Named("flcmi"), Named("flvmi"))
-    state = State()
-    assert wrapper.select(state, None, 1) == "flvmi"
-    state.conditioning_ids = np.array([3])
-    assert wrapper.select(state, None, 1) == "flcmi"
-    state.conditioning_ids = None
-    assert wrapper.select(state, None, 1) == "flvmi"
+@pytest.mark.parametrize("fallback", ["entropy", "", "logdetmi"])
+def test_only_the_scmi_families_own_fallback_is_accepted(fallback):
+    config = tiny("out-of-distribution", seeds=[0])
+    config["strategies"] = [{"name": "flcmi", "fallback": fallback}]
+    with pytest.raises(ConfigError, match="only SCMI strategies fall back"):
+        StudyConfig.from_dict(config)
+    config["strategies"] = [{"name": "margin", "fallback": "entropy"}]
+    with pytest.raises(ConfigError, match="only SCMI strategies fall back"):
+        StudyConfig.from_dict(config)
 
 
 class Killed(BaseException):

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from raresift.candidates import AllCandidates, CandidatePool
 from raresift.errors import ValidationError
+from raresift.models.base import check_capabilities, check_labels
 from raresift.pool import IdIndex, Labels, Pool, as_ids, check_budget
 from raresift.strategies.base import (
     Batch,
@@ -165,6 +166,10 @@ class ActiveLearner:
         self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
         if not callable(getattr(self.strategy, "select", None)):
             raise ValidationError("strategy must be a name or an object with select()")
+        requires = getattr(self.strategy, "requires", None)
+        if callable(requires):
+            name = getattr(self.strategy, "name", type(self.strategy).__name__)
+            check_capabilities(f"strategy {name!r}", requires(), model)
         self.candidates = AllCandidates() if candidates is None else candidates
         self.seed = int(seed)
         self.use_items = use_items
@@ -323,13 +328,8 @@ class ActiveLearner:
         ids = as_ids(ids)
         self.pool.positions(ids)
         n_classes = getattr(self.model, "n_classes", None)
-        values = np.asarray(labels)
-        if isinstance(n_classes, int) and values.size and np.issubdtype(values.dtype, np.number):
-            if values.max() >= n_classes:
-                raise ValidationError(
-                    f"label {values.max()} is out of range for a model with {n_classes} classes; "
-                    f"use class indices 0..{n_classes - 1}"
-                )
+        if isinstance(n_classes, int) and np.shape(labels) == ids.shape:
+            check_labels(labels, ids.size, n_classes)  # the adapters' check: 0..n_classes-1
         new = ~self.labels.mask(ids)
         self.labels.add(ids, labels)  # validates shape, duplicates and conflicting labels
         new_ids = ids[new]
@@ -352,7 +352,8 @@ class ActiveLearner:
         ``callback(learner, batch)`` runs after the refit; the dict it returns joins the record.
 
         Returns one record per round with ``round``, ``n_labeled``, ``n_candidates``,
-        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``seconds_training``,
+        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``selected_by`` (the batch's
+        ``strategy``: the function that chose it), ``seconds_training``,
         ``seconds_features``, ``seconds_selection``.
         """
         if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
@@ -375,6 +376,7 @@ class ActiveLearner:
                 "n_candidates": n_candidates,
                 "batch_ids": batch.ids.copy(),
                 "batch_labels": answers.copy(),
+                "selected_by": batch.strategy,
                 **{f"seconds_{k}": v for k, v in seconds.items()},
             }
             if callback is not None:

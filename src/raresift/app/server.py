@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from base64 import b64encode
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> tuple[str, bool]:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (``port=0`` picks a free port)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValidationError(f"port must be an integer from 0 to 65535, got {port!r}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -183,6 +186,16 @@ def item_card(session, batch_item) -> dict[str, Any]:
 def item_view(item: dict[str, Any]) -> dict[str, Any]:
     """The item page's fields; metadata values are shown as text (never as markup)."""
     meta = [(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in item["meta"].items()]
+    history = [
+        {
+            "value": h["value"],
+            "who": h["who"],
+            "round": h["round"],
+            "at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h["at"])),
+            "undone": h["undone_at"] is not None,
+        }
+        for h in item["history"]
+    ]
     return {
         "id": str(item["id"]),
         "text": item["text"],
@@ -190,6 +203,7 @@ def item_view(item: dict[str, Any]) -> dict[str, Any]:
         "answer": item["answer"],
         "version": item["seq"],
         "meta": meta,
+        "history": history,
     }
 
 
@@ -412,8 +426,15 @@ def create_app(
         item_id = item_id_of(request)
         item = item_view(session.item(item_id))
         neighbours = [neighbour_card(session, n) for n in session.neighbors(item_id, k=12)]
+        buttons = options()
         return page(
-            request, "item.html", "item", item=item, options=options(), neighbours=neighbours
+            request,
+            "item.html",
+            "item",
+            item=item,
+            options=buttons,
+            titles={o["label"]: o for o in buttons},
+            neighbours=neighbours,
         )
 
     def progress_png(request):

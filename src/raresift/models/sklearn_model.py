@@ -65,6 +65,8 @@ class SklearnModel:
     0.0
     """
 
+    provides = frozenset({"probabilities", "gradient_embeddings"})
+
     def __init__(self, estimator: Any, n_classes: int | None = None):
         if not hasattr(estimator, "fit") or not hasattr(estimator, "predict_proba"):
             raise ValidationError(

@@ -13,9 +13,9 @@ aside). ``OUT/results.csv`` is the tidy table: one row per strategy, seed and ro
 model trained on the initial labels).
 
 SCMI strategies in a scenario whose conditioning set starts empty (out-of-distribution) select
-with their SMI counterpart until the set has items (:data:`SCMI_FALLBACKS`, overridable per
-strategy with ``fallback = "name"``, disabled with ``fallback = ""``); the ``selected_by`` column
-says which one picked each round.
+with the SMI function of their family until the set has items (the strategy does that itself;
+:data:`~raresift.simulate.config.SCMI_FALLBACKS` names them); the ``selected_by`` column says
+which function picked each round.
 
 The study is cut by concern: :mod:`~raresift.simulate.config` (the TOML schema),
 :mod:`~raresift.simulate.build` (scenario, model, strategy and candidate pool of a job),
@@ -93,7 +93,7 @@ def _run_job(config, label, seed, out_dir, round_callback) -> int:
     learner = ActiveLearner(
         scenario.pool,
         build_model(config, scenario, seed),
-        build_strategy(spec, scenario),
+        build_strategy(spec),
         candidates=build_candidates(spec.candidates, scenario, seed),
         labels=scenario.labels,
         query_ids=scenario.query_ids,
@@ -103,9 +103,8 @@ def _run_job(config, label, seed, out_dir, round_callback) -> int:
     )
     selected: list[np.ndarray] = []
 
-    def absorb(ids: np.ndarray) -> None:
-        answers = scenario.oracle_labels(ids)
-        learner.teach(ids, answers)
+    def grow(ids: np.ndarray, answers: np.ndarray) -> None:
+        """After ``ids`` were taught: grow the query / conditioning sets as the scenario says."""
         to_query, to_cond = scenario.growth(ids, answers)
         if to_query.size:
             learner.add_query_ids(to_query)
@@ -114,20 +113,26 @@ def _run_job(config, label, seed, out_dir, round_callback) -> int:
         selected.append(ids)
 
     for row in done[1:]:  # replay: teach the recorded batches, no training in between
-        absorb(np.asarray(row["batch_ids"], dtype=np.int64))
+        ids = np.asarray(row["batch_ids"], dtype=np.int64)
+        answers = scenario.oracle_labels(ids)
+        learner.teach(ids, answers)
+        grow(ids, answers)
     base = {"study": config.name, "strategy": label, "strategy_name": spec.name, "seed": seed}
     computed = 0
     for round_index in range(len(done), config.rounds + 1):
-        seconds_selection, selected_by, batch_ids = 0.0, "", np.empty(0, np.int64)
-        if round_index > 0:
+        if round_index == 0:  # the model on the initial labels
             start = time.perf_counter()
-            batch = learner.query(config.budget)
-            seconds_selection = time.perf_counter() - start
-            batch_ids, selected_by = batch.ids, batch.strategy
-            absorb(batch_ids)
-        start = time.perf_counter()
-        learner.fit()
-        seconds_training = time.perf_counter() - start
+            learner.fit()
+            timing = {"seconds_training": time.perf_counter() - start, "seconds_selection": 0.0}
+            selected_by, batch_ids = "", np.empty(0, np.int64)
+        else:  # one round of the loop: query, the oracle answers, teach, refit
+            (record,) = learner.run(scenario.oracle_labels, 1, config.budget)
+            batch_ids, selected_by = record["batch_ids"], record["selected_by"]
+            grow(batch_ids, record["batch_labels"])
+            timing = {
+                "seconds_training": record["seconds_training"],
+                "seconds_selection": record["seconds_features"] + record["seconds_selection"],
+            }
         chosen = np.concatenate(selected) if selected else np.empty(0, np.int64)
         row = {
             **base,
@@ -136,8 +141,7 @@ def _run_job(config, label, seed, out_dir, round_callback) -> int:
             "n_labeled": int(learner.training_ids.size),
             **metrics.evaluate(learner, scenario, chosen),
             **metrics.training_facts(learner.model),
-            "seconds_training": seconds_training,
-            "seconds_selection": seconds_selection,
+            **timing,
             "batch_ids": batch_ids.tolist(),
         }
         append_log(path, row)

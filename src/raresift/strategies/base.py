@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from raresift.errors import ValidationError
+from raresift.params import Parameterized
 from raresift.pool import Labels, Pool, as_ids, check_budget
 from raresift.strategies.registry import (  # noqa: F401  (re-exported: strategy modules register here)
     make_strategy,
@@ -74,10 +75,21 @@ class SelectionState:
         return self.pool.items(ids) if self.use_items else self.pool.embeddings_of(ids)
 
 
-class Strategy:
-    """Base class: subclasses implement ``select``."""
+class Strategy(Parameterized):
+    """Base class: subclasses implement ``select`` and declare what they need of the model.
+
+    Constructor parameters are checked once, when the strategy is built, against the class's
+    ``parameter_constraints`` (:mod:`raresift.params`). ``requires()`` names the model
+    capabilities (:data:`raresift.models.base.CAPABILITIES`) the strategy will call with its
+    current parameters; the learner checks them when it is built.
+    """
 
     name: ClassVar[str] = "strategy"
+    requirements: ClassVar[frozenset[str]] = frozenset()
+
+    def requires(self) -> frozenset[str]:
+        """Model capabilities this strategy needs (default: its class's ``requirements``)."""
+        return self.requirements
 
     def select(self, state: SelectionState, candidates: Any, budget: int) -> Batch:
         raise NotImplementedError

@@ -138,6 +138,8 @@ def margin_scores(proba: np.ndarray) -> np.ndarray:
 class EntropyStrategy(ScoringStrategy):
     """Pick the items whose predicted class distribution has the highest entropy (MaxEnt)."""
 
+    requirements = frozenset({"probabilities"})
+
     def score(self, state, ids):
         return entropy_scores(predict_proba(state, ids))
 
@@ -146,6 +148,8 @@ class EntropyStrategy(ScoringStrategy):
 class LeastConfidenceStrategy(ScoringStrategy):
     """Pick the items whose most likely class is least likely."""
 
+    requirements = frozenset({"probabilities"})
+
     def score(self, state, ids):
         return least_confidence_scores(predict_proba(state, ids))
 
@@ -153,6 +157,8 @@ class LeastConfidenceStrategy(ScoringStrategy):
 @register_strategy("margin")
 class MarginStrategy(ScoringStrategy):
     """Pick the items with the smallest gap between the two most likely classes."""
+
+    requirements = frozenset({"probabilities"})
 
     def score(self, state, ids):
         return margin_scores(predict_proba(state, ids))

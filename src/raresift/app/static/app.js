@@ -99,11 +99,11 @@ class Grid {
       if (kbd) this.keys.set(kbd.textContent.trim(), button.dataset.label);
     });
     root.addEventListener("click", (event) => {
+      const card = event.target.closest(".card");
+      if (!card) return;
+      this.focus(this.cards.indexOf(card), false);
       const button = event.target.closest("button.answer");
-      if (!button) return;
-      const card = button.closest(".card");
-      this.focus(this.cards.indexOf(card));
-      this.answer(card, button.dataset.label);
+      if (button) this.answer(card, button.dataset.label);
     });
     const first = this.cards.findIndex((card) => !card.dataset.answer);
     this.focus(first < 0 ? 0 : first, false);
@@ -202,7 +202,10 @@ class Grid {
     return new Promise((resolve) => (this.waiting = (this.waiting || []).concat([resolve])));
   }
 
+  // Once the next batch is loading, answer keys are refused with a notice rather than typed
+  // into a page about to go away.
   async reloadWhenSaved() {
+    this.leaving = true;
     await this.settled();
     location.reload();
   }
@@ -271,7 +274,9 @@ class Grid {
   onKey(event) {
     const card = this.cards[this.current];
     const key = event.key;
-    if (this.keys.has(key)) {
+    if (this.leaving && (this.keys.has(key) || key === "u")) {
+      notice("loading the next batch: answer it in a moment", "info");
+    } else if (this.keys.has(key)) {
       this.answer(card, this.keys.get(key));
     } else if (key === "ArrowRight") this.focus(this.current + 1);
     else if (key === "ArrowLeft") this.focus(this.current - 1);
@@ -288,6 +293,7 @@ class Grid {
 }
 
 const gridRoot = document.getElementById("grid");
+const itemAnswers = document.querySelector(".item-answers");
 const grid = gridRoot ? new Grid(gridRoot) : null;
 
 document.addEventListener("keydown", (event) => {
@@ -299,6 +305,13 @@ document.addEventListener("keydown", (event) => {
     handled = true;
   } else if (grid) {
     handled = grid.onKey(event);
+  } else if (itemAnswers) {  // the item view: the same answer keys
+    const button = Array.from(itemAnswers.querySelectorAll("button.answer")).find((b) => {
+      const kbd = b.querySelector("kbd");
+      return kbd && kbd.textContent.trim() === event.key;
+    });
+    if (button) button.click();
+    handled = Boolean(button);
   } else if (event.key === "u" && document.body.classList.contains("view-label")) {
     post("/api/undo", { last: 1 }).then(() => location.reload(), (e) => notice(e.message, "error"));
     handled = true;
