@@ -79,6 +79,13 @@ class CandidateView:
         """Mean cosine similarity of each of ``ids`` to the candidates."""
         return self._source.density(ids)
 
+    def unit_sum(self) -> np.ndarray:
+        """Sum of the candidates' unit vectors (float64, read-only): the density of a unit
+        vector z is ``z . unit_sum() / len(view)`` (what workers of a distributed round need)."""
+        total = self._source.unit_sum().view()
+        total.flags.writeable = False
+        return total
+
     def neighbors(self, ids: Any) -> np.ndarray:
         """(len(ids), k) ids of the nearest neighbours of ``ids``, -1 padded (SEALS only)."""
         if self.expand is None:
@@ -137,11 +144,16 @@ class CandidatePool(Parameterized):
         n = len(self)
         if n == 0:
             raise ValidationError("the candidate pool is empty; density is undefined")
+        return mean_cosine(self.pool, ids, self.unit_sum(), n)
+
+    def unit_sum(self) -> np.ndarray:
+        """Sum of the current candidates' unit vectors (float64)."""
         if not self._tracks_density:
-            return mean_cosine(self.pool, ids, unit_vector_sum(self.pool, self.candidates()), n)
+            return unit_vector_sum(self.pool, self.candidates())
         if self._unit_sum is None:  # a cache of the members' unit-vector sum, kept current
+            n = len(self)
             self._unit_sum = unit_vector_sum(self.pool, self.candidates(), progress=n > 1_000_000)
-        return mean_cosine(self.pool, ids, self._unit_sum, n)
+        return self._unit_sum
 
     def _joined(self, ids: np.ndarray) -> None:
         """Keep the density sum current: ``ids`` became candidates."""

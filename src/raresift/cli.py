@@ -45,6 +45,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"report: {result.csv_path} and {result.png_path}")
     if result.study_report is not None:
         print(f"study report: {result.study_report}")
+    print("the demo left a labeling session with its next batch pending; continue it by hand:")
+    print("\n".join(f"  {command}" for command in result.session_commands))
     return 0
 
 
@@ -141,6 +143,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         index=args.index,
         seed=args.seed,
         engine=args.engine,
+        address=args.address,
         image_size=args.image_size,
     )
     status = session.status(estimate=False)
@@ -275,7 +278,16 @@ def _add_session_commands(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument(
-        "--engine", default="local", choices=["local"], help="where rounds run (default: local)"
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="where rounds run: this process, or Ray workers (pip install 'raresift[ray]'; "
+        "the same picks) (default: local)",
+    )
+    p.add_argument(
+        "--address",
+        help="with --engine ray: the Ray cluster to join ('auto', 'ray://host:10001'); "
+        "default: start a local Ray",
     )
     p.add_argument(
         "--image-size", type=int, default=224, help="image side in pixels for the image model"

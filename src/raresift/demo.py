@@ -114,6 +114,7 @@ class DemoResult:
     png_path: Path | None = None
     description: str = ""
     study_report: Path | None = None
+    session_commands: list[str] = field(default_factory=list)  # continue the demo's session
 
 
 STUDY_CONFIGS = {
@@ -234,6 +235,11 @@ def run_demo(
         writer.writerows(result.rows)
     result.png_path = out / "positives_found.png"
     plot_positives_found(result.rows, n_pos, task.description, result.png_path)
+    from raresift.session.demo import start_demo_session
+
+    result.session_commands = start_demo_session(
+        out, task.pool.embeddings, task.answers, task.seed_ids, seed=seed
+    )
     if study:
         from raresift.simulate.runner import simulate_command
 

@@ -62,11 +62,12 @@ def as_ids(ids: Any, name: str = "ids") -> np.ndarray:
 
 
 def check_matrix(
-    x: Any, name: str, dim: int | None = None, allow_empty: bool = False
+    x: Any, name: str, dim: int | None = None, allow_empty: bool = False, finite: bool = True
 ) -> np.ndarray:
     """Validate a 2-d array of finite floats (chunked, so memmaps stay on disk).
 
     Returns the array itself when it is already a float ndarray or memmap, else a float32 copy.
+    ``finite=False`` skips the O(n d) scan for NaN / infinity (the caller has done it).
     """
     if isinstance(x, np.ndarray):
         arr = x
@@ -93,7 +94,8 @@ def check_matrix(
         raise ValidationError(f"{name} has {arr.shape[1]} features per row, expected {dim}")
     if not np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float32)
-    check_finite(arr, name)
+    if finite:
+        check_finite(arr, name)
     return arr
 
 
@@ -239,6 +241,9 @@ class Pool:
         Stable ids, unique; defaults to ``0 .. n-1``.
     items : callable, optional
         ``items(ids) -> sequence`` returning raw inputs (images, texts) for models that need them.
+    values_checked : bool
+        The caller has already checked that every value is finite (a labeling session checks
+        its embeddings file once and fingerprints it): skip the O(n d) scan.
 
     Examples
     --------
@@ -255,8 +260,9 @@ class Pool:
         embeddings: Any,
         ids: Any = None,
         items: Callable[[np.ndarray], Any] | None = None,
+        values_checked: bool = False,
     ):
-        self.embeddings = check_matrix(embeddings, "embeddings")
+        self.embeddings = check_matrix(embeddings, "embeddings", finite=not values_checked)
         n = self.embeddings.shape[0]
         self._index = IdIndex(np.arange(n, dtype=np.int64) if ids is None else ids)
         self.ids = self._index.ids

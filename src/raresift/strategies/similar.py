@@ -32,7 +32,7 @@ from raresift.models.base import require_capability
 from raresift.params import Interval, Options
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
-from raresift.submodular import OBJECTIVES, OPTIMIZERS, objective_names, select
+from raresift.submodular import OBJECTIVES, OPTIMIZERS, objective_names, partition_plan, select
 from raresift.submodular.objectives import objective_without
 
 log = logging.getLogger("raresift")
@@ -60,7 +60,9 @@ class SubmodularStrategy(Strategy):
         naive greedy loop: the same picks as ``"naive"``, at the same cost. It evaluates gains
         lazily only for set functions that do not keep them all current.
     partitions : int
-        SIMILAR's partition trick: split the candidates into this many random parts.
+        SIMILAR's partition trick (the papers' PartitionStrategy): split the candidates into
+        this many random parts, build each part's objective from its own representations (so
+        no kernel over all candidates is ever held) and share the budget by part size.
     kernel : {"auto", "dense", "sparse", "features"}, k : int
         How candidate-candidate similarities are held (:func:`raresift.submodular.make_objective`).
         SIMILAR's experiments used dense kernels; ``"sparse"`` (``"auto"`` above 32,768
@@ -136,36 +138,80 @@ class SubmodularStrategy(Strategy):
             )
         return self.name
 
-    def select(self, state: SelectionState, candidates, budget: int) -> Batch:
-        ids = as_ids(candidates, "candidates")
-        budget = check_budget(budget, ids.size, "candidates")
-        objective = self.objective(state)
+    def side_features(self, state: SelectionState, objective: str) -> dict[str, np.ndarray]:
+        """The query / conditioning representations ``objective`` needs (true labels)."""
         spec = OBJECTIVES[objective]
-        params = {"data": self._features(state, ids, true_labels=False)}
+        side = {}
         if spec.query:
-            params["query"] = self._features(state, as_ids(state.query_ids), true_labels=True)
+            side["query"] = self._features(state, as_ids(state.query_ids), true_labels=True)
         if spec.conditioning:
-            params["conditioning"] = self._features(
+            side["conditioning"] = self._features(
                 state, as_ids(state.conditioning_ids), true_labels=True
             )
+        return side
+
+    def plan(self, state: SelectionState, n: int, budget: int) -> list:
+        """The partition trick's parts of ``n`` candidates (:func:`partition_plan`), drawn with
+        the round's generator: one ``(positions, budget, seed)`` per part."""
+        return partition_plan(n, self.partitions, budget, int(state.rng.integers(2**63)))
+
+    def select_part(
+        self,
+        state: SelectionState,
+        ids: np.ndarray,
+        budget: int,
+        seed: int,
+        objective: str,
+        side: dict[str, np.ndarray],
+    ) -> Batch:
+        """Greedy picks among ``ids`` alone, the objective built from their representations.
+
+        One part of the partition trick; :mod:`raresift.distributed` runs it on a worker.
+        """
         picked = select(
             objective,
             budget,
             self.optimizer,
             epsilon=self.epsilon,
-            seed=int(state.rng.integers(2**63)),
-            partitions=self.partitions,
+            seed=seed,
             metric=self.metric,
             eta=self.eta,
             nu=self.nu,
             lambda_=self.lambda_,
             kernel=self.kernel,
             k=self.k,
-            **params,
+            data=self._features(state, ids, true_labels=False),
+            **side,
         )
         reasons = [f"{objective} marginal gain {g:.4g}" for g in picked.gains]
         # the batch names the function that chose it (flvmi for flcmi in round one)
         return Batch(ids[picked.indices], picked.gains, objective, state.round, reasons)
+
+    def select(self, state: SelectionState, candidates, budget: int) -> Batch:
+        ids = as_ids(candidates, "candidates")
+        budget = check_budget(budget, ids.size, "candidates")
+        objective = self.objective(state)
+        side = self.side_features(state, objective)
+        if self.partitions == 1:
+            seed = int(state.rng.integers(2**63))
+            return self.select_part(state, ids, budget, seed, objective, side)
+        parts = [
+            self.select_part(state, ids[members], part_budget, seed, objective, side)
+            for members, part_budget, seed in self.plan(state, ids.size, budget)
+        ]
+        return concat_batches(parts, objective, state.round)
+
+
+def concat_batches(parts: list[Batch], objective: str, round_index: int) -> Batch:
+    """The partition trick's batch: the parts' picks one after the other, named by the
+    objective that chose them."""
+    return Batch(
+        np.concatenate([p.ids for p in parts]),
+        np.concatenate([p.scores for p in parts]),
+        objective,
+        round_index,
+        [r for p in parts for r in p.reasons],
+    )
 
 
 for _objective in objective_names():
