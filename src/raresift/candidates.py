@@ -268,7 +268,14 @@ class SEALSCandidates(CandidatePool):
         self.expand = expand
 
     def start(self, pool: Pool, labels: Labels) -> None:
-        self.index.check_pool(pool)  # the same ids and vectors, not only the dimension
+        check_pool = getattr(self.index, "check_pool", None)  # the same ids and vectors
+        if check_pool is not None:
+            check_pool(pool)
+        elif self.index.dim != pool.dim:  # an index without a fingerprint (a remote one)
+            raise ValidationError(
+                f"the index holds {self.index.dim}-d vectors but the pool has {pool.dim}-d "
+                "embeddings; build the index from this pool"
+            )
         super().start(pool, labels)
         empty = np.empty(0, dtype=np.int64)
         self._members = empty  # candidate ids, ascending
