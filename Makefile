@@ -12,8 +12,8 @@ STUDIES := $(basename $(notdir $(wildcard experiments/*.toml)))
 
 venv: $(STAMP)
 
-# pip's own output is long; the install shows one line per package it fetches and keeps the
-# whole log in $(VENV)/pip-install.log (printed in full if the install fails).
+# pip's own output is long; the install shows one line per package it fetches, any deprecation
+# or error, and keeps the whole log in $(VENV)/pip-install.log (printed in full on failure).
 $(STAMP): pyproject.toml constraints.txt
 	@echo "make: [1/3] creating the virtual environment $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "make: [3/3] installing raresift with torch (CPU), faiss-cpu, scikit-learn and the test" \
 	  "tools: about 4 minutes the first time, under 1 with pip's cache"
 	@$(BIN)/pip install -c constraints.txt -e '.[data,dev]' 2>&1 | tee $(VENV)/pip-install.log | \
-	  sed -un 's/^Collecting \([^ ;(]*\).*/make:   collecting \1/p; s/^Successfully installed.*/make:   installed/p; /WARNING\|DEPRECATION\|Deprecat/p' \
+	  sed -un -e 's/^Collecting \([^ ;(]*\).*/make:   collecting \1/p' \
+	    -e 's/^Processing .*\/\([^/-]*\)-\([^-]*\)-[^/]*\.whl.*/make:   collecting \1 \2/p' \
+	    -e 's/^Successfully installed.*/make:   installed/p' -e '/[Dd]eprecat\|ERROR/p' \
 	  || { cat $(VENV)/pip-install.log; echo "make: the install failed; full log above"; exit 1; }
 	@touch $(STAMP)
 	@echo "make: raresift $$($(BIN)/python -c 'import raresift; print(raresift.__version__)') is installed in $(VENV)"

@@ -41,7 +41,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from raresift.index import NeighborIndex, normalize_rows
+from raresift.index import NeighborIndex, build_sharded_index, ivf_nlist, normalize_rows
 from raresift.simulate.concepts import (
     Method,
     class_tasks,
@@ -115,7 +115,16 @@ def result_table(records: list[dict]) -> str:
         r["sel_round"] = r["total_selection"] / rounds
         r["knn_round"] = r["total_knn"] / rounds
         r["train_round"] = r["total_training"] / rounds
+        r["whole_round"] = r["sel_round"] + r["knn_round"] + r["train_round"]
         base = by_label.get(r["method"].split("-")[0] + "-All")
+        r["round_speedup"] = (
+            "-"
+            if base is None or base is r
+            else _ratio(
+                (base["total_selection"] + base["total_knn"] + base["total_training"])
+                / max(r["total_selection"] + r["total_knn"] + r["total_training"], 1e-9)
+            )
+        )
         r["speedup"] = (
             "-"
             if base is None or base is r
@@ -141,6 +150,8 @@ def result_table(records: list[dict]) -> str:
         ("sel_round", "select s/rd", ".4f"),
         ("knn_round", "kNN s/rd", ".4f"),
         ("train_round", "train s/rd", ".4f"),
+        ("whole_round", "round s", ".4f"),
+        ("round_speedup", "round speedup", ""),
         ("speedup", "select speedup", ""),
         ("bound", "pool bound", ""),
         ("runs", "runs", ""),
@@ -168,14 +179,41 @@ def synthetic(args) -> None:
         n_concepts=args.concepts,
         prevalence=(args.prevalence_min, args.prevalence_max),
         path=args.memmap,
+        dtype=args.dtype,
         seed=args.data_seed,
         min_train_positives=args.min_positives,
         test_size=args.test_size,
         progress=args.progress,
     )
     gen_s = time.perf_counter() - start
-    index = NeighborIndex(args.index, search_params=args.search_params, progress=args.progress)
-    tasks = synthetic_tasks(data, index=index.fit(data.train))
+    factory = args.index.replace("auto", str(ivf_nlist(args.n)))
+    if args.sharded:
+        index = build_sharded_index(
+            data.train,
+            factory,
+            args.sharded,
+            shard_size=args.shard_size,
+            search_params=args.search_params,
+            progress=args.progress,
+        )
+        index.recall_target, index.calibration_k = args.recall_target, args.k
+        if args.recall_target is not None:
+            index.calibrate(args.recall_target)
+    else:
+        index = NeighborIndex(
+            factory,
+            search_params=args.search_params,
+            recall_target=args.recall_target,
+            calibration_k=args.k,
+            progress=args.progress,
+        ).fit(data.train)
+    if args.recall_target is None:
+        index.measure_recall(k=args.k)
+    tasks = synthetic_tasks(data, index=index)  # one pool for every task, attached to the index
+    graph_note = ""
+    if args.graph:
+        graph = index.build_graph(max(args.ks), args.graph)
+        graph_note = f"; {graph.k}-NN graph built in {graph.build_seconds:.1f} s (int32 memmap)"
     counts = data.train_counts
     print(
         f"# synthetic pool {args.n:,} x {args.dim}: {args.concepts} concepts, "
@@ -184,8 +222,18 @@ def synthetic(args) -> None:
         f"test {len(data.test):,} rows; generated in {gen_s:.1f} s"
     )
     print(
-        f"# index {args.index!r} ({args.search_params or 'default search params'}) built once in "
-        f"{index.build_seconds:.1f} s; k = {args.ks}, expand = {args.expand}; seed "
+        f"# index {factory!r} ({index.search_params or 'default search params'}) built once in "
+        f"{index.build_seconds:.1f} s; neighbours' recall@{index.calibration_k} against exact "
+        f"search {index.recall_:.3f}"
+        + (
+            f" (nprobe calibrated to >= {args.recall_target} in {index.calibration_seconds:.1f} s)"
+            if args.recall_target is not None
+            else ""
+        )
+        + graph_note
+    )
+    print(
+        f"# k = {args.ks}, expand = {args.expand}; seed "
         f"{args.seed_pos}+{args.seed_neg}, batch {args.batch}, budget {args.budget}, "
         f"LR C={args.C} class_weight={args.class_weight}; seeds {args.seeds}"
     )
@@ -320,8 +368,18 @@ def main(argv=None) -> int:
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--test-size", type=float, default=0.1, help="test rows as a share of --n")
     p.add_argument("--memmap", default=None, help="write the train embeddings to this .npy")
-    p.add_argument("--index", default="IVF1024,Flat")
+    p.add_argument("--index", default="IVF1024,Flat", help="'auto' in it: 4 sqrt(n) lists")
     p.add_argument("--search-params", default="nprobe=32")
+    p.add_argument(
+        "--recall-target",
+        type=float,
+        default=None,
+        help="calibrate nprobe at build time to this recall@k against exact search",
+    )
+    p.add_argument("--graph", default=None, help="precompute a k-NN graph into this .npy")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument("--sharded", default=None, help="build an on-disk sharded index in this folder")
+    p.add_argument("--shard-size", type=int, default=1_000_000)
     p.add_argument("--strategies", default="entropy,mlp,information-density")
     p.add_argument("--k", default="100", help="neighbours per labeled item; a list runs each")
     p.add_argument("--expand", default="item", choices=["item", "batch"])

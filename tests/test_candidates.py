@@ -76,3 +76,17 @@ def test_seals_rejects_bad_settings(pool, rng):
     other = Pool(rng.standard_normal((10, 4)).astype(np.float32))
     with pytest.raises(ValidationError, match="-d"):
         SEALSCandidates(index).start(other, Labels())
+
+
+def test_a_view_is_read_only_and_copies_are_the_callers(pool):
+    cands = AllCandidates()
+    cands.start(pool, Labels(pool.ids[:3], [0, 1, 0]))
+    view = cands.view()
+    with pytest.raises(ValueError, match="read-only"):
+        view.ids[0] = -1
+    mine = np.array(view)
+    mine[0] = -1  # a copy: the pool does not see it
+    assert cands.candidates()[0] == pool.ids[3] and len(view) == len(pool) - 3
+    assert view[:2].tolist() == pool.ids[3:5].tolist() and list(view)[-1] == pool.ids[-1]
+    with pytest.raises(ValidationError, match="no neighbour index"):
+        view.neighbors(pool.ids[3:4])

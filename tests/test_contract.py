@@ -93,3 +93,136 @@ def test_strategy_keeps_the_contract_on_every_candidate_pool(name, kind, world):
     assert not np.isin(learner.candidates.candidates(), learner.labels.ids).any()
     second = learner.query(BUDGET)
     assert not learner.labels.mask(second.ids).any()
+
+
+# ------------------------------------------------------------------ the parameter contract
+def bad_value(constraint):
+    """A value the constraint rejects."""
+    from raresift.params import Instance, Interval, Options
+
+    if isinstance(constraint, Options):
+        return "no-such-option"
+    if isinstance(constraint, Interval):
+        return (constraint.low - 1) if constraint.low is not None else "not a number"
+    assert isinstance(constraint, Instance)
+    return object()
+
+
+UNCONSTRAINED = {"true_labels"}  # Labels or any callable: checked where it is used
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_every_parameter_is_declared_and_bad_values_fail_at_construction(name):
+    import inspect
+
+    from raresift.errors import ConfigError
+    from raresift.strategies import strategy_class
+
+    cls = strategy_class(name)
+    constraints = cls.all_constraints()
+    params = {
+        p.name
+        for klass in cls.__mro__
+        if "__init__" in vars(klass)
+        for p in list(inspect.signature(klass.__init__).parameters.values())[1:]
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
+    assert params - UNCONSTRAINED <= set(constraints), (
+        f"{name}: undeclared {params - set(constraints)}"
+    )
+    make_strategy(name)  # the defaults meet the contract
+    for param, allowed in constraints.items():
+        if param not in params:
+            continue
+        value = bad_value(allowed[0])
+        if any(c.holds(value) for c in allowed):
+            continue
+        with pytest.raises(ConfigError, match=rf"^{cls.__name__}: {param}=.* is invalid; it must"):
+            make_strategy(name, **{param: value})
+
+
+def test_an_optimizer_typo_fails_when_the_strategy_is_built():
+    from raresift.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match="optimizer='lazyy' is invalid; it must be one of 'naive'"
+    ):
+        make_strategy("flqmi", optimizer="lazyy")
+
+
+def test_candidate_pools_check_their_parameters_when_built(world):
+    from raresift.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="SEALSCandidates: k=0 is invalid"):
+        SEALSCandidates(world[3], k=0)
+    with pytest.raises(ConfigError, match="SEALSCandidates: expand='sometimes' is invalid"):
+        SEALSCandidates(world[3], expand="sometimes")
+    with pytest.raises(ConfigError, match="RandomCandidates: fraction=0.0 is invalid"):
+        RandomCandidates(0.0)
+
+
+# ------------------------------------------------------------------ the representation stage
+@pytest.mark.parametrize(
+    ("name", "params", "missing"),
+    [
+        ("bald", {}, "MC-dropout samples"),
+        ("fisher", {}, "pooled multi-scale descriptors"),
+        ("ibal", {}, "penultimate features"),
+        ("coreset", {"representation": "penultimate"}, "penultimate features"),
+    ],
+)
+def test_a_model_that_cannot_give_what_the_strategy_needs_fails_when_the_learner_is_built(
+    name, params, missing, world
+):
+    from sklearn.linear_model import LogisticRegression
+
+    from raresift.errors import ConfigError
+    from raresift.models import SklearnModel
+
+    pool, y, seed_ids, _ = world
+    model = SklearnModel(LogisticRegression(), CLASSES)
+    with pytest.raises(ConfigError, match=f"strategy '{name}' needs {missing}.*SklearnModel"):
+        ActiveLearner(pool, model, make_strategy(name, **params))
+
+
+def test_what_a_strategy_needs_follows_its_parameters(world):
+    from sklearn.linear_model import LogisticRegression
+
+    from raresift.errors import ConfigError
+    from raresift.models import SklearnModel
+
+    class ProbabilitiesOnly:  # any adapter: capabilities come from its methods
+        def __init__(self):
+            self.inner = SklearnModel(LogisticRegression(), CLASSES)
+
+        def fit(self, x, y):
+            self.inner.fit(x, y)
+            return self
+
+        def predict_proba(self, x):
+            return self.inner.predict_proba(x)
+
+    pool = world[0]
+    with pytest.raises(ConfigError, match="gradient embeddings"):
+        ActiveLearner(pool, ProbabilitiesOnly(), make_strategy("flqmi"))
+    ActiveLearner(pool, ProbabilitiesOnly(), make_strategy("flqmi", representation="embedding"))
+    ActiveLearner(pool, ProbabilitiesOnly(), make_strategy("coreset"))  # auto: embeddings
+
+
+KEYWORDS = {  # how the registry's `needs` text names each capability
+    "probabilities": ("model",),
+    "gradient_embeddings": ("gradient",),
+    "penultimate": ("penultimate",),
+    "pooled_fisher": ("TorchModel",),
+    "dropout_samples": ("dropout",),
+}
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_the_registry_listing_names_what_the_strategy_declares(name):
+    from raresift.strategies import strategy_info
+
+    needs = strategy_info(name).needs.lower()
+    for capability in make_strategy(name).requires():
+        words = KEYWORDS[capability]
+        assert any(word.lower() in needs for word in words), (name, capability, needs)

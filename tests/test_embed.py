@@ -15,7 +15,7 @@ TEXTS = [
 ]
 
 
-def fake_encode(texts, batch_size, progress):
+def fake_encode(texts, batch_size=64, device="cpu", progress=False):
     rows = np.array([[len(t), sum(map(ord, t)) % 97, i] for i, t in enumerate(texts)], float)
     out = np.zeros((len(texts), embed.DIM), dtype=np.float32)
     out[:, :3] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
@@ -39,23 +39,23 @@ def test_interrupted_embedding_resumes_where_it_stopped(tmp_path, monkeypatch):
     texts = [f"text number {i}" for i in range(10)]
     calls = []
 
-    def crashing(batch, batch_size, progress):
+    def crashing(batch, batch_size=64, device="cpu", progress=False):
         calls.append(len(batch))
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return fake_encode(batch, batch_size, progress)
+        return fake_encode(batch, batch_size)
 
-    monkeypatch.setattr(embed, "_encode", crashing)
+    monkeypatch.setattr(embed, "encode_texts", crashing)
     with pytest.raises(KeyboardInterrupt):
         embed.embed_texts(texts, cache=tmp_path, block_size=3, progress=False)
     assert not list(tmp_path.glob("*-????????????????.npy"))  # no finished cache yet
     calls.clear()
 
-    def counting(batch, batch_size, progress):
+    def counting(batch, batch_size=64, device="cpu", progress=False):
         calls.append(len(batch))
-        return fake_encode(batch, batch_size, progress)
+        return fake_encode(batch, batch_size)
 
-    monkeypatch.setattr(embed, "_encode", counting)
+    monkeypatch.setattr(embed, "encode_texts", counting)
     x = embed.embed_texts(texts, cache=tmp_path, block_size=3, progress=False)
     assert calls == [3, 1]  # blocks 0-5 were kept; only 6-9 were embedded again
     expected = np.vstack([fake_encode(texts[i : i + 3], 0, 0) for i in range(0, 10, 3)])
@@ -64,7 +64,7 @@ def test_interrupted_embedding_resumes_where_it_stopped(tmp_path, monkeypatch):
 
 
 def test_cache_is_keyed_by_content_and_checked(tmp_path, monkeypatch):
-    monkeypatch.setattr(embed, "_encode", fake_encode)
+    monkeypatch.setattr(embed, "encode_texts", fake_encode)
     a = embed.embed_texts(["x", "y"], cache=tmp_path, progress=False)
     b = embed.embed_texts(["y", "x"], cache=tmp_path, progress=False)
     assert len(list(tmp_path.glob("*.npy"))) == 2 and not np.array_equal(a, b)

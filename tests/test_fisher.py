@@ -11,11 +11,11 @@ from raresift.errors import ConfigError, ValidationError
 from raresift.models.pooled import perturb, pooled_features, standardize_segments
 from raresift.pool import Labels, Pool
 from raresift.strategies import SelectionState, make_strategy
+from raresift.strategies.coreset import greedy_k_center
 from raresift.strategies.fisher import (
     FisherKernel,
     best_pairs,
     gaussian_mutual_information,
-    kcenter_greedy,
     monte_carlo_labels,
     pearson_similarity,
     trace_cross_covariance,
@@ -170,7 +170,7 @@ def test_kcenter_matches_brute_force_farthest_first():
     rng = np.random.default_rng(3)
     pts = rng.normal(size=(40, 2))
     sim = -np.linalg.norm(pts[:, None] - pts[None], axis=2)
-    got = kcenter_greedy(lambda i: sim[i], 40, 6, np.random.default_rng(5))
+    got = greedy_k_center(lambda i: -sim[i], 40, 6, np.random.default_rng(5))[0]
     chosen = [got[0]]
     for _ in range(5):
         best = sim[:, chosen].max(1)

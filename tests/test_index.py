@@ -167,9 +167,9 @@ def test_knn_graph_answers_like_the_index_and_survives_reload(pool, tmp_path):
     index.graph = None
     index.attach_graph(tmp_path / "graph.npy")
     np.testing.assert_array_equal(index.neighbors(q, 6), searched)
-    other = Pool(pool.embeddings, ids=np.arange(600))
-    index.attach(other)
-    assert index.graph is None
+    other = Pool(pool.embeddings, ids=np.arange(600))  # the index would answer with other ids
+    with pytest.raises(ValidationError, match="another pool.*other ids"):
+        index.attach(other)
     (tmp_path / "bad.npy").write_bytes(b"junk")
     index.attach(pool)
     with pytest.raises(CorruptFileError):

@@ -133,9 +133,8 @@ def test_close_points_of_far_apart_clusters_keep_their_distance():
 
 def _coreset_picks(X: np.ndarray) -> list[int]:
     state = SelectionState(Pool(X), Labels([0, 1, 2], [0, 1, 0]), rng=np.random.default_rng(0))
-    return (
-        CoreSetStrategy(features="embeddings").select(state, np.arange(3, len(X)), 25).ids.tolist()
-    )
+    strategy = CoreSetStrategy(representation="embedding")
+    return strategy.select(state, np.arange(3, len(X)), 25).ids.tolist()
 
 
 @pytest.mark.parametrize("shift", [1e4, -3e3])
@@ -144,3 +143,24 @@ def test_coreset_is_shift_invariant(shift):
     picks = _coreset_picks(X)
     assert _coreset_picks(X + np.float32(shift)) == picks
     assert picks != list(range(3, 28))  # not the index-order picks of a collapsed distance
+
+
+@pytest.mark.parametrize("mode", ["union", "rows"])
+def test_duplicate_rows_keep_their_own_diagonal(mode):
+    X = np.repeat(_issue_data()[:10], 6, axis=0)  # every row has 5 exact duplicates
+    K = knn_kernel(X, 3, "euclidean", mode=mode).matrix
+    np.testing.assert_array_equal(K.diagonal(), np.ones(60))
+    if mode == "rows":
+        assert np.all(np.diff(K.indptr) == 3)
+
+
+def test_asymmetric_dense_kernel_follows_submodlib():
+    """FL reads K[i, j] as how well candidate j represents item i, as submodlib does."""
+    s = _submodlib()
+    K = np.random.default_rng(4).random((30, 30))
+    reference = s.FacilityLocationFunction(n=30, mode="dense", sijs=K, separate_rep=False)
+    fl = make_objective("fl", data_kernel=K)
+    for A in ([1, 5, 7], [0, 29], list(range(10))):
+        assert fl.evaluate(A) == pytest.approx(reference.evaluate(set(A)), rel=1e-5)
+    picks = reference.maximize(5, optimizer="NaiveGreedy", show_progress=False, verbose=False)
+    assert select("fl", 5, "naive", data_kernel=K).indices.tolist() == [j for j, _ in picks]

@@ -143,3 +143,13 @@ def test_row_blocks_read_dense_ascending_ids_in_place_and_gather_the_rest(rng):
             covered = stop
         assert covered == ids.size
         np.testing.assert_array_equal(got, pool.embeddings_of(ids))
+
+
+def test_values_checked_skips_only_the_finiteness_scan():
+    x = np.ones((4, 2), np.float32)
+    x[1, 1] = np.nan
+    with pytest.raises(ValidationError, match="row 1"):
+        Pool(x)
+    assert len(Pool(x, values_checked=True)) == 4  # the caller vouches for the values
+    with pytest.raises(ValidationError, match="2-d"):
+        Pool(np.ones(3, np.float32), values_checked=True)  # shapes are still checked

@@ -10,7 +10,7 @@ from raresift.simulate.runner import simulate_command
 CONFIG = """
 name = "tiny-report"
 description = "A tiny rare-classes study on digits."
-seeds = [0, 1]
+seeds = [0, 1, 2]
 rounds = 2
 budget = 6
 
@@ -53,7 +53,7 @@ def test_report_has_setup_results_and_figures(study):
     text = report.read_text()
     assert text.startswith("# tiny-report\n\nA tiny rare-classes study on digits.")
     assert f"raresift simulate {root / 'tiny.toml'} --out {root / 'out'} --jobs 1" in text
-    assert "seeds: [0, 1]" in text and '"query_set": 10' in text and '"unlabeled": 220' in text
+    assert "seeds: [0, 1, 2]" in text and '"query_set": 10' in text and '"unlabeled": 220' in text
     assert "maxent = `entropy`" in text
     # final-round table: one line per strategy with mean ± std at 5 * 4 + 5 * 1 + 2 * 6 = 37 labels
     final = [
@@ -90,7 +90,9 @@ def test_report_with_one_seed_explains_missing_penalty_matrix(study, tmp_path):
         writer.writeheader()
         writer.writerows(rows)
     text = report_command(one_seed, tmp_path).read_text()
-    assert "No penalty matrix for test accuracy: a penalty matrix needs at least 2 seeds" in text
+    assert "No penalty matrix for test accuracy: too few seeds for a penalty matrix: 1" in text
+    final = next(line for line in text.splitlines() if line.startswith("| maxent | 37"))
+    assert "± n/a" in final and "± 0.000" not in final  # one seed has no spread
     with pytest.raises(ValidationError, match="does not exist"):
         report_command(tmp_path / "missing.csv")
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from raresift.errors import ConfigError
-from raresift.simulate.build import ConditioningFallback
 from raresift.simulate.config import StudyConfig, load_config
 from raresift.simulate.joblog import read_log
 from raresift.simulate.runner import run_study
@@ -66,12 +65,33 @@ def test_config_validation_messages():
         StudyConfig.from_dict({k: v for k, v in tiny().items() if k != "rounds"})
 
 
-def test_a_failing_strategy_is_reported_and_the_others_finish(tmp_path):
+def test_a_strategy_that_cannot_run_stops_the_study_before_its_first_job(tmp_path):
     config = tiny(seeds=[0], strategies=["random", {"name": "fl", "params": {"nope": 1}}])
+    with pytest.raises(ConfigError, match="strategy 'fl'.*nope"):
+        run_study(config, tmp_path, jobs=1, progress=False)
+    assert not list((tmp_path / "runs").glob("*.jsonl"))  # no job started
+
+
+def test_a_job_failing_mid_study_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+    from raresift.strategies.uncertainty import EntropyStrategy
+
+    calls = []
+    original = EntropyStrategy.select
+
+    def fails_in_round_two(self, state, candidates, budget):
+        calls.append(state.round)
+        if len(calls) == 3:  # the preflight batch, then rounds 1 and 2 of the job
+            raise RuntimeError("boom in round 2")
+        return original(self, state, candidates, budget)
+
+    monkeypatch.setattr(EntropyStrategy, "select", fails_in_round_two)
+    config = tiny(seeds=[0], strategies=["entropy", "random"])
     rows = read_table(run_study(config, tmp_path, jobs=1, progress=False))
-    assert {r["strategy"] for r in rows} == {"random"} and len(rows) == 4
+    assert [r["strategy"] for r in rows] == ["entropy"] * 2 + ["random"] * 4
     failures = json.loads((tmp_path / "study.json").read_text())["failures"]
-    assert failures[0]["strategy"] == "fl" and "nope" in failures[0]["error"]
+    assert failures == [
+        {"strategy": "entropy", "seed": 0, "error": "RuntimeError: boom in round 2"}
+    ]
 
 
 def test_unknown_strategy_and_impossible_budget(tmp_path):
@@ -98,11 +118,12 @@ def test_load_config_from_toml(tmp_path):
         '[scenario]\nkind = "standard"\nlabeled_per_class = 2\n'
         '[model]\nkind = "logistic"\n'
         '[[strategies]]\nname = "entropy"\nlabel = "maxent"\n'
-        '[[strategies]]\nname = "margin"\nfallback = "entropy"\n'
+        '[[strategies]]\nname = "flcmi"\nfallback = "flvmi"\n'
     )
     config = load_config(path)
-    assert [s.label for s in config.strategies] == ["maxent", "margin"]
-    assert config.strategies[1].fallback == "entropy"
+    assert [s.label for s in config.strategies] == ["maxent", "flcmi"]
+    assert config.strategies[1].fallback == "flvmi"
+    assert config.strategies[0].fallback is None
     assert config.scenario == {"kind": "standard", "labeled_per_class": 2}
     path.write_text("name = [")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -135,33 +156,23 @@ def test_each_scenario_end_to_end(kind, tmp_path):
 
 def test_ood_scmi_falls_back_until_conditioning_set_has_items(tmp_path):
     config = tiny("out-of-distribution", seeds=[0])
-    config["strategies"] = [{"name": "margin", "label": "cond", "fallback": "entropy"}]
+    config["strategies"] = [{"name": "flcmi", "params": {"representation": "embedding"}}]
     rows = read_table(run_study(config, tmp_path, jobs=1, progress=False))
     used = [r["selected_by"] for r in rows]
-    # round 1: O is empty, so the fallback picks; it picks OOD items (200 of 280 unlabeled are
-    # OOD), they join O, and from round 2 on the primary strategy picks
-    assert used[1] == "entropy" and set(used[2:]) == {"margin"}
-    assert rows[1]["n_in_distribution_selected"] < 8
+    # round 1: O is empty, so FLCMI selects as FLVMI; it picks OOD items (200 of 280 unlabeled
+    # are OOD), they join O, and from round 2 on FLCMI itself picks
+    assert used[1] == "flvmi" and set(used[2:]) == {"flcmi"}
 
 
-def test_conditioning_fallback_switches_on_empty_set():
-    class Named:
-        def __init__(self, name):
-            self.name = name
-
-        def select(self, state, candidates, budget):
-            return self.name
-
-    class State:
-        conditioning_ids = np.empty(0, np.int64)
-
-    wrapper = ConditioningFallback(Named("flcmi"), Named("flvmi"))
-    state = State()
-    assert wrapper.select(state, None, 1) == "flvmi"
-    state.conditioning_ids = np.array([3])
-    assert wrapper.select(state, None, 1) == "flcmi"
-    state.conditioning_ids = None
-    assert wrapper.select(state, None, 1) == "flvmi"
+@pytest.mark.parametrize("fallback", ["entropy", "", "logdetmi"])
+def test_only_the_scmi_families_own_fallback_is_accepted(fallback):
+    config = tiny("out-of-distribution", seeds=[0])
+    config["strategies"] = [{"name": "flcmi", "fallback": fallback}]
+    with pytest.raises(ConfigError, match="only SCMI strategies fall back"):
+        StudyConfig.from_dict(config)
+    config["strategies"] = [{"name": "margin", "fallback": "entropy"}]
+    with pytest.raises(ConfigError, match="only SCMI strategies fall back"):
+        StudyConfig.from_dict(config)
 
 
 class Killed(BaseException):

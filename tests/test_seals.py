@@ -277,3 +277,38 @@ def test_an_exhausted_pool_raises_a_budget_error():
     assert len(cands) == 0
     with pytest.raises(BudgetError, match="ran out after 0 of 1"):
         make_strategy("mlp").select(state_for(pool, labels), cands.view(), 1)
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "mlp", "information-density"])
+def test_a_precomputed_knn_graph_gives_the_same_rounds_without_searching(rng, tmp_path, strategy):
+    n = 800
+    centers = rng.standard_normal((10, 6))
+    x = (centers[rng.integers(10, size=n)] + 0.5 * rng.standard_normal((n, 6))).astype(np.float32)
+    pool = Pool(x, ids=np.arange(n) * 3 + 1)
+    seed_ids = rng.choice(pool.ids, 5, replace=False)
+    runs = []
+    for graph in (False, True):
+        index = NeighborIndex(progress=False).fit(pool)
+        if graph:
+            index.build_graph(12, tmp_path / "graph.npy")
+        searches = []
+
+        def counted(*args, _search=index.search, _searches=searches, **kwargs):
+            _searches.append(1)
+            return _search(*args, **kwargs)
+
+        index.search = counted
+        labels = Labels(seed_ids, [1, 0, 0, 0, 0])
+        cands = SEALSCandidates(index, k=8)
+        cands.start(pool, labels)
+        picks, pools = [], []
+        for round_ in range(6):
+            batch = make_strategy(strategy).select(
+                state_for(pool, labels, seed=round_), cands.view(), 9
+            )
+            picks.append(batch.ids.tolist())
+            label(cands, labels, batch, (batch.ids % 2).astype(int))
+            pools.append(cands.candidates().tolist())
+        runs.append((picks, pools, len(searches)))
+    assert runs[0][:2] == runs[1][:2]
+    assert runs[0][2] > 0 and runs[1][2] == 0

@@ -42,7 +42,7 @@ def test_records_per_round_and_pool_bookkeeping(tasks):
         assert [r["round"] for r in mine] == list(range(6))
         recall = [r["recall"] for r in mine]
         assert recall == sorted(recall) and 0 < recall[0] <= 1
-        assert all(0 <= r["ap"] <= 1 for r in mine)
+        assert all(0 <= r["average_precision"] <= 1 for r in mine)
         assert all(r["seconds_selection"] >= 0 and r["seconds_training"] >= 0 for r in mine[1:])
     all_pool = [r for r in records if r["method"] == "MLP-All"]
     assert all(r["pool_fraction"] == (8000 - r["n_labeled"]) / 8000 for r in all_pool)
@@ -58,7 +58,7 @@ def test_records_per_round_and_pool_bookkeeping(tasks):
 def test_same_seed_same_run(tasks):
     a = run_concepts(tasks[:1], [Method("entropy", "seals", k=10)], progress=False, **SETTINGS)
     b = run_concepts(tasks[:1], [Method("entropy", "seals", k=10)], progress=False, **SETTINGS)
-    assert [r["ap"] for r in a] == [r["ap"] for r in b]
+    assert [r["average_precision"] for r in a] == [r["average_precision"] for r in b]
     assert [r["pool_fraction"] for r in a] == [r["pool_fraction"] for r in b]
 
 
@@ -127,8 +127,8 @@ def test_information_density_is_entropy_times_mean_similarity(rng):
         rtol=1e-5,
         atol=1e-8,
     )
-    with pytest.raises(ValidationError):
-        make_strategy("information-density", beta=-1).score(state, ids)
+    with pytest.raises(ConfigError, match="beta=-1 is invalid"):
+        make_strategy("information-density", beta=-1)  # at construction, not at scoring
 
 
 def test_label_tasks_share_one_pool_and_index_at_natural_prevalence(rng):

@@ -43,11 +43,23 @@ def test_penalty_matrix_hand_made_case():
 
 
 def test_penalty_matrix_zero_spread_and_requirements():
-    rows = _rows({"A": [[0.5, 0.7], [0.5, 0.7]], "B": [[0.5, 0.6], [0.5, 0.6]]})
+    rows = _rows({"A": [[0.5, 0.7]] * 3, "B": [[0.5, 0.6]] * 3})
     _, matrix = penalty_matrix(rows, "accuracy")
     assert matrix.tolist() == [[0.0, 1.0], [0.0, 0.0]]  # identical positive differences count
-    with pytest.raises(ValidationError, match="at least 2 seeds"):
-        penalty_matrix(_rows({"A": [[0.5, 0.7]], "B": [[0.5, 0.6]]}), "accuracy")
+    for seeds in (1, 2):  # a t-test with 1 degree of freedom is no test
+        with pytest.raises(ValidationError, match=f"too few seeds.*{seeds} shared.*at least 3"):
+            penalty_matrix(
+                _rows({"A": [[0.5, 0.7]] * seeds, "B": [[0.5, 0.6]] * seeds}), "accuracy"
+            )
+
+
+def test_one_seed_has_no_spread_and_round_zero_reaches_nothing():
+    rows = _rows({"random": [[0.8, 0.6, 0.7]], "A": [[0.8, 0.65, 0.75]]})
+    assert all(np.isnan(s["std"]) for s in summarize(rows, "accuracy"))
+    # random ends (0.7) below its start (0.8): round 0 must not count as reaching 0.7
+    reach = labels_to_target(rows, "accuracy", 0.7)
+    assert reach["random"]["mean"] == 30.0 and reach["A"]["mean"] == 30.0
+    assert labels_to_target(rows, "accuracy", 0.7, skip_first_round=False)["A"]["mean"] == 10.0
 
 
 def test_summarize_mean_std_and_labels_to_target():

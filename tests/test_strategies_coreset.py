@@ -28,8 +28,8 @@ def test_blocked_distances_match_one_block(rng):
     labeled = tuple(range(0, 300, 7))
     candidates = np.setdiff1d(np.arange(300), labeled)
     state = state_for(points, labeled)
-    one = make_strategy("coreset", block_size=1000).select(state, candidates, 15)
-    tiny = make_strategy("coreset", block_size=3).select(state, candidates, 15)
+    one = make_strategy("coreset", chunk_size=1000).select(state, candidates, 15)
+    tiny = make_strategy("coreset", chunk_size=3).select(state, candidates, 15)
     np.testing.assert_array_equal(one.ids, tiny.ids)
     assert not np.isin(one.ids, labeled).any()
     # k-center property: each pick is the farthest remaining candidate from all centers so far
@@ -53,8 +53,8 @@ def test_uses_penultimate_features_of_a_torch_model(rng):
     model = TorchModel(MLP(3, 8, 2), epochs=3, device="cpu").fit(X[:20], y[:20])
     state = state_for(X, labeled=range(20), model=model)
     auto = make_strategy("coreset").select(state, np.arange(20, 80), 5)
-    pen = make_strategy("coreset", features="penultimate").select(state, np.arange(20, 80), 5)
-    emb = make_strategy("coreset", features="embeddings").select(state, np.arange(20, 80), 5)
+    pen = make_strategy("coreset", representation="penultimate").select(state, np.arange(20, 80), 5)
+    emb = make_strategy("coreset", representation="embedding").select(state, np.arange(20, 80), 5)
     np.testing.assert_array_equal(auto.ids, pen.ids)
     # the embedding version is plain k-center on X
     assert emb.ids[0] == 20 + np.argmax(np.linalg.norm(X[20:, None] - X[None, :20], axis=2).min(1))
@@ -65,5 +65,5 @@ def test_penultimate_needs_a_model_that_has_it(rng):
     model = SklearnModel(LogisticRegression(), 2).fit(X[:10], np.arange(10) % 2)
     state = state_for(X, labeled=range(10), model=model)
     with pytest.raises(ValidationError, match="penultimate"):
-        make_strategy("coreset", features="penultimate").select(state, np.arange(10, 30), 2)
+        make_strategy("coreset", representation="penultimate").select(state, np.arange(10, 30), 2)
     assert len(make_strategy("coreset").select(state, np.arange(10, 30), 2)) == 2

@@ -66,7 +66,7 @@ def test_scmi_without_conditioning_falls_back_to_smi():
         state_for(pool, query, query), cands, 6
     )
     np.testing.assert_array_equal(scmi.ids, smi.ids)
-    assert scmi.strategy == "flcmi" and scmi.reasons[0].startswith("flvmi")
+    assert scmi.strategy == "flvmi" and scmi.reasons[0].startswith("flvmi")  # who chose it
 
 
 @pytest.mark.parametrize(("name", "instead"), [("flqmi", "'fl'"), ("logdetmi", "'logdet'")])

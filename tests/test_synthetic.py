@@ -58,3 +58,17 @@ def test_bad_settings_raise():
         small(latent_dim=64)
     with pytest.raises(ConfigError):
         small().labels(99)
+
+
+def test_float16_pool_is_written_in_chunks_to_a_npy_and_equals_float32_rounded(tmp_path):
+    a = small(seed=2)
+    half = small(seed=2, path=tmp_path / "half.npy", dtype="float16")
+    assert isinstance(half.train, np.memmap) and half.train.dtype == np.float16
+    assert not (tmp_path / "half.npy.part").exists()
+    np.testing.assert_array_equal(np.asarray(half.train), a.train.astype(np.float16))
+    np.testing.assert_array_equal(half.train_concept, a.train_concept)
+    assert np.load(tmp_path / "half.npy").shape == (30_000, 24)
+    in_memory = small(seed=2, dtype=np.float16)
+    np.testing.assert_array_equal(in_memory.train, np.asarray(half.train))
+    with pytest.raises(ConfigError):
+        small(dtype="int8")

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from raresift.density import mean_cosine, unit_vector_sum
-from raresift.errors import ConfigError, ValidationError
+from raresift.errors import ValidationError
 from raresift.idsets import contains_ids, insert_ids, remove_ids
+from raresift.params import Interval, Options, Parameterized
 from raresift.pool import Labels, Pool, as_ids
 
 if TYPE_CHECKING:  # the index module imports Faiss; pools only call the object they are given
@@ -61,7 +62,9 @@ class CandidateView:
         return int(self.ids.size)
 
     def __array__(self, dtype=None, copy=None):
-        return self.ids if dtype is None else self.ids.astype(dtype)
+        if copy or (dtype is not None and np.dtype(dtype) != self.ids.dtype):
+            return self.ids.astype(self.ids.dtype if dtype is None else dtype)  # a fresh array
+        return self.ids
 
     def __getitem__(self, key):
         return self.ids[key]
@@ -75,6 +78,13 @@ class CandidateView:
     def density(self, ids: Any) -> np.ndarray:
         """Mean cosine similarity of each of ``ids`` to the candidates."""
         return self._source.density(ids)
+
+    def unit_sum(self) -> np.ndarray:
+        """Sum of the candidates' unit vectors (float64, read-only): the density of a unit
+        vector z is ``z . unit_sum() / len(view)`` (what workers of a distributed round need)."""
+        total = self._source.unit_sum().view()
+        total.flags.writeable = False
+        return total
 
     def neighbors(self, ids: Any) -> np.ndarray:
         """(len(ids), k) ids of the nearest neighbours of ``ids``, -1 padded (SEALS only)."""
@@ -90,8 +100,10 @@ class CandidateView:
         return ~contains_ids(self.ids, ids) & ~self._source.is_labeled(ids)
 
 
-class CandidatePool:
+class CandidatePool(Parameterized):
     """Base class: subclasses keep their own bookkeeping of eligible ids.
+
+    Constructor parameters are checked when the pool is built (:mod:`raresift.params`).
 
     Subclasses that call :meth:`_joined` / :meth:`_left` whenever their candidate set changes
     set ``_tracks_density = True`` and get incremental densities; the others get densities
@@ -132,11 +144,16 @@ class CandidatePool:
         n = len(self)
         if n == 0:
             raise ValidationError("the candidate pool is empty; density is undefined")
+        return mean_cosine(self.pool, ids, self.unit_sum(), n)
+
+    def unit_sum(self) -> np.ndarray:
+        """Sum of the current candidates' unit vectors (float64)."""
         if not self._tracks_density:
-            return mean_cosine(self.pool, ids, unit_vector_sum(self.pool, self.candidates()), n)
+            return unit_vector_sum(self.pool, self.candidates())
         if self._unit_sum is None:  # a cache of the members' unit-vector sum, kept current
+            n = len(self)
             self._unit_sum = unit_vector_sum(self.pool, self.candidates(), progress=n > 1_000_000)
-        return mean_cosine(self.pool, ids, self._unit_sum, n)
+        return self._unit_sum
 
     def _joined(self, ids: np.ndarray) -> None:
         """Keep the density sum current: ``ids`` became candidates."""
@@ -186,14 +203,16 @@ class RandomCandidates(CandidatePool):
     """
 
     _tracks_density = True
+    parameter_constraints = {
+        "fraction": [Interval(float, 0, 1, "right")],
+        "seed": [Interval(int, 0, None)],
+    }
 
     def __init__(self, fraction: float = 0.1, seed: int = 0):
         self.fraction = fraction
         self.seed = seed
 
     def start(self, pool: Pool, labels: Labels) -> None:
-        if not 0.0 < float(self.fraction) <= 1.0:
-            raise ConfigError(f"fraction must be in (0, 1], got {self.fraction!r}")
         super().start(pool, labels)
         size = max(1, round(self.fraction * len(pool)))
         picked = np.random.default_rng(self.seed).choice(len(pool), size=size, replace=False)
@@ -241,6 +260,7 @@ class SEALSCandidates(CandidatePool):
     """
 
     _tracks_density = True
+    parameter_constraints = {"k": [Interval(int, 1, None)], "expand": [Options(*EXPANSIONS)]}
 
     def __init__(self, index: NeighborIndex, k: int = 100, expand: str = "item"):
         self.index = index
@@ -248,15 +268,7 @@ class SEALSCandidates(CandidatePool):
         self.expand = expand
 
     def start(self, pool: Pool, labels: Labels) -> None:
-        if self.expand not in EXPANSIONS:
-            raise ConfigError(f"expand must be 'item' or 'batch', got {self.expand!r}")
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k <= 0:
-            raise ConfigError(f"k must be a positive integer, got {self.k!r}")
-        if self.index.dim != pool.dim:
-            raise ValidationError(
-                f"the index holds {self.index.dim}-d vectors but the pool has {pool.dim}-d "
-                "embeddings; build the index from this pool"
-            )
+        self.index.check_pool(pool)  # the same ids and vectors, not only the dimension
         super().start(pool, labels)
         empty = np.empty(0, dtype=np.int64)
         self._members = empty  # candidate ids, ascending

@@ -45,6 +45,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"report: {result.csv_path} and {result.png_path}")
     if result.study_report is not None:
         print(f"study report: {result.study_report}")
+    print("the demo left a labeling session with its next batch pending; continue it by hand:")
+    print("\n".join(f"  {command}" for command in result.session_commands))
     return 0
 
 
@@ -70,6 +72,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     print(f"report: {report_command(args.results, args.out)}")
     return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage mistakes on one line (exit 2), like every other raresift error."""
+
+    def error(self, message: str):
+        self.exit(2, f"raresift: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -124,6 +143,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         index=args.index,
         seed=args.seed,
         engine=args.engine,
+        address=args.address,
         image_size=args.image_size,
     )
     status = session.status(estimate=False)
@@ -258,7 +278,16 @@ def _add_session_commands(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument(
-        "--engine", default="local", choices=["local"], help="where rounds run (default: local)"
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="where rounds run: this process, or Ray workers (pip install 'raresift[ray]'; "
+        "the same picks) (default: local)",
+    )
+    p.add_argument(
+        "--address",
+        help="with --engine ray: the Ray cluster to join ('auto', 'ray://host:10001'); "
+        "default: start a local Ray",
     )
     p.add_argument(
         "--image-size", type=int, default=224, help="image side in pixels for the image model"
@@ -330,7 +359,7 @@ def _add_session_commands(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="raresift",
         description="Active learning and active search for rare classes and concepts.",
     )
@@ -356,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("config", help="study config (TOML), e.g. experiments/rare-classes-mnist5k.toml")
     p.add_argument("--out", help="output folder (default: runs/<study name>)")
-    p.add_argument("--jobs", type=int, help="worker processes (default: config, else cores)")
+    p.add_argument(
+        "--jobs", type=_positive_int, help="worker processes (default: config, else cores)"
+    )
     p.add_argument(
         "--only", help="comma-separated strategy labels to run now (others keep their rows)"
     )
@@ -402,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RaresiftError as exc:
-        print(f"raresift: error: {exc}", file=sys.stderr)
-        return 2
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        print(f"raresift: error: {message}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print("raresift: interrupted", file=sys.stderr)
         return 130

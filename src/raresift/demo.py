@@ -28,6 +28,7 @@ import numpy as np
 
 from raresift.datasets import Dataset, load_fashion_mnist, load_mnist5k
 from raresift.errors import DatasetNotInstalledError, ValidationError
+from raresift.outputs import check_output_folder, make_output_folder
 from raresift.pool import Labels, Pool
 
 log = logging.getLogger("raresift")
@@ -113,6 +114,7 @@ class DemoResult:
     png_path: Path | None = None
     description: str = ""
     study_report: Path | None = None
+    session_commands: list[str] = field(default_factory=list)  # continue the demo's session
 
 
 STUDY_CONFIGS = {
@@ -176,13 +178,15 @@ def run_demo(
     data set part one used (see :func:`load_demo_data`). ``progress`` receives one line per
     round of part one; ``show_progress`` draws the study's progress bar (rounds, time left)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import average_precision_score
 
     from raresift.loop import ActiveLearner
     from raresift.models import SklearnModel
+    from raresift.simulate.metrics import binary_average_precision
 
     if rounds < 1 or batch < 1:
         raise ValidationError(f"rounds and batch must be positive, got {rounds} and {batch}")
+    out = Path(out_dir)
+    check_output_folder(out / "rare-classes-study" if study else out)  # before the search
     say = progress or log.info
     train, test = load_demo_data(dataset, say)
     task = make_rare_search_task(train, test, rare_class, seed=seed)
@@ -197,32 +201,33 @@ def run_demo(
             labels=Labels(task.seed_ids, task.answers[task.seed_ids]),
             seed=seed,
         )
-        for round_ in range(rounds + 1):
-            start = time.perf_counter()
-            learner.fit()
-            found = int(task.answers[learner.labels.ids].sum())
-            ap = average_precision_score(
-                task.test_y, learner.model.predict_proba(task.test_X)[:, 1]
-            )
+
+        clock = [time.perf_counter()]
+
+        def record(learner: ActiveLearner, _batch=None, name: str = name, clock=clock) -> None:
+            """One row per fit: labels, positives found, test AP, seconds since the last row."""
+            seconds, clock[0] = time.perf_counter() - clock[0], time.perf_counter()
+            found = int(task.answers[task.pool.positions(learner.labels.ids)].sum())
+            ap = binary_average_precision(learner.model.predict_proba(task.test_X), task.test_y)
             row = {
                 "strategy": name,
-                "round": round_,
+                "round": learner.round,
                 "labels": len(learner.labels),
                 "positives_found": found,
                 "recall": found / n_pos,
-                "test_average_precision": round(float(ap), 4),
+                "average_precision": round(ap, 4),
+                "seconds": round(seconds, 3),
             }
-            if round_ < rounds:
-                chosen = learner.query(batch)
-                learner.teach(chosen.ids, task.answers[task.pool.positions(chosen.ids)])
-            row["seconds"] = round(time.perf_counter() - start, 3)
             result.rows.append(row)
             say(
-                f"{name:>8} round {round_:2d}: {row['labels']:5d} labels, "
+                f"{name:>8} round {learner.round:2d}: {row['labels']:5d} labels, "
                 f"{found:4d}/{n_pos} positives found, test AP {ap:.3f}"
             )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+
+        record(learner.fit())
+        # the simulation harness: query, the oracle (the hidden answers) labels, teach, refit
+        learner.run(task.answers, rounds, batch, callback=record)
+    make_output_folder(out)
     result.csv_path = out / "rounds.csv"
     with open(result.csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(result.rows[0]))
@@ -230,6 +235,11 @@ def run_demo(
         writer.writerows(result.rows)
     result.png_path = out / "positives_found.png"
     plot_positives_found(result.rows, n_pos, task.description, result.png_path)
+    from raresift.session.demo import start_demo_session
+
+    result.session_commands = start_demo_session(
+        out, task.pool.embeddings, task.answers, task.seed_ids, seed=seed
+    )
     if study:
         from raresift.simulate.runner import simulate_command
 

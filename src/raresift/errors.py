@@ -32,3 +32,12 @@ class CorruptFileError(RaresiftError):
 
 class ConfigError(RaresiftError):
     """A configuration (strategy name, parameter, TOML file) is invalid."""
+
+
+class StudyFailedError(RaresiftError):
+    """A study ran, but some of its jobs failed; the report lists them at the top.
+
+    The command line exits with :attr:`exit_code` 1 (not 2: the input was valid).
+    """
+
+    exit_code = 1

@@ -18,6 +18,7 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 
 from raresift.density import ROW_BLOCK, normalize_rows
 from raresift.errors import ConfigError, CorruptFileError, ValidationError
-from raresift.pool import Pool, as_ids, check_matrix
+from raresift.pool import Pool, as_ids, check_matrix, fingerprint, fingerprint_mismatch
 
 log = logging.getLogger("raresift")
 
@@ -156,6 +157,7 @@ class NeighborIndex:
         self._embeddings: np.ndarray | None = None
         self._ids: np.ndarray | None = None
         self.graph: KnnGraph | None = None
+        self.pool_fingerprint: dict[str, Any] | None = None  # of the vectors added (fit / load)
         self.build_seconds = 0.0
         self.calibration_seconds = 0.0
         self.recall_: float | None = None
@@ -191,6 +193,7 @@ class NeighborIndex:
             index.add_with_ids(normalize_rows(embeddings[lo:hi]), ids[lo:hi])
         self._index = index
         self._embeddings, self._ids = embeddings, ids
+        self.pool_fingerprint = fingerprint(ids, embeddings)
         self._apply_search_params()
         self.build_seconds = time.perf_counter() - start
         log.info("built %r over %d items in %.1f s", self.factory, n, self.build_seconds)
@@ -376,6 +379,8 @@ class NeighborIndex:
         pool asked, the rows come from the graph and no search runs.
         """
         ids = as_ids(ids)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise ValidationError(f"k must be a positive integer, got {k!r}")
         pool = pool if pool is not None else self._pool
         if pool is None:
             raise ValidationError("pass pool= so the index can look up the query embeddings")
@@ -434,12 +439,26 @@ class NeighborIndex:
         self.graph = KnnGraph(path, self._pool.ids)
         return self.graph
 
-    def attach(self, pool: Pool) -> NeighborIndex:
-        """Remember ``pool`` so :meth:`neighbors` can look up query embeddings by id."""
+    def check_pool(self, pool: Pool) -> None:
+        """Raise :class:`ValidationError` unless the index was built over ``pool``: the same
+        dimension and, where the index knows its pool's fingerprint (ids and a sample of rows,
+        :func:`raresift.pool.fingerprint`), the same ids and vectors."""
         if pool.dim != self.dim:
             raise ValidationError(
                 f"the pool has {pool.dim}-d embeddings but the index holds {self.dim}-d vectors"
             )
+        if self.pool_fingerprint is not None:
+            differs = fingerprint_mismatch(self.pool_fingerprint, pool.fingerprint())
+            if differs:
+                raise ValidationError(
+                    f"the index was built over another pool ({differs}); rebuild it from this "
+                    "pool with NeighborIndex(...).fit(pool)"
+                )
+
+    def attach(self, pool: Pool) -> NeighborIndex:
+        """Remember ``pool`` so :meth:`neighbors` can look up query embeddings by id; the pool
+        must be the one the index was built over (:meth:`check_pool`)."""
+        self.check_pool(pool)
         if self.graph is not None and not np.array_equal(self.graph.ids, pool.ids):
             self.graph = None  # built for another pool
         self._pool = pool
@@ -448,8 +467,16 @@ class NeighborIndex:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
-        """Write the Faiss index to ``path`` and its settings to ``path + '.json'``."""
+        """Write the Faiss index to ``path`` and its settings to ``path + '.json'``: the factory,
+        the fingerprint of the pool it was built over and a SHA-256 of the index file, which
+        :meth:`load` checks."""
         path = os.fspath(path)
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):
+            raise ValidationError(
+                f"cannot save the index to {path!r}: folder {folder!r} does not exist; create it "
+                "first"
+            )
         faiss.write_index(self.index, path)
         meta = {
             "format": _FORMAT,
@@ -460,6 +487,8 @@ class NeighborIndex:
             "seed": self.seed,
             "recall": self.recall_,
             "recall_k": self.calibration_k,
+            "pool": self.pool_fingerprint,
+            "sha256": _file_sha256(path),
         }
         with open(path + ".json", "w", encoding="utf-8") as fh:
             json.dump(meta, fh)
@@ -476,8 +505,15 @@ class NeighborIndex:
         try:
             with open(path + ".json", encoding="utf-8") as fh:
                 meta = json.load(fh)
+            if not isinstance(meta, dict):
+                raise ValueError(f"its settings are a JSON {type(meta).__name__}, not an object")
             if meta.get("format") != _FORMAT:
                 raise ValueError(f"unknown format {meta.get('format')!r}")
+            lacking = [key for key in _REQUIRED_META if key not in meta]
+            if lacking:
+                raise ValueError(f"its settings lack {', '.join(lacking)}")
+            if meta.get("sha256") is not None and _file_sha256(path) != meta["sha256"]:
+                raise ValueError("the index file does not match its checksum: it is garbled")
             index = faiss.read_index(path)
         except (ValueError, RuntimeError, KeyError) as exc:
             raise CorruptFileError(
@@ -491,12 +527,24 @@ class NeighborIndex:
             )
         self = cls(meta["factory"], meta["search_params"], seed=meta["seed"], progress=progress)
         self._index = index
+        self.pool_fingerprint = meta.get("pool")
         self.recall_ = meta.get("recall")
         self.calibration_k = meta.get("recall_k", self.calibration_k)
         self._apply_search_params()
         if pool is not None:
             self.attach(pool)
         return self
+
+
+_REQUIRED_META = ("factory", "search_params", "dim", "ntotal", "seed")
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _recall(found: np.ndarray, exact: np.ndarray) -> float:
@@ -695,6 +743,7 @@ def build_sharded_index(
     out = NeighborIndex(factory, search_params, train_size=train_size, seed=seed)
     out.progress = progress
     out._index = index
+    out.pool_fingerprint = fingerprint(ids, x)
     out._apply_search_params()
     out.save(path)
     for t in tasks:

@@ -172,7 +172,9 @@ def similarity(
     for start in range(0, n, block):
         stop = min(n, start + block)
         dots = np.matmul(xs[start:stop], ys.T, out=None if euclidean else out[start:stop])
-        out[start:stop] = _finish(dots, metric, X.shape[1], _sl(sq_x, start, stop), sq_y)
+        dots = _finish(dots, metric, X.shape[1], _sl(sq_x, start, stop), sq_y)
+        if euclidean:  # float64 block; the other metrics were finished in place in ``out``
+            out[start:stop] = dots
         if same and metric == "euclidean":  # exact 1 on the diagonal despite float32 cancellation
             rows = np.arange(start, stop)
             out[rows, rows] = 1.0
@@ -477,11 +479,14 @@ def neighbour_graph(
     c, v = nbrs[valid], values[valid]
     if mode == "union":  # one value per pair {i, j} (the lower row's, if both found it), mirrored
         lo, hi = np.minimum(r, c), np.maximum(r, c)
-        order = np.lexsort((r != lo, hi, lo))
-        lo, hi, v = lo[order], hi[order], v[order]
-        first = np.ones(lo.size, dtype=bool)
-        first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
-        lo, hi, v = lo[first], hi[first], v[first]
+        # one int64 key per entry, ordered by (lo, hi, found by the higher row): a single sort
+        pair = lo * n + hi
+        order = np.argsort(2 * pair + (r != lo))
+        pair = pair[order]
+        first = np.ones(pair.size, dtype=bool)
+        np.not_equal(pair[1:], pair[:-1], out=first[1:])
+        keep = order[first]
+        lo, hi, v = lo[keep], hi[keep], v[keep]
         off = lo != hi
         r, c, v = (
             np.concatenate([lo, hi[off]]),

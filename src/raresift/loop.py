@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from raresift.candidates import AllCandidates, CandidatePool
-from raresift.errors import ValidationError
+from raresift.candidates import AllCandidates, CandidatePool, SEALSCandidates
+from raresift.errors import BudgetError, ValidationError
+from raresift.models.base import check_capabilities, check_labels
 from raresift.pool import IdIndex, Labels, Pool, as_ids, check_budget
 from raresift.strategies.base import (
     Batch,
@@ -165,14 +166,19 @@ class ActiveLearner:
         self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
         if not callable(getattr(self.strategy, "select", None)):
             raise ValidationError("strategy must be a name or an object with select()")
+        requires = getattr(self.strategy, "requires", None)
+        if callable(requires):
+            name = getattr(self.strategy, "name", type(self.strategy).__name__)
+            check_capabilities(f"strategy {name!r}", requires(), model)
         self.candidates = AllCandidates() if candidates is None else candidates
         self.seed = int(seed)
         self.use_items = use_items
-        self.labels = Labels() if labels is None else labels.copy()
+        self.labels = Labels() if labels is None else Labels.coerce(labels)
         if len(self.labels):
             pool.positions(self.labels.ids)  # unknown seed ids raise here
+            self._check_label_range(self.labels.values)
         self.round = 0
-        self._fitted_on: int | None = None  # number of labels the model was last fitted with
+        self._fitted_on: int | None = None  # Labels.version the model was last fitted at
         self.last_query_seconds: dict[str, float] = {}
         self._validation_ids = self._labeled_subset(validation_ids, "validation_ids")
         self._query_ids = self._labeled_subset(query_ids, "query_ids")
@@ -263,13 +269,13 @@ class ActiveLearner:
             )
         inputs = self._state(_round_rng(self.seed, self.round)).inputs(ids)
         self.model.fit(inputs, self.labels.of(ids))
-        self._fitted_on = len(self.labels)
+        self._fitted_on = self.labels.version
         return self
 
     @property
     def is_fitted(self) -> bool:
-        """Whether the model reflects every label taught so far."""
-        return self._fitted_on == len(self.labels)
+        """Whether the model reflects every label taught so far, relabelings included."""
+        return self._fitted_on == self.labels.version
 
     # ------------------------------------------------------------ the round
     def query(self, budget: int) -> Batch:
@@ -284,6 +290,11 @@ class ActiveLearner:
         return self._query(budget)[0]
 
     def _query(self, budget: int) -> tuple[Batch, dict[str, float]]:
+        if isinstance(self.candidates, SEALSCandidates) and not len(self.labels):
+            raise BudgetError(
+                "SEALS draws its candidates from the labeled items' nearest neighbours, and "
+                "nothing is labeled yet; pass seed labels (labels=...) or teach() some first"
+            )
         budget = check_budget(budget, len(self.candidates), "eligible candidates")
         seconds = {"training": 0.0, "features": 0.0, "selection": 0.0}
         if not self.is_fitted and self.training_ids.size:
@@ -313,25 +324,26 @@ class ActiveLearner:
         if self.labels.mask(batch.ids).any():
             raise ValidationError(f"strategy {name!r} picked items that are already labeled")
 
-    def teach(self, ids: Any, labels: Any) -> np.ndarray:
+    def _check_label_range(self, labels: Any) -> None:
+        """Labels must be class indices the model has, 0..n_classes-1 (the adapters' check)."""
+        n_classes = getattr(self.model, "n_classes", None)
+        values = np.asarray(labels)
+        if isinstance(n_classes, int) and values.ndim == 1:
+            check_labels(values, values.size, n_classes)
+
+    def teach(self, ids: Any, labels: Any, overwrite: bool = False) -> np.ndarray:
         """Record answers for ``ids``; returns the ids that were new.
 
         Raises :class:`~raresift.errors.UnknownIdError` for ids outside the pool and
-        :class:`~raresift.errors.ValidationError` for an item already labeled differently.
-        Re-teaching an item its existing label is allowed and changes nothing.
+        :class:`~raresift.errors.ValidationError` for an item already labeled differently,
+        unless ``overwrite=True`` (a correction: the next :meth:`query` refits). Re-teaching an
+        item its existing label is allowed and changes nothing.
         """
         ids = as_ids(ids)
         self.pool.positions(ids)
-        n_classes = getattr(self.model, "n_classes", None)
-        values = np.asarray(labels)
-        if isinstance(n_classes, int) and values.size and np.issubdtype(values.dtype, np.number):
-            if values.max() >= n_classes:
-                raise ValidationError(
-                    f"label {values.max()} is out of range for a model with {n_classes} classes; "
-                    f"use class indices 0..{n_classes - 1}"
-                )
+        self._check_label_range(labels)
         new = ~self.labels.mask(ids)
-        self.labels.add(ids, labels)  # validates shape, duplicates and conflicting labels
+        self.labels.add(ids, labels, overwrite=overwrite)  # shape, duplicates, conflicts
         new_ids = ids[new]
         if new_ids.size:
             self.candidates.update(new_ids)
@@ -352,17 +364,26 @@ class ActiveLearner:
         ``callback(learner, batch)`` runs after the refit; the dict it returns joins the record.
 
         Returns one record per round with ``round``, ``n_labeled``, ``n_candidates``,
-        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``seconds_training``,
-        ``seconds_features``, ``seconds_selection``.
+        ``batch_ids``, ``batch_labels`` (the oracle's answers), ``selected_by`` (the batch's
+        ``strategy``: the function that chose it), ``seconds_training``,
+        ``seconds_features``, ``seconds_selection``. When fewer than ``budget`` candidates are
+        left, the run stops there with a warning and returns the rounds it finished.
         """
         if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
             raise ValidationError(f"rounds must be a non-negative integer, got {rounds!r}")
+        check_budget(budget, len(self.pool))
         if not callable(oracle):
             oracle = ArrayOracle(oracle, ids=self.pool.ids)
         records = []
         for _ in tqdm(range(rounds), desc="active learning", disable=not progress):
             round_index = self.round
             n_candidates = len(self.candidates)
+            if records and n_candidates < budget:
+                logger.warning(
+                    "stopping after %d of %d rounds: %d candidates left for a budget of %d",
+                    len(records), rounds, n_candidates, budget,
+                )  # fmt: skip
+                break
             batch, seconds = self._query(budget)
             answers = np.asarray(oracle(batch.ids))
             self.teach(batch.ids, answers)
@@ -375,6 +396,7 @@ class ActiveLearner:
                 "n_candidates": n_candidates,
                 "batch_ids": batch.ids.copy(),
                 "batch_labels": answers.copy(),
+                "selected_by": batch.strategy,
                 **{f"seconds_{k}": v for k, v in seconds.items()},
             }
             if callback is not None:

@@ -6,6 +6,7 @@ embeddings and one of 2,000 in-memory vectors behave the same.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -61,11 +62,12 @@ def as_ids(ids: Any, name: str = "ids") -> np.ndarray:
 
 
 def check_matrix(
-    x: Any, name: str, dim: int | None = None, allow_empty: bool = False
+    x: Any, name: str, dim: int | None = None, allow_empty: bool = False, finite: bool = True
 ) -> np.ndarray:
     """Validate a 2-d array of finite floats (chunked, so memmaps stay on disk).
 
     Returns the array itself when it is already a float ndarray or memmap, else a float32 copy.
+    ``finite=False`` skips the O(n d) scan for NaN / infinity (the caller has done it).
     """
     if isinstance(x, np.ndarray):
         arr = x
@@ -92,7 +94,8 @@ def check_matrix(
         raise ValidationError(f"{name} has {arr.shape[1]} features per row, expected {dim}")
     if not np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float32)
-    check_finite(arr, name)
+    if finite:
+        check_finite(arr, name)
     return arr
 
 
@@ -126,6 +129,52 @@ def check_budget(budget: Any, n_eligible: int, what: str = "eligible items") -> 
             "lower the budget or widen the candidate pool"
         )
     return budget
+
+
+FINGERPRINT_ROWS = 64  # rows hashed by :func:`fingerprint`, evenly spaced over the pool
+
+
+def fingerprint(ids: Any, embeddings: Any, sample: int = FINGERPRINT_ROWS) -> dict[str, Any]:
+    """A short description of a pool that changes when its ids or (sampled) vectors do: the size,
+    the dimension, a hash of every id and a hash of ``sample`` evenly spaced rows (as float32).
+
+    Files built from a pool (a Faiss index, a session's cache) store it and compare it with the
+    pool they are used with, so one built over other vectors, or over part of the pool, is
+    refused instead of silently answering for the wrong items.
+
+    >>> a = fingerprint(np.arange(3), np.eye(3))
+    >>> a == fingerprint(np.arange(3), np.eye(3, dtype=np.float32)), a["n"], a["dim"]
+    (True, 3, 3)
+    >>> a == fingerprint(np.arange(3), 2 * np.eye(3))
+    False
+    """
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    n = int(ids.size)
+    positions = np.unique(np.linspace(0, max(n - 1, 0), min(n, sample)).astype(np.int64))
+    rows = np.ascontiguousarray(np.asarray(embeddings[positions]), dtype=np.float32)
+    return {
+        "n": n,
+        "dim": int(embeddings.shape[1]),
+        "ids": hashlib.blake2b(ids.tobytes(), digest_size=16).hexdigest(),
+        "rows": hashlib.blake2b(rows.tobytes(), digest_size=16).hexdigest(),
+    }
+
+
+def fingerprint_mismatch(expected: dict[str, Any], actual: dict[str, Any]) -> str | None:
+    """What differs between two :func:`fingerprint` results, in words; None if nothing.
+
+    >>> fingerprint_mismatch(fingerprint([1, 2], np.eye(2)), fingerprint([1, 3], np.eye(2)))
+    'the same number of items with other ids'
+    """
+    if expected["dim"] != actual["dim"]:
+        return f"{expected['dim']}-d vectors, not {actual['dim']}-d"
+    if expected["n"] != actual["n"]:
+        return f"{expected['n']} items, not {actual['n']}"
+    if expected["ids"] != actual["ids"]:
+        return "the same number of items with other ids"
+    if expected["rows"] != actual["rows"]:
+        return "the same ids with other vectors"
+    return None
 
 
 class IdIndex:
@@ -192,6 +241,9 @@ class Pool:
         Stable ids, unique; defaults to ``0 .. n-1``.
     items : callable, optional
         ``items(ids) -> sequence`` returning raw inputs (images, texts) for models that need them.
+    values_checked : bool
+        The caller has already checked that every value is finite (a labeling session checks
+        its embeddings file once and fingerprints it): skip the O(n d) scan.
 
     Examples
     --------
@@ -208,8 +260,9 @@ class Pool:
         embeddings: Any,
         ids: Any = None,
         items: Callable[[np.ndarray], Any] | None = None,
+        values_checked: bool = False,
     ):
-        self.embeddings = check_matrix(embeddings, "embeddings")
+        self.embeddings = check_matrix(embeddings, "embeddings", finite=not values_checked)
         n = self.embeddings.shape[0]
         self._index = IdIndex(np.arange(n, dtype=np.int64) if ids is None else ids)
         self.ids = self._index.ids
@@ -237,6 +290,10 @@ class Pool:
     def positions(self, ids: Any) -> np.ndarray:
         """Row positions of ``ids``; raises :class:`UnknownIdError` for ids not in the pool."""
         return self._index.positions(ids)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """This pool's :func:`fingerprint` (ids and a sample of rows)."""
+        return fingerprint(self.ids, self.embeddings)
 
     def embeddings_of(self, ids: Any) -> np.ndarray:
         """Embeddings of ``ids`` as an in-memory float array, rows in the order of ``ids``."""

@@ -1,4 +1,16 @@
-"""What the model adapters share: label validation and the last-layer gradient embedding."""
+"""What the model adapters share: their capabilities, label validation and the last-layer
+gradient embedding.
+
+The representation stage: an adapter declares what it can give a strategy in ``provides``
+(names of :data:`CAPABILITIES`); a strategy declares what it needs in ``requires()``; the
+:class:`~raresift.loop.ActiveLearner` compares the two when it is built, so a mismatch is one
+clear :class:`~raresift.errors.ConfigError` before any round, not an error mid-round.
+
+>>> from sklearn.linear_model import LogisticRegression
+>>> from raresift.models import SklearnModel
+>>> sorted(model_provides(SklearnModel(LogisticRegression(), 2)))
+['gradient_embeddings', 'probabilities']
+"""
 
 from __future__ import annotations
 
@@ -6,7 +18,73 @@ from typing import Any
 
 import numpy as np
 
-from raresift.errors import ValidationError
+from raresift.errors import ConfigError, ValidationError
+
+#: What a model adapter may provide, and the method (or attribute) a strategy then calls. The
+#: pool's own embeddings need no model and are always there.
+CAPABILITIES = {
+    "probabilities": "class probabilities, predict_proba(X)",
+    "penultimate": "penultimate features, penultimate(X)",
+    "gradient_embeddings": "last-layer gradient embeddings, gradient_embeddings(X, labels)",
+    "pooled_fisher": "pooled multi-scale descriptors and Fisher scores (a torch .network)",
+    "dropout_samples": "MC-dropout samples, mc_dropout_proba(X, n_samples, seed)",
+}
+_HINTS = {
+    "probabilities": "wrap estimators in SklearnModel and networks in TorchModel",
+    "penultimate": "use a TorchModel",
+    "gradient_embeddings": "use SklearnModel or TorchModel (or representation='embedding' "
+    "where the strategy has it)",
+    "pooled_fisher": "use a TorchModel",
+    "dropout_samples": "use a TorchModel over a network with dropout, e.g. MLP(..., dropout=0.2)",
+}
+_METHODS = {
+    "probabilities": "predict_proba",
+    "penultimate": "penultimate",
+    "gradient_embeddings": "gradient_embeddings",
+    "dropout_samples": "mc_dropout_proba",
+}
+
+
+def model_provides(model: Any) -> frozenset[str]:
+    """The capabilities of ``model``: its declared ``provides``, else what its methods offer."""
+    declared = getattr(model, "provides", None)
+    if declared is not None:
+        unknown = set(declared) - set(CAPABILITIES)
+        if unknown:
+            raise ConfigError(
+                f"{type(model).__name__}.provides names unknown capabilities {sorted(unknown)}; "
+                f"use names from {sorted(CAPABILITIES)}"
+            )
+        return frozenset(declared)
+    found = {cap for cap, method in _METHODS.items() if callable(getattr(model, method, None))}
+    if callable(getattr(getattr(model, "network", None), "named_modules", None)):
+        found.add("pooled_fisher")
+    return frozenset(found)
+
+
+def require_capability(model: Any, capability: str, who: str) -> None:
+    """Raise :class:`ValidationError` unless ``model`` is fitted-and-given and provides
+    ``capability``: the one check strategies make before they call a model method."""
+    if model is None:
+        raise ValidationError(
+            f"{who} needs a fitted model with {CAPABILITIES[capability]}; fit the learner first"
+        )
+    if capability not in model_provides(model):
+        raise ValidationError(
+            f"{who} needs {CAPABILITIES[capability]}, which {type(model).__name__} does not "
+            f"provide; {_HINTS[capability]}"
+        )
+
+
+def check_capabilities(who: str, required: frozenset[str], model: Any) -> None:
+    """Raise :class:`ConfigError` if ``model`` lacks a capability ``who`` (a strategy) needs."""
+    missing = sorted(set(required) - model_provides(model))
+    if missing:
+        raise ConfigError(
+            f"{who} needs {'; '.join(CAPABILITIES[c] for c in missing)}, which "
+            f"{type(model).__name__} does not provide; {'; '.join(_HINTS[c] for c in missing)}"
+        )
+
 
 #: The most classes a model infers from its labels (``n_classes=None``); more must be declared.
 MAX_INFERRED_CLASSES = 100_000

@@ -174,6 +174,17 @@ class TorchModel:
             check_finite(arr, "inputs")
         return arr
 
+    @property
+    def provides(self) -> frozenset[str]:
+        """Capabilities (:data:`raresift.models.base.CAPABILITIES`); MC-dropout samples only
+        when the network has active dropout."""
+        caps = {"probabilities", "penultimate", "gradient_embeddings", "pooled_fisher"}
+        if any(
+            isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in self.network.modules()
+        ):
+            caps.add("dropout_samples")
+        return frozenset(caps)
+
     def as_tensor(self, X: np.ndarray) -> torch.Tensor:
         """Checked inputs (reshaped, scaled, float32) as a tensor on :attr:`device`."""
         block = np.asarray(X, dtype=np.float32)

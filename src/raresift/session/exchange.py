@@ -36,7 +36,7 @@ from raresift.session.errors import AnswerError
 if TYPE_CHECKING:
     from raresift.session.session import Session
 
-ID_COLUMNS = ("id", "item_id", "raresift_id")
+ID_COLUMNS = ("raresift_id", "id", "item_id")  # raresift_id first: Label Studio CSV / JSON-MIN
 ANSWER_COLUMNS = ("label", "answer", "class", "choice")
 FORMATS = ("csv", "jsonl", "label-studio")
 _EXPORT_FIELDS = ("id", "answer", "previous", "who", "at", "round", "seq", "source")
@@ -297,6 +297,9 @@ def _label_studio_rows(path: Path) -> tuple[list[tuple[int, Any, Any]], str, str
     for number, task in enumerate(tasks, 1):
         if not isinstance(task, dict):
             rows.append((number, None, None))
+            continue
+        if "data" not in task and "raresift_id" in task:  # Label Studio's JSON-MIN export
+            rows.append((number, task["raresift_id"], task.get("label", task.get("choice"))))
             continue
         data = task.get("data") or {}
         uid = data.get("raresift_id", data.get("id"))

@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,6 @@ class ItemIds:
     uids: list[str] | None
     kind: str
     n: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def parse_ids(values: list[Any], where: str, first_line: int) -> ItemIds:

@@ -72,7 +72,7 @@ class AnswerSets:
 def split_answers(session: Session, current: dict[int, tuple[str, int]]) -> AnswerSets:
     """Group the current answers into training labels, positives, P and skipped items."""
     train, labels, avoid, skip, positive = [], [], [], [], []
-    for iid, (value, _) in sorted(current.items()):
+    for iid, (value, _) in sorted(current.items(), key=lambda kv: kv[1][1]):  # answer order
         if value in ("junk", "duplicate"):
             avoid.append(iid)
         elif value == "skip":
@@ -112,14 +112,33 @@ def _needs(strategy_name: str) -> tuple[bool, bool]:
 def _candidates(session: Session, name: str, progress: bool):
     from raresift.candidates import AllCandidates, RandomCandidates, SEALSCandidates
 
+    ray = session.config.get("engine") == "ray"
+    if ray:
+        from raresift.distributed import RemoteNeighborIndex, connect
+
+        connect(session.config.get("address"))
     if name == "all":
         return AllCandidates()
     if name == "random":
         return RandomCandidates(session.config["random_fraction"], seed=session.config["seed"])
     if name == "seals":
         index = session.index(progress=progress)
+        if ray:  # the searches go to index actors that load the session's (fingerprinted) file
+            index = RemoteNeighborIndex(session.root / session.config["index"]["path"])
         return SEALSCandidates(index, k=session.config["seals_k"])
     raise ConfigError(f"unknown candidates {name!r}; choose all, seals or random")
+
+
+def _strategy(session: Session, name: str, progress: bool):
+    """The round's strategy; on the Ray engine its selection runs on Ray workers."""
+    from raresift.strategies import make_strategy
+
+    strategy = make_strategy(name)
+    if session.config.get("engine") == "ray":
+        from raresift.distributed import RayStrategy
+
+        strategy = RayStrategy(strategy, progress=progress)
+    return strategy
 
 
 def build_learner(
@@ -133,7 +152,6 @@ def build_learner(
     """The learner for round ``round_index`` (1-based) from the answers in ``sets``."""
     from raresift.loop import ActiveLearner
     from raresift.pool import Labels
-    from raresift.strategies import make_strategy
     from raresift.submodular.objectives import objective_without
 
     needs_q, needs_p = _needs(strategy_name)
@@ -150,7 +168,7 @@ def build_learner(
     learner = ActiveLearner(
         session.pool(),
         _model(session),
-        make_strategy(name),
+        _strategy(session, name, progress),
         candidates=_candidates(session, candidates_name, progress),
         labels=labels,
         query_ids=query,
@@ -193,11 +211,19 @@ def compute_round(
         cold = f"random: no positives yet, and {strategy} needs labeled positives as its query set"
     if cold is not None:
         strategy, cand = "random", "all"
+    session.pool()  # memory-maps the embeddings
+    seconds = {"pool": time.perf_counter() - start}
+    if cand == "seals":
+        t0 = time.perf_counter()
+        session.index(progress=progress)
+        seconds["index"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     learner, note = build_learner(session, sets, strategy, cand, round_index, progress)
-    seconds = {"load": time.perf_counter() - start}
+    seconds["start"] = time.perf_counter() - t0  # the candidate pool's first k-NN searches
+    knn_before = getattr(learner.candidates, "knn_seconds", 0.0)
     batch = learner.query(budget)
     seconds.update(learner.last_query_seconds)
-    knn = getattr(learner.candidates, "knn_seconds", 0.0)
+    knn = getattr(learner.candidates, "knn_seconds", 0.0) - knn_before
     if knn:
         seconds["knn"] = knn
         seconds["selection"] = max(0.0, seconds["selection"] - knn)
@@ -356,7 +382,7 @@ def _similar_picks(session: Session, sets: AnswerSets, options, budget: int, sta
         kind,
         "all",
         f"aimed by --{kind}",
-        {"load": 0.0, "selection": time.perf_counter() - start},
+        {"selection": time.perf_counter() - start},
     )
 
 

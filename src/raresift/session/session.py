@@ -30,8 +30,13 @@ from raresift.session.store import DB_NAME, Store
 
 log = logging.getLogger("raresift")
 
-ENGINES = ("local",)  # issue 17 adds "ray"; the engine is stored in the config
+ENGINES = ("local", "ray")  # where rounds run; stored in the config
 CANDIDATE_NAMES = ("all", "seals", "random")
+# strategies that need a neural network's dropout, penultimate features or Fisher scores; a
+# session fits logistic regression on the embeddings (tests/test_session.py checks both ways)
+NEEDS_NETWORK = frozenset(
+    {"bald", "variation-ratio", "pcc", "fisher", "fisher-weak", "ibal", "ibal-d"}
+)
 SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with an index
 STOP_SET_SIZE = 1_000
 _CONCEPT_ALIASES = {
@@ -152,6 +157,7 @@ class Session:
         seals_k: int = 100,
         seed: int = 0,
         engine: str = "local",
+        address: str | None = None,
         image_size: int = 224,
         model_C: float = 1.0,
         model_max_iter: int = 1000,
@@ -170,8 +176,10 @@ class Session:
         name the classes whose labeled items form SIMILAR's query set. ``seed_labels`` is a
         CSV of answers recorded as round 0. ``strategy`` / ``candidates`` / ``budget`` are the
         defaults of ``next`` (chosen from the pool size when omitted), ``index`` a Faiss factory
-        string for SEALS (built now when SEALS is the default). ``engine`` is where rounds run
-        ("local"; the Ray engine plugs in here).
+        string for SEALS (built now when SEALS is the default). ``engine`` is where rounds run:
+        ``"local"``, or ``"ray"`` (:mod:`raresift.distributed`: "all" rounds scored on Ray
+        workers, SEALS searches on index actors, the same picks as local) on the cluster at
+        ``address``, or a local Ray when it is None.
         """
         root = Path(path).resolve()
         if (root / DB_NAME).exists():
@@ -183,6 +191,12 @@ class Session:
             raise ValidationError("give either concept= or classes=, not both")
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if address is not None and engine != "ray":
+            raise ConfigError("address= names a Ray cluster; it needs engine='ray'")
+        if engine == "ray":
+            from raresift.distributed.cluster import import_ray
+
+            import_ray()  # not installed: say so now, not at the first round
         class_list = _check_classes(classes) if classes is not None else None
         rare = list(rare_classes) if rare_classes is not None else None
         if rare is not None:
@@ -225,6 +239,7 @@ class Session:
 
         if strategy not in strategy_names():
             raise ConfigError(f"unknown strategy {strategy!r}; see raresift strategies")
+        _check_session_strategy(strategy)
         factory, search = default_index_factory(n)
         factory, search = index or factory, index_search if index_search is not None else search
         stop = np.sort(
@@ -244,6 +259,7 @@ class Session:
             "ids": ids.kind,
             "ids_column": id_col,
             "engine": engine,
+            "address": address,
             "seed": int(seed),
             "model": {"kind": "logistic", "C": float(model_C), "max_iter": int(model_max_iter)},
             "defaults": {"strategy": strategy, "candidates": default_cand, "budget": int(budget)},
@@ -587,7 +603,8 @@ class Session:
                 from raresift.pool import Pool
 
                 path = self._path(self.config["embeddings"]["path"])
-                self._pool = Pool(np.load(path, mmap_mode="r"))
+                # values checked by create() and fingerprinted since: no NaN scan per process
+                self._pool = Pool(np.load(path, mmap_mode="r"), values_checked=True)
             return self._pool
 
     def index(self, progress: bool | None = None):
@@ -616,7 +633,7 @@ class Session:
                 seed=self.config["seed"],
                 progress=_progress(progress),
             ).fit(self.pool())
-            tmp = path.with_name(path.name + ".tmp")
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per builder
             index.save(tmp)
             os.replace(str(tmp) + ".json", str(path) + ".json")
             os.replace(tmp, path)
@@ -834,6 +851,7 @@ class Session:
 
         if strat not in strategy_names():
             raise ConfigError(f"unknown strategy {strat!r}; see raresift strategies")
+        _check_session_strategy(strat)
         from raresift.pool import check_budget
 
         b = check_budget(
@@ -889,6 +907,8 @@ class Session:
                 and json.loads(now["options"]) == options
             ):
                 stored = int(now["round"])  # another process stored this very batch meanwhile
+            elif now is not None and now["version"] > version:
+                stored = int(now["round"])  # a batch from newer answers was stored meanwhile
             else:
                 if now is None:
                     stored = 1
@@ -922,7 +942,6 @@ class Session:
                         )
                     ],
                 )
-        self.last_seconds = picks.seconds
         return self.batch(stored)
 
     def round_info(self, round_index: int | None = None) -> dict[str, Any] | None:
@@ -1041,6 +1060,15 @@ def _check_classes(classes: Iterable[str]) -> list[str]:
             f"{reserved} are reserved answers (skip, junk, duplicate); rename them"
         )
     return out
+
+
+def _check_session_strategy(name: str) -> None:
+    if name in NEEDS_NETWORK:
+        raise ConfigError(
+            f"strategy {name!r} needs a neural network trained on the raw items; a session fits "
+            "logistic regression on the embeddings, so use entropy, margin, mlp, "
+            "information-density, badge, coreset or a SIMILAR function such as flqmi"
+        )
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -185,22 +185,43 @@ def model_estimate(session: Session, model, unlabeled_mask: np.ndarray) -> dict[
     }
 
 
-def random_pick_estimate(session: Session, random_values: list[str], n_free: int) -> dict | None:
-    """Prevalence among randomly drawn batch items scaled to the unlabeled pool, with a
-    Clopper-Pearson 95 % interval."""
+def random_pick_estimate(
+    session: Session,
+    rounds: list[dict],
+    picks: list[tuple],
+    found: int,
+) -> dict | None:
+    """Positives left from a batch drawn uniformly at random from the unlabeled items.
+
+    For such a round t with m answered picks of which k are positive, the unlabeled pool then
+    held about ``k / m * U_t`` positives (U_t unlabeled items when it was drawn), so the pool
+    holds ``found_t + k / m * U_t`` in all (``found_t`` positives answered before); minus those
+    found by now is what is left. Clopper-Pearson 95 % interval on ``k / m``. Uses the random
+    round with the most answered picks.
+    """
     from scipy.stats import beta
 
-    m = len(random_values)
-    if m == 0:
+    by_round: dict[int, list[str]] = {}
+    for round_index, value in picks:
+        by_round.setdefault(round_index, []).append(value)
+    if not by_round:
         return None
-    k = sum(session.is_positive(v) for v in random_values)
+    best = max(by_round, key=lambda r: (len(by_round[r]), r))
+    info = next(r for r in rounds if r["round"] == best)
+    values = by_round[best]
+    m, k = len(values), sum(session.is_positive(v) for v in values)
+    unlabeled = session.n_items - info["n_labeled"]
     low = 0.0 if k == 0 else float(beta.ppf(0.025, k, m - k + 1))
     high = 1.0 if k == m else float(beta.ppf(0.975, k + 1, m - k))
+
+    def left(rate: float) -> float:
+        return round(max(0.0, info["n_positive"] + rate * unlabeled - found), 2)
+
     return {
-        "method": f"random picks ({k} positive of {m} answered at random)",
-        "positives_left": round(k / m * n_free, 2),
-        "low": round(low * n_free, 2),
-        "high": round(high * n_free, 2),
+        "method": f"random picks of round {best} ({k} positive of {m} answered)",
+        "positives_left": left(k / m),
+        "low": left(low),
+        "high": left(high),
     }
 
 
@@ -215,9 +236,10 @@ def session_status(session: Session, estimate: bool = True) -> dict[str, Any]:
             )
         ]
         rounds = [dict(r) for r in db.rounds()]
-        random_rows = db.execute(
-            "SELECT c.value FROM batch b JOIN current c ON c.iid = b.iid "
-            "WHERE b.reason LIKE 'random%'"
+        random_picks = db.execute(
+            "SELECT b.round, c.value FROM batch b JOIN current c ON c.iid = b.iid "
+            "JOIN rounds r ON r.round = b.round WHERE b.reason LIKE 'random%' "
+            "AND r.candidates IN ('all', 'random')"
         ).fetchall()
         version = db.version()
     counts: dict[str, int] = {}
@@ -262,14 +284,13 @@ def session_status(session: Session, estimate: bool = True) -> dict[str, Any]:
         "engine": session.config["engine"],
     }
     estimates = []
-    n_free = session.n_items - len(current)
     if estimate:
         model = fitted_model(session, current)
         if model is not None:
             mask = np.ones(session.n_items, dtype=bool)
             mask[np.fromiter(current, dtype=np.int64, count=len(current))] = False
             estimates.append(model_estimate(session, model, mask))
-    rand = random_pick_estimate(session, [r[0] for r in random_rows], n_free)
+    rand = random_pick_estimate(session, rounds, [tuple(r) for r in random_picks], n_pos)
     if rand is not None:
         estimates.append(rand)
     status["estimates"] = estimates

@@ -140,32 +140,11 @@ def build_candidates(spec: Any, scenario: Scenario | None = None, seed: int = 0)
     return cand.SEALSCandidates(index, **params)
 
 
-class ConditioningFallback:
-    """Select with ``primary`` once the conditioning set has items, with ``fallback`` before.
-
-    SIMILAR's OOD recipe conditions on the labeled OOD items, of which there are none in round
-    one; there SCMI equals SMI, so the SMI strategy picks.
-    """
-
-    def __init__(self, primary: Any, fallback: Any):
-        self.primary = primary
-        self.fallback = fallback
-        self.name = getattr(primary, "name", type(primary).__name__)
-
-    def select(self, state, candidates, budget):
-        empty = state.conditioning_ids is None or len(state.conditioning_ids) == 0
-        return (self.fallback if empty else self.primary).select(state, candidates, budget)
-
-
-def build_strategy(spec: StrategySpec, scenario: Scenario):
-    """The strategy object for a spec, wrapped in :class:`ConditioningFallback` where needed."""
+def build_strategy(spec: StrategySpec):
+    """The strategy object for a spec."""
     from raresift.strategies import make_strategy
 
-    strategy = make_strategy(spec.name, **spec.params)
-    starts_empty = scenario.conditioning_ids is not None and scenario.conditioning_ids.size == 0
-    if spec.fallback and starts_empty:
-        return ConditioningFallback(strategy, make_strategy(spec.fallback, **spec.params))
-    return strategy
+    return make_strategy(spec.name, **spec.params)
 
 
 def check_study(config: StudyConfig, only: list[str] | None = None) -> Scenario:
@@ -179,12 +158,11 @@ def check_study(config: StudyConfig, only: list[str] | None = None) -> Scenario:
     for spec in config.strategies:
         if only is not None and spec.label not in only:
             continue
-        for name in (spec.name, spec.fallback):
-            if name and name not in known:
-                raise ConfigError(
-                    f"unknown strategy {name!r} (in {spec.label!r}); choose one of: "
-                    f"{', '.join(sorted(known))}"
-                )
+        if spec.name not in known:
+            raise ConfigError(
+                f"unknown strategy {spec.name!r} (in {spec.label!r}); choose one of: "
+                f"{', '.join(sorted(known))}"
+            )
         build_candidates(spec.candidates)
     scenario = build_scenario(config, config.seeds[0])
     needed = config.rounds * config.budget

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score
 from tqdm.auto import tqdm
 
 from raresift.candidates import AllCandidates, CandidatePool, RandomCandidates, SEALSCandidates
@@ -37,6 +36,7 @@ from raresift.index import NeighborIndex
 from raresift.loop import ActiveLearner, ArrayOracle
 from raresift.models import SklearnModel
 from raresift.pool import Labels, Pool
+from raresift.simulate.metrics import binary_average_precision
 
 log = logging.getLogger("raresift")
 
@@ -268,7 +268,7 @@ def run_concept(
         return float(getattr(candidates, "knn_seconds", 0.0))
 
     def metrics(learner: ActiveLearner, batch=None) -> dict:
-        scores = learner.model.predict_proba(task.test_x)[:, 1]
+        proba = learner.model.predict_proba(task.test_x)
         labeled_pos = int((learner.labels.values == 1).sum())
         knn = knn_total() - knn_clock["last"]
         knn_clock["last"] = knn_total()
@@ -276,7 +276,7 @@ def run_concept(
             "method": method.label,
             "concept": task.name,
             "seed": seed,
-            "ap": float(average_precision_score(task.test_y, scores)),
+            "average_precision": binary_average_precision(proba, task.test_y),
             "recall": labeled_pos / n_positive,
             "pool_fraction": len(candidates) / len(pool),
             "seconds_knn": knn,
@@ -335,7 +335,7 @@ def summarize(records: Sequence[dict], final_only: bool = False) -> list[dict]:
             {
                 "method": method,
                 "n_labeled": n_labeled,
-                "map": float(np.mean([r["ap"] for r in rs])),
+                "map": float(np.mean([r["average_precision"] for r in rs])),
                 "recall": float(np.mean([r["recall"] for r in rs])),
                 "pool_fraction": float(np.mean([r["pool_fraction"] for r in rs])),
                 "selection": float(np.mean([r["seconds_selection"] for r in rs])),

@@ -42,7 +42,9 @@ from raresift.errors import ConfigError
 from raresift.simulate.scenarios import BUILDERS
 from raresift.submodular.objectives import OBJECTIVES, objective_without
 
-#: SCMI strategy -> the SMI strategy it equals while the conditioning set is empty.
+#: SCMI strategy -> the SMI function it selects with while the conditioning set is empty (the
+#: strategy does so itself, :meth:`raresift.strategies.similar.SubmodularStrategy.objective`;
+#: configs and reports name it).
 SCMI_FALLBACKS = {  # {"flcmi": "flvmi", "logdetcmi": "logdetmi"}
     name: objective_without(name, "conditioning")
     for name, spec in OBJECTIVES.items()
@@ -232,8 +234,13 @@ def _strategy_spec(raw: Any, index: int) -> StrategySpec:
         raise ConfigError(f"strategies[{index}].params must be a table")
     label = raw.get("label", name)
     fallback = raw.get("fallback", SCMI_FALLBACKS.get(name))
-    if fallback == "":
-        fallback = None
+    if fallback != SCMI_FALLBACKS.get(name):
+        raise ConfigError(
+            f"strategies[{index}].fallback = {fallback!r}: only SCMI strategies fall back, each "
+            f"to the SMI function of its family while the conditioning set is empty "
+            f"({', '.join(f'{k} -> {v}' for k, v in SCMI_FALLBACKS.items())}); the strategy "
+            "does that itself, so remove the key"
+        )
     candidates = raw.get("candidates", "all")
     if not isinstance(candidates, (str, dict)):
         raise ConfigError(f"strategies[{index}].candidates must be a name or a table")
@@ -260,6 +267,12 @@ def load_config(path: str | Path) -> StudyConfig:
             raw = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; pass the study's TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     return StudyConfig.from_dict(raw)

@@ -52,6 +52,11 @@ def read_log(path: Path) -> list[dict[str, Any]]:
             raise ValidationError(
                 f"{path}:{number + 1} is not a JSON line; delete the file"
             ) from None
+        if not isinstance(row, dict):
+            raise ValidationError(
+                f"{path}:{number + 1} is a JSON {type(row).__name__}, not a round record "
+                "(an object); delete the file to recompute this job"
+            )
         if row.get("round") != len(rows):
             raise ValidationError(f"{path} skips a round at line {number + 1}; delete the file")
         rows.append(row)

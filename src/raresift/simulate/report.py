@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from raresift.errors import ValidationError
+from raresift.errors import CorruptFileError, ValidationError
+from raresift.outputs import make_output_folder
 from raresift.simulate import plots
+from raresift.simulate.joblog import log_path, read_log
 from raresift.simulate.stats import (
     combine_penalty_matrices,
     curve_matrix,
@@ -60,9 +62,11 @@ def _metrics_for(kind: str, rows: list[dict[str, Any]]) -> list[tuple[str, str]]
 
 
 def _fmt(mean: float, std: float, digits: int = 3) -> str:
+    """``mean ± std``; ``± n/a`` where there is no spread to show (one seed)."""
     if not np.isfinite(mean):
         return "n/a"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    spread = f"{std:.{digits}f}" if np.isfinite(std) else "n/a"
+    return f"{mean:.{digits}f} ± {spread}"
 
 
 def _final_table(rows, metrics_, strategies) -> list[str]:
@@ -78,7 +82,7 @@ def _final_table(rows, metrics_, strategies) -> list[str]:
             cells.append(_fmt(mine[-1]["mean"], mine[-1]["std"], digits))
         _, _, values = curve_matrix(rows, s, metrics_[0][0])
         per_seed = values[:, 1:].mean(axis=1) if values.shape[1] > 1 else values[:, 0]
-        spread = per_seed.std(ddof=1) if per_seed.size > 1 else 0.0
+        spread = per_seed.std(ddof=1) if per_seed.size > 1 else float("nan")
         labeled = [x for x in summaries[metrics_[0][0]] if x["strategy"] == s][-1]["n_labeled"]
         lines.append(
             f"| {s} | {labeled:.0f} | "
@@ -180,27 +184,115 @@ def _setup_section(study: dict[str, Any] | None, rows) -> list[str]:
     return lines
 
 
+def read_study(path: str | Path) -> dict[str, Any] | None:
+    """The ``study.json`` the runner wrote (None if absent); a garbled one raises
+    :class:`CorruptFileError`."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        study = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptFileError(
+            f"{path} is not valid JSON ({exc}); delete it and rerun `raresift simulate` with the "
+            "study's config (finished rounds in runs/ are kept)"
+        ) from None
+    if not isinstance(study, dict) or not isinstance(study.get("config"), dict):
+        raise CorruptFileError(
+            f"{path} is not a study description (no `config` table); delete it and rerun "
+            "`raresift simulate` with the study's config"
+        )
+    lacking = [key for key in _STUDY_KEYS if key not in study["config"]]
+    if lacking:
+        raise CorruptFileError(
+            f"{path} is not a study description: its config lacks {', '.join(lacking)}; "
+            "delete it and rerun `raresift simulate` with the study's config"
+        )
+    return study
+
+
+_STUDY_KEYS = ("seeds", "rounds", "budget", "dataset", "scenario", "model", "strategies")
+
+
+def missing_rounds(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[tuple, list[int]]:
+    """``{(strategy label, seed): rounds}`` the study design lists but ``rows`` lack.
+
+    >>> design = {"strategies": [{"label": "a"}], "seeds": [0, 1], "rounds": 2}
+    >>> missing_rounds([{"strategy": "a", "seed": 0, "round": r} for r in range(3)], design)
+    {('a', 1): [0, 1, 2]}
+    """
+    have: dict[tuple, set[int]] = {}
+    for row in rows:
+        have.setdefault((row["strategy"], row["seed"]), set()).add(row["round"])
+    out = {}
+    for spec in config["strategies"]:
+        for seed in config["seeds"]:
+            lacking = sorted(
+                set(range(config["rounds"] + 1)) - have.get((spec["label"], seed), set())
+            )
+            if lacking:
+                out[(spec["label"], seed)] = lacking
+    return out
+
+
+def _check_design(rows, study, results_path: Path) -> list[str]:
+    """Report lines on jobs the design lists but the table lacks.
+
+    Rows lost from the table while the run logs beside it still hold them mean a truncated
+    or edited ``results.csv``: that raises :class:`CorruptFileError`. Jobs that failed, or were
+    not run yet, are said at the top of the report.
+    """
+    failed = {(f["strategy"], f["seed"]) for f in study.get("failures", [])}
+    runs = results_path.parent
+    lost, unfinished = [], []
+    for (label, seed), lacking in missing_rounds(rows, study["config"]).items():
+        logged = {r["round"] for r in read_log(log_path(runs, label, seed))}
+        if logged & set(lacking) or not ((runs / "runs").is_dir() or (label, seed) in failed):
+            lost.append(f"{label} seed {seed} rounds {_span(lacking)}")
+        elif (label, seed) not in failed:
+            unfinished.append(f"{label} seed {seed} (rounds {_span(lacking)})")
+    if lost:
+        raise CorruptFileError(
+            f"{results_path} lacks rows its study design lists: {'; '.join(lost[:5])}"
+            f"{' ...' if len(lost) > 5 else ''}; it is truncated or edited: rebuild it with "
+            "`raresift simulate CONFIG --out FOLDER` (resumes from the run logs)"
+        )
+    if not unfinished:
+        return []
+    return [f"**Incomplete**: not run yet: {'; '.join(unfinished)}. Run `raresift simulate` "
+            "again to finish the study.", ""]  # fmt: skip
+
+
+def _span(rounds: list[int]) -> str:
+    return f"{rounds[0]}-{rounds[-1]}" if len(rounds) > 1 else str(rounds[0])
+
+
 def write_report(results_path: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Write ``report.md`` and its PNG figures into ``out_dir`` (default: the results' folder)."""
+    """Write ``report.md`` and its PNG figures into ``out_dir`` (default: the results' folder).
+
+    With the runner's ``study.json`` beside the results, the table is checked against the study
+    design, and failed or unfinished jobs are listed at the top.
+    """
     results_path = Path(results_path)
     rows = read_table(results_path)
     out_dir = Path(out_dir) if out_dir is not None else results_path.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    study_path = results_path.parent / "study.json"
-    study = json.loads(study_path.read_text()) if study_path.exists() else None
+    study = read_study(results_path.parent / "study.json")
+    status = [] if study is None else _check_design(rows, study, results_path)
+    make_output_folder(out_dir)
     kind = (study or {}).get("scenario", {}).get("kind", "standard")
     name = (study or {}).get("config", {}).get("name", rows[0].get("study", "study"))
     metrics_ = _metrics_for(kind, rows)
     strategies = strategies_in(rows)
     lines = [f"# {name}", ""]
-    if study and study["config"].get("description"):
-        lines += [study["config"]["description"], ""]
-    lines += _setup_section(study, rows)
     for failure in (study or {}).get("failures", []):
         lines += [
             f"**Failed**: {failure['strategy']}, seed {failure['seed']}: {failure['error']}",
             "",
         ]
+    lines += status
+    if study and study["config"].get("description"):
+        lines += [study["config"]["description"], ""]
+    lines += _setup_section(study, rows)
     lines += [
         "## Results",
         "",
@@ -212,10 +304,12 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None) ->
     if "random" in strategies:
         _, _, random_curve = curve_matrix(rows, "random", metrics_[0][0])
         target = float(random_curve[:, -1].mean())
+        start = float(random_curve[:, 0].mean())
+        below = f"; random ends below its start, {start:.3f}" if target < start else ""
         reach = labels_to_target(rows, metrics_[0][0], target)
         lines += [
-            f"Labels needed to reach random's final {metrics_[0][1]} ({target:.3f}), mean over "
-            "the seeds that reached it:",
+            f"Labels needed to reach random's final {metrics_[0][1]} ({target:.3f}{below}), "
+            "counted from the first selection round on, mean over the seeds that reached it:",
             "",
             "| strategy | labels | seeds reaching it |",
             "|---|---|---|",

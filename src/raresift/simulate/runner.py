@@ -13,9 +13,9 @@ aside). ``OUT/results.csv`` is the tidy table: one row per strategy, seed and ro
 model trained on the initial labels).
 
 SCMI strategies in a scenario whose conditioning set starts empty (out-of-distribution) select
-with their SMI counterpart until the set has items (:data:`SCMI_FALLBACKS`, overridable per
-strategy with ``fallback = "name"``, disabled with ``fallback = ""``); the ``selected_by`` column
-says which one picked each round.
+with the SMI function of their family until the set has items (the strategy does that itself;
+:data:`~raresift.simulate.config.SCMI_FALLBACKS` names them); the ``selected_by`` column says
+which function picked each round.
 
 The study is cut by concern: :mod:`~raresift.simulate.config` (the TOML schema),
 :mod:`~raresift.simulate.build` (scenario, model, strategy and candidate pool of a job),
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from raresift.errors import ConfigError, ValidationError
+from raresift.errors import ConfigError, StudyFailedError, ValidationError
 from raresift.simulate import metrics
 from raresift.simulate.build import (
     build_candidates,
@@ -56,6 +56,7 @@ from raresift.simulate.joblog import (
     write_log,
     write_table,
 )
+from raresift.simulate.report import read_study
 
 logger = logging.getLogger("raresift")
 
@@ -82,18 +83,14 @@ def run_job(
         torch.set_num_threads(threads)
 
 
-def _run_job(config, label, seed, out_dir, round_callback) -> int:
+def _make_learner(config: StudyConfig, spec, scenario, seed: int):
+    """The learner of job (``spec``, ``seed``) at round 0."""
     from raresift.loop import ActiveLearner
 
-    spec = config.strategy(label)
-    path = log_path(out_dir, label, seed)
-    done = read_log(path)[: config.rounds + 1]
-    write_log(path, done)  # drops a torn line for good
-    scenario = build_scenario(config, seed)
-    learner = ActiveLearner(
+    return ActiveLearner(
         scenario.pool,
         build_model(config, scenario, seed),
-        build_strategy(spec, scenario),
+        build_strategy(spec),
         candidates=build_candidates(spec.candidates, scenario, seed),
         labels=scenario.labels,
         query_ids=scenario.query_ids,
@@ -101,11 +98,39 @@ def _run_job(config, label, seed, out_dir, round_callback) -> int:
         validation_ids=scenario.validation_ids,
         seed=seed,
     )
+
+
+def preflight(config: StudyConfig, scenario, labels: list[str]) -> None:
+    """Build every strategy of ``labels`` on the first seed's scenario and select one batch.
+
+    A typo'd parameter, a bad Faiss factory string or optimizer, or a strategy the model cannot
+    serve (``bald`` with a logistic model) raises :class:`ConfigError` here, before the first job
+    starts, instead of the strategy vanishing from the table.
+    """
+    seed = config.seeds[0]
+    for label in labels:
+        spec = config.strategy(label)
+        logger.info("checking strategy %s: one batch on seed %d", label, seed)
+        try:
+            _make_learner(config, spec, scenario, seed).query(config.budget)
+        except Exception as exc:
+            raise ConfigError(
+                f"strategy {label!r} (`{spec.name}`) cannot run in this study: "
+                f"{type(exc).__name__}: {exc}; fix its name, params or candidates"
+            ) from None
+
+
+def _run_job(config, label, seed, out_dir, round_callback) -> int:
+    spec = config.strategy(label)
+    path = log_path(out_dir, label, seed)
+    done = read_log(path)[: config.rounds + 1]
+    write_log(path, done)  # drops a torn line for good
+    scenario = build_scenario(config, seed)
+    learner = _make_learner(config, spec, scenario, seed)
     selected: list[np.ndarray] = []
 
-    def absorb(ids: np.ndarray) -> None:
-        answers = scenario.oracle_labels(ids)
-        learner.teach(ids, answers)
+    def grow(ids: np.ndarray, answers: np.ndarray) -> None:
+        """After ``ids`` were taught: grow the query / conditioning sets as the scenario says."""
         to_query, to_cond = scenario.growth(ids, answers)
         if to_query.size:
             learner.add_query_ids(to_query)
@@ -114,20 +139,26 @@ def _run_job(config, label, seed, out_dir, round_callback) -> int:
         selected.append(ids)
 
     for row in done[1:]:  # replay: teach the recorded batches, no training in between
-        absorb(np.asarray(row["batch_ids"], dtype=np.int64))
+        ids = np.asarray(row["batch_ids"], dtype=np.int64)
+        answers = scenario.oracle_labels(ids)
+        learner.teach(ids, answers)
+        grow(ids, answers)
     base = {"study": config.name, "strategy": label, "strategy_name": spec.name, "seed": seed}
     computed = 0
     for round_index in range(len(done), config.rounds + 1):
-        seconds_selection, selected_by, batch_ids = 0.0, "", np.empty(0, np.int64)
-        if round_index > 0:
+        if round_index == 0:  # the model on the initial labels
             start = time.perf_counter()
-            batch = learner.query(config.budget)
-            seconds_selection = time.perf_counter() - start
-            batch_ids, selected_by = batch.ids, batch.strategy
-            absorb(batch_ids)
-        start = time.perf_counter()
-        learner.fit()
-        seconds_training = time.perf_counter() - start
+            learner.fit()
+            timing = {"seconds_training": time.perf_counter() - start, "seconds_selection": 0.0}
+            selected_by, batch_ids = "", np.empty(0, np.int64)
+        else:  # one round of the loop: query, the oracle answers, teach, refit
+            (record,) = learner.run(scenario.oracle_labels, 1, config.budget)
+            batch_ids, selected_by = record["batch_ids"], record["selected_by"]
+            grow(batch_ids, record["batch_labels"])
+            timing = {
+                "seconds_training": record["seconds_training"],
+                "seconds_selection": record["seconds_features"] + record["seconds_selection"],
+            }
         chosen = np.concatenate(selected) if selected else np.empty(0, np.int64)
         row = {
             **base,
@@ -136,8 +167,7 @@ def _run_job(config, label, seed, out_dir, round_callback) -> int:
             "n_labeled": int(learner.training_ids.size),
             **metrics.evaluate(learner, scenario, chosen),
             **metrics.training_facts(learner.model),
-            "seconds_training": seconds_training,
-            "seconds_selection": seconds_selection,
+            **timing,
             "batch_ids": batch_ids.tolist(),
         }
         append_log(path, row)
@@ -153,6 +183,54 @@ def _job_worker(config_dict: dict, label: str, seed: int, out_dir: str) -> tuple
     return label, seed, run_job(config, label, seed, out_dir)
 
 
+_WATCH_SECONDS = 0.5
+
+
+def _start_watchdog(parent_pid: int, stop) -> None:
+    """Worker initializer: a daemon thread ends this worker at once when the study's process
+    is gone (killed with SIGKILL, say) or ``stop`` is set (the study was interrupted). Finished
+    rounds are already on disk; a torn last line is dropped on resume."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid and not stop.is_set():
+            stop.wait(_WATCH_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="raresift-parent-watch", daemon=True).start()
+
+
+def _run_parallel(config, todo, n_jobs, out_dir, failed, bar, logs, per_job) -> None:
+    """Run jobs on ``n_jobs`` spawned workers, the bar following the workers' round logs. On an
+    interrupt (Ctrl-C, or SIGTERM turned into KeyboardInterrupt) queued jobs are cancelled and
+    running ones stopped before re-raising."""
+    context = get_context("spawn")
+    stop = context.Event()
+    pool = ProcessPoolExecutor(
+        n_jobs, mp_context=context, initializer=_start_watchdog, initargs=(os.getpid(), stop)
+    )
+    try:
+        futures = {
+            pool.submit(_job_worker, config.as_dict(), label, seed, str(out_dir)): (label, seed)
+            for label, seed in todo
+        }
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in finished:
+                try:
+                    future.result()
+                except Exception as exc:
+                    failed(*futures[future], exc)
+            if (new := rounds_logged(logs, per_job) - bar.n) > 0:
+                bar.update(new)
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 # --------------------------------------------------------------------------- the study
 def _fingerprint(config: StudyConfig) -> dict[str, Any]:
     data = config.as_dict()
@@ -163,8 +241,7 @@ def _check_resumable(config: StudyConfig, out_dir: Path) -> None:
     saved_path = out_dir / "study.json"
     if not saved_path.exists():
         return
-    saved = json.loads(saved_path.read_text())["config"]
-    old = StudyConfig.from_dict(saved)
+    old = StudyConfig.from_dict(read_study(saved_path)["config"])
     if _fingerprint(old) != _fingerprint(config):
         raise ConfigError(
             f"{out_dir} holds a study with a different dataset, scenario, model or budget; "
@@ -188,6 +265,7 @@ def run_study(
     command: str | None = None,
     round_callback: Callable[[dict[str, Any]], None] | None = None,
     only: list[str] | None = None,
+    check: bool = True,
 ) -> Path:
     """Run every (strategy, seed) job of a study into ``out_dir``; returns ``results.csv``.
 
@@ -196,12 +274,18 @@ def run_study(
     in ``out_dir`` are kept; without it the old logs are removed first. ``round_callback`` runs
     after every new row (only with ``jobs=1``). ``only`` runs just the strategies with these
     labels (the others keep whatever rows they have), e.g. to add strategies to a study later.
-    A job that raises is logged and listed under ``failures`` in ``study.json`` (and the report);
-    the other jobs go on, and a later resume retries it. ``progress`` shows a bar of finished
-    rounds over all jobs (resumed ones included), with the time left.
+    Before the first job, ``check`` (default) has every strategy with unfinished jobs select one
+    batch on the first seed (:func:`preflight`): a strategy that cannot run raises
+    :class:`ConfigError` there. A job that still raises is logged and listed under ``failures``
+    in ``study.json`` (and at the top of the report); the other jobs go on, and a later resume
+    retries it. An interrupt cancels queued jobs and stops running workers; workers also exit
+    when this process dies. Either way, finished rounds are kept for resume. ``progress`` shows
+    a bar of finished rounds over all jobs (resumed ones included), with the time left.
     """
     if isinstance(config, dict):
         config = StudyConfig.from_dict(config)
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"jobs must be a positive number of worker processes, got {jobs!r}")
     if only is not None:
         for label in only:
             config.strategy(label)  # unknown labels raise
@@ -217,7 +301,7 @@ def run_study(
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     commands = []
     if resume and (out_dir / "study.json").exists():
-        commands = json.loads((out_dir / "study.json").read_text()).get("commands", [])
+        commands = read_study(out_dir / "study.json").get("commands", [])
     commands.append(
         {
             "command": command or "raresift.simulate.run_study (Python)",
@@ -239,6 +323,13 @@ def run_study(
         if only is None or spec.label in only
         for seed in config.seeds
     ]
+    unfinished = [
+        (label, seed)
+        for label, seed in todo
+        if len(read_log(log_path(out_dir, label, seed))) < config.rounds + 1
+    ]
+    if check:
+        preflight(config, scenario, list(dict.fromkeys(label for label, _ in unfinished)))
     n_jobs = jobs or config.jobs or os.cpu_count() or 1
     n_jobs = min(n_jobs, len(todo))
     logger.info(
@@ -271,24 +362,7 @@ def run_study(
         else:
             if round_callback is not None:
                 raise ValidationError("round_callback needs jobs=1")
-            with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
-                futures = {
-                    pool.submit(_job_worker, config.as_dict(), label, seed, str(out_dir)): (
-                        label,
-                        seed,
-                    )
-                    for label, seed in todo
-                }
-                pending = set(futures)
-                while pending:  # the workers' round logs are the progress
-                    finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        try:
-                            future.result()
-                        except Exception as exc:
-                            failed(*futures[future], exc)
-                    if (new := rounds_logged(logs, per_job) - bar.n) > 0:
-                        bar.update(new)
+            _run_parallel(config, todo, n_jobs, out_dir, failed, bar, logs, per_job)
     finally:
         bar.close()
         study["failures"] = failures
@@ -313,6 +387,8 @@ def simulate_command(
 ) -> Path:
     """``raresift simulate CONFIG``: run the study, then write its report; returns the report path.
 
+    Raises :class:`StudyFailedError` (after writing the report) when a job failed.
+
     ``out_dir`` defaults to ``runs/<study name>``. ``command`` is the command line recorded in the
     report (default: the equivalent ``raresift simulate`` call).
     """
@@ -328,4 +404,12 @@ def simulate_command(
             command += f" --only {','.join(only)}"
     results = run_study(config, out_dir, resume=resume, jobs=jobs, progress=progress,
                         command=command, only=only)  # fmt: skip
-    return write_report(results, out_dir)
+    report = write_report(results, out_dir)
+    failures = read_study(out_dir / "study.json").get("failures", [])
+    if failures:
+        first = failures[0]
+        raise StudyFailedError(
+            f"{len(failures)} job(s) failed (first: {first['strategy']} seed {first['seed']}: "
+            f"{first['error'].splitlines()[0][:200]}); the report lists them at the top: {report}"
+        )
+    return report

@@ -22,33 +22,73 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from raresift.errors import ValidationError
+from raresift.errors import CorruptFileError, ValidationError
 from raresift.simulate.metrics import labels_to_reach
 
 _TEXT_COLUMNS = {"study", "strategy", "strategy_name", "selected_by"}
 
 
+REQUIRED_COLUMNS = ("strategy", "seed", "round", "n_labeled")
+#: Fewest seeds a paired t-test is run on: with 2 it has 1 degree of freedom (t_0.975 = 12.7)
+#: and zero-spread differences would count as significant.
+MIN_PENALTY_SEEDS = 3
+
+
 def read_table(path: str | Path) -> list[dict[str, Any]]:
-    """Read a results CSV: text columns stay strings, the rest become int / float (NaN if empty)."""
+    """Read a results CSV: text columns stay strings, the rest become int / float (NaN if empty).
+
+    A file that is not UTF-8 text, lacks a column of :data:`REQUIRED_COLUMNS` or holds a
+    non-numeric number raises :class:`CorruptFileError` naming the line.
+    """
     path = Path(path)
     if not path.exists():
         raise ValidationError(f"results file {path} does not exist; run `raresift simulate` first")
+    if path.is_dir():
+        raise ValidationError(f"{path} is a folder; pass the results.csv inside it")
     rows = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        for raw in csv.DictReader(fh):
-            row: dict[str, Any] = {}
-            for key, value in raw.items():
-                if key in _TEXT_COLUMNS:
-                    row[key] = value
-                elif value == "":
-                    row[key] = float("nan")
-                else:
-                    number = float(value)
-                    row[key] = int(number) if key in ("seed", "round") else number
-            rows.append(row)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise CorruptFileError(
+                    f"{path} is not a results table: it lacks the column(s) "
+                    f"{', '.join(missing)}; pass the results.csv that `raresift simulate` wrote"
+                )
+            for raw in reader:
+                rows.append(_parse_row(raw, path, reader.line_num))
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(
+            f"{path} is not UTF-8 text (byte {exc.start}); pass the results.csv that "
+            "`raresift simulate` wrote"
+        ) from None
     if not rows:
         raise ValidationError(f"results file {path} holds no rows")
     return rows
+
+
+def _parse_row(raw: dict[str | None, Any], path: Path, line: int) -> dict[str, Any]:
+    if None in raw or any(v is None for v in raw.values()):
+        raise CorruptFileError(f"{path}:{line} has a different number of cells than the header")
+    row: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _TEXT_COLUMNS:
+            row[key] = value
+        elif value == "":
+            row[key] = float("nan")
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                raise CorruptFileError(
+                    f"{path}:{line}: column {key!r} holds {value[:40]!r}, not a number"
+                ) from None
+            if key in ("seed", "round"):
+                if not number.is_integer():
+                    raise CorruptFileError(f"{path}:{line}: {key} {value!r} is not an integer")
+                number = int(number)
+            row[key] = number
+    return row
 
 
 def strategies_in(rows: list[dict[str, Any]]) -> list[str]:
@@ -76,12 +116,12 @@ def curve_matrix(
 
 
 def summarize(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
-    """Mean and standard deviation (ddof=1; 0 for one seed) over seeds, per strategy and round."""
+    """Mean and standard deviation (ddof=1; NaN for one seed) over seeds, per strategy and round."""
     out = []
     for strategy in strategies_in(rows):
         rounds, seeds, values = curve_matrix(rows, strategy, column)
         _, _, labeled = curve_matrix(rows, strategy, "n_labeled")
-        std = values.std(axis=0, ddof=1) if seeds.size > 1 else np.zeros(rounds.size)
+        std = values.std(axis=0, ddof=1) if seeds.size > 1 else np.full(rounds.size, np.nan)
         for i, r in enumerate(rounds.tolist()):
             out.append(
                 {
@@ -96,15 +136,23 @@ def summarize(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
     return out
 
 
-def labels_to_target(rows: list[dict[str, Any]], column: str, target: float) -> dict[str, Any]:
+def labels_to_target(
+    rows: list[dict[str, Any]], column: str, target: float, skip_first_round: bool = True
+) -> dict[str, Any]:
     """Per strategy: labels each seed needed to reach ``target``; mean over the seeds that did.
+
+    Round 0 (the shared initial model, before any selection) does not count by default: when
+    random ends below its start, its final value would otherwise be "reached" by everyone with
+    no label selected at all.
 
     Returns ``{strategy: {"mean": ..., "reached": k, "seeds": n}}``; mean NaN if none reached it.
     """
     out = {}
     for strategy in strategies_in(rows):
-        _, seeds, values = curve_matrix(rows, strategy, column)
+        rounds, seeds, values = curve_matrix(rows, strategy, column)
         _, _, labeled = curve_matrix(rows, strategy, "n_labeled")
+        if skip_first_round:
+            values, labeled = values[:, rounds > 0], labeled[:, rounds > 0]
         needed = np.array(
             [labels_to_reach(labeled[i], values[i], target) for i in range(seeds.size)]
         )
@@ -129,7 +177,8 @@ def penalty_matrix(
     by seed) give ``t = mean(d) / (std(d, ddof=1) / sqrt(n))``; a two-tailed test at level
     ``alpha`` with ``n - 1`` degrees of freedom adds ``1 / N_rounds`` to cell (i, j) when
     ``t > t_alpha`` and to cell (j, i) when ``t < -t_alpha``. Identical differences (zero spread)
-    count as significant when their mean is not zero. Round 0 (the shared initial model) is left
+    count as significant when their mean is not zero. At least :data:`MIN_PENALTY_SEEDS` seeds
+    are needed. Round 0 (the shared initial model) is left
     out by default. A row's sum says how often a strategy is significantly better than the others,
     a column's how often it is significantly worse.
     """
@@ -139,8 +188,11 @@ def penalty_matrix(
     if skip_first_round:
         common_rounds = [r for r in common_rounds if r > 0]
     common_seeds = sorted(set.intersection(*(set(c[1].tolist()) for c in curves.values())))
-    if len(common_seeds) < 2:
-        raise ValidationError("a penalty matrix needs at least 2 seeds shared by all strategies")
+    if len(common_seeds) < MIN_PENALTY_SEEDS:
+        raise ValidationError(
+            f"too few seeds for a penalty matrix: {len(common_seeds)} shared by all strategies, "
+            f"and its paired t-tests need at least {MIN_PENALTY_SEEDS}"
+        )
     if not common_rounds:
         raise ValidationError("a penalty matrix needs at least one finished selection round")
     n = len(common_seeds)

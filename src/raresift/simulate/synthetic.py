@@ -5,8 +5,9 @@ concept (prevalence drawn log-uniformly, e.g. 0.002-0.2 %) is one cluster or, fo
 concepts, several fragments. Each concept fragment sits near a background cluster, so the nearest
 negatives are confusable. Clusters live in a low-dimensional latent space, embedded in ``dim``
 dimensions by a random orthonormal map plus isotropic noise, then L2-normalised. A held-out test
-split comes from the same mixture. Rows are generated in chunks (optionally into a ``.npy``
-memmap), so 10^7 x 256 needs no more than a chunk of working memory besides the output.
+split comes from the same mixture. Rows are generated in chunks; with ``path`` each chunk is
+appended to a ``.npy`` file (float32 or float16) and the pool comes back as a read-only memmap, so
+10^8 x 64 needs a chunk of working memory plus the per-row cluster ids, not the pool.
 
 Example
 -------
@@ -89,6 +90,7 @@ def make_synthetic_concepts(
     min_test_positives: int = 20,
     min_train_positives: int = 1,
     path: str | os.PathLike | None = None,
+    dtype: str | np.dtype = "float32",
     chunk_size: int = 65_536,
     seed: int = 0,
     progress: bool = True,
@@ -108,8 +110,10 @@ def make_synthetic_concepts(
     ambient_noise : isotropic noise added in all ``dim`` coordinates before normalising.
     test_size : test rows as a fraction of ``n``; every concept gets at least
         ``min_test_positives`` of them (and ``min_train_positives`` train rows).
-    path : if given, the train embeddings are written to this ``.npy`` file and returned as a
-        read-only memmap.
+    path : if given, the train embeddings are written to this ``.npy`` file chunk by chunk
+        (plain sequential writes: the pool never sits in this process's memory) and returned
+        as a read-only memmap; ``dtype`` ("float32" or "float16") is the file's (and the
+        in-memory pool's) element type. The rows are the same for either dtype up to rounding.
     """
     lo, hi = prevalence
     if not (0 < lo <= hi < 1) or n <= 0 or dim <= 0 or n_concepts < 0:
@@ -120,6 +124,9 @@ def make_synthetic_concepts(
         raise ConfigError("concepts must stay rare (n_concepts * max prevalence < 0.5)")
     if not 0 < test_size <= 1:
         raise ConfigError(f"test_size must be in (0, 1], got {test_size}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float16)):
+        raise ConfigError(f"dtype must be float32 or float16, got {dtype}")
     latent_dim = min(32, dim) if latent_dim is None else latent_dim
     if not 0 < latent_dim <= dim:
         raise ConfigError(f"latent_dim ({latent_dim}) must be in [1, dim={dim}]")
@@ -155,7 +162,7 @@ def make_synthetic_concepts(
         background = total - int(frag_counts.sum())
         return np.concatenate([_split_counts(background, bg_weights), frag_counts])
 
-    def generate(total: int, counts: np.ndarray, stream, out: np.ndarray, desc: str):
+    def generate(total: int, counts: np.ndarray, stream, write, desc: str):
         order = np.random.default_rng(stream).permutation(
             np.repeat(np.arange(counts.size, dtype=np.int32), counts)
         )
@@ -172,25 +179,40 @@ def make_synthetic_concepts(
             rows = latent @ basis.T + ambient_noise * crng.standard_normal(
                 (clusters.size, dim), dtype=np.float32
             )
-            out[lo_row : lo_row + clusters.size] = normalize_rows(rows)
+            write(lo_row, normalize_rows(rows))
         return cluster_concept[order]
 
-    if path is not None:
-        train = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
-    else:
-        train = np.empty((n, dim), dtype=np.float32)
-    train_concept = generate(
-        n, cluster_counts(n, min_train_positives), streams[1], train, "synthetic train"
-    )
+    def into(array: np.ndarray):
+        def write(lo_row: int, rows: np.ndarray) -> None:
+            array[lo_row : lo_row + rows.shape[0]] = rows
+
+        return write
+
     n_test = max(1, round(test_size * n))
+    if path is not None:
+        path = os.fspath(path)
+        part = path + ".part"
+        with open(part, "wb") as fh:
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
+            np.lib.format.write_array_header_1_0(fh, {**header, "shape": (n, dim)})
+            train_concept = generate(
+                n,
+                cluster_counts(n, min_train_positives),
+                streams[1],
+                lambda lo_row, rows: fh.write(rows.astype(dtype, copy=False).tobytes()),
+                "synthetic train",
+            )
+        os.replace(part, path)
+        train = np.load(path, mmap_mode="r")
+    else:
+        train = np.empty((n, dim), dtype=dtype)
+        train_concept = generate(
+            n, cluster_counts(n, min_train_positives), streams[1], into(train), "synthetic train"
+        )
     test = np.empty((n_test, dim), dtype=np.float32)
     test_concept = generate(
-        n_test, cluster_counts(n_test, min_test_positives), streams[2], test, "synthetic test"
+        n_test, cluster_counts(n_test, min_test_positives), streams[2], into(test), "synthetic test"
     )
-    if path is not None:
-        train.flush()
-        del train
-        train = np.load(path, mmap_mode="r")
     counts = np.bincount(train_concept[train_concept >= 0], minlength=n_concepts)
     log.info(
         "synthetic pool: %d x %d, %d concepts at %.4f-%.4f %% prevalence, %d fragmented",

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import numpy as np
 
 from raresift.errors import ValidationError
+from raresift.models.base import require_capability
+from raresift.params import Interval
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
 
@@ -26,12 +28,8 @@ def gradient_gram(state: SelectionState, ids: np.ndarray, chunk_size: int) -> Gr
     rows), else its ``gradient_embeddings``.
     """
     model = state.model
+    require_capability(model, "gradient_embeddings", "BADGE")
     factored = callable(getattr(model, "gradient_factors", None))
-    if model is None or not (factored or callable(getattr(model, "gradient_embeddings", None))):
-        raise ValidationError(
-            "this strategy needs a fitted model with gradient_embeddings() "
-            "(SklearnModel or TorchModel); fit the learner first"
-        )
     chunks = [ids[i : i + chunk_size] for i in range(0, ids.size, chunk_size)]
     if factored:
         parts = [model.gradient_factors(state.inputs(chunk)) for chunk in chunks]
@@ -103,9 +101,11 @@ class BadgeStrategy(Strategy):
     squared gradient norm for the first).
     """
 
+    requirements = frozenset({"gradient_embeddings"})
+
+    parameter_constraints = {"chunk_size": [Interval(int, 1, None)]}
+
     def __init__(self, chunk_size: int = 4096):
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValidationError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         self.chunk_size = chunk_size
 
     def select(self, state: SelectionState, candidates, budget: int) -> Batch:

@@ -10,18 +10,22 @@ pick (:func:`raresift.strategies.seals.select_expanding`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from raresift.errors import ValidationError
+from raresift.params import Parameterized
 from raresift.pool import Labels, Pool, as_ids, check_budget
 from raresift.strategies.registry import (  # noqa: F401  (re-exported: strategy modules register here)
     make_strategy,
     register_strategy,
     strategy_names,
 )
+
+logger = logging.getLogger("raresift")
 
 
 @dataclass
@@ -74,10 +78,21 @@ class SelectionState:
         return self.pool.items(ids) if self.use_items else self.pool.embeddings_of(ids)
 
 
-class Strategy:
-    """Base class: subclasses implement ``select``."""
+class Strategy(Parameterized):
+    """Base class: subclasses implement ``select`` and declare what they need of the model.
+
+    Constructor parameters are checked once, when the strategy is built, against the class's
+    ``parameter_constraints`` (:mod:`raresift.params`). ``requires()`` names the model
+    capabilities (:data:`raresift.models.base.CAPABILITIES`) the strategy will call with its
+    current parameters; the learner checks them when it is built.
+    """
 
     name: ClassVar[str] = "strategy"
+    requirements: ClassVar[frozenset[str]] = frozenset()
+
+    def requires(self) -> frozenset[str]:
+        """Model capabilities this strategy needs (default: its class's ``requirements``)."""
+        return self.requirements
 
     def select(self, state: SelectionState, candidates: Any, budget: int) -> Batch:
         raise NotImplementedError
@@ -111,7 +126,28 @@ class ScoringStrategy(Strategy):
         if scores.shape != ids.shape or not np.all(np.isfinite(scores)):
             raise ValidationError(f"strategy {self.name!r} produced invalid scores")
         order = top_scores(scores, budget, state.rng)
-        return Batch(ids[order], scores[order], self.name, state.round)
+        reasons = _all_tied_reasons(self, state, scores, budget)
+        return Batch(ids[order], scores[order], self.name, state.round, reasons)
+
+
+def _all_tied_reasons(strategy: Strategy, state: SelectionState, scores, budget: int) -> list:
+    """When every candidate scores the same, the picks are the random tie-break, not the
+    strategy's choice: warn, and say so in each pick's reason (``[]``: the default reasons).
+
+    The usual cause is a model fitted on one class (active search before the first positive):
+    every entropy is 0 and every p(positive) the same.
+    """
+    if isinstance(strategy, RandomStrategy) or scores.size < 2 or np.ptp(scores) > 0:
+        return []
+    classes = np.unique(state.labels.values) if len(state.labels) else np.empty(0)
+    cause = (
+        f"the model was fitted on one class only (class {int(classes[0])})"
+        if classes.size == 1
+        else "the model cannot tell the candidates apart"
+    )
+    note = f"every candidate's {strategy.name} score is {scores[0]:.4g}: {cause}"
+    logger.warning("%s; these %d picks are uniformly random", note, budget)
+    return [f"uniformly random pick ({note})"] * budget
 
 
 def top_scores(scores: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 
 from raresift.density import mean_cosine, unit_vector_sum
 from raresift.errors import ValidationError
+from raresift.params import Interval
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
 from raresift.strategies.uncertainty import entropy_scores, predict_proba
 
@@ -47,6 +48,9 @@ def positive_proba(state: SelectionState, ids: np.ndarray, positive: int = 1) ->
 class MostLikelyPositiveStrategy(ScoringStrategy):
     """Pick the items most likely to be positive (active search; argmax p(y=1))."""
 
+    requirements = frozenset({"probabilities"})
+    parameter_constraints = {"positive": [Interval(int, 0, None)]}
+
     def __init__(self, positive: int = 1):
         self.positive = positive
 
@@ -63,6 +67,9 @@ class DensityWeightedStrategy(ScoringStrategy):
     grows.
     """
 
+    requirements = frozenset({"probabilities"})
+    parameter_constraints = {"beta": [Interval(float, 0, None)]}
+
     def __init__(self, beta: float = 1.0):
         self.beta = beta
 
@@ -71,8 +78,6 @@ class DensityWeightedStrategy(ScoringStrategy):
 
     def density_weights(self, density: np.ndarray) -> np.ndarray:
         """``max(0, density) ** beta``."""
-        if not np.isfinite(self.beta) or self.beta < 0:
-            raise ValidationError(f"beta must be a finite number >= 0, got {self.beta!r}")
         return np.clip(density, 0.0, None) ** self.beta
 
     def scores_among(self, state, ids, candidates):

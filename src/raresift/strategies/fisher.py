@@ -36,8 +36,10 @@ from torch import nn
 
 from raresift.errors import ConfigError, ValidationError
 from raresift.models.pooled import PooledFeatures, perturb, pooled_features, standardize_segments
+from raresift.params import Instance, Interval, Options
 from raresift.pool import Labels, as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
+from raresift.strategies.coreset import greedy_k_center
 
 logger = logging.getLogger("raresift")
 
@@ -96,33 +98,6 @@ class FisherKernel:
 
 
 # --------------------------------------------------------------------------- selection
-def kcenter_greedy(
-    similarity_to: Callable[[int], np.ndarray], n: int, k: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Greedy k-center (farthest-first) under a similarity: k positions out of n.
-
-    ``similarity_to(i)`` returns item i's similarity to all n items. The first centre is random;
-    each next one is the item whose best similarity to the chosen centres is lowest.
-
-    >>> pts = np.array([0.0, 0.1, 5.0, 10.0])
-    >>> centres = kcenter_greedy(lambda i: -abs(pts - pts[i]), 4, 3, np.random.default_rng(0))
-    >>> np.sort(centres).tolist()
-    [0, 2, 3]
-    """
-    if not 0 < k <= n:
-        raise ValidationError(f"k-center needs 0 < k <= n, got k={k}, n={n}")
-    chosen = [int(rng.integers(n))]
-    best = np.asarray(similarity_to(chosen[0]), dtype=np.float64).copy()
-    taken = np.zeros(n, dtype=bool)
-    taken[chosen[0]] = True
-    for _ in range(k - 1):
-        nxt = int(np.argmin(np.where(taken, np.inf, best)))
-        chosen.append(nxt)
-        taken[nxt] = True
-        best = np.maximum(best, similarity_to(nxt))
-    return np.asarray(chosen, dtype=np.int64)
-
-
 def best_pairs(
     similarity_blocks: Callable[[int, int], np.ndarray],
     n_rows: int,
@@ -336,7 +311,7 @@ class FisherKernelStrategy(Strategy):
         How matched validation items share the batch (see :func:`best_pairs`); "rank" (default)
         gives each its nearest candidates in turn.
     n_perturbations, max_degrees, noise_std, ridge : Monte Carlo estimator settings.
-    batch_size : items per forward/backward pass.
+    chunk_size : items per forward/backward pass.
     """
 
     def __init__(
@@ -352,34 +327,41 @@ class FisherKernelStrategy(Strategy):
         max_degrees: float = 5.0,
         noise_std: float = 0.05,
         ridge: float = 1e-3,
-        batch_size: int = 256,
+        chunk_size: int = 256,
     ):
-        if kernel not in KERNELS:
-            raise ConfigError(f"kernel must be one of {KERNELS}, not {kernel!r}")
-        if validation not in ("all", "misclassified"):
-            raise ConfigError(f"validation must be 'all' or 'misclassified', not {validation!r}")
-        if pseudo_label not in PSEUDO_LABELS:
-            raise ConfigError(f"pseudo_label must be one of {PSEUDO_LABELS}, not {pseudo_label!r}")
         if pseudo_label == "true" and true_labels is None:
             raise ConfigError("pseudo_label='true' (oracle ablation) needs true_labels")
         self.kernel = kernel
         self.validation = validation
         self.pseudo_label = pseudo_label
-        self.layers = list(layers) if layers is not None else None
+        self.layers = layers
         self.true_labels = true_labels
-        self.input_shape = tuple(input_shape) if input_shape is not None else None
-        if pairing not in ("rank", "similarity"):
-            raise ConfigError(f"pairing must be 'rank' or 'similarity', not {pairing!r}")
+        self.input_shape = input_shape
         self.pairing = pairing
         self.n_perturbations = n_perturbations
         self.max_degrees = max_degrees
         self.noise_std = noise_std
         self.ridge = ridge
-        self.batch_size = batch_size
+        self.chunk_size = chunk_size
+
+    requirements = frozenset({"pooled_fisher"})
+    parameter_constraints = {
+        "kernel": [Options(*KERNELS)],
+        "validation": [Options("all", "misclassified")],
+        "pseudo_label": [Options(*PSEUDO_LABELS)],
+        "layers": [Instance(list, tuple, None)],
+        "input_shape": [Instance(tuple, list, None)],
+        "pairing": [Options("rank", "similarity")],
+        "n_perturbations": [Interval(int, 2, None)],
+        "max_degrees": [Interval(float, 0, None)],
+        "noise_std": [Interval(float, 0, None)],
+        "ridge": [Interval(float, 0, None, "neither")],
+        "chunk_size": [Interval(int, 1, None)],
+    }
 
     # -- pieces
     def _features(self, network, x, labels) -> PooledFeatures:
-        return pooled_features(network, x, self.layers, labels, batch_size=self.batch_size)
+        return pooled_features(network, x, self.layers, labels, batch_size=self.chunk_size)
 
     def _oracle(self, ids: np.ndarray) -> np.ndarray:
         if isinstance(self.true_labels, Labels):
@@ -412,7 +394,7 @@ class FisherKernelStrategy(Strategy):
             max_degrees=self.max_degrees,
             noise_std=self.noise_std,
             ridge=self.ridge,
-            batch_size=self.batch_size,
+            batch_size=self.chunk_size,
         )
         return self._features(network, x, guess)
 
@@ -439,7 +421,8 @@ class FisherKernelStrategy(Strategy):
             def sim_to(i):
                 return kern(vz[i : i + 1], None if vg is None else vg[i : i + 1], vz, vg)[0]
 
-            centres = kcenter_greedy(sim_to, keep.size, budget, state.rng)
+            # farthest first in the kernel's similarity (distance: its negation)
+            centres = greedy_k_center(lambda i: -sim_to(i), keep.size, budget, state.rng)[0]
             keep, vz = keep[centres], vz[centres]
             vg = vg[centres] if vg is not None else None
         cand = self._candidate_features(
@@ -488,7 +471,6 @@ __all__ = [
     "FisherKernelStrategy",
     "best_pairs",
     "gaussian_mutual_information",
-    "kcenter_greedy",
     "monte_carlo_labels",
     "pearson_similarity",
     "standardize_segments",

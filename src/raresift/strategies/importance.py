@@ -21,9 +21,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from raresift.errors import ConfigError, ValidationError
+from raresift.errors import ValidationError
 from raresift.models.autoencoder import Autoencoder, distance_scores
+from raresift.models.base import require_capability
 from raresift.models.representer import RepresenterPoints
+from raresift.params import Instance, Interval
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
 from raresift.strategies.uncertainty import entropy_scores, predict_proba
 
@@ -45,10 +47,7 @@ def ibal_scores(
 ) -> np.ndarray:
     """IBAL score of each candidate (low = least consistent with the labeled items)."""
     model = state.model
-    if model is None or not hasattr(model, "penultimate"):
-        raise ValidationError(
-            "IBAL needs a fitted model with penultimate(X) features (a TorchModel)"
-        )
+    require_capability(model, "penultimate", "IBAL")
     train = training_ids(state)
     train_f = np.asarray(model.penultimate(state.inputs(train)), dtype=np.float64)
     train_p = predict_proba(state, train)
@@ -61,17 +60,11 @@ def ibal_scores(
     return scores
 
 
-def _check_gamma(gamma: float) -> float:
-    if not gamma >= 0:
-        raise ConfigError(f"gamma must be a non-negative number, got {gamma!r}")
-    return gamma
-
-
 class _DistanceScore:
     """The autoencoder distance score D, with the autoencoder trained once per pool."""
 
     def __init__(self, image_shape, latent_dim, epochs, max_fit_items, seed):
-        self.image_shape = tuple(image_shape) if image_shape is not None else None
+        self.image_shape = image_shape
         self.latent_dim = latent_dim
         self.epochs = epochs
         self.max_fit_items = max_fit_items
@@ -86,7 +79,7 @@ class _DistanceScore:
                 rng = np.random.default_rng(self.seed)
                 all_ids = np.sort(rng.choice(all_ids, self.max_fit_items, replace=False))
             self._autoencoder = Autoencoder(
-                image_shape=self.image_shape,
+                image_shape=None if self.image_shape is None else tuple(self.image_shape),
                 latent_dim=self.latent_dim,
                 epochs=self.epochs,
                 seed=self.seed,
@@ -113,6 +106,12 @@ class IBALStrategy(ScoringStrategy):
         Divide IBAL by its largest absolute value over the candidates.
     """
 
+    requirements = frozenset({"penultimate", "probabilities"})
+    parameter_constraints = {
+        "lam": [Interval(float, 0, None, "neither")],
+        "normalize": [Instance(bool)],
+    }
+
     def __init__(self, lam: float = 0.003, normalize: bool = True):
         self.lam = lam
         self.normalize = normalize
@@ -128,28 +127,37 @@ class DistanceBonusStrategy(ScoringStrategy):
     ----------
     gamma : float
         Weight of the distance score.
-    image_shape : tuple, optional
+    input_shape : tuple, optional
         (C, H, W) of the raw items for a convolutional autoencoder; vectors use an MLP one.
     latent_dim, ae_epochs, max_fit_items, seed : autoencoder settings (trained once per pool on
         at most ``max_fit_items`` items drawn with ``seed``).
     """
 
+    parameter_constraints = {
+        "gamma": [Interval(float, 0, None)],
+        "input_shape": [Instance(tuple, list, None)],
+        "latent_dim": [Interval(int, 1, None)],
+        "ae_epochs": [Interval(int, 1, None)],
+        "max_fit_items": [Interval(int, 1, None)],
+        "seed": [Interval(int, 0, None)],
+    }
+
     def __init__(
         self,
         gamma: float = 1.0,
-        image_shape: Sequence[int] | None = None,
+        input_shape: Sequence[int] | None = None,
         latent_dim: int = 8,
         ae_epochs: int = 10,
         max_fit_items: int = 10000,
         seed: int = 0,
     ):
-        self.gamma = _check_gamma(gamma)
-        self.image_shape = image_shape
+        self.gamma = gamma
+        self.input_shape = input_shape
         self.latent_dim = latent_dim
         self.ae_epochs = ae_epochs
         self.max_fit_items = max_fit_items
         self.seed = seed
-        self._distance = _DistanceScore(image_shape, latent_dim, ae_epochs, max_fit_items, seed)
+        self._distance = _DistanceScore(input_shape, latent_dim, ae_epochs, max_fit_items, seed)
 
     def informativeness(self, state, ids) -> np.ndarray:
         raise NotImplementedError
@@ -171,15 +179,18 @@ class IBALDistanceStrategy(DistanceBonusStrategy):
         gamma: float = 1.0,
         lam: float = 0.003,
         normalize: bool = True,
-        image_shape: Sequence[int] | None = None,
+        input_shape: Sequence[int] | None = None,
         latent_dim: int = 8,
         ae_epochs: int = 10,
         max_fit_items: int = 10000,
         seed: int = 0,
     ):
-        super().__init__(gamma, image_shape, latent_dim, ae_epochs, max_fit_items, seed)
+        super().__init__(gamma, input_shape, latent_dim, ae_epochs, max_fit_items, seed)
         self.lam = lam
         self.normalize = normalize
+
+    requirements = frozenset({"penultimate", "probabilities"})
+    parameter_constraints = IBALStrategy.parameter_constraints
 
     def informativeness(self, state, ids):
         return -ibal_scores(state, ids, self.lam, self.normalize)
@@ -188,6 +199,8 @@ class IBALDistanceStrategy(DistanceBonusStrategy):
 @register_strategy("entropy-d")
 class EntropyDistanceStrategy(DistanceBonusStrategy):
     """Pick the items with the largest Entropy + gamma D (papers/004, the CIFAR-100 baseline)."""
+
+    requirements = frozenset({"probabilities"})
 
     def informativeness(self, state, ids):
         return entropy_scores(predict_proba(state, ids))

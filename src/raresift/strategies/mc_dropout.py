@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from raresift.errors import ValidationError
+from raresift.models.base import require_capability
+from raresift.params import Interval
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
 from raresift.strategies.uncertainty import entropy_scores
 
@@ -44,11 +46,14 @@ def variation_ratio_scores(samples: np.ndarray) -> np.ndarray:
 class _MCDropoutStrategy(ScoringStrategy):
     """Score candidates in chunks from ``n_samples`` dropout masks seeded by the round's rng."""
 
+    requirements = frozenset({"dropout_samples"})
+
+    parameter_constraints = {
+        "n_samples": [Interval(int, 2, None)],
+        "chunk_size": [Interval(int, 1, None)],
+    }
+
     def __init__(self, n_samples: int = 20, chunk_size: int = 4096):
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
-            raise ValidationError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValidationError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         self.n_samples = n_samples
         self.chunk_size = chunk_size
 
@@ -57,13 +62,7 @@ class _MCDropoutStrategy(ScoringStrategy):
 
     def score(self, state: SelectionState, ids: np.ndarray) -> np.ndarray:
         model = state.model
-        if model is None:
-            raise ValidationError(f"strategy {self.name!r} needs a fitted model")
-        if not callable(getattr(model, "mc_dropout_proba", None)):
-            raise ValidationError(
-                f"strategy {self.name!r} needs MC-dropout samples, which this model cannot give; "
-                "use TorchModel with a network that has dropout (e.g. MLP(..., dropout=0.2))"
-            )
+        require_capability(model, "dropout_samples", f"strategy {self.name!r}")
         seed = int(state.rng.integers(2**31))
         out = np.empty(ids.size, dtype=np.float64)
         for i, start in enumerate(range(0, ids.size, self.chunk_size)):

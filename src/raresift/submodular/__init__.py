@@ -44,7 +44,13 @@ from raresift.submodular.facility import FacilityLocationFamily
 from raresift.submodular.graphcut import GraphCutFamily
 from raresift.submodular.logdet import LogDetFamily
 from raresift.submodular.objectives import OBJECTIVES, make_objective, objective_names
-from raresift.submodular.optimizers import OPTIMIZERS, Selection, partition_budgets, select
+from raresift.submodular.optimizers import (
+    OPTIMIZERS,
+    Selection,
+    partition_budgets,
+    partition_plan,
+    select,
+)
 
 __all__ = [
     "OBJECTIVES",
@@ -57,5 +63,6 @@ __all__ = [
     "make_objective",
     "objective_names",
     "partition_budgets",
+    "partition_plan",
     "select",
 ]

@@ -137,7 +137,7 @@ class FacilityLocationFamily(SetFunction):
             items, values = t.indices[lo:hi], t.data[lo:hi]
             beats = values > self.running_max[items]
             changed, new = items[beats], values[beats]
-        elif isinstance(self.cover, DenseKernel):  # symmetric: row j is column j, read in place
+        elif isinstance(self.cover, DenseKernel) and self.cover.symmetric:  # row j is column j
             row = self.cover.matrix[j]
             changed = np.flatnonzero(row > self.running_max)
             new = row[changed]

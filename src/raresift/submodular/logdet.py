@@ -144,8 +144,10 @@ class LogDetFamily(SetFunction):
             culprit = f"lambda={self.lambda_}"
         raise ValidationError(
             f"{self.name}: {culprit} makes the joint log-determinant kernel indefinite "
-            f"(Schur complement {float(d2[np.argmax(bad)]):.3g} <= 0 for candidate {j}); "
-            "use eta and nu <= 1, or a larger lambda_"
+            f"(Schur complement {float(d2[np.argmax(bad)]):.3g} <= 0 for candidate {j}): eta "
+            "and nu scale blocks of it, and values above 1, or far apart (eta = 0 with nu = 1), "
+            "can break positive definiteness; use eta and nu <= 1 and close to each other, or "
+            "a larger lambda_"
         )
 
     def _gains(self, idx: np.ndarray) -> np.ndarray:

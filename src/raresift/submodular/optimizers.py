@@ -206,6 +206,40 @@ def partition_budgets(sizes: Any, budget: int) -> np.ndarray:
     return out
 
 
+def _check_partitions(partitions: Any, n: int) -> None:
+    if isinstance(partitions, bool) or not isinstance(partitions, (int, np.integer)):
+        raise ValidationError(f"partitions must be a positive integer, got {partitions!r}")
+    if not 1 <= partitions <= n:
+        raise ValidationError(f"partitions must lie in 1..{n}, got {partitions}")
+
+
+def partition_plan(
+    n: int, partitions: int, budget: int, seed: int | np.random.Generator | None
+) -> list[tuple[np.ndarray, int, int]]:
+    """The partition trick's split of ``n`` candidates: one ``(members, budget, seed)`` per part
+    with a positive budget.
+
+    The candidates are permuted at random with ``seed`` and cut into ``partitions`` parts of
+    near-equal size; ``members`` are a part's positions (ascending), the budget is shared in
+    proportion to the part sizes (:func:`partition_budgets`) and every part gets its own seed for
+    a stochastic optimizer, so the parts can be solved in any order or in parallel (one per
+    worker, :mod:`raresift.distributed`) with the same picks.
+
+    >>> [(m.size, b) for m, b, _ in partition_plan(10, 3, 4, seed=0)]
+    [(4, 2), (3, 1), (3, 1)]
+    """
+    _check_partitions(partitions, n)
+    rng = np.random.default_rng(seed)
+    chunks = np.array_split(rng.permutation(n), partitions)
+    budgets = partition_budgets([c.size for c in chunks], budget)
+    seeds = rng.integers(2**63, size=partitions)
+    return [
+        (np.sort(c), int(b), int(s))
+        for c, b, s in zip(chunks, budgets, seeds, strict=True)
+        if b > 0
+    ]
+
+
 def select(
     objective: str | SetFunction,
     budget: int,
@@ -228,9 +262,9 @@ def select(
     ``"stochastic"`` or ``"lazier"`` (both sample ``ceil(n / B ln(1 / epsilon))`` items a step,
     drawn with ``seed``). ``stop_if_zero_gain`` / ``stop_if_negative_gain`` end the run early when
     the best gain is ``<= 0`` / ``< 0``. ``partitions > 1`` applies the partition trick: the
-    candidates are split at random into that many parts, the budget is shared in proportion to the
-    part sizes (:func:`partition_budgets`), each part is solved on its own and the picks are
-    concatenated.
+    candidates are split at random into that many parts (:func:`partition_plan`), the budget is
+    shared in proportion to the part sizes, each part is solved on its own (the objective
+    restricted to it, with the part's own seed) and the picks are concatenated.
 
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(40, 5))
@@ -254,21 +288,18 @@ def select(
     budget = check_budget(budget, fn.n, "candidates")
     if not (0 < epsilon < 1):
         raise ValidationError(f"epsilon must lie in (0, 1), got {epsilon}")
-    if isinstance(partitions, bool) or not isinstance(partitions, (int, np.integer)):
-        raise ValidationError(f"partitions must be a positive integer, got {partitions!r}")
-    if not 1 <= partitions <= fn.n:
-        raise ValidationError(f"partitions must lie in 1..{fn.n}, got {partitions}")
-    rng = np.random.default_rng(seed)
+    _check_partitions(partitions, fn.n)
     stops = (stop_if_zero_gain, stop_if_negative_gain)
     if partitions == 1:
-        parts = [(np.arange(fn.n), fn, budget)]
+        parts = [(np.arange(fn.n), fn, budget, np.random.default_rng(seed))]
     else:
-        chunks = np.array_split(rng.permutation(fn.n), partitions)
-        budgets = partition_budgets([c.size for c in chunks], budget)
-        parts = [(np.sort(c), None, b) for c, b in zip(chunks, budgets, strict=True) if b > 0]
+        parts = [
+            (members, None, part_budget, np.random.default_rng(part_seed))
+            for members, part_budget, part_seed in partition_plan(fn.n, partitions, budget, seed)
+        ]
     picks, gains = [], []
     with tqdm(total=budget, disable=not progress, desc=f"{fn.name} {key}") as bar:
-        for members, part_fn, part_budget in parts:
+        for members, part_fn, part_budget, rng in parts:
             if part_fn is None:
                 part_fn = fn.restrict(members)
                 part_fn.submodular = fn.submodular

@@ -1,0 +1,371 @@
+"""The Ray path against the single-process path at the same size, side by side in one run.
+
+Parts, each timed both ways on this machine (a local Ray of ``--workers`` CPUs against one
+process; BLAS, OpenMP and torch pinned to one thread in both, Ray workers included):
+
+1. Embedding rate: ``--embed-sample`` real texts (WordNet glosses; Reuters stories when WordNet
+   is absent) through all-MiniLM-L6-v2: ``raresift.embed.embed_texts`` against
+   ``raresift.distributed.embed_parquet`` (Ray Data, ``--embed-actors`` actors). Embedding 10^7
+   real texts is out of reach of 2 cores (~10^2 texts/s), so the index and round parts use
+   synthetic vectors.
+2. Index build: ``--n`` x ``--dim`` synthetic embeddings (raresift.simulate.synthetic, memmapped
+   under ``--scratch``), ``build_sharded_index(factory, shard_size)`` with the local loop against
+   ``map_shards=ray_map_shards``; bytes per vector of the merged on-disk index.
+3. k-NN latency: ``--queries`` single-query searches and one batched search, against the
+   on-disk index loaded locally and through ``RemoteNeighborIndex`` actors.
+4. One SEALS round (``--budget`` picks, per-item expansion, ``--k`` neighbours): local index
+   against the index actors; and one -All scoring round over all ``--n`` items (entropy of a
+   logistic regression) locally against ``RayStrategy`` shards: scoring bandwidth.
+
+Everything written under ``--scratch`` is deleted at the end (``--keep`` keeps it).
+
+The command behind docs/scale.md (about 15 minutes and 6 GB on 2 cores):
+    flock /tmp/raresift-heavy.lock env PYTHONPATH=src OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
+        python -u benchmarks/ray_scale.py --n 10000000 --dim 64 \\
+        --scratch /work/scratch/wt17/bench | tee benchmarks/results/ray-scale-10M.txt
+Quick run:
+    PYTHONPATH=src python benchmarks/ray_scale.py --n 200000 --embed-sample 200 --scratch /tmp/rs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy loads; Ray workers inherit it
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from raresift.candidates import AllCandidates, SEALSCandidates  # noqa: E402
+from raresift.errors import DatasetNotInstalledError  # noqa: E402
+from raresift.index import NeighborIndex, build_sharded_index  # noqa: E402
+from raresift.loop import ActiveLearner  # noqa: E402
+from raresift.models import SklearnModel  # noqa: E402
+from raresift.pool import Labels, Pool  # noqa: E402
+from raresift.simulate.synthetic import make_synthetic_concepts  # noqa: E402
+from raresift.strategies import make_strategy  # noqa: E402
+
+
+def rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    print(f"\n{title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def real_texts(count: int) -> tuple[list[str], str]:
+    from raresift.datasets import load_reuters, load_wordnet
+
+    for name, loader in (("WordNet glosses", load_wordnet), ("Reuters stories", load_reuters)):
+        try:
+            texts = list(loader().X)
+        except DatasetNotInstalledError:
+            continue
+        rng = np.random.default_rng(0)
+        pick = rng.choice(len(texts), size=min(count, len(texts)), replace=False)
+        return [texts[i] for i in pick], name
+    raise SystemExit("no real texts installed: run `make data` (WordNet, Reuters)")
+
+
+def part_embedding(args, scratch: Path) -> list:
+    from raresift.distributed import embed_parquet, read_embedding_shards, write_text_shards
+    from raresift.embed import embed_texts, load_model
+
+    texts, source = real_texts(args.embed_sample)
+    load_model()  # the model's load is not part of the rate
+    local, t_local = timed(lambda: embed_texts(texts, batch_size=64, progress=False))
+    runs = []
+    for size in (
+        len(texts) // 4,
+        len(texts),
+    ):  # two sizes: the job's fixed start-up cost and its rate
+        part = texts[:size]
+        shards = scratch / f"texts-{size}"
+        write_text_shards(part, shards, shard_size=-(-size // 4))
+        _, seconds = timed(
+            lambda shards=shards, size=size: embed_parquet(
+                shards,
+                scratch / f"embedded-{size}",
+                batch_size=64,
+                concurrency=args.embed_actors,
+                shards_per_job=4,
+                progress=False,
+            )
+        )
+        runs.append((size, seconds))
+    (n1, t1), (n2, t2) = runs
+    rate = (n2 - n1) / (t2 - t1)
+    _, ray_vectors = read_embedding_shards(scratch / f"embedded-{n2}")
+    worst = float(np.abs(ray_vectors - local).max())
+    return [
+        [
+            "local (1 process, 1 thread)",
+            len(texts),
+            f"{t_local:.1f}",
+            f"{len(texts) / t_local:.0f}",
+        ],
+        [f"Ray Data job, {args.embed_actors} actor(s)", n1, f"{t1:.1f}", f"{n1 / t1:.0f}"],
+        [f"Ray Data job, {args.embed_actors} actor(s)", n2, f"{t2:.1f}", f"{n2 / t2:.0f}"],
+        [
+            "Ray Data, rate past the job's start-up "
+            f"({t1 - n1 / rate:.0f} s a job, paid once per shards_per_job shards)",
+            f"{n2 - n1}",
+            f"{t2 - t1:.1f}",
+            f"{rate:.0f}",
+        ],
+        [f"source: {source}; max abs difference Ray vs local {worst:.1e}", "", "", ""],
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray")
+    parser.add_argument("--factory", default="IVF1024,PQ16")
+    parser.add_argument("--search", default="nprobe=16")
+    parser.add_argument("--shard-size", type=int, default=1_000_000)
+    parser.add_argument("--embed-sample", type=int, default=1_000)
+    parser.add_argument(
+        "--serial-build", action="store_true", help="also build with one Ray task at a time"
+    )
+    parser.add_argument("--embed-actors", type=int, default=1)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=50, help="seed labels of the rounds")
+    parser.add_argument("--scratch", type=Path, required=True)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    import faiss
+    import ray
+
+    faiss.omp_set_num_threads(1)
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    print(
+        f"# Ray path vs single process: n={args.n:,} x {args.dim}, {args.factory} "
+        f"({args.search}), shards of {args.shard_size:,}, local Ray of {args.workers} CPUs\n"
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"ray {ray.__version__}, faiss {faiss.__version__}, 1 BLAS/OpenMP/torch thread per process"
+    )
+    ray.init(num_cpus=args.workers, include_dashboard=False, configure_logging=False)
+    try:
+        run(args)
+    finally:
+        ray.shutdown()
+        if not args.keep:
+            shutil.rmtree(args.scratch, ignore_errors=True)
+
+
+def run(args) -> None:
+    from raresift.distributed import RayStrategy, RemoteNeighborIndex, ray_map_shards
+
+    scratch = args.scratch
+    table(
+        "1. Embedding rate (all-MiniLM-L6-v2, real texts)",
+        ["path", "texts", "seconds", "texts / s"],
+        part_embedding(args, scratch),
+    )
+
+    data, t_gen = timed(
+        lambda: make_synthetic_concepts(
+            n=args.n,
+            dim=args.dim,
+            n_concepts=5,
+            prevalence=(1e-4, 1e-3),
+            test_size=0.001,
+            min_test_positives=5,
+            path=scratch / "emb.npy",
+            seed=0,
+            progress=False,
+        )
+    )
+    pool = Pool(data.train)
+    print(f"\n(synthetic {args.n:,} x {args.dim} generated in {t_gen:.0f} s, not timed below)")
+
+    def build(name, map_shards):
+        return timed(
+            lambda: build_sharded_index(
+                pool,
+                args.factory,
+                scratch / name,
+                shard_size=args.shard_size,
+                search_params=args.search,
+                map_shards=map_shards,
+                progress=False,
+            )
+        )
+
+    local_index, t_local = build("local", None)
+    serial = []
+    if args.serial_build:
+        _, t_serial = build(
+            "serial", lambda fn, t: ray_map_shards(fn, t, num_cpus=args.workers, progress=False)
+        )
+        shutil.rmtree(scratch / "serial")
+        overhead = f"{t_serial / t_local:.2f}"
+        serial = [
+            ["Ray tasks, one at a time", f"{t_serial:.1f}", f"{args.n / t_serial:,.0f}", overhead]
+        ]
+    _, t_ray = build("ray", lambda fn, tasks: ray_map_shards(fn, tasks, progress=False))
+    folder = scratch / "ray"
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    shards = -(-args.n // args.shard_size)
+    table(
+        f"2. Index build ({args.factory}, {shards} shards, train once + add + merge on disk)",
+        ["path", "seconds", "vectors / s", "ratio to local"],
+        [
+            ["local loop", f"{t_local:.1f}", f"{args.n / t_local:,.0f}", "1.00"],
+            *serial,
+            [
+                f"Ray tasks ({args.workers} CPUs)",
+                f"{t_ray:.1f}",
+                f"{args.n / t_ray:,.0f}",
+                f"{t_ray / t_local:.2f}",
+            ],
+            [
+                f"on-disk index: {size / args.n:.1f} bytes / vector ({size / 2**20:.0f} MiB)",
+                "",
+                "",
+                "",
+            ],
+        ],
+    )
+
+    index = NeighborIndex.load(folder / "index.faiss", pool=pool, progress=False)
+    remote = RemoteNeighborIndex(folder / "index.faiss", workers=args.workers, min_batch=256)
+    rng = np.random.default_rng(1)
+    q = np.sort(rng.choice(pool.ids, size=args.queries, replace=False))
+    index.neighbors(q[:5], args.k)
+    remote.neighbors(q[:5], args.k, pool=pool)  # warm both
+    _, t_one_local = timed(lambda: [index.neighbors(q[i : i + 1], args.k) for i in range(q.size)])
+    _, t_one_ray = timed(
+        lambda: [remote.neighbors(q[i : i + 1], args.k, pool=pool) for i in range(q.size)]
+    )
+    _, t_batch_local = timed(lambda: index.neighbors(q, args.k))
+    _, t_batch_ray = timed(lambda: remote.neighbors(q, args.k, pool=pool))
+    table(
+        f"3. k-NN latency (k={args.k}, {args.search}, on-disk lists)",
+        ["path", "1 query, ms", f"{q.size} queries batched, ms / query"],
+        [
+            [
+                "local index",
+                f"{1e3 * t_one_local / q.size:.2f}",
+                f"{1e3 * t_batch_local / q.size:.2f}",
+            ],
+            [
+                f"index actors ({args.workers})",
+                f"{1e3 * t_one_ray / q.size:.2f}",
+                f"{1e3 * t_batch_ray / q.size:.2f}",
+            ],
+        ],
+    )
+
+    concept = data.labels(0)
+    positives = np.flatnonzero(concept)[: max(1, args.seeds // 10)]
+    negatives = rng.choice(
+        np.flatnonzero(~concept), size=args.seeds - positives.size, replace=False
+    )
+    seed_ids = np.concatenate([positives, negatives])
+    seed_labels = Labels(pool.ids[seed_ids], concept[seed_ids].astype(int))
+
+    def round_with(strategy, candidates):
+        learner = ActiveLearner(
+            pool,
+            SklearnModel(LogisticRegression(max_iter=200), n_classes=2),
+            strategy,
+            candidates=candidates,
+            labels=seed_labels,
+            seed=0,
+        )
+        learner.fit()
+        batch, seconds = timed(lambda: learner.query(args.budget))
+        return batch, seconds
+
+    seals_local, t_seals_local = round_with("mlp", SEALSCandidates(index, k=args.k))
+    seals_ray, t_seals_ray = round_with("mlp", SEALSCandidates(remote, k=args.k))
+    remote.close()  # its actors hold the CPUs the scoring tasks need
+    all_local, t_all_local = round_with("entropy", AllCandidates())
+    serial = RayStrategy(make_strategy("entropy"), num_cpus=args.workers, progress=False)
+    round_with(serial, AllCandidates())  # the pool's rows are located once per pool
+    all_serial, t_all_serial = round_with(serial, AllCandidates())
+    ray_strategy = RayStrategy(make_strategy("entropy"), progress=False)
+    round_with(ray_strategy, AllCandidates())
+    all_ray, t_all_ray = round_with(ray_strategy, AllCandidates())
+    gb = args.n * args.dim * 4 / 1e9
+    table(
+        f"4. One round, budget {args.budget} (model fitted before the clock starts)",
+        [
+            "round",
+            "path",
+            "seconds",
+            "candidates / s",
+            "GB / s read",
+            "ratio to local",
+            "same picks",
+        ],
+        [
+            ["SEALS (mlp, per-item)", "local index", f"{t_seals_local:.2f}", "", "", "1.00", ""],
+            [
+                "SEALS (mlp, per-item)",
+                "index actors",
+                f"{t_seals_ray:.2f}",
+                "",
+                "",
+                f"{t_seals_ray / t_seals_local:.2f}",
+                str(bool(np.array_equal(seals_local.ids, seals_ray.ids))),
+            ],
+            [
+                "-All (entropy)",
+                "local, 1 thread",
+                f"{t_all_local:.2f}",
+                f"{args.n / t_all_local:,.0f}",
+                f"{gb / t_all_local:.2f}",
+                "1.00",
+                "",
+            ],
+            [
+                "-All (entropy)",
+                "RayStrategy, one task at a time (overhead)",
+                f"{t_all_serial:.2f}",
+                f"{args.n / t_all_serial:,.0f}",
+                f"{gb / t_all_serial:.2f}",
+                f"{t_all_serial / t_all_local:.2f}",
+                str(bool(np.array_equal(all_local.ids, all_serial.ids))),
+            ],
+            [
+                "-All (entropy)",
+                f"RayStrategy, {args.workers} CPUs",
+                f"{t_all_ray:.2f}",
+                f"{args.n / t_all_ray:,.0f}",
+                f"{gb / t_all_ray:.2f}",
+                f"{t_all_ray / t_all_local:.2f}",
+                str(bool(np.array_equal(all_local.ids, all_ray.ids))),
+            ],
+        ],
+    )
+    print(f"\npeak RSS of the driver: {rss_gb():.1f} GB")
+
+
+if __name__ == "__main__":
+    main()

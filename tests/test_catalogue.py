@@ -1,0 +1,888 @@
+"""The bad-input catalogue: every mistake a user can make, and the clear error it must get.
+
+One row per case. An API row is a function of ``tmp_path`` that makes the mistake, the
+:class:`~raresift.errors.RaresiftError` subclass it must raise and the words its message must
+contain (case-insensitive). A CLI row is the argument list (built in ``tmp_path``) and the words of
+the one line the command must print on stderr; it must exit 2 (or the row's ``exit``) with no
+traceback and create nothing it was not asked to.
+
+To add rows for a new feature, decorate a function::
+
+    @api_case(ValidationError, "words", "the message", "must hold")
+    def my_feature_rejects_x(tmp_path):
+        my_feature(x)
+
+    @cli_case("words of the stderr line")
+    def my_command_rejects_y(tmp_path):
+        return ["my-command", "--flag", "y"]
+
+The function's name is the row's id (pytest shows it). Keep the setup small: the whole catalogue
+runs in the default test run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from raresift.errors import (
+    BudgetError,
+    ConfigError,
+    CorruptFileError,
+    RaresiftError,
+    UnknownIdError,
+    ValidationError,
+)
+
+
+@dataclass(frozen=True)
+class ApiCase:
+    make_mistake: Callable[[Path], Any]
+    error: type[RaresiftError]
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CliCase:
+    arguments: Callable[[Path], list[str]]
+    words: tuple[str, ...]
+    exit: int
+
+
+API_CASES: dict[str, ApiCase] = {}
+CLI_CASES: dict[str, CliCase] = {}
+
+
+def api_case(error: type[RaresiftError], *words: str):
+    def register(fn: Callable[[Path], Any]):
+        assert fn.__name__ not in API_CASES, fn.__name__
+        API_CASES[fn.__name__] = ApiCase(fn, error, words)
+        return fn
+
+    return register
+
+
+def cli_case(*words: str, exit: int = 2):
+    def register(fn: Callable[[Path], list[str]]):
+        assert fn.__name__ not in CLI_CASES, fn.__name__
+        CLI_CASES[fn.__name__] = CliCase(fn, words, exit)
+        return fn
+
+    return register
+
+
+# ------------------------------------------------------------------------------ shared fixtures
+def _points(n=40, d=4, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+def _pool(n=40, d=4, seed=0, ids=None):
+    from raresift.pool import Pool
+
+    return Pool(_points(n, d, seed), ids=ids)
+
+
+def _learner(labels=None, n_classes=2, strategy="entropy", candidates=None, n=60):
+    from sklearn.linear_model import LogisticRegression
+
+    from raresift.loop import ActiveLearner
+    from raresift.models import SklearnModel
+
+    if labels is None:
+        from raresift.pool import Labels
+
+        labels = Labels([0, 1, 2, 3], [0, 1, 0, 1])
+    model = SklearnModel(LogisticRegression(max_iter=200), n_classes=n_classes)
+    return ActiveLearner(_pool(n), model, strategy, candidates=candidates, labels=labels)
+
+
+def _saved_index(tmp_path: Path, n=60):
+    from raresift.index import NeighborIndex
+
+    index = NeighborIndex("Flat", progress=False).fit(_pool(n))
+    path = tmp_path / "pool.index"
+    index.save(path)
+    return path
+
+
+def _results_csv(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "results.csv"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+GOOD_CSV = "strategy,seed,round,n_labeled,accuracy\nrandom,0,0,10,0.5\nrandom,0,1,20,0.6\n"
+
+
+def _study_folder(tmp_path: Path, log_lines: list[str], csv_rows: int) -> Path:
+    """A study folder as the runner leaves it: study.json (1 strategy, 1 seed, 2 rounds), a run
+    log and a results.csv with its first ``csv_rows`` rows."""
+    config = {**STUDY, "rounds": 2, "strategies": [{"label": "random"}]}
+    (tmp_path / "study.json").write_text(json.dumps({"config": config, "failures": []}))
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "random__seed0.jsonl").write_text("\n".join(log_lines) + "\n")
+    rows = [f"random,0,{r},{10 * (r + 1)},0.{5 + r}" for r in range(csv_rows)]
+    return _results_csv(tmp_path, "strategy,seed,round,n_labeled,accuracy\n" + "\n".join(rows))
+
+
+def _log_line(r: int) -> str:
+    return json.dumps(
+        {"strategy": "random", "seed": 0, "round": r, "n_labeled": 10, "batch_ids": []}
+    )
+
+
+STUDY = {
+    "name": "catalogue",
+    "seeds": [0],
+    "rounds": 1,
+    "budget": 5,
+    "dataset": {"name": "digits", "test_per_class": 10},
+    "scenario": {"kind": "standard", "labeled_per_class": 2, "unlabeled_per_class": 20},
+    "model": {"kind": "logistic", "max_iter": 100},
+    "strategies": ["random"],
+}
+
+
+def _study_with(strategy, tmp_path: Path):
+    from raresift.simulate.runner import run_study
+
+    return run_study({**STUDY, "strategies": [strategy]}, tmp_path / "out", jobs=1, progress=False)
+
+
+def _study_toml(tmp_path: Path) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(
+        'name = "catalogue"\nseeds = [0]\nrounds = 1\nbudget = 5\n'
+        '[dataset]\nname = "digits"\ntest_per_class = 10\n'
+        '[scenario]\nkind = "standard"\nlabeled_per_class = 2\nunlabeled_per_class = 20\n'
+        '[model]\nkind = "logistic"\nmax_iter = 100\n'
+        '[[strategies]]\nname = "random"\n'
+    )
+    return path
+
+
+# ------------------------------------------------------------------------------ ids and pools
+@api_case(ValidationError, "2^63")
+def uint64_ids_above_2_63(tmp_path):
+    _pool(3, ids=np.array([1, 2, 2**63 + 5], dtype=np.uint64))
+
+
+@api_case(ValidationError, "2^53", "as integers")
+def float_ids_above_2_53(tmp_path):
+    _pool(2, ids=np.array([2.0**53 + 2, 3.0]))
+
+
+@api_case(ValidationError, "integers", "fractional")
+def fractional_float_ids(tmp_path):
+    _pool(2, ids=[0.5, 1.0])
+
+
+@api_case(ValidationError, "unique", "id 1")
+def duplicate_ids(tmp_path):
+    _pool(3, ids=[1, 2, 1])
+
+
+@api_case(ValidationError, "2 entries", "3 rows")
+def ids_and_rows_disagree(tmp_path):
+    _pool(3, ids=[1, 2])
+
+
+@api_case(ValidationError, "NaN", "row 1")
+def nan_embeddings(tmp_path):
+    from raresift.pool import Pool
+
+    Pool(np.array([[0.0, 1.0], [np.nan, 1.0]]))
+
+
+@api_case(ValidationError, "different lengths")
+def ragged_embeddings(tmp_path):
+    from raresift.pool import Pool
+
+    Pool([[1.0, 2.0], [3.0]])
+
+
+@api_case(ValidationError, "0 features")
+def pool_with_no_features(tmp_path):
+    from raresift.pool import Pool
+
+    Pool(np.zeros((5, 0), dtype=np.float32))
+
+
+@api_case(ValidationError, "2-d")
+def one_dimensional_embeddings(tmp_path):
+    from raresift.pool import Pool
+
+    Pool(np.ones(5))
+
+
+@api_case(ValidationError, "empty")
+def empty_embeddings(tmp_path):
+    from raresift.pool import Pool
+
+    Pool(np.ones((0, 3)))
+
+
+@api_case(ValidationError, "numeric")
+def text_embeddings(tmp_path):
+    from raresift.pool import Pool
+
+    Pool(np.array([["a", "b"]]))
+
+
+@api_case(UnknownIdError, "not in the pool", "[99]")
+def unknown_id(tmp_path):
+    _pool(5).embeddings_of([1, 99])
+
+
+# ------------------------------------------------------------------------------ labels
+@api_case(ValidationError, "1-d", "(3, 1)", "ravel")
+def labels_of_shape_3_by_1(tmp_path):
+    from raresift.pool import Labels
+
+    Labels([1, 2, 3], np.array([[0], [1], [0]]))
+
+
+@api_case(ValidationError, "3 ids but 2 labels")
+def fewer_labels_than_ids(tmp_path):
+    from raresift.pool import Labels
+
+    Labels([1, 2, 3], [0, 1])
+
+
+@api_case(ValidationError, "already labeled 0", "overwrite=True")
+def relabel_without_overwrite(tmp_path):
+    from raresift.pool import Labels
+
+    labels = Labels([1], [0])
+    labels.add([1], [1])
+
+
+@api_case(ValidationError, "non-negative")
+def negative_label(tmp_path):
+    from raresift.pool import Labels
+
+    Labels([1], [-1])
+
+
+@api_case(ValidationError, "integer class indices")
+def fractional_label(tmp_path):
+    from raresift.pool import Labels
+
+    Labels([1], [0.5])
+
+
+@api_case(ValidationError, "Labels", "dict", "(ids, labels)")
+def labels_given_as_a_list(tmp_path):
+    _learner(labels=[0, 1, 0, 1])
+
+
+@api_case(ValidationError, "infer 1000000001 classes", "n_classes=")
+def label_of_a_billion_without_n_classes(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from raresift.models import SklearnModel
+
+    SklearnModel(LogisticRegression()).fit(_points(3), [0, 1, 10**9])
+
+
+@api_case(ValidationError, "label 7", "2 classes")
+def seed_label_7_for_a_binary_model(tmp_path):
+    from raresift.pool import Labels
+
+    _learner(labels=Labels([0, 1, 2], [0, 1, 7]))
+
+
+@api_case(ValidationError, "label 5", "2 classes")
+def taught_label_out_of_range(tmp_path):
+    _learner().teach([10], [5])
+
+
+# ------------------------------------------------------------------------------ the loop
+@api_case(ValidationError, "oracle has 3 labels", "60 pool items")
+def oracle_of_the_wrong_length(tmp_path):
+    _learner().run(np.array([0, 1, 0]), rounds=1, budget=2)
+
+
+@api_case(BudgetError, "exceeds", "eligible")
+def budget_above_the_pool(tmp_path):
+    _learner().query(1000)
+
+
+@api_case(BudgetError, "positive integer")
+def budget_of_zero(tmp_path):
+    _learner().query(0)
+
+
+@api_case(BudgetError, "SEALS", "nothing is labeled yet", "seed labels")
+def seals_with_no_labels(tmp_path):
+    from raresift.candidates import SEALSCandidates
+    from raresift.index import NeighborIndex
+    from raresift.pool import Labels
+
+    pool = _pool(60)
+    candidates = SEALSCandidates(NeighborIndex("Flat", progress=False).fit(pool), k=5)
+    _learner(labels=Labels(), candidates=candidates).query(5)
+
+
+# ------------------------------------------------------------------------------ kernels
+@api_case(ValidationError, "k = 50", "only 40 items")
+def knn_kernel_k_above_n(tmp_path):
+    from raresift.kernels import knn_kernel
+
+    knn_kernel(_points(40), 50)
+
+
+@api_case(ValidationError, "positive integer")
+def knn_kernel_k_zero(tmp_path):
+    from raresift.kernels import knn_kernel
+
+    knn_kernel(_points(40), 0)
+
+
+@api_case(ValidationError, "unknown k-NN mode", "union", "rows")
+def knn_kernel_unknown_mode(tmp_path):
+    from raresift.kernels import knn_kernel
+
+    knn_kernel(_points(40), 5, mode="mutual")
+
+
+@api_case(ValidationError, "unknown metric", "cosine")
+def unknown_metric(tmp_path):
+    from raresift.kernels import similarity
+
+    similarity(_points(5), metric="manhattan")
+
+
+@api_case(ValidationError, "square")
+def non_square_data_kernel(tmp_path):
+    from raresift.kernels import DenseKernel
+
+    DenseKernel(np.ones((3, 4)))
+
+
+# ------------------------------------------------------------------------------ submodular
+@api_case(ValidationError, "every candidate gains 0", "shifted cosine")
+def facility_location_on_an_all_negative_kernel(tmp_path):
+    from raresift.submodular import select
+
+    select("fl", 3, data_kernel=-np.ones((10, 10)) - np.eye(10))
+
+
+@api_case(ValidationError, "symmetric", "(K + K.T) / 2")
+def graph_cut_on_an_asymmetric_kernel(tmp_path):
+    from raresift.submodular import make_objective
+
+    make_objective("gc", data_kernel=np.triu(np.ones((6, 6))))
+
+
+@api_case(ValidationError, "symmetric")
+def graph_cut_on_a_one_directional_knn_kernel(tmp_path):
+    from raresift.submodular import make_objective
+
+    make_objective("gc", _points(40), kernel="sparse", k=3, knn_mode="rows")
+
+
+@api_case(ValidationError, "positive semi-definite")
+def log_determinant_on_a_sparse_kernel(tmp_path):
+    from raresift.kernels import SparseKernel
+    from raresift.submodular import make_objective
+
+    make_objective("logdet", data_kernel=SparseKernel(sp.eye(5, format="csr")))
+
+
+@api_case(ValidationError, "indefinite", "eta = 0 with nu = 1", "larger lambda_")
+def log_determinant_cmi_on_an_indefinite_joint_kernel(tmp_path):
+    from raresift.submodular import select
+
+    rng = np.random.default_rng(0)
+    X, Q, P = (rng.normal(size=(m, 4)).astype(np.float32) for m in (6, 3, 4))
+    select("logdetcmi", 5, "naive", data=X, query=Q, conditioning=P, eta=0.0, nu=1.0, lambda_=0.5)
+
+
+@api_case(ConfigError, "unknown objective", "flqmi")
+def unknown_objective(tmp_path):
+    from raresift.submodular import make_objective
+
+    make_objective("flqmx", _points(5))
+
+
+@api_case(ConfigError, "unknown optimizer", "lazy")
+def unknown_optimizer(tmp_path):
+    from raresift.submodular import select
+
+    select("fl", 2, optimizer="greedyish", data=_points(10))
+
+
+@api_case(ValidationError, "non-empty query set", "'fl'")
+def smi_without_a_query_set(tmp_path):
+    from raresift.submodular import make_objective
+
+    make_objective("flvmi", _points(10), query=np.empty((0, 4)))
+
+
+@api_case(ValidationError, "eta must be finite")
+def negative_eta(tmp_path):
+    from raresift.submodular import make_objective
+
+    make_objective("flqmi", _points(10), query=_points(2), eta=-1)
+
+
+# ------------------------------------------------------------------------------ scores
+@api_case(ValidationError, "2-d", "average MC samples")
+def entropy_of_3d_probabilities(tmp_path):
+    from raresift.strategies.uncertainty import entropy_scores
+
+    entropy_scores(np.full((4, 3, 2), 0.5))
+
+
+@api_case(ValidationError, "not probabilities", "sums to 3", "softmax")
+def margin_of_logits(tmp_path):
+    from raresift.strategies.uncertainty import margin_scores
+
+    margin_scores(np.array([[0.5, 0.5], [1.0, 2.0]]))
+
+
+@api_case(ValidationError, "NaN")
+def least_confidence_of_nan(tmp_path):
+    from raresift.strategies.uncertainty import least_confidence_scores
+
+    least_confidence_scores(np.array([[np.nan, 0.5]]))
+
+
+# ------------------------------------------------------------------------------ the index
+@api_case(ValidationError, "another pool", "other vectors")
+def index_attached_to_other_vectors(tmp_path):
+    from raresift.index import NeighborIndex
+
+    NeighborIndex("Flat", progress=False).fit(_pool(60)).attach(_pool(60, seed=1))
+
+
+@api_case(ValidationError, "another pool", "100 items, not 300")
+def index_over_100_of_300_rows_loaded_for_the_pool(tmp_path):
+    from raresift.index import NeighborIndex
+    from raresift.pool import Pool
+
+    x = _points(300)
+    NeighborIndex("Flat", progress=False).fit(Pool(x[:100])).save(tmp_path / "part.index")
+    NeighborIndex.load(tmp_path / "part.index", pool=Pool(x))
+
+
+@api_case(ValidationError, "another pool", "other ids")
+def seals_started_on_another_pool(tmp_path):
+    from raresift.candidates import SEALSCandidates
+    from raresift.index import NeighborIndex
+    from raresift.pool import Labels, Pool
+
+    x = _points(60)
+    index = NeighborIndex("Flat", progress=False).fit(Pool(x))
+    SEALSCandidates(index, k=5).start(Pool(x, ids=np.arange(60) + 1000), Labels([1000], [1]))
+
+
+@api_case(CorruptFileError, "checksum", "garbled")
+def index_file_with_garbled_bytes(tmp_path):
+    from raresift.index import NeighborIndex
+
+    path = _saved_index(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte in the stored vectors
+    path.write_bytes(bytes(data))
+    NeighborIndex.load(path)
+
+
+@api_case(CorruptFileError, "JSON list", "rebuild")
+def index_settings_that_are_a_list(tmp_path):
+    from raresift.index import NeighborIndex
+
+    path = _saved_index(tmp_path)
+    Path(f"{path}.json").write_text("[1, 2]")
+    NeighborIndex.load(path)
+
+
+@api_case(CorruptFileError, "lack", "ntotal")
+def index_settings_lacking_keys(tmp_path):
+    from raresift.index import NeighborIndex
+
+    path = _saved_index(tmp_path)
+    meta = json.loads(Path(f"{path}.json").read_text())
+    del meta["ntotal"]
+    Path(f"{path}.json").write_text(json.dumps(meta))
+    NeighborIndex.load(path)
+
+
+@api_case(ValidationError, "does not exist", "create it first")
+def index_saved_into_a_missing_folder(tmp_path):
+    from raresift.index import NeighborIndex
+
+    NeighborIndex("Flat", progress=False).fit(_pool(20)).save(tmp_path / "nope" / "x.index")
+
+
+@api_case(ValidationError, "no saved index")
+def index_loaded_from_nowhere(tmp_path):
+    from raresift.index import NeighborIndex
+
+    NeighborIndex.load(tmp_path / "missing.index")
+
+
+@api_case(ValidationError, "k must be a positive integer", "-1")
+def neighbors_with_negative_k(tmp_path):
+    from raresift.index import NeighborIndex
+
+    NeighborIndex("Flat", progress=False).fit(_pool(20)).neighbors([0], k=-1)
+
+
+@api_case(ConfigError, "Faiss cannot build", "NoSuchIndex")
+def bad_faiss_factory_string(tmp_path):
+    from raresift.index import NeighborIndex
+
+    NeighborIndex("NoSuchIndex", progress=False).fit(_pool(20))
+
+
+# ------------------------------------------------------------------------------ results and reports
+@api_case(CorruptFileError, "not UTF-8")
+def results_that_are_not_utf8(tmp_path):
+    from raresift.simulate.stats import read_table
+
+    read_table(_results_csv(tmp_path, b"strategy,seed\n\xff\xfe,1\n"))
+
+
+@api_case(CorruptFileError, "results.csv:2", "'accuracy'", "not a number")
+def results_with_a_non_numeric_cell(tmp_path):
+    from raresift.simulate.stats import read_table
+
+    read_table(_results_csv(tmp_path, GOOD_CSV.replace("0.5", "high")))
+
+
+@api_case(CorruptFileError, "lacks the column", "strategy")
+def results_without_a_strategy_column(tmp_path):
+    from raresift.simulate.stats import read_table
+
+    read_table(_results_csv(tmp_path, "seed,round,n_labeled\n0,0,10\n"))
+
+
+@api_case(ValidationError, "does not exist", "raresift simulate")
+def results_that_do_not_exist(tmp_path):
+    from raresift.simulate.stats import read_table
+
+    read_table(tmp_path / "results.csv")
+
+
+@api_case(ValidationError, "too few seeds", "at least 3")
+def penalty_matrix_from_two_seeds(tmp_path):
+    from raresift.simulate.stats import penalty_matrix
+
+    rows = [
+        {"strategy": s, "seed": k, "round": r, "n_labeled": 10 * r, "accuracy": 0.5 + 0.1 * r}
+        for s in ("a", "b")
+        for k in (0, 1)
+        for r in (0, 1)
+    ]
+    penalty_matrix(rows, "accuracy")
+
+
+@api_case(CorruptFileError, "lacks rows", "random seed 0 rounds 2", "rebuild")
+def truncated_results_beside_a_study_design(tmp_path):
+    from raresift.simulate.report import write_report
+
+    write_report(_study_folder(tmp_path, [_log_line(r) for r in range(3)], csv_rows=2))
+
+
+@api_case(CorruptFileError, "study.json is not valid JSON")
+def corrupt_study_json(tmp_path):
+    from raresift.simulate.report import write_report
+
+    results = _results_csv(tmp_path, GOOD_CSV)
+    (tmp_path / "study.json").write_text('{"config": ')
+    write_report(results)
+
+
+@api_case(CorruptFileError, "not a study description")
+def study_json_that_is_a_list(tmp_path):
+    from raresift.simulate.report import write_report
+
+    results = _results_csv(tmp_path, GOOD_CSV)
+    (tmp_path / "study.json").write_text("[]")
+    write_report(results)
+
+
+@api_case(CorruptFileError, "config lacks", "seeds")
+def study_json_lacking_keys(tmp_path):
+    from raresift.simulate.report import write_report
+
+    results = _results_csv(tmp_path, GOOD_CSV)
+    (tmp_path / "study.json").write_text(json.dumps({"config": {"rounds": 1}}))
+    write_report(results)
+
+
+@api_case(ValidationError, "is a file", "--out")
+def report_folder_under_a_file(tmp_path):
+    from raresift.simulate.report import write_report
+
+    (tmp_path / "afile").write_text("")
+    write_report(_results_csv(tmp_path, GOOD_CSV), tmp_path / "afile" / "report")
+
+
+@api_case(ValidationError, "JSON list, not a round record")
+def run_log_line_that_is_not_an_object(tmp_path):
+    from raresift.simulate.joblog import read_log
+
+    (tmp_path / "job.jsonl").write_text(_log_line(0) + "\n[1, 2]\n" + _log_line(1) + "\n")
+    read_log(tmp_path / "job.jsonl")
+
+
+@api_case(ValidationError, "not a JSON line")
+def run_log_garbled_in_the_middle(tmp_path):
+    from raresift.simulate.joblog import read_log
+
+    (tmp_path / "job.jsonl").write_text(_log_line(0) + "\n{garbage\n" + _log_line(1) + "\n")
+    read_log(tmp_path / "job.jsonl")
+
+
+@api_case(ValidationError, "skips a round")
+def run_log_skipping_a_round(tmp_path):
+    from raresift.simulate.joblog import read_log
+
+    (tmp_path / "job.jsonl").write_text(_log_line(0) + "\n" + _log_line(2) + "\n")
+    read_log(tmp_path / "job.jsonl")
+
+
+# ------------------------------------------------------------------------------ studies
+@api_case(ConfigError, "is a folder", "TOML")
+def study_config_that_is_a_folder(tmp_path):
+    from raresift.simulate.config import load_config
+
+    load_config(tmp_path)
+
+
+@api_case(ConfigError, "not UTF-8")
+def study_config_that_is_not_utf8(tmp_path):
+    from raresift.simulate.config import load_config
+
+    (tmp_path / "s.toml").write_bytes(b'name = "\xff"\n')
+    load_config(tmp_path / "s.toml")
+
+
+@api_case(ConfigError, "not valid TOML")
+def study_config_that_is_not_toml(tmp_path):
+    from raresift.simulate.config import load_config
+
+    (tmp_path / "s.toml").write_text("name = = 1\n")
+    load_config(tmp_path / "s.toml")
+
+
+@api_case(ConfigError, "does not exist")
+def study_config_that_does_not_exist(tmp_path):
+    from raresift.simulate.config import load_config
+
+    load_config(tmp_path / "none.toml")
+
+
+@api_case(ConfigError, "jobs must be a positive number", "0")
+def study_with_zero_jobs(tmp_path):
+    from raresift.simulate.runner import run_study
+
+    run_study(STUDY, tmp_path, jobs=0, progress=False)
+
+
+@api_case(ConfigError, "unknown strategy 'entrpy'", "entropy")
+def study_with_an_unknown_strategy(tmp_path):
+    _study_with("entrpy", tmp_path)
+
+
+@api_case(ConfigError, "strategy 'fl'", "cannot run", "nope")
+def study_strategy_with_a_typo_in_its_params(tmp_path):
+    _study_with({"name": "fl", "params": {"nope": 1}}, tmp_path)
+
+
+@api_case(ConfigError, "strategy 'entropy'", "cannot run", "NoSuchIndex")
+def study_strategy_with_a_bad_factory_string(tmp_path):
+    _study_with(
+        {"name": "entropy", "candidates": {"kind": "seals", "index": "NoSuchIndex"}}, tmp_path
+    )
+
+
+@api_case(ConfigError, "strategy 'fl'", "cannot run", "optimizer", "fastest")
+def study_strategy_with_a_bad_optimizer(tmp_path):
+    _study_with({"name": "fl", "params": {"optimizer": "fastest"}}, tmp_path)
+
+
+@api_case(ConfigError, "strategy 'bald'", "cannot run")
+def study_runs_bald_on_a_logistic_model(tmp_path):
+    _study_with("bald", tmp_path)
+
+
+@api_case(ConfigError, "unlabeled items", "lower rounds or budget")
+def study_with_an_impossible_budget(tmp_path):
+    from raresift.simulate.runner import run_study
+
+    run_study({**STUDY, "rounds": 50, "budget": 100}, tmp_path, jobs=1, progress=False)
+
+
+@api_case(CorruptFileError, "study.json is not valid JSON")
+def study_resumed_over_a_corrupt_study_json(tmp_path):
+    from raresift.simulate.runner import run_study
+
+    (tmp_path / "study.json").write_text("{not json")
+    run_study(STUDY, tmp_path, jobs=1, progress=False)
+
+
+@api_case(ValidationError, "is a file", "--out")
+def demo_into_an_existing_file(tmp_path):
+    from raresift.demo import run_demo
+
+    (tmp_path / "taken").write_text("")
+    run_demo(tmp_path / "taken", dataset="mnist5k")
+
+
+@pytest.mark.parametrize("name", sorted(API_CASES))
+def test_api_case(name, tmp_path):
+    case = API_CASES[name]
+    with pytest.raises(RaresiftError) as info:
+        case.make_mistake(tmp_path)
+    assert isinstance(info.value, case.error), f"{type(info.value).__name__}: {info.value}"
+    message = str(info.value).lower()
+    missing = [w for w in case.words if w.lower() not in message]
+    assert not missing, f"{missing} not in: {info.value}"
+
+
+# ------------------------------------------------------------------------------ the command line
+@cli_case("--jobs", "positive integer", "-1")
+def simulate_with_negative_jobs(tmp_path):
+    return ["simulate", str(_study_toml(tmp_path)), "--jobs", "-1"]
+
+
+@cli_case("--jobs", "positive integer", "got 0")
+def simulate_with_zero_jobs(tmp_path):
+    return ["simulate", str(_study_toml(tmp_path)), "--jobs", "0"]
+
+
+@cli_case("is a folder")
+def simulate_a_folder(tmp_path):
+    return ["simulate", str(tmp_path)]
+
+
+@cli_case("not UTF-8")
+def simulate_a_non_utf8_config(tmp_path):
+    (tmp_path / "s.toml").write_bytes(b"\xff\xfe")
+    return ["simulate", str(tmp_path / "s.toml")]
+
+
+@cli_case("study.json is not valid JSON")
+def simulate_over_a_corrupt_study_json(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "study.json").write_text("{")
+    return ["simulate", str(_study_toml(tmp_path)), "--out", str(tmp_path / "out")]
+
+
+@cli_case("not UTF-8")
+def report_on_a_non_utf8_file(tmp_path):
+    return ["report", str(_results_csv(tmp_path, b"\xff\xfe\x00"))]
+
+
+@cli_case("'accuracy'", "not a number")
+def report_with_a_non_numeric_cell(tmp_path):
+    return ["report", str(_results_csv(tmp_path, GOOD_CSV.replace("0.6", "n/a?")))]
+
+
+@cli_case("lacks the column", "strategy")
+def report_without_a_strategy_column(tmp_path):
+    return ["report", str(_results_csv(tmp_path, "seed,round\n0,0\n"))]
+
+
+@cli_case("study.json is not valid JSON")
+def report_beside_a_corrupt_study_json(tmp_path):
+    results = _results_csv(tmp_path, GOOD_CSV)
+    (tmp_path / "study.json").write_text("{{")
+    return ["report", str(results)]
+
+
+@cli_case("not a round record")
+def report_over_a_run_log_line_that_is_not_an_object(tmp_path):
+    return ["report", str(_study_folder(tmp_path, [_log_line(0), '"round"'], csv_rows=1))]
+
+
+@cli_case("lacks rows", "rebuild")
+def report_on_truncated_results(tmp_path):
+    return ["report", str(_study_folder(tmp_path, [_log_line(r) for r in range(3)], csv_rows=1))]
+
+
+@cli_case("is a file", "--out")
+def report_out_under_a_file(tmp_path):
+    (tmp_path / "afile").write_text("")
+    return ["report", str(_results_csv(tmp_path, GOOD_CSV)), "--out", str(tmp_path / "afile" / "x")]
+
+
+@cli_case("is a file", "--out")
+def demo_out_an_existing_file(tmp_path):
+    (tmp_path / "taken.txt").write_text("keep me")
+    return ["demo", "--dataset", "mnist5k", "--out", str(tmp_path / "taken.txt")]
+
+
+@cli_case("does not exist")
+def report_on_a_missing_file(tmp_path):
+    return ["report", str(tmp_path / "none.csv")]
+
+
+@cli_case("invalid choice", "fashion-mnist")
+def demo_with_an_unknown_dataset(tmp_path):
+    return ["demo", "--dataset", "cifar"]
+
+
+@pytest.mark.parametrize("name", sorted(CLI_CASES))
+def test_cli_case(name, tmp_path, capsys):
+    from raresift.cli import main
+
+    case = CLI_CASES[name]
+    argv = case.arguments(tmp_path)
+    before = {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == case.exit, captured.err
+    assert len(lines) == 1 and lines[0].startswith("raresift: error:"), captured.err
+    assert "Traceback" not in captured.err
+    missing = [w for w in case.words if w.lower() not in lines[0].lower()]
+    assert not missing, f"{missing} not in: {lines[0]}"
+    after = {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
+    assert after == before  # nothing created, nothing already stored lost or changed
+
+
+def test_the_catalogue_holds_every_case_of_issue_13():
+    """The rows the bad-input issue listed are all here (renaming a row must keep it)."""
+    issue_rows = {
+        "uint64_ids_above_2_63", "float_ids_above_2_53", "labels_of_shape_3_by_1",
+        "label_of_a_billion_without_n_classes", "seed_label_7_for_a_binary_model",
+        "labels_given_as_a_list", "ragged_embeddings", "pool_with_no_features",
+        "oracle_of_the_wrong_length", "seals_with_no_labels", "knn_kernel_k_above_n",
+        "facility_location_on_an_all_negative_kernel", "graph_cut_on_an_asymmetric_kernel",
+        "entropy_of_3d_probabilities", "margin_of_logits", "index_attached_to_other_vectors",
+        "index_over_100_of_300_rows_loaded_for_the_pool", "seals_started_on_another_pool",
+        "index_file_with_garbled_bytes", "index_settings_that_are_a_list",
+        "index_settings_lacking_keys", "index_saved_into_a_missing_folder",
+        "neighbors_with_negative_k", "truncated_results_beside_a_study_design",
+        "penalty_matrix_from_two_seeds", "study_strategy_with_a_typo_in_its_params",
+        "study_strategy_with_a_bad_factory_string", "study_strategy_with_a_bad_optimizer",
+        "study_runs_bald_on_a_logistic_model", "run_log_line_that_is_not_an_object",
+    }  # fmt: skip
+    cli_rows = {
+        "simulate_with_negative_jobs", "simulate_with_zero_jobs", "simulate_a_folder",
+        "simulate_a_non_utf8_config", "simulate_over_a_corrupt_study_json",
+        "report_on_a_non_utf8_file", "report_with_a_non_numeric_cell",
+        "report_without_a_strategy_column", "report_beside_a_corrupt_study_json",
+        "report_over_a_run_log_line_that_is_not_an_object", "report_out_under_a_file",
+        "demo_out_an_existing_file", "report_on_truncated_results",
+    }  # fmt: skip
+    assert issue_rows <= set(API_CASES), issue_rows - set(API_CASES)
+    assert cli_rows <= set(CLI_CASES), cli_rows - set(CLI_CASES)
