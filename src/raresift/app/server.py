@@ -144,15 +144,14 @@ def serve(
     import uvicorn
 
     sock = bind(host, port)
-    real_port = sock.getsockname()[1]
-    app = create_app(project, host=host, port=real_port, who=who)
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    if ready is not None:
-        ready(url_of(sock))
     try:
+        app = create_app(project, host=host, port=sock.getsockname()[1], who=who)
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        if ready is not None:
+            ready(url_of(sock))
         server.run(sockets=[sock])
     finally:
         sock.close()
