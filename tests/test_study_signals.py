@@ -136,6 +136,9 @@ def test_sigint_to_the_main_process_cancels_queued_jobs(tmp_path):
     assert process.wait(timeout=30) == 130
     assert time.monotonic() - start < 10
     assert "raresift: interrupted" in process.stderr.read()
+    exited = time.monotonic()  # multiprocessing's tracker notices the exit a moment later
+    while any(_alive(pid) for pid in workers) and time.monotonic() - exited < 5:
+        time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers)
     jobs_started = len(list((out / "runs").glob("*.jsonl")))
     assert jobs_started <= 3 and _logged_rounds(out) < 4 * 26  # queued jobs never ran
