@@ -17,6 +17,16 @@ from pathlib import Path
 import raresift
 
 SRC = str(Path(raresift.__file__).resolve().parents[1])
+# Headless Chromium as root on a machine with no outside network (background services off).
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 class ServerProcess:

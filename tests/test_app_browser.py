@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .app_server import HOSTILE, ServerProcess, make_images, make_texts_csv
+from .app_server import CHROMIUM_FLAGS, HOSTILE, ServerProcess, make_images, make_texts_csv
 
 pytestmark = pytest.mark.slow
 
@@ -47,16 +47,7 @@ from raresift.errors import DatasetNotInstalledError  # noqa: E402
 from raresift.session import Session  # noqa: E402
 
 REBIND_HOST = "rebind.test"  # resolves to 127.0.0.1 inside the test browser only
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    f"--host-resolver-rules=MAP {REBIND_HOST} 127.0.0.1",
-]
+BROWSER_FLAGS = [*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP {REBIND_HOST} 127.0.0.1"]
 # Playwright's wait_for_function evaluates strings, which the app's CSP forbids; the tests
 # bypass the CSP so that escaping alone must keep hostile text inert (the CSP is checked apart).
 CONTEXT = {"viewport": {"width": 1280, "height": 860}, "bypass_csp": True}
@@ -70,7 +61,7 @@ IMAGE_BUDGET = 100
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS)
         yield browser
         browser.close()
 

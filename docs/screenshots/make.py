@@ -19,19 +19,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # the repository, for tests.app_server
 
-from tests.app_server import ServerProcess  # noqa: E402
+from tests.app_server import CHROMIUM_FLAGS, ServerProcess  # noqa: E402
 
 BAG = 8
 N_ITEMS = 400
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def make_session(work: Path):
