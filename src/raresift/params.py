@@ -1,4 +1,5 @@
-"""One parameter contract for strategies and candidate pools, in scikit-learn's style.
+"""One parameter contract for strategies, model adapters, candidate pools and indexes, in
+scikit-learn's style.
 
 A class lists its constructor parameters' constraints in ``parameter_constraints``; subclassing
 :class:`Parameterized` checks them once, right after ``__init__`` has stored the parameters, so a
@@ -17,6 +18,9 @@ violation raises :class:`~raresift.errors.ConfigError` in one format::
 Traceback (most recent call last):
 ...
 raresift.errors.ConfigError: Greedy: optimizer='lazyy' is invalid; it must be one of 'naive', 'lazy'
+
+Arguments of a call (the ``k`` of a search, a number of samples) are data, not configuration:
+:func:`positive_int` checks them and raises :class:`~raresift.errors.ValidationError`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import math
 import numbers
 from typing import Any, ClassVar
 
-from raresift.errors import ConfigError
+from raresift.errors import ConfigError, ValidationError
+
+POSITIVE = ("both", "left")  # closed at the low end
 
 
 class Interval:
@@ -52,6 +58,8 @@ class Interval:
         )
 
     def __str__(self) -> str:
+        if self.kind is int and self.low == 1 and self.high is None and self.closed in POSITIVE:
+            return "a positive integer"
         kind = "an integer" if self.kind is int else "a finite number"
         if self.low is not None and self.high is None:
             return f"{kind} {'>=' if self.closed in ('both', 'left') else '>'} {self.low}"
@@ -93,6 +101,22 @@ class Instance:
     def __str__(self) -> str:
         names = ["None" if t is None else t.__name__ for t in self.types]
         return "a " + " or ".join(names)
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int if it is a positive integer (not a bool), else
+    :class:`ValidationError`: the one check of a count passed to a call.
+
+    >>> positive_int(3, "k")
+    3
+    >>> positive_int(0, "k")
+    Traceback (most recent call last):
+    ...
+    raresift.errors.ValidationError: k must be a positive integer, got 0
+    """
+    if not Interval(int, 1, None).holds(value):
+        raise ValidationError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def check_parameters(owner: str, values: dict[str, Any], constraints: dict[str, list]) -> None:

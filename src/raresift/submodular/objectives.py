@@ -97,7 +97,7 @@ def make_objective(
     lambda_: float = 1.0,
     kernel: str = "auto",
     k: int = DEFAULT_NEIGHBORS,
-    knn_index: str = "exact",
+    knn_index: str = "Flat",
     knn_mode: str = "union",
     data_kernel: Any = None,
     query_kernel: Any = None,
@@ -123,8 +123,9 @@ def make_objective(
     ``"features"`` (rows computed on demand; no n x n storage), or ``"auto"``: features for graph
     cut
     and log det (exact, they only read rows of picked items), dense for the facility-location family
-    up to 32,768 candidates and sparse k-NN above. The k-NN search is exact (blocked, torch) unless
-    ``knn_index`` names a Faiss index factory string (``"HNSW32"``, ``"IVF4096,Flat"``, ...).
+    up to 32,768 candidates and sparse k-NN above. The k-NN search (:mod:`raresift.index`) is
+    exact for ``knn_index="Flat"`` (default); another Faiss factory string (``"HNSW32"``,
+    ``"IVF4096,Flat"``, ...) makes it approximate.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -265,7 +266,5 @@ def _data_kernel(name, spec, X, given, metric, kernel, k, knn_index, knn_mode, n
     if kernel == "dense":
         return DenseKernel(similarity(X, metric=metric), check=False)
     if kernel == "sparse":
-        if knn_index == "exact":
-            return knn_kernel(X, k, metric, mode=knn_mode)
-        return knn_kernel(X, k, metric, backend="faiss", index=knn_index, mode=knn_mode)
+        return knn_kernel(X, k, metric, factory=knn_index, mode=knn_mode)
     return FeatureKernel(X, metric)
