@@ -248,6 +248,10 @@ class DenseKernel:
     def diagonal(self) -> np.ndarray:
         return np.diagonal(self.matrix).astype(np.float64)
 
+    def nonnegative(self) -> bool:
+        """Whether no similarity is negative."""
+        return bool(self.matrix.size == 0 or self.matrix.min() >= 0)
+
     def column_sums(self) -> np.ndarray:
         return self.matrix.sum(axis=0, dtype=np.float64)
 
@@ -298,6 +302,12 @@ class FeatureKernel:
 
     def diagonal(self) -> np.ndarray:
         return _self_similarity(self.X, self.metric).astype(np.float64)
+
+    def nonnegative(self) -> bool:
+        """Whether no similarity can be negative: always for the shifted cosine and euclidean;
+        for the raw cosine and dot when no feature is negative (a sufficient test, O(n d): the
+        exact one would cost the n x n similarities this kernel never builds)."""
+        return self.metric in ("cosine", "euclidean") or bool(np.all(self.X >= 0))
 
     def column_sums(self) -> np.ndarray:
         if self.metric == "euclidean":  # no closed form: one blocked pass, nothing stored
@@ -354,6 +364,10 @@ class SparseKernel:
 
     def diagonal(self) -> np.ndarray:
         return self.matrix.diagonal().astype(np.float64)
+
+    def nonnegative(self) -> bool:
+        """Whether no stored similarity is negative (missing ones are 0)."""
+        return bool(self.matrix.nnz == 0 or self.matrix.data.min() >= 0)
 
     def column_sums(self) -> np.ndarray:
         return np.asarray(self.matrix.sum(axis=0, dtype=np.float64)).ravel()

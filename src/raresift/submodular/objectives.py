@@ -35,7 +35,7 @@ class _Spec:
     family: str  # "fl", "gc" or "logdet"
     query: bool  # needs a query set
     conditioning: bool  # needs a conditioning set
-    submodular: bool  # lazy greedy is exact on every valid kernel
+    submodular: bool  # on every kernel without negative similarities (SetFunction.submodular)
     data_kernel: bool = True  # needs similarities among the candidates
 
 
@@ -48,7 +48,7 @@ OBJECTIVES: dict[str, _Spec] = {
     "gcmi": _Spec("gc", True, False, True, data_kernel=False),
     "logdetmi": _Spec("logdet", True, False, False),
     "flcg": _Spec("fl", False, True, True),
-    "gccg": _Spec("gc", False, True, False),
+    "gccg": _Spec("gc", False, True, True),
     "logdetcg": _Spec("logdet", False, True, True),
     "flcmi": _Spec("fl", True, True, True),
     "logdetcmi": _Spec("logdet", True, True, False),
@@ -214,7 +214,6 @@ def make_objective(
         )
         obj = LogDetFamily(K, lambda_, Kq, Kqq, Kp, Kpp, Kqp, eta, nu)
     obj.name = name
-    obj.submodular = spec.submodular
     return obj
 
 
