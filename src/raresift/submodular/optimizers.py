@@ -266,8 +266,9 @@ def select(
     runs ``"stochastic"`` (the same samples, every gain fresh), logs so and says so in the
     selection's ``note``. ``"lazy"`` also runs the naive loop, with the same picks, for an
     objective that keeps all its gains current anyway (``all_gains_cheap``: every built-in
-    one), where stale bounds save nothing; ``optimizer`` of the result names what ran. ``stop_if_zero_gain`` / ``stop_if_negative_gain`` end the run early when
-    the best gain is ``<= 0`` / ``< 0``. ``partitions > 1`` applies the partition trick: the
+    one), where stale bounds save nothing; ``optimizer`` of the result names what ran.
+    ``stop_if_zero_gain`` / ``stop_if_negative_gain`` end the run early when the best gain is
+    ``<= 0`` / ``< 0``. ``partitions > 1`` applies the partition trick: the
     candidates are split at random into that many parts (:func:`partition_plan`), the budget is
     shared in proportion to the part sizes, each part is solved on its own (the objective
     restricted to it, with the part's own seed) and the picks are concatenated.
