@@ -85,6 +85,20 @@ class Options:
         return "one of " + ", ".join(repr(v) for v in self.values)
 
 
+class HasMethods:
+    """An object with the named methods; ``what`` describes it for the message (e.g. "a
+    probabilistic classifier such as LogisticRegression()")."""
+
+    def __init__(self, *methods: str, what: str = "an object"):
+        self.methods, self.what = methods, what
+
+    def holds(self, value: Any) -> bool:
+        return all(callable(getattr(value, m, None)) for m in self.methods)
+
+    def __str__(self) -> str:
+        return f"{self.what} with {' and '.join(self.methods)}()"
+
+
 class Instance:
     """An instance of one of the given types (``None`` in the list allows None)."""
 
@@ -119,6 +133,19 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def invalid(owner: str, name: str, value: Any, must: str) -> ConfigError:
+    """The one message of a bad parameter: ``"owner: name=value is invalid; it must be ..."``
+    (long or multi-line values, such as a network, are named by their type).
+
+    >>> str(invalid("TorchModel", "n_classes", 4, "3, the classifier's outputs"))
+    "TorchModel: n_classes=4 is invalid; it must be 3, the classifier's outputs"
+    """
+    shown = repr(value)
+    if len(shown) > 80 or "\n" in shown:
+        shown = f"<{type(value).__name__}>"
+    return ConfigError(f"{owner}: {name}={shown} is invalid; it must be {must}")
+
+
 def check_parameters(owner: str, values: dict[str, Any], constraints: dict[str, list]) -> None:
     """Raise :class:`ConfigError` for the first value that meets none of its constraints."""
     for name, allowed in constraints.items():
@@ -126,10 +153,7 @@ def check_parameters(owner: str, values: dict[str, Any], constraints: dict[str, 
             continue
         value = values[name]
         if not any(c.holds(value) for c in allowed):
-            raise ConfigError(
-                f"{owner}: {name}={value!r} is invalid; it must be "
-                + " or ".join(str(c) for c in allowed)
-            )
+            raise invalid(owner, name, value, " or ".join(str(c) for c in allowed))
 
 
 class Parameterized:
