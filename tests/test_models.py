@@ -176,7 +176,7 @@ def test_gradient_embeddings_match_autograd(rng):
 
 def test_penultimate_is_network_features(rng):
     X, y = blobs(rng)
-    model = easy_torch_model(epochs=2, inference_batch_size=7).fit(X, y)
+    model = easy_torch_model(epochs=2, chunk_size=7).fit(X, y)
     with torch.no_grad():
         expected = model.network.features(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(model.penultimate(X), expected, rtol=1e-5, atol=1e-6)

@@ -439,12 +439,12 @@ class NeighborIndex(Parameterized):
         k: int,
         exclude: Any = None,
         pool: Pool | None = None,
-        batch_size: int = 4096,
+        chunk_size: int = 4096,
     ) -> np.ndarray:
         """Ids of the ``k`` nearest neighbours of pool items ``ids``, themselves excluded: (m, k).
 
         Query embeddings come from ``pool`` (default: the pool the index was fitted on or
-        attached to). Queries run in batches of ``batch_size``; rows are padded with -1 where
+        attached to). Queries run in chunks of ``chunk_size``; rows are padded with -1 where
         fewer than ``k`` neighbours qualify. With a :class:`KnnGraph` attached (see
         :meth:`build_graph`) that is at least ``k`` deep, nothing excluded and the attached
         pool asked, the rows come from the graph and no search runs.
@@ -459,8 +459,8 @@ class NeighborIndex(Parameterized):
         if graph is not None and not excluded.size and k <= graph.k and pool is self._pool:
             return graph.neighbors(pool.positions(ids), k)
         out = np.full((ids.size, k), -1, np.int64)
-        for lo in range(0, ids.size, batch_size):
-            chunk = ids[lo : lo + batch_size]
+        for lo in range(0, ids.size, chunk_size):
+            chunk = ids[lo : lo + chunk_size]
             found, _ = self.search(pool.embeddings_of(chunk), k + 1, exclude=excluded)
             not_self = found != chunk[:, None]
             order = np.argsort(~not_self, axis=1, kind="stable")[:, :k]
@@ -469,7 +469,7 @@ class NeighborIndex(Parameterized):
             out[lo : lo + chunk.size] = rows
         return out
 
-    def build_graph(self, k: int, path: str | os.PathLike, batch_size: int = 16_384) -> KnnGraph:
+    def build_graph(self, k: int, path: str | os.PathLike, chunk_size: int = 16_384) -> KnnGraph:
         """Search every item's ``k`` neighbours once (in batches, with a progress bar), write
         them as an int32 ``.npy`` at ``path`` and attach the graph; ``graph.build_seconds``
         says how long it took."""
@@ -482,12 +482,12 @@ class NeighborIndex(Parameterized):
         part = path + ".part.npy"
         out = np.lib.format.open_memmap(part, mode="w+", dtype=np.int32, shape=(len(pool), k))
         for lo in tqdm(
-            range(0, len(pool), batch_size),
+            range(0, len(pool), chunk_size),
             desc="k-NN graph",
             unit="batch",
             disable=not self.progress,
         ):
-            found = self.neighbors(pool.ids[lo : lo + batch_size], k)
+            found = self.neighbors(pool.ids[lo : lo + chunk_size], k)
             rows = np.full(found.shape, -1, np.int32)
             valid = found >= 0
             rows[valid] = pool.positions(found[valid])

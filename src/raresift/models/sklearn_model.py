@@ -66,7 +66,7 @@ class SklearnModel(Parameterized):
     0.0
     """
 
-    provides = frozenset({"probabilities", "gradient_embeddings"})
+    provides = frozenset({"probabilities", "gradient_embeddings", "gradient_factors"})
     parameter_constraints = {
         "estimator": [
             HasMethods(

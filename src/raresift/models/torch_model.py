@@ -86,7 +86,7 @@ class TorchModel(Parameterized):
         Inputs are multiplied by this (e.g. ``1/255`` for raw uint8 pixels).
     device : str
         ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
-    inference_batch_size : int
+    chunk_size : int
         Rows per forward pass at inference.
     seed : int
     progress : bool
@@ -116,7 +116,7 @@ class TorchModel(Parameterized):
         "input_shape": [Instance(tuple, list, None)],
         "input_scale": [Interval(float, 0, None, "neither")],
         "device": [Instance(str, torch.device)],
-        "inference_batch_size": [Interval(int, 1, None)],
+        "chunk_size": [Interval(int, 1, None)],
         "seed": [Interval(int, 0, None)],
         "progress": [Instance(bool)],
     }
@@ -134,7 +134,7 @@ class TorchModel(Parameterized):
         input_shape: tuple[int, ...] | None = None,
         input_scale: float = 1.0,
         device: str = "auto",
-        inference_batch_size: int = 1024,
+        chunk_size: int = 1024,
         seed: int = 0,
         progress: bool = False,
     ):
@@ -150,7 +150,7 @@ class TorchModel(Parameterized):
         self.input_shape = input_shape
         self.input_scale = input_scale
         self.device = device
-        self.inference_batch_size = inference_batch_size
+        self.chunk_size = chunk_size
         self.seed = seed
         self.progress = progress
         self.check_parameters()  # before the network is moved anywhere
@@ -190,7 +190,13 @@ class TorchModel(Parameterized):
     def provides(self) -> frozenset[str]:
         """Capabilities (:data:`raresift.models.base.CAPABILITIES`); MC-dropout samples only
         when the network has active dropout."""
-        caps = {"probabilities", "penultimate", "gradient_embeddings", "pooled_fisher"}
+        caps = {
+            "probabilities",
+            "penultimate",
+            "gradient_embeddings",
+            "gradient_factors",
+            "pooled_fisher",
+        }
         if any(
             isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in self.network.modules()
         ):
@@ -203,9 +209,14 @@ class TorchModel(Parameterized):
         tensor = torch.from_numpy(block).to(self.device)
         return tensor * self.input_scale if self.input_scale != 1.0 else tensor
 
+    def network_inputs(self, X: Any) -> torch.Tensor:
+        """Inputs checked and reshaped as :meth:`fit` takes them (flat rows to the network's
+        ``input_shape``), scaled, on :attr:`device`: what the network itself is called on."""
+        return self.as_tensor(self._check_inputs(X))
+
     def _batches(self, X: np.ndarray) -> Iterator[tuple[slice, torch.Tensor]]:
-        for start in range(0, X.shape[0], self.inference_batch_size):
-            rows = slice(start, start + self.inference_batch_size)
+        for start in range(0, X.shape[0], self.chunk_size):
+            rows = slice(start, start + self.chunk_size)
             yield rows, self.as_tensor(X[rows])
 
     def _require_fitted(self) -> None:
