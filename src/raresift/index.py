@@ -38,7 +38,14 @@ from tqdm.auto import tqdm
 
 from raresift.density import ROW_BLOCK, normalize_rows
 from raresift.errors import ConfigError, CorruptFileError, ValidationError
-from raresift.params import Instance, Interval, Options, Parameterized, positive_int
+from raresift.params import (
+    Instance,
+    Interval,
+    Options,
+    Parameterized,
+    check_parameters,
+    positive_int,
+)
 from raresift.pool import Pool, as_ids, check_matrix, fingerprint, fingerprint_mismatch
 
 log = logging.getLogger("raresift")
@@ -785,10 +792,11 @@ def build_sharded_index(
     n, dim = x.shape
     if ids.size != n:
         raise ValidationError(f"got {ids.size} ids for {n} embedding rows; pass one id per row")
-    if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)):
-        raise ConfigError(f"shard_size must be a positive integer, got {shard_size!r}")
-    if shard_size <= 0 or train_size <= 0:
-        raise ConfigError("shard_size and train_size must be positive")
+    check_parameters(
+        "build_sharded_index",
+        {"shard_size": shard_size, "train_size": train_size},
+        {"shard_size": [Interval(int, 1, None)], "train_size": [Interval(int, 1, None)]},
+    )
     empty = _make_faiss_index(factory, dim)
     ivf = faiss.try_extract_index_ivf(empty)
     if ivf is None:

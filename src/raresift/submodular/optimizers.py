@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from raresift.errors import ConfigError, ValidationError
+from raresift.params import positive_int
 from raresift.pool import check_budget
 from raresift.submodular.base import SetFunction
 from raresift.submodular.objectives import make_objective
@@ -208,9 +209,7 @@ def partition_budgets(sizes: Any, budget: int) -> np.ndarray:
 
 
 def _check_partitions(partitions: Any, n: int) -> None:
-    if isinstance(partitions, bool) or not isinstance(partitions, (int, np.integer)):
-        raise ValidationError(f"partitions must be a positive integer, got {partitions!r}")
-    if not 1 <= partitions <= n:
+    if positive_int(partitions, "partitions") > n:
         raise ValidationError(f"partitions must lie in 1..{n}, got {partitions}")
 
 
