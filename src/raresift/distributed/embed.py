@@ -198,6 +198,8 @@ def embed_parquet(
         for Ray Data's read and write tasks, or the job could never start.
     shards_per_job : int
         Shards per Ray Data job: the unit of resumption (a stopped job's shards are redone).
+        Each job starts its actors afresh (process, imports, model load: 5-9 s on 2 busy
+        cores), so on a large cluster raise it until a job runs for minutes.
     address : str, optional
         A Ray cluster to join; default the Ray already running, or a local one.
     progress : bool
