@@ -109,7 +109,7 @@ def test_autoencoder_is_seeded_learns_and_handles_images():
     long = Autoencoder(latent_dim=3, epochs=20, seed=1).fit(x).loss_
     assert long < short
     imgs = (rng.random(size=(32, 1 * 12 * 12)) * 255).astype(np.uint8)
-    ae = Autoencoder(image_shape=(1, 12, 12), channels=(4, 2), epochs=1).fit(imgs)
+    ae = Autoencoder(input_shape=(1, 12, 12), channels=(4, 2), epochs=1).fit(imgs)
     assert ae.encode(imgs[:5]).shape == (5, 2 * 3 * 3)
 
 
@@ -117,7 +117,7 @@ def test_distance_scores_blockwise_and_validated():
     rng = np.random.default_rng(2)
     codes, labeled = rng.normal(size=(50, 3)), rng.normal(size=(7, 3))
     brute = np.linalg.norm(codes[:, None] - labeled[None], axis=2).min(1)
-    np.testing.assert_allclose(distance_scores(codes, labeled, block=8), brute / brute.max(),
+    np.testing.assert_allclose(distance_scores(codes, labeled, chunk_size=8), brute / brute.max(),
                                rtol=1e-5)  # fmt: skip
     with pytest.raises(ValidationError):
         distance_scores(codes, np.zeros((0, 3)))
