@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the index module imports Faiss; pools only call the object 
 log = logging.getLogger("raresift")
 
 EXPANSIONS = ("item", "batch")
+SEARCH_AHEAD = 3  # queries a SEALS search may take ahead, for an index that does not say
 
 
 class CandidateView:
@@ -47,7 +48,9 @@ class CandidateView:
     ``ids`` is read-only (int64, ascending); ``np.asarray(view)``, indexing and iteration give
     it too, so a view goes wherever an id array does. ``expand`` is SEALS' within-batch
     expansion mode ("item" or "batch"), None for pools that do not grow; ``k`` the neighbours
-    per item.
+    per item; ``search_ahead`` how many more queries a strategy may add to a neighbour search
+    it makes anyway (0 for pools without an index; for SEALS, the index's ``search_ahead``,
+    else :data:`SEARCH_AHEAD`).
     """
 
     def __init__(self, source: CandidatePool):
@@ -57,6 +60,7 @@ class CandidateView:
         self.ids = ids
         self.expand: str | None = getattr(source, "expand", None)
         self.k: int | None = getattr(source, "k", None)
+        self.search_ahead: int = getattr(source, "search_ahead", 0)
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -285,6 +289,14 @@ class SEALSCandidates(CandidatePool):
         self.knn_seconds = 0.0
         self.knn_queries = 0
         self.update(labels.ids)
+
+    @property
+    def search_ahead(self) -> int:
+        """Queries a search of a round may take ahead (the neighbours of the items most likely
+        picked next, in the same call): the index's ``search_ahead`` if it has one (an index
+        on Ray, whose calls cost more), else :data:`SEARCH_AHEAD`. Only what is searched
+        depends on it, never a pick."""
+        return int(getattr(self.index, "search_ahead", SEARCH_AHEAD))
 
     def candidates(self) -> np.ndarray:
         return self._members

@@ -91,7 +91,7 @@ class RayStrategy(Strategy):
     def rows(self, pool: Pool) -> PoolRows:
         """Where workers read ``pool``'s rows (put into the object store on first use)."""
         if self._rows is None or self._rows[0] is not pool:
-            self._rows = (pool, PoolRows(pool.embeddings))
+            self._rows = (pool, PoolRows(pool))
         return self._rows[1]
 
     def _map(self, fn, shared, calls: list[tuple], desc: str) -> list:
@@ -154,10 +154,9 @@ class RayStrategy(Strategy):
         budget = check_budget(budget, ids.size, "candidates")
         ray = import_ray()
         shared = ray.put((strategy, self._worker_state(state, strategy, candidates)))
-        positions = state.pool.positions(ids)
         rows = self.rows(state.pool)
         shards = self._shards(ids.size)
-        calls = [(rows, positions[lo:hi], ids[lo:hi], budget) for lo, hi in shards]
+        calls = [(rows, _rows_of(state.pool, ids[lo:hi]), ids[lo:hi], budget) for lo, hi in shards]
         results = self._map(_score_shard, shared, calls, f"scoring ({strategy.name})")
         offsets = np.concatenate(
             [lo + keep for (lo, _), (keep, _) in zip(shards, results, strict=True)]
@@ -203,10 +202,24 @@ class _ShardCandidates:
         return mean_cosine(self.pool, as_ids(ids), self.total, self.count)
 
 
-def _local_state(shared: dict, rows: PoolRows, positions: np.ndarray, ids: np.ndarray):
-    """A worker's SelectionState over its own rows (ids kept, so strategies see the same ids)."""
+def _rows_of(pool: Pool, ids: np.ndarray) -> tuple[int, int] | np.ndarray:
+    """Which pool rows a worker reads for ``ids``: the span ``(lo, hi)`` of their positions,
+    read in place, when the ids fill at least half of it (candidates in id order: all of U but
+    the labeled); else the positions themselves, gathered."""
+    positions = pool.positions(ids)
+    lo, hi = int(positions.min()), int(positions.max()) + 1
+    return (lo, hi) if hi - lo <= 2 * ids.size else positions
+
+
+def _local_state(shared: dict, rows: PoolRows, where, ids: np.ndarray):
+    """A worker's SelectionState over its rows (``where``: a span of pool rows, or positions;
+    ids kept, so strategies see the same ids)."""
+    if isinstance(where, tuple):
+        pool = rows.span(*where)
+    else:
+        pool = Pool(rows.read(where), ids=ids, values_checked=True)
     return SelectionState(
-        pool=Pool(rows.read(positions), ids=ids),
+        pool=pool,
         labels=shared["labels"],
         model=shared["model"],
         rng=np.random.default_rng(0),
@@ -217,11 +230,11 @@ def _local_state(shared: dict, rows: PoolRows, positions: np.ndarray, ids: np.nd
     )
 
 
-def _score_shard(shared, rows: PoolRows, positions: np.ndarray, ids: np.ndarray, budget: int):
+def _score_shard(shared, rows: PoolRows, where, ids: np.ndarray, budget: int):
     """Ray task: score one shard; return the positions (in the shard) and scores of the items
     at or above the shard's ``budget``-th best score."""
     strategy, fields = shared
-    state = _local_state(fields, rows, positions, ids)
+    state = _local_state(fields, rows, where, ids)
     density = fields["density"]
     candidates = ids if density is None else _ShardCandidates(state.pool, *density)
     drawn = state.rng.bit_generator.state
