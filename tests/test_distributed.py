@@ -306,21 +306,14 @@ def test_searching_ahead_on_index_workers_saves_calls_and_keeps_the_picks(tmp_pa
     runs = []
     for knn, ahead in ((index, 0), (index, 7), (remote, 0), (remote, 7)):
         knn.search_ahead = ahead
-        calls = []
-
-        def counted(ids, *args, _neighbors=type(knn).neighbors, _knn=knn, _calls=calls, **kw):
-            _calls.append(len(ids))
-            return _neighbors(_knn, ids, *args, **kw)
-
-        knn.neighbors = counted
-        learner = _learner(pool, y, seed_ids, strategy, SEALSCandidates(knn, k=10), seed=4)
-        batches = []
+        candidates = SEALSCandidates(knn, k=10)
+        learner = _learner(pool, y, seed_ids, strategy, candidates, seed=4)
+        calls, batches = candidates.knn_calls, []
         for _ in range(2):
             batch = learner.query(20)
             learner.teach(batch.ids, y[pool.positions(batch.ids)])
             batches.append(batch.ids)
-        del knn.neighbors
-        runs.append((np.concatenate(batches), len(calls)))
+        runs.append((np.concatenate(batches), candidates.knn_calls - calls))
     for picks, _ in runs[1:]:
         np.testing.assert_array_equal(runs[0][0], picks)
     assert runs[0][1] > runs[1][1] and runs[2][1] > runs[3][1], [c for _, c in runs]

@@ -251,8 +251,8 @@ class SEALSCandidates(CandidatePool):
     Bookkeeping is incremental: sorted id arrays, no structure of the size of the whole pool, so
     one round costs O(|P| + b k) plus the k-NN searches. Neighbour rows searched during a round
     are kept until the next :meth:`update` (which consumes the labeled picks' rows), so asking
-    for a batch again searches nothing twice. ``knn_seconds`` and ``knn_queries`` accumulate the
-    search cost.
+    for a batch again searches nothing twice. ``knn_seconds``, ``knn_queries`` and ``knn_calls``
+    accumulate the search cost.
 
     Parameters
     ----------
@@ -292,6 +292,7 @@ class SEALSCandidates(CandidatePool):
         self._rows: dict[int, np.ndarray] = {}  # neighbour rows searched since the last update
         self.knn_seconds = 0.0
         self.knn_queries = 0
+        self.knn_calls = 0
         self.update(labels.ids)
 
     @property
@@ -321,6 +322,7 @@ class SEALSCandidates(CandidatePool):
             found = self.index.neighbors(query, self.k, pool=self.pool)
             self.knn_seconds += time.perf_counter() - start
             self.knn_queries += int(query.size)
+            self.knn_calls += 1
             self._rows.update(zip(missing, found, strict=True))
         if ids.size == 0:
             return np.empty((0, self.k), dtype=np.int64)

@@ -92,8 +92,9 @@ def select_expanding(strategy: Any, state: SelectionState, candidates: Any, budg
         if weighted:  # the buffer's scores as ranked ahead; outsiders' densities are unknown
             known, values = ids[live], density.scores(base)[live]
         else:
+            scored = np.fromiter(outside.values(), np.float64, len(outside))
             known = np.concatenate([ids[live], np.fromiter(outside, np.int64, len(outside))])
-            values = np.concatenate([base[live], np.fromiter(outside.values(), float, len(outside))])
+            values = np.concatenate([base[live], scored])
         # the taken are both live and outsiders; `rows` holds every other item to skip
         top = min(values.size, lookahead + 1 + len(rows) + len(taken))
         order = np.argpartition(-values, top - 1)[:top] if top < values.size else values.argsort()
