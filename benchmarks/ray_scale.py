@@ -15,17 +15,20 @@ process; BLAS, OpenMP and torch pinned to one thread in both, Ray workers includ
 3. k-NN latency: ``--queries`` single-query searches and one batched search, against the
    on-disk index loaded locally and through ``RemoteNeighborIndex`` actors.
 4. One SEALS round (``--budget`` picks, per-item expansion, ``--k`` neighbours): local index
-   against the index actors; and one -All scoring round over all ``--n`` items (entropy of a
-   logistic regression) locally against ``RayStrategy`` shards: scoring bandwidth.
+   against the index actors (2, and 1: Ray's cost without parallel searches), each with and
+   without searching ahead (``search_ahead``: k-NN calls and queries counted); and one -All
+   scoring round over all ``--n`` items (entropy of a logistic regression) locally against
+   ``RayStrategy`` shards: scoring bandwidth. Each the median of ``--repeats`` rounds from a
+   fresh learner.
 
 ``--parts`` runs some of them (``--parts embed`` is part 1 alone; ``knn`` and ``rounds`` need
 the index, which is then built on Ray without being timed when ``index`` is not among them).
 Everything written under ``--scratch`` is deleted at the end (``--keep`` keeps it).
 
 The command behind docs/scale.md (about 15 minutes and 6 GB on 2 cores):
-    flock /tmp/raresift-heavy.lock env PYTHONPATH=src OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
+    flock /tmp/raresift-bench.lock env PYTHONPATH=src OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
         python -u benchmarks/ray_scale.py --n 10000000 --dim 64 \\
-        --scratch /work/scratch/wt17/bench | tee benchmarks/results/ray-scale-10M.txt
+        --scratch /work/scratch/ray-scale | tee benchmarks/results/ray-scale-10M.txt
 Quick run:
     PYTHONPATH=src python benchmarks/ray_scale.py --n 200000 --embed-sample 200 --scratch /tmp/rs
 The embedding rate alone:
