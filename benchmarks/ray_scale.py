@@ -17,6 +17,8 @@ process; BLAS, OpenMP and torch pinned to one thread in both, Ray workers includ
    against the index actors; and one -All scoring round over all ``--n`` items (entropy of a
    logistic regression) locally against ``RayStrategy`` shards: scoring bandwidth.
 
+``--parts`` runs some of them (``--parts embed`` is part 1 alone; ``knn`` and ``rounds`` need
+the index, which is then built on Ray without being timed when ``index`` is not among them).
 Everything written under ``--scratch`` is deleted at the end (``--keep`` keeps it).
 
 The command behind docs/scale.md (about 15 minutes and 6 GB on 2 cores):
@@ -25,6 +27,9 @@ The command behind docs/scale.md (about 15 minutes and 6 GB on 2 cores):
         --scratch /work/scratch/wt17/bench | tee benchmarks/results/ray-scale-10M.txt
 Quick run:
     PYTHONPATH=src python benchmarks/ray_scale.py --n 200000 --embed-sample 200 --scratch /tmp/rs
+The embedding rate alone:
+    PYTHONPATH=src python benchmarks/ray_scale.py --parts embed --embed-sample 1000 \\
+        --scratch /tmp/rs
 """
 
 from __future__ import annotations
@@ -136,8 +141,28 @@ def part_embedding(args, scratch: Path) -> list:
     ]
 
 
+PARTS = ("embed", "index", "knn", "rounds")
+
+
+def parts_option(text: str) -> set[str]:
+    """``--parts embed,index``: a comma-separated subset of :data:`PARTS`."""
+    chosen = {p.strip() for p in text.split(",") if p.strip()}
+    unknown = sorted(chosen - set(PARTS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown part(s) {unknown or [text]}; choose from {','.join(PARTS)}"
+        )
+    return chosen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--parts",
+        type=parts_option,
+        default=set(PARTS),
+        help=f"comma-separated parts to run (default all: {','.join(PARTS)})",
+    )
     parser.add_argument("--n", type=int, default=10_000_000)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray")
@@ -181,11 +206,14 @@ def run(args) -> None:
     from raresift.distributed import RayStrategy, RemoteNeighborIndex, ray_map_shards
 
     scratch = args.scratch
-    table(
-        "1. Embedding rate (all-MiniLM-L6-v2, real texts)",
-        ["path", "texts", "seconds", "texts / s"],
-        part_embedding(args, scratch),
-    )
+    if "embed" in args.parts:
+        table(
+            "1. Embedding rate (all-MiniLM-L6-v2, real texts)",
+            ["path", "texts", "seconds", "texts / s"],
+            part_embedding(args, scratch),
+        )
+    if not args.parts & {"index", "knn", "rounds"}:
+        return
 
     data, t_gen = timed(
         lambda: make_synthetic_concepts(
@@ -216,154 +244,175 @@ def run(args) -> None:
             )
         )
 
-    local_index, t_local = build("local", None)
-    serial = []
-    if args.serial_build:
-        _, t_serial = build(
-            "serial", lambda fn, t: ray_map_shards(fn, t, num_cpus=args.workers, progress=False)
-        )
-        shutil.rmtree(scratch / "serial")
-        overhead = f"{t_serial / t_local:.2f}"
-        serial = [
-            ["Ray tasks, one at a time", f"{t_serial:.1f}", f"{args.n / t_serial:,.0f}", overhead]
-        ]
-    _, t_ray = build("ray", lambda fn, tasks: ray_map_shards(fn, tasks, progress=False))
     folder = scratch / "ray"
-    size = sum(f.stat().st_size for f in folder.iterdir())
-    shards = -(-args.n // args.shard_size)
-    table(
-        f"2. Index build ({args.factory}, {shards} shards, train once + add + merge on disk)",
-        ["path", "seconds", "vectors / s", "ratio to local"],
-        [
-            ["local loop", f"{t_local:.1f}", f"{args.n / t_local:,.0f}", "1.00"],
-            *serial,
+    if "index" not in args.parts:  # knn and rounds need it
+        build("ray", lambda fn, tasks: ray_map_shards(fn, tasks, progress=False))
+    else:
+        local_index, t_local = build("local", None)
+        serial = []
+        if args.serial_build:
+            _, t_serial = build(
+                "serial", lambda fn, t: ray_map_shards(fn, t, num_cpus=args.workers, progress=False)
+            )
+            shutil.rmtree(scratch / "serial")
+            overhead = f"{t_serial / t_local:.2f}"
+            serial = [
+                [
+                    "Ray tasks, one at a time",
+                    f"{t_serial:.1f}",
+                    f"{args.n / t_serial:,.0f}",
+                    overhead,
+                ]
+            ]
+        _, t_ray = build("ray", lambda fn, tasks: ray_map_shards(fn, tasks, progress=False))
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        shards = -(-args.n // args.shard_size)
+        table(
+            f"2. Index build ({args.factory}, {shards} shards, train once + add + merge on disk)",
+            ["path", "seconds", "vectors / s", "ratio to local"],
             [
-                f"Ray tasks ({args.workers} CPUs)",
-                f"{t_ray:.1f}",
-                f"{args.n / t_ray:,.0f}",
-                f"{t_ray / t_local:.2f}",
+                ["local loop", f"{t_local:.1f}", f"{args.n / t_local:,.0f}", "1.00"],
+                *serial,
+                [
+                    f"Ray tasks ({args.workers} CPUs)",
+                    f"{t_ray:.1f}",
+                    f"{args.n / t_ray:,.0f}",
+                    f"{t_ray / t_local:.2f}",
+                ],
+                [
+                    f"on-disk index: {size / args.n:.1f} bytes / vector ({size / 2**20:.0f} MiB)",
+                    "",
+                    "",
+                    "",
+                ],
             ],
-            [
-                f"on-disk index: {size / args.n:.1f} bytes / vector ({size / 2**20:.0f} MiB)",
-                "",
-                "",
-                "",
-            ],
-        ],
-    )
+        )
 
     index = NeighborIndex.load(folder / "index.faiss", pool=pool, progress=False)
     remote = RemoteNeighborIndex(folder / "index.faiss", workers=args.workers, min_batch=256)
     rng = np.random.default_rng(1)
     q = np.sort(rng.choice(pool.ids, size=args.queries, replace=False))
-    index.neighbors(q[:5], args.k)
-    remote.neighbors(q[:5], args.k, pool=pool)  # warm both
-    _, t_one_local = timed(lambda: [index.neighbors(q[i : i + 1], args.k) for i in range(q.size)])
-    _, t_one_ray = timed(
-        lambda: [remote.neighbors(q[i : i + 1], args.k, pool=pool) for i in range(q.size)]
-    )
-    _, t_batch_local = timed(lambda: index.neighbors(q, args.k))
-    _, t_batch_ray = timed(lambda: remote.neighbors(q, args.k, pool=pool))
-    table(
-        f"3. k-NN latency (k={args.k}, {args.search}, on-disk lists)",
-        ["path", "1 query, ms", f"{q.size} queries batched, ms / query"],
-        [
-            [
-                "local index",
-                f"{1e3 * t_one_local / q.size:.2f}",
-                f"{1e3 * t_batch_local / q.size:.2f}",
-            ],
-            [
-                f"index actors ({args.workers})",
-                f"{1e3 * t_one_ray / q.size:.2f}",
-                f"{1e3 * t_batch_ray / q.size:.2f}",
-            ],
-        ],
-    )
-
-    concept = data.labels(0)
-    positives = np.flatnonzero(concept)[: max(1, args.seeds // 10)]
-    negatives = rng.choice(
-        np.flatnonzero(~concept), size=args.seeds - positives.size, replace=False
-    )
-    seed_ids = np.concatenate([positives, negatives])
-    seed_labels = Labels(pool.ids[seed_ids], concept[seed_ids].astype(int))
-
-    def round_with(strategy, candidates):
-        learner = ActiveLearner(
-            pool,
-            SklearnModel(LogisticRegression(max_iter=200), n_classes=2),
-            strategy,
-            candidates=candidates,
-            labels=seed_labels,
-            seed=0,
+    if "knn" in args.parts:
+        index.neighbors(q[:5], args.k)
+        remote.neighbors(q[:5], args.k, pool=pool)  # warm both
+        _, t_one_local = timed(
+            lambda: [index.neighbors(q[i : i + 1], args.k) for i in range(q.size)]
         )
-        learner.fit()
-        batch, seconds = timed(lambda: learner.query(args.budget))
-        return batch, seconds
+        _, t_one_ray = timed(
+            lambda: [remote.neighbors(q[i : i + 1], args.k, pool=pool) for i in range(q.size)]
+        )
+        _, t_batch_local = timed(lambda: index.neighbors(q, args.k))
+        _, t_batch_ray = timed(lambda: remote.neighbors(q, args.k, pool=pool))
+        table(
+            f"3. k-NN latency (k={args.k}, {args.search}, on-disk lists)",
+            ["path", "1 query, ms", f"{q.size} queries batched, ms / query"],
+            [
+                [
+                    "local index",
+                    f"{1e3 * t_one_local / q.size:.2f}",
+                    f"{1e3 * t_batch_local / q.size:.2f}",
+                ],
+                [
+                    f"index actors ({args.workers})",
+                    f"{1e3 * t_one_ray / q.size:.2f}",
+                    f"{1e3 * t_batch_ray / q.size:.2f}",
+                ],
+            ],
+        )
 
-    seals_local, t_seals_local = round_with("mlp", SEALSCandidates(index, k=args.k))
-    seals_ray, t_seals_ray = round_with("mlp", SEALSCandidates(remote, k=args.k))
-    remote.close()  # its actors hold the CPUs the scoring tasks need
-    all_local, t_all_local = round_with("entropy", AllCandidates())
-    serial = RayStrategy(make_strategy("entropy"), num_cpus=args.workers, progress=False)
-    round_with(serial, AllCandidates())  # the pool's rows are located once per pool
-    all_serial, t_all_serial = round_with(serial, AllCandidates())
-    ray_strategy = RayStrategy(make_strategy("entropy"), progress=False)
-    round_with(ray_strategy, AllCandidates())
-    all_ray, t_all_ray = round_with(ray_strategy, AllCandidates())
-    gb = args.n * args.dim * 4 / 1e9
-    table(
-        f"4. One round, budget {args.budget} (model fitted before the clock starts)",
-        [
-            "round",
-            "path",
-            "seconds",
-            "candidates / s",
-            "GB / s read",
-            "ratio to local",
-            "same picks",
-        ],
-        [
-            ["SEALS (mlp, per-item)", "local index", f"{t_seals_local:.2f}", "", "", "1.00", ""],
+    if "rounds" in args.parts:
+        concept = data.labels(0)
+        positives = np.flatnonzero(concept)[: max(1, args.seeds // 10)]
+        negatives = rng.choice(
+            np.flatnonzero(~concept), size=args.seeds - positives.size, replace=False
+        )
+        seed_ids = np.concatenate([positives, negatives])
+        seed_labels = Labels(pool.ids[seed_ids], concept[seed_ids].astype(int))
+
+        def round_with(strategy, candidates):
+            learner = ActiveLearner(
+                pool,
+                SklearnModel(LogisticRegression(max_iter=200), n_classes=2),
+                strategy,
+                candidates=candidates,
+                labels=seed_labels,
+                seed=0,
+            )
+            learner.fit()
+            batch, seconds = timed(lambda: learner.query(args.budget))
+            return batch, seconds
+
+        seals_local, t_seals_local = round_with("mlp", SEALSCandidates(index, k=args.k))
+        seals_ray, t_seals_ray = round_with("mlp", SEALSCandidates(remote, k=args.k))
+        remote.close()  # its actors hold the CPUs the scoring tasks need
+        all_local, t_all_local = round_with("entropy", AllCandidates())
+        serial = RayStrategy(make_strategy("entropy"), num_cpus=args.workers, progress=False)
+        round_with(serial, AllCandidates())  # the pool's rows are located once per pool
+        all_serial, t_all_serial = round_with(serial, AllCandidates())
+        ray_strategy = RayStrategy(make_strategy("entropy"), progress=False)
+        round_with(ray_strategy, AllCandidates())
+        all_ray, t_all_ray = round_with(ray_strategy, AllCandidates())
+        gb = args.n * args.dim * 4 / 1e9
+        table(
+            f"4. One round, budget {args.budget} (model fitted before the clock starts)",
             [
-                "SEALS (mlp, per-item)",
-                "index actors",
-                f"{t_seals_ray:.2f}",
-                "",
-                "",
-                f"{t_seals_ray / t_seals_local:.2f}",
-                str(bool(np.array_equal(seals_local.ids, seals_ray.ids))),
+                "round",
+                "path",
+                "seconds",
+                "candidates / s",
+                "GB / s read",
+                "ratio to local",
+                "same picks",
             ],
             [
-                "-All (entropy)",
-                "local, 1 thread",
-                f"{t_all_local:.2f}",
-                f"{args.n / t_all_local:,.0f}",
-                f"{gb / t_all_local:.2f}",
-                "1.00",
-                "",
+                [
+                    "SEALS (mlp, per-item)",
+                    "local index",
+                    f"{t_seals_local:.2f}",
+                    "",
+                    "",
+                    "1.00",
+                    "",
+                ],
+                [
+                    "SEALS (mlp, per-item)",
+                    "index actors",
+                    f"{t_seals_ray:.2f}",
+                    "",
+                    "",
+                    f"{t_seals_ray / t_seals_local:.2f}",
+                    str(bool(np.array_equal(seals_local.ids, seals_ray.ids))),
+                ],
+                [
+                    "-All (entropy)",
+                    "local, 1 thread",
+                    f"{t_all_local:.2f}",
+                    f"{args.n / t_all_local:,.0f}",
+                    f"{gb / t_all_local:.2f}",
+                    "1.00",
+                    "",
+                ],
+                [
+                    "-All (entropy)",
+                    "RayStrategy, one task at a time (overhead)",
+                    f"{t_all_serial:.2f}",
+                    f"{args.n / t_all_serial:,.0f}",
+                    f"{gb / t_all_serial:.2f}",
+                    f"{t_all_serial / t_all_local:.2f}",
+                    str(bool(np.array_equal(all_local.ids, all_serial.ids))),
+                ],
+                [
+                    "-All (entropy)",
+                    f"RayStrategy, {args.workers} CPUs",
+                    f"{t_all_ray:.2f}",
+                    f"{args.n / t_all_ray:,.0f}",
+                    f"{gb / t_all_ray:.2f}",
+                    f"{t_all_ray / t_all_local:.2f}",
+                    str(bool(np.array_equal(all_local.ids, all_ray.ids))),
+                ],
             ],
-            [
-                "-All (entropy)",
-                "RayStrategy, one task at a time (overhead)",
-                f"{t_all_serial:.2f}",
-                f"{args.n / t_all_serial:,.0f}",
-                f"{gb / t_all_serial:.2f}",
-                f"{t_all_serial / t_all_local:.2f}",
-                str(bool(np.array_equal(all_local.ids, all_serial.ids))),
-            ],
-            [
-                "-All (entropy)",
-                f"RayStrategy, {args.workers} CPUs",
-                f"{t_all_ray:.2f}",
-                f"{args.n / t_all_ray:,.0f}",
-                f"{gb / t_all_ray:.2f}",
-                f"{t_all_ray / t_all_local:.2f}",
-                str(bool(np.array_equal(all_local.ids, all_ray.ids))),
-            ],
-        ],
-    )
+        )
+    remote.close()  # a no-op when the rounds closed it
     print(f"\npeak RSS of the driver: {rss_gb():.1f} GB")
 
 
