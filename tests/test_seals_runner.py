@@ -133,6 +133,9 @@ def test_concept_study_resumes_after_a_kill(tasks, tmp_path):
     with pytest.raises(ConfigError, match="other settings"):
         run_concept_study(tasks[:2], methods, out_dir=tmp_path, progress=False,
                           **dict(SETTINGS, batch_size=20))  # fmt: skip
+    other = dataclasses.replace(tasks[1], y=tasks[2].y)  # same name and pool, other answers
+    with pytest.raises(ConfigError, match="other data for concept-1"):
+        run_concept_study([tasks[0], other], methods, out_dir=tmp_path, progress=False, **SETTINGS)
     again = run_concept_study(tasks[:1], methods[:1], out_dir=tmp_path, resume=False,
                               progress=False, **dict(SETTINGS, batch_size=20))  # fmt: skip
     assert [r["n_labeled"] for r in again] == [25, 45, 65, 85, 105, 125, 145, 150]

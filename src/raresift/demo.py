@@ -58,7 +58,7 @@ def make_rare_search_task(
     """
     from sklearn.decomposition import PCA
 
-    from raresift.simulate.concepts import BinaryConcept, cut_to_share
+    from raresift.simulate.concepts import BinaryConcept, cut_to_share, seed_labels
 
     if not 0 <= rare_class < len(train.class_names):
         raise ValidationError(
@@ -72,14 +72,9 @@ def make_rare_search_task(
     X = train.X[keep].astype(np.float32) / 255.0
     pca = PCA(n_components=pca_dims, svd_solver="randomized", random_state=seed).fit(X)
     answers = (train.y[keep] == rare_class).astype(np.int64)
-    if answers.sum() < n_seed_positives:
-        raise ValidationError(f"only {answers.sum()} positives, {n_seed_positives} needed")
-    seed_ids = np.concatenate(
-        [
-            rng.choice(np.flatnonzero(answers == 1), n_seed_positives, replace=False),
-            rng.choice(np.flatnonzero(answers == 0), n_seed_negatives, replace=False),
-        ]
-    )
+    seed_ids = seed_labels(
+        answers, np.arange(answers.size), n_seed_positives, n_seed_negatives, rng
+    ).ids
     return BinaryConcept(
         name=f"class-{rare_class}",
         pool=Pool(pca.transform(X).astype(np.float32)),

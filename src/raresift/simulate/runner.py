@@ -538,6 +538,7 @@ def run_concept_study(
                 "n_seed_negatives": n_seed_negatives, "model": model}  # fmt: skip
     logs = None if out_dir is None else Path(out_dir)
     if logs is not None:
+        settings["tasks"] = {task.name: _task_fingerprint(task) for task in tasks}
         _concept_log_start(logs, tasks, methods, seeds, settings, resume)
     rows: list[dict[str, Any]] = []
     runs = [(t, m, s) for s in seeds for t in tasks for m in methods]
@@ -572,17 +573,40 @@ def run_concept_study(
     return rows
 
 
+def _task_fingerprint(task) -> dict[str, Any]:
+    """What a resumed concept job must find again: the pool (:meth:`~raresift.pool.Pool.
+    fingerprint`), the answers and the fixed seed ids."""
+    import hashlib
+
+    def digest(values: np.ndarray | None) -> str | None:
+        if values is None:
+            return None
+        return hashlib.blake2b(np.ascontiguousarray(values).tobytes(), digest_size=16).hexdigest()
+
+    return {
+        "pool": task.pool.fingerprint(),
+        "answers": digest(task.y),
+        "seed_ids": digest(task.seed_ids),
+    }
+
+
 def _concept_log_start(out_dir: Path, tasks, methods, seeds, settings: dict, resume: bool) -> None:
     """Check (resume) or clear (no resume) a concept study's logs; record its settings."""
     settings = json.loads(json.dumps(settings))  # as read back: class weights' keys as text
     saved = out_dir / "concepts.json"
     if resume and saved.exists():
         old = json.loads(saved.read_text())["settings"]
-        if old != settings:
+        old_tasks, tasks_now = old.pop("tasks", {}), settings.pop("tasks")
+        changed = [
+            name for name in tasks_now if old_tasks.get(name, tasks_now[name]) != tasks_now[name]
+        ]
+        if old != settings or changed:
+            what = f"other data for {', '.join(changed)}" if changed else f"other settings ({old})"
             raise ConfigError(
-                f"{out_dir} holds a concept study with other settings ({old}); choose another "
-                "output folder or run without resume"
+                f"{out_dir} holds a concept study with {what}; choose another output folder "
+                "or run without resume"
             )
+        settings["tasks"] = {**old_tasks, **tasks_now}
     elif not resume:
         for task in tasks:
             for method in methods:
