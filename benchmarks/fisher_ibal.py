@@ -245,8 +245,8 @@ def part_c() -> None:
         "fisher-weak I(z;g), K=4": ("fisher-weak", {"pseudo_label": "mc-mi",
                                                     "n_perturbations": 4}),
         "ibal": ("ibal", {}),
-        "ibal-d": ("ibal-d", {"image_shape": (1, 28, 28)}),
-        "entropy-d": ("entropy-d", {"image_shape": (1, 28, 28)}),
+        "ibal-d": ("ibal-d", {"input_shape": (1, 28, 28)}),
+        "entropy-d": ("entropy-d", {"input_shape": (1, 28, 28)}),
     }  # fmt: skip
     rows = []
     for key, (name, params) in setups.items():

@@ -98,47 +98,93 @@ def test_strategy_keeps_the_contract_on_every_candidate_pool(name, kind, world):
 # ------------------------------------------------------------------ the parameter contract
 def bad_value(constraint):
     """A value the constraint rejects."""
-    from raresift.params import Instance, Interval, Options
+    from raresift.params import Interval, Options
 
     if isinstance(constraint, Options):
         return "no-such-option"
     if isinstance(constraint, Interval):
         return (constraint.low - 1) if constraint.low is not None else "not a number"
-    assert isinstance(constraint, Instance)
-    return object()
+    return object()  # Instance, HasMethods and the adapters' own constraints
 
 
 UNCONSTRAINED = {"true_labels"}  # Labels or any callable: checked where it is used
 
 
-@pytest.mark.parametrize("name", strategy_names())
-def test_every_parameter_is_declared_and_bad_values_fail_at_construction(name):
+def assert_keeps_the_parameter_contract(cls, build):
+    """Every constructor parameter of ``cls`` is declared, ``build(**overrides)`` (required
+    arguments filled in, the rest defaults) meets the contract, and each declared parameter
+    given a value its constraints reject fails at construction with the one message format."""
     import inspect
 
     from raresift.errors import ConfigError
-    from raresift.strategies import strategy_class
 
-    cls = strategy_class(name)
     constraints = cls.all_constraints()
     params = {
         p.name
         for klass in cls.__mro__
-        if "__init__" in vars(klass)
+        if "__init__" in vars(klass) and klass.__module__.startswith("raresift")
         for p in list(inspect.signature(klass.__init__).parameters.values())[1:]
         if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
     }
-    assert params - UNCONSTRAINED <= set(constraints), (
-        f"{name}: undeclared {params - set(constraints)}"
-    )
-    make_strategy(name)  # the defaults meet the contract
+    undeclared = params - UNCONSTRAINED - set(constraints)
+    assert not undeclared, f"{cls.__name__}: undeclared {undeclared}"
+    build()  # the defaults meet the contract
+    checked = 0
     for param, allowed in constraints.items():
-        if param not in params:
-            continue
         value = bad_value(allowed[0])
-        if any(c.holds(value) for c in allowed):
+        if param not in params or any(c.holds(value) for c in allowed):
             continue
         with pytest.raises(ConfigError, match=rf"^{cls.__name__}: {param}=.* is invalid; it must"):
-            make_strategy(name, **{param: value})
+            build(**{param: value})
+        checked += 1
+    assert checked >= min(1, len(constraints))
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_every_parameter_is_declared_and_bad_values_fail_at_construction(name):
+    from raresift.strategies import strategy_class
+
+    cls = strategy_class(name)
+    assert_keeps_the_parameter_contract(cls, lambda **kw: make_strategy(name, **kw))
+
+
+def _adapters():
+    """Every model adapter and network of raresift.models, with its required arguments."""
+    from sklearn.linear_model import LogisticRegression
+
+    from raresift.models import LeNet, ResNet18, SklearnModel
+    from raresift.models.autoencoder import Autoencoder
+    from raresift.models.representer import RepresenterPoints
+
+    return {
+        "SklearnModel": (SklearnModel, lambda: {"estimator": LogisticRegression()}),
+        "TorchModel": (TorchModel, lambda: {"network": MLP(4, 8, 2), "device": "cpu"}),
+        "Autoencoder": (Autoencoder, dict),
+        "RepresenterPoints": (RepresenterPoints, dict),
+        "MLP": (MLP, lambda: {"in_dim": 4}),
+        "LeNet": (LeNet, dict),
+        "ResNet18": (ResNet18, lambda: {"width": 2}),
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["SklearnModel", "TorchModel", "Autoencoder", "RepresenterPoints", "MLP", "LeNet", "ResNet18"],
+)
+def test_every_model_adapter_keeps_the_parameter_contract(name):
+    cls, required = _adapters()[name]
+    assert_keeps_the_parameter_contract(cls, lambda **kw: cls(**{**required(), **kw}))
+
+
+@pytest.mark.parametrize("kind", ["AllCandidates", "RandomCandidates", "SEALSCandidates", "index"])
+def test_every_candidate_pool_and_the_index_keep_the_parameter_contract(kind, world):
+    cls, required = {
+        "AllCandidates": (AllCandidates, {}),
+        "RandomCandidates": (RandomCandidates, {}),
+        "SEALSCandidates": (SEALSCandidates, {"index": world[3]}),
+        "index": (NeighborIndex, {}),
+    }[kind]
+    assert_keeps_the_parameter_contract(cls, lambda **kw: cls(**{**required, **kw}))
 
 
 def test_an_optimizer_typo_fails_when_the_strategy_is_built():
@@ -226,3 +272,19 @@ def test_the_registry_listing_names_what_the_strategy_declares(name):
     for capability in make_strategy(name).requires():
         words = KEYWORDS[capability]
         assert any(word.lower() in needs for word in words), (name, capability, needs)
+
+
+def test_the_parameter_contract_covers_every_adapter_and_pool_class():
+    import raresift.candidates as candidates
+    import raresift.models as models
+
+    exported = {n for n in models.__all__ if isinstance(getattr(models, n), type)}
+    assert exported <= set(_adapters())
+    pools = {
+        name
+        for name, obj in vars(candidates).items()
+        if isinstance(obj, type)
+        and issubclass(obj, candidates.CandidatePool)
+        and obj is not candidates.CandidatePool
+    }
+    assert pools == {"AllCandidates", "RandomCandidates", "SEALSCandidates"}

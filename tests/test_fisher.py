@@ -74,7 +74,7 @@ def test_pooled_fisher_scores_equal_per_item_autograd(net):
     net.eval()
     x = torch.randn(11, 1, 10, 10)
     y = np.array([0, 1, 2, 2, 1, 0, 0, 1, 2, 1, 0])
-    out = pooled_features(net, x, LAYERS, y, standardize=False, batch_size=4)
+    out = pooled_features(net, x, LAYERS, y, standardize=False, chunk_size=4)
     assert out.segments == [(0, 4), (4, 10), (10, 18)]
     for i in range(len(y)):
         z, g = _one_item_reference(net, x[i : i + 1], int(y[i]))
@@ -283,6 +283,9 @@ class _Model:
     def predict_proba(self, x):
         with torch.no_grad():
             return torch.softmax(self.network(torch.as_tensor(x)), 1).numpy()
+
+    def network_inputs(self, x):
+        return torch.as_tensor(np.asarray(x, dtype=np.float32))
 
 
 @pytest.fixture

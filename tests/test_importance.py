@@ -109,7 +109,7 @@ def test_autoencoder_is_seeded_learns_and_handles_images():
     long = Autoencoder(latent_dim=3, epochs=20, seed=1).fit(x).loss_
     assert long < short
     imgs = (rng.random(size=(32, 1 * 12 * 12)) * 255).astype(np.uint8)
-    ae = Autoencoder(image_shape=(1, 12, 12), channels=(4, 2), epochs=1).fit(imgs)
+    ae = Autoencoder(input_shape=(1, 12, 12), channels=(4, 2), epochs=1).fit(imgs)
     assert ae.encode(imgs[:5]).shape == (5, 2 * 3 * 3)
 
 

@@ -31,6 +31,35 @@ def test_flat_matches_exact_cosine_search_and_maps_ids(pool):
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
 
 
+@pytest.mark.parametrize("metric", ["dot", "euclidean"])
+def test_dot_and_euclidean_search_a_plain_matrix_exactly_and_survive_reload(rng, metric, tmp_path):
+    x = (rng.standard_normal((300, 5)) * rng.uniform(0.5, 3, (300, 1))).astype(np.float32)
+    index = NeighborIndex(metric=metric, progress=False).fit(x)
+    x64 = x.astype(np.float64)
+    truth = x64 @ x64.T if metric == "dot" else -((x64[:, None] - x64[None]) ** 2).sum(axis=2)
+    ids, scores = index.search(x[:20], 4)
+    np.testing.assert_array_equal(ids, np.argsort(-truth[:20], axis=1, kind="stable")[:, :4])
+    np.testing.assert_allclose(scores, np.sort(truth[:20], axis=1)[:, ::-1][:, :4], atol=1e-3)
+    index.save(tmp_path / "i.faiss")
+    again = NeighborIndex.load(tmp_path / "i.faiss")
+    assert again.metric == metric
+    np.testing.assert_array_equal(again.search(x[:20], 4)[0], ids)
+
+
+def test_an_index_saved_before_metrics_loads_as_cosine_and_dot_refuses_lsh(pool, tmp_path):
+    import json
+
+    NeighborIndex(progress=False).fit(pool).save(tmp_path / "old.faiss")
+    meta = json.loads((tmp_path / "old.faiss.json").read_text())
+    del meta["metric"]
+    (tmp_path / "old.faiss.json").write_text(json.dumps(meta))
+    assert NeighborIndex.load(tmp_path / "old.faiss", pool=pool).metric == "cosine"
+    with pytest.raises(ConfigError, match="'LSH'.*dot metric"):
+        NeighborIndex("LSH", metric="dot", progress=False).fit(pool)
+    with pytest.raises(ConfigError, match="NeighborIndex: metric='l1' is invalid"):
+        NeighborIndex(metric="l1")
+
+
 @pytest.mark.parametrize(
     "factory,params",
     [("HNSW16", "efSearch=64"), ("IVF8,Flat", "nprobe=8"), ("LSH", ""), ("IVF4,PQ4x4", "nprobe=4")],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from raresift.errors import ValidationError
+from raresift.errors import ConfigError, ValidationError
 from raresift.kernels import (
     METRICS,
     DenseKernel,
@@ -72,12 +72,11 @@ def test_feature_kernel_agrees_with_dense(points, metric):
                                dense.restrict(sub).rows(np.arange(3)), atol=1e-5)  # fmt: skip
 
 
-@pytest.mark.parametrize("backend,index", [("torch", "Flat"), ("faiss", "Flat")])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
-def test_knn_kernel_keeps_each_rows_k_largest(points, metric, backend, index):
+def test_knn_kernel_keeps_each_rows_k_largest(points, metric):
     k = 6
     S = similarity(points, metric=metric)
-    K = knn_kernel(points, k, metric, backend=backend, index=index, mode="rows").matrix
+    K = knn_kernel(points, k, metric, mode="rows").matrix
     assert np.all(np.diff(K.indptr) == k)
     for i in range(len(points)):
         row = K.getrow(i)
@@ -117,5 +116,5 @@ def test_bad_kernel_inputs(points):
         DenseKernel(np.full((2, 2), np.inf))
     with pytest.raises(ValidationError, match="square scipy.sparse"):
         SparseKernel(np.eye(3))
-    with pytest.raises(ValidationError, match="Faiss cannot build"):
-        knn_kernel(points, 3, backend="faiss", index="NoSuchIndex")
+    with pytest.raises(ConfigError, match="Faiss cannot build"):
+        knn_kernel(points, 3, factory="NoSuchIndex")

@@ -4,7 +4,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from raresift.datasets import load_fashion_mnist
-from raresift.errors import ValidationError
+from raresift.errors import ConfigError, ValidationError
 from raresift.models import MLP, LeNet, ResNet18, SklearnModel, TorchModel, last_layer_gradients
 
 from .conftest import load_or_skip
@@ -80,7 +80,7 @@ def test_sklearn_validates(rng):
         SklearnModel(LogisticRegression()).predict_proba(X)
     with pytest.raises(ValidationError, match="out of range"):
         SklearnModel(LogisticRegression(), n_classes=2).fit(X, y)
-    with pytest.raises(ValidationError, match="predict_proba"):
+    with pytest.raises(ConfigError, match="SklearnModel: estimator=.* it must be a probabilistic"):
         SklearnModel(object())
     model = SklearnModel(LogisticRegression()).fit(X, y)
     with pytest.raises(ValidationError, match="features per row"):
@@ -176,7 +176,7 @@ def test_gradient_embeddings_match_autograd(rng):
 
 def test_penultimate_is_network_features(rng):
     X, y = blobs(rng)
-    model = easy_torch_model(epochs=2, inference_batch_size=7).fit(X, y)
+    model = easy_torch_model(epochs=2, chunk_size=7).fit(X, y)
     with torch.no_grad():
         expected = model.network.features(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(model.penultimate(X), expected, rtol=1e-5, atol=1e-6)
@@ -238,9 +238,9 @@ def test_lenet_learns_fashion_mnist(rng):
 
 def test_torch_validates(rng):
     X, y = blobs(rng)
-    with pytest.raises(ValidationError, match="classifier"):
+    with pytest.raises(ConfigError, match=r"TorchModel: network=Linear\(.*\) is invalid"):
         TorchModel(torch.nn.Linear(5, 3))
-    with pytest.raises(ValidationError, match="n_classes"):
+    with pytest.raises(ConfigError, match="TorchModel: n_classes=4 is invalid; it must be 3"):
         TorchModel(MLP(5, 8, 3), n_classes=4)
     model = easy_torch_model(epochs=1)
     with pytest.raises(ValidationError, match="not fitted"):
@@ -253,7 +253,7 @@ def test_torch_validates(rng):
         model.fit(bad, y)
     with pytest.raises(ValidationError, match="expects"):
         easy_torch_model(epochs=1).fit(X[:, :4], y)
-    with pytest.raises(ValidationError, match="device"):
+    with pytest.raises(ConfigError, match="device"):
         TorchModel(MLP(5, 8, 3), device="tpu")
 
 

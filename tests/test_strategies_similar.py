@@ -116,3 +116,18 @@ def test_gradient_representation_through_the_loop_is_reproducible():
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
     assert all(len(set(b.tolist())) == 8 for b in first)
+
+
+def test_a_batch_says_when_lazier_ran_stochastic_greedy_on_a_non_submodular_objective():
+    pool, _ = clustered_pool()
+    query = [0, 1, 2]
+    state = state_for(pool, query, query=query)
+    batch = make_strategy("logdetmi", representation="embedding", optimizer="lazier").select(
+        state, unlabeled(pool, query), 5
+    )
+    assert all("stochastic greedy: logdetmi is not submodular" in r for r in batch.reasons)
+    exact = make_strategy("logdetmi", representation="embedding", optimizer="stochastic")
+    np.testing.assert_array_equal(
+        exact.select(state_for(pool, query, query=query), unlabeled(pool, query), 5).ids,
+        batch.ids,
+    )

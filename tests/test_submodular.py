@@ -294,3 +294,40 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValidationError, match="not positive semi-definite.*features"):
         make_objective("logdetcg", X, conditioning=P, kernel="sparse", k=3)
     assert issubclass(ValidationError, RaresiftError)
+
+
+# ------------------------------------------------------------------ what "submodular" decides
+def test_submodular_says_whether_stale_gains_bound_the_fresh_ones():
+    shifted = {name: _objective(name, 3, 20).submodular for name in objective_names()}
+    assert shifted == {name: spec.submodular for name, spec in OBJECTIVES.items()}
+    assert not _objective("gc", 3, 20, metric="cosine_raw").submodular  # negative similarities
+    assert _objective("gc", 3, 20, metric="cosine_raw", lambda_=0.0).submodular  # modular
+    assert _objective("fl", 3, 20, metric="cosine_raw").submodular  # FL clips at 0
+    assert _objective("gcmi", 3, 20, metric="cosine_raw").submodular  # modular
+
+
+def test_lazy_optimizers_run_their_exact_counterparts_where_the_objective_is_not_submodular(
+    caplog,
+):
+    fn = _objective("gc", 0, 30, metric="cosine_raw", kernel="dense")
+    fn.all_gains_cheap = False  # as a set function that does not keep its gains current
+    naive, stochastic = select(fn, 10, "naive"), select(fn, 10, "stochastic", seed=1)
+    with caplog.at_level("INFO", logger="raresift"):
+        lazy, lazier = select(fn, 10, "lazy"), select(fn, 10, "lazier", seed=1)
+    assert (lazy.optimizer, lazier.optimizer) == ("naive", "stochastic")
+    assert lazy.indices.tolist() == naive.indices.tolist()
+    assert lazier.indices.tolist() == stochastic.indices.tolist()
+    assert "gc is not submodular on this kernel" in lazier.note
+    assert "lazier greedy's stale bounds would not be exact" in caplog.text
+    fn.submodular = True  # trusting stale bounds here picks other (worse) items
+    assert select(fn, 10, "lazy").indices.tolist() != naive.indices.tolist()
+    assert select(fn, 10, "lazier", seed=1).indices.tolist() != stochastic.indices.tolist()
+    assert select(fn, 10, "lazy").value < naive.value
+
+
+def test_lazy_names_the_naive_loop_it_runs_for_objectives_that_keep_every_gain():
+    fn = _objective("fl", 0, 30)
+    assert fn.all_gains_cheap and fn.submodular
+    sel = select(fn, 5, "lazy")
+    assert (sel.optimizer, sel.note) == ("naive", "")
+    assert sel.indices.tolist() == select(fn, 5, "naive").indices.tolist()

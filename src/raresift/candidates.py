@@ -30,7 +30,7 @@ import numpy as np
 from raresift.density import mean_cosine, unit_vector_sum
 from raresift.errors import ValidationError
 from raresift.idsets import contains_ids, insert_ids, remove_ids
-from raresift.params import Interval, Options, Parameterized
+from raresift.params import HasMethods, Interval, Options, Parameterized
 from raresift.pool import Labels, Pool, as_ids
 
 if TYPE_CHECKING:  # the index module imports Faiss; pools only call the object they are given
@@ -260,7 +260,11 @@ class SEALSCandidates(CandidatePool):
     """
 
     _tracks_density = True
-    parameter_constraints = {"k": [Interval(int, 1, None)], "expand": [Options(*EXPANSIONS)]}
+    parameter_constraints = {
+        "index": [HasMethods("neighbors", what="a NeighborIndex (or RemoteNeighborIndex)")],
+        "k": [Interval(int, 1, None)],
+        "expand": [Options(*EXPANSIONS)],
+    }
 
     def __init__(self, index: NeighborIndex, k: int = 100, expand: str = "item"):
         self.index = index

@@ -1,9 +1,14 @@
-"""Nearest-neighbour index over a pool's embeddings, backed by Faiss.
+"""Nearest-neighbour search, backed by Faiss: the one k-NN path of raresift.
 
-Embeddings are L2-normalised while they are added, so inner product is cosine similarity. Any
-Faiss factory string names the index ("Flat", "HNSW32", "IVF1024,Flat", "IVF1024,PQ32", "LSH");
-indexes that need training (IVF, PQ) are trained on a seeded sample. Faiss positions are mapped
-to the pool's stable ids, so every result is an id, never a position.
+:class:`NeighborIndex` searches a :class:`Pool` (or a plain matrix) by one of
+:data:`INDEX_METRICS`: ``"cosine"`` (the default: rows are L2-normalised while they are added,
+so inner product is cosine similarity), ``"dot"`` (inner product of the rows as given) or
+``"euclidean"`` (L2 distance). Any Faiss factory string names the index ("Flat", "HNSW32",
+"IVF1024,Flat", "IVF1024,PQ32", "LSH"); indexes that need training (IVF, PQ) are trained on a
+seeded sample. Faiss positions are mapped to the pool's stable ids, so every result is an id,
+never a position. :func:`flat_search` is the exact brute-force search without an index object
+(what SEALS' calibration, :func:`exact_search`, and the sparse k-NN kernels of
+:mod:`raresift.kernels` run on).
 
 Example
 -------
@@ -33,12 +38,59 @@ from tqdm.auto import tqdm
 
 from raresift.density import ROW_BLOCK, normalize_rows
 from raresift.errors import ConfigError, CorruptFileError, ValidationError
+from raresift.params import (
+    Instance,
+    Interval,
+    Options,
+    Parameterized,
+    check_parameters,
+    positive_int,
+)
 from raresift.pool import Pool, as_ids, check_matrix, fingerprint, fingerprint_mismatch
 
 log = logging.getLogger("raresift")
 
 _FORMAT = "raresift-neighbor-index/1"
 _PARALLEL_QUERIES = 16  # fewer queries than this are searched on one thread
+INDEX_METRICS = ("cosine", "dot", "euclidean")
+
+
+def prepare_rows(x: np.ndarray, metric: str = "cosine") -> np.ndarray:
+    """Rows as an index of ``metric`` holds and searches them: unit float32 rows for
+    ``"cosine"``, the float32 rows as given for ``"dot"`` and ``"euclidean"``.
+
+    >>> prepare_rows(np.array([[3.0, 4.0]]), "dot").tolist(), prepare_rows([[0.0, 2.0]]).tolist()
+    ([[3.0, 4.0]], [[0.0, 1.0]])
+    """
+    if metric == "cosine":
+        return normalize_rows(x)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _faiss_metric(metric: str) -> int:
+    return faiss.METRIC_L2 if metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+
+
+def flat_search(
+    base: np.ndarray, queries: np.ndarray, k: int, metric: str = "cosine"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of each query row among the rows of ``base``: one blocked brute-force
+    Faiss pass, no index object. Both arrays hold rows as ``metric`` searches them
+    (:func:`prepare_rows`); ``k <= len(base)``.
+
+    Returns ``(positions, scores)``, each (m, k), best first; scores are higher-is-closer:
+    inner products (``"cosine"``, ``"dot"``) or negative squared L2 distances
+    (``"euclidean"``).
+
+    >>> x = np.array([[0.0], [1.0], [3.0]], dtype=np.float32)
+    >>> pos, scores = flat_search(x, x[2:], 2, "euclidean")
+    >>> pos.tolist(), scores.tolist()
+    ([[2, 1]], [[-0.0, -4.0]])
+    """
+    scores, positions = faiss.knn(queries, base, int(k), _faiss_metric(metric))
+    if metric == "euclidean":
+        np.negative(scores, out=scores)
+    return positions, scores
 
 
 def ivf_nlist(n: int) -> int:
@@ -54,12 +106,18 @@ def ivf_nlist(n: int) -> int:
 
 
 def exact_search(
-    embeddings: np.ndarray, queries: np.ndarray, k: int, progress: bool = False
+    embeddings: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    metric: str = "cosine",
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact cosine top-``k`` of unit ``queries`` (m, d) over every row of ``embeddings``.
+    """Exact top-``k`` of ``queries`` (m, d; rows as ``metric`` searches them, e.g. unit rows
+    for cosine) over every row of ``embeddings``.
 
-    Rows are read, normalised and scanned in :data:`ROW_BLOCK` blocks (memmaps never load whole).
-    Returns ``(positions, scores)``, each (m, k), best first.
+    Rows are read, prepared (:func:`prepare_rows`) and scanned by :func:`flat_search` in
+    :data:`ROW_BLOCK` blocks (memmaps never load whole). Returns ``(positions, scores)``, each
+    (m, k), best first.
 
     >>> x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
     >>> exact_search(x, normalize_rows(x[:1]), 2)[0].tolist()
@@ -74,34 +132,40 @@ def exact_search(
         unit="block",
         disable=not progress,
     ):
-        block = normalize_rows(embeddings[lo : lo + ROW_BLOCK])
-        scores, pos = faiss.knn(queries, block, min(k, block.shape[0]), faiss.METRIC_INNER_PRODUCT)
+        block = prepare_rows(embeddings[lo : lo + ROW_BLOCK], metric)
+        pos, scores = flat_search(block, queries, min(k, block.shape[0]), metric)
         heap.add_result(scores, pos + lo)
     heap.finalize()
     return heap.I, heap.D
 
 
-def _make_faiss_index(factory: str, dim: int) -> faiss.Index:
-    """Build the index a factory string names, with inner product where the type allows it.
-
-    Types that only support L2 (LSH) get L2, which ranks unit vectors the same way.
+def _make_faiss_index(factory: str, dim: int, metric: str = "cosine") -> faiss.Index:
+    """Build the index a factory string names for ``metric``: L2 for euclidean, inner product
+    for dot; for cosine inner product where the type allows it, else L2 (LSH), which ranks
+    unit vectors the same way.
     """
     if not isinstance(factory, str) or not factory.strip():
         raise ConfigError("factory must be a non-empty Faiss factory string such as 'HNSW32'")
+    faiss_metrics = {
+        "cosine": (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2),
+        "dot": (faiss.METRIC_INNER_PRODUCT,),
+        "euclidean": (faiss.METRIC_L2,),
+    }[metric]
     errors = []
-    for metric in (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2):
+    for faiss_metric in faiss_metrics:
         try:
-            return faiss.index_factory(dim, factory, metric)
+            return faiss.index_factory(dim, factory, faiss_metric)
         except RuntimeError as exc:
             errors.append(str(exc).strip().splitlines()[-1])
     raise ConfigError(
-        f"Faiss cannot build index {factory!r} for {dim}-d vectors ({errors[0]}); use a factory "
-        "string such as 'Flat', 'HNSW32', 'IVF1024,Flat', 'IVF1024,PQ32' or 'LSH'"
+        f"Faiss cannot build index {factory!r} for {dim}-d vectors and the {metric} metric "
+        f"({errors[0]}); use a factory string such as 'Flat', 'HNSW32', 'IVF1024,Flat', "
+        "'IVF1024,PQ32' or (cosine only) 'LSH'"
     )
 
 
-class NeighborIndex:
-    """k-NN search over a :class:`Pool`'s embeddings by cosine similarity.
+class NeighborIndex(Parameterized):
+    """k-NN search over a :class:`Pool`'s embeddings (or the rows of a matrix).
 
     Parameters
     ----------
@@ -122,6 +186,10 @@ class NeighborIndex:
         recall measured at the chosen setting.
     progress : bool
         Show a tqdm bar while adding.
+    metric : {"cosine", "dot", "euclidean"}
+        Cosine similarity (rows L2-normalised as they are added and searched), inner product
+        or Euclidean distance of the rows as given. Scores are higher-is-closer: the cosine,
+        the inner product, or minus the squared distance.
 
     Attributes
     ----------
@@ -130,6 +198,19 @@ class NeighborIndex:
         Recall of the neighbours against exact search (set by calibration or
         :meth:`measure_recall`).
     """
+
+    parameter_constraints = {
+        "factory": [Instance(str)],
+        "search_params": [Instance(str)],
+        "train_size": [Interval(int, 1, None)],
+        "chunk_size": [Interval(int, 1, None)],
+        "seed": [Interval(int, 0, None)],
+        "recall_target": [Interval(float, 0, 1, "right"), Instance(None)],
+        "calibration_queries": [Interval(int, 1, None)],
+        "calibration_k": [Interval(int, 1, None)],
+        "progress": [Instance(bool)],
+        "metric": [Options(*INDEX_METRICS)],
+    }
 
     def __init__(
         self,
@@ -142,6 +223,7 @@ class NeighborIndex:
         calibration_queries: int = 200,
         calibration_k: int = 10,
         progress: bool = True,
+        metric: str = "cosine",
     ):
         self.factory = factory
         self.search_params = search_params
@@ -152,6 +234,7 @@ class NeighborIndex:
         self.calibration_queries = calibration_queries
         self.calibration_k = calibration_k
         self.progress = progress
+        self.metric = metric
         self._index: faiss.Index | None = None
         self._pool: Pool | None = None
         self._embeddings: np.ndarray | None = None
@@ -176,13 +259,10 @@ class NeighborIndex:
                     f"got {ids.size} ids for {embeddings.shape[0]} embedding rows; pass one id "
                     "per row"
                 )
-        if self.chunk_size <= 0 or self.train_size <= 0:
-            raise ConfigError("chunk_size and train_size must be positive")
-        self._check_recall_target()
         start = time.perf_counter()
         n, dim = embeddings.shape
-        index = faiss.IndexIDMap2(_make_faiss_index(self.factory, dim))
-        _train(index, embeddings, self.factory, self.train_size, self.seed)
+        index = faiss.IndexIDMap2(_make_faiss_index(self.factory, dim, self.metric))
+        _train(index, embeddings, self.factory, self.train_size, self.seed, self.metric)
         for lo in tqdm(
             range(0, n, self.chunk_size),
             desc=f"indexing ({self.factory})",
@@ -190,7 +270,7 @@ class NeighborIndex:
             disable=not self.progress,
         ):
             hi = min(n, lo + self.chunk_size)
-            index.add_with_ids(normalize_rows(embeddings[lo:hi]), ids[lo:hi])
+            index.add_with_ids(prepare_rows(embeddings[lo:hi], self.metric), ids[lo:hi])
         self._index = index
         self._embeddings, self._ids = embeddings, ids
         self.pool_fingerprint = fingerprint(ids, embeddings)
@@ -200,11 +280,6 @@ class NeighborIndex:
         if self.recall_target is not None:
             self.calibrate(self.recall_target)
         return self
-
-    def _check_recall_target(self) -> None:
-        target = self.recall_target
-        if target is not None and not (isinstance(target, (int, float)) and 0 < target <= 1):
-            raise ConfigError(f"recall_target must be in (0, 1], got {target!r}")
 
     # ------------------------------------------------------------------ recall
     def _calibration_set(self, n_queries: int, k: int, seed: int):
@@ -216,8 +291,8 @@ class NeighborIndex:
         n = self._embeddings.shape[0]
         rng = np.random.default_rng(seed)
         rows = np.sort(rng.choice(n, size=min(n, n_queries), replace=False))
-        queries = normalize_rows(self._embeddings[rows])
-        found, _ = exact_search(self._embeddings, queries, k + 1)
+        queries = prepare_rows(self._embeddings[rows], self.metric)
+        found, _ = exact_search(self._embeddings, queries, k + 1, self.metric)
         exact = np.array([[p for p in r if p != q][:k] for r, q in zip(found, rows, strict=True)])
         return rows, queries, self._ids[exact]
 
@@ -229,7 +304,7 @@ class NeighborIndex:
         return self.recall_
 
     def _approximate(self, rows: np.ndarray, k: int) -> np.ndarray:
-        queries = normalize_rows(self._embeddings[rows])
+        queries = prepare_rows(self._embeddings[rows], self.metric)
         found, _ = self.search(queries, k + 1)
         own = self._ids[rows]
         return np.array([[i for i in r if i != q][:k] for r, q in zip(found, own, strict=True)])
@@ -298,13 +373,16 @@ class NeighborIndex:
         return f"NeighborIndex({self.factory!r}, n={len(self)})"
 
     def _scores(self, distances: np.ndarray) -> np.ndarray:
-        """Faiss distances as higher-is-closer scores (cosine for exact IP and L2 indexes)."""
+        """Faiss distances as higher-is-closer scores: the cosine (exact IP and L2 indexes over
+        unit rows), the inner product, or minus the squared L2 distance."""
         inner = self.index
         if isinstance(inner, faiss.IndexIDMap2):
             inner = faiss.downcast_index(inner.index)
         if isinstance(inner, faiss.IndexLSH):
             return -distances  # Hamming distance between codes
         if self.index.metric_type == faiss.METRIC_L2:
+            if self.metric == "euclidean":
+                return -distances
             return 1.0 - distances / 2.0  # squared L2 between unit vectors
         return distances
 
@@ -323,27 +401,27 @@ class NeighborIndex:
                 f"queries have {queries.shape[1]} features but the index holds {self.dim}-d "
                 "vectors; embed queries with the same model as the pool"
             )
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise ValidationError(f"k must be a positive integer, got {k!r}")
-        k = int(k)
+        k = positive_int(k, "k")
         excluded = np.unique(as_ids([] if exclude is None else exclude, "exclude"))
         depth = min(len(self), k + excluded.size)
         m = queries.shape[0]
         if m == 0 or depth == 0:
             return np.full((m, k), -1, np.int64), np.full((m, k), -np.inf, np.float32)
-        distances, found = self._faiss_search(normalize_rows(queries), depth)
-        scores = self._scores(distances).astype(np.float32)
+        distances, found = self._faiss_search(prepare_rows(queries, self.metric), depth)
+        scores = self._scores(distances).astype(np.float32, copy=False)
         keep = found >= 0
         if excluded.size:
             pos = np.minimum(np.searchsorted(excluded, found), excluded.size - 1)
             keep &= excluded[pos] != found
-        # stable compaction: the kept entries of each row move to its front, in order
-        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
-        out_ids = np.take_along_axis(found, order, axis=1)
-        out_scores = np.take_along_axis(scores, order, axis=1)
-        valid = np.take_along_axis(keep, order, axis=1)
-        out_ids[~valid] = -1
-        out_scores[~valid] = -np.inf
+        if keep.all():  # nothing to drop (a self-join of a whole matrix): the rows as found
+            out_ids, out_scores = found[:, :k], scores[:, :k]
+        else:  # stable compaction: the kept entries of each row move to its front, in order
+            order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+            out_ids = np.take_along_axis(found, order, axis=1)
+            out_scores = np.take_along_axis(scores, order, axis=1)
+            valid = np.take_along_axis(keep, order, axis=1)
+            out_ids[~valid] = -1
+            out_scores[~valid] = -np.inf
         if out_ids.shape[1] < k:
             pad = k - out_ids.shape[1]
             out_ids = np.pad(out_ids, ((0, 0), (0, pad)), constant_values=-1)
@@ -368,19 +446,18 @@ class NeighborIndex:
         k: int,
         exclude: Any = None,
         pool: Pool | None = None,
-        batch_size: int = 4096,
+        chunk_size: int = 4096,
     ) -> np.ndarray:
         """Ids of the ``k`` nearest neighbours of pool items ``ids``, themselves excluded: (m, k).
 
         Query embeddings come from ``pool`` (default: the pool the index was fitted on or
-        attached to). Queries run in batches of ``batch_size``; rows are padded with -1 where
+        attached to). Queries run in chunks of ``chunk_size``; rows are padded with -1 where
         fewer than ``k`` neighbours qualify. With a :class:`KnnGraph` attached (see
         :meth:`build_graph`) that is at least ``k`` deep, nothing excluded and the attached
         pool asked, the rows come from the graph and no search runs.
         """
         ids = as_ids(ids)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise ValidationError(f"k must be a positive integer, got {k!r}")
+        k = positive_int(k, "k")
         pool = pool if pool is not None else self._pool
         if pool is None:
             raise ValidationError("pass pool= so the index can look up the query embeddings")
@@ -389,8 +466,8 @@ class NeighborIndex:
         if graph is not None and not excluded.size and k <= graph.k and pool is self._pool:
             return graph.neighbors(pool.positions(ids), k)
         out = np.full((ids.size, k), -1, np.int64)
-        for lo in range(0, ids.size, batch_size):
-            chunk = ids[lo : lo + batch_size]
+        for lo in range(0, ids.size, chunk_size):
+            chunk = ids[lo : lo + chunk_size]
             found, _ = self.search(pool.embeddings_of(chunk), k + 1, exclude=excluded)
             not_self = found != chunk[:, None]
             order = np.argsort(~not_self, axis=1, kind="stable")[:, :k]
@@ -399,26 +476,25 @@ class NeighborIndex:
             out[lo : lo + chunk.size] = rows
         return out
 
-    def build_graph(self, k: int, path: str | os.PathLike, batch_size: int = 16_384) -> KnnGraph:
+    def build_graph(self, k: int, path: str | os.PathLike, chunk_size: int = 16_384) -> KnnGraph:
         """Search every item's ``k`` neighbours once (in batches, with a progress bar), write
         them as an int32 ``.npy`` at ``path`` and attach the graph; ``graph.build_seconds``
         says how long it took."""
         if self._pool is None:
             raise ValidationError("fit(pool) or attach(pool) before building a k-NN graph")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise ValidationError(f"k must be a positive integer, got {k!r}")
+        k = positive_int(k, "k")
         pool, path = self._pool, os.fspath(path)
         start = time.perf_counter()
         self.graph = None
         part = path + ".part.npy"
         out = np.lib.format.open_memmap(part, mode="w+", dtype=np.int32, shape=(len(pool), k))
         for lo in tqdm(
-            range(0, len(pool), batch_size),
+            range(0, len(pool), chunk_size),
             desc="k-NN graph",
             unit="batch",
             disable=not self.progress,
         ):
-            found = self.neighbors(pool.ids[lo : lo + batch_size], k)
+            found = self.neighbors(pool.ids[lo : lo + chunk_size], k)
             rows = np.full(found.shape, -1, np.int32)
             valid = found >= 0
             rows[valid] = pool.positions(found[valid])
@@ -485,6 +561,7 @@ class NeighborIndex:
             "dim": self.dim,
             "ntotal": len(self),
             "seed": self.seed,
+            "metric": self.metric,
             "recall": self.recall_,
             "recall_k": self.calibration_k,
             "pool": self.pool_fingerprint,
@@ -525,7 +602,13 @@ class NeighborIndex:
                 f"the index at {path!r} holds {index.ntotal} x {index.d} but its settings say "
                 f"{meta['ntotal']} x {meta['dim']}; rebuild it"
             )
-        self = cls(meta["factory"], meta["search_params"], seed=meta["seed"], progress=progress)
+        self = cls(
+            meta["factory"],
+            meta["search_params"],
+            seed=meta["seed"],
+            progress=progress,
+            metric=meta.get("metric", "cosine"),  # files written before metrics were cosine
+        )
         self._index = index
         self.pool_fingerprint = meta.get("pool")
         self.recall_ = meta.get("recall")
@@ -553,8 +636,16 @@ def _recall(found: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([np.isin(e, f).sum() / k for f, e in zip(found, exact, strict=True)]))
 
 
-def _train(index: faiss.Index, embeddings: np.ndarray, factory: str, size: int, seed: int) -> None:
-    """Train ``index`` (if it needs it) on a seeded sample of ``size`` unit rows."""
+def _train(
+    index: faiss.Index,
+    embeddings: np.ndarray,
+    factory: str,
+    size: int,
+    seed: int,
+    metric: str = "cosine",
+) -> None:
+    """Train ``index`` (if it needs it) on a seeded sample of ``size`` rows (prepared for
+    ``metric``: unit rows for cosine)."""
     if index.is_trained:
         return
     n = embeddings.shape[0]
@@ -562,7 +653,7 @@ def _train(index: faiss.Index, embeddings: np.ndarray, factory: str, size: int, 
     sample = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
     log.info("training Faiss index %r on %d sampled rows", factory, m)
     try:
-        index.train(normalize_rows(embeddings[sample]))
+        index.train(prepare_rows(embeddings[sample], metric))
     except RuntimeError as exc:
         raise ConfigError(
             f"training Faiss index {factory!r} on {m} rows failed: "
@@ -701,10 +792,11 @@ def build_sharded_index(
     n, dim = x.shape
     if ids.size != n:
         raise ValidationError(f"got {ids.size} ids for {n} embedding rows; pass one id per row")
-    if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)):
-        raise ConfigError(f"shard_size must be a positive integer, got {shard_size!r}")
-    if shard_size <= 0 or train_size <= 0:
-        raise ConfigError("shard_size and train_size must be positive")
+    check_parameters(
+        "build_sharded_index",
+        {"shard_size": shard_size, "train_size": train_size},
+        {"shard_size": [Interval(int, 1, None)], "train_size": [Interval(int, 1, None)]},
+    )
     empty = _make_faiss_index(factory, dim)
     ivf = faiss.try_extract_index_ivf(empty)
     if ivf is None:

@@ -23,12 +23,12 @@ Three ways to hold the ``n x n`` similarity of the candidates, all with the same
   this);
 - :class:`FeatureKernel`: computes the rows it is asked for from the embeddings, never stores
   ``n x n`` (graph cut and log-determinant only ever need the rows of the chosen items);
-- :class:`SparseKernel`: the ``k`` nearest neighbours of each item (exact blocked search or
-  Faiss; by default ``s_ij`` is kept when either item is among the other's ``k`` nearest, as in
-  submodlib), every other similarity counts as **0**. Facility location starts its running
-  maxima at 0, so a missing similarity never covers anything: FL on the sparse kernel is FL on
-  the dense kernel with the non-neighbour entries set to 0 (graph cut likewise sums only the
-  stored entries).
+- :class:`SparseKernel`: the ``k`` nearest neighbours of each item, found by
+  :mod:`raresift.index` (exact by default). By default ``s_ij`` is kept when either item is
+  among the other's ``k`` nearest, as in submodlib; every other similarity counts as **0**.
+  Facility location starts its running maxima at 0, so a missing similarity never covers
+  anything: FL on the sparse kernel is FL on the dense kernel with the non-neighbour entries
+  set to 0 (graph cut likewise sums only the stored entries).
 
 >>> import numpy as np
 >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
@@ -49,6 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from raresift.errors import ValidationError
+from raresift.params import positive_int
 from raresift.pool import check_finite, check_matrix
 
 log = logging.getLogger("raresift")
@@ -247,6 +248,10 @@ class DenseKernel:
     def diagonal(self) -> np.ndarray:
         return np.diagonal(self.matrix).astype(np.float64)
 
+    def nonnegative(self) -> bool:
+        """Whether no similarity is negative."""
+        return bool(self.matrix.size == 0 or self.matrix.min() >= 0)
+
     def column_sums(self) -> np.ndarray:
         return self.matrix.sum(axis=0, dtype=np.float64)
 
@@ -297,6 +302,12 @@ class FeatureKernel:
 
     def diagonal(self) -> np.ndarray:
         return _self_similarity(self.X, self.metric).astype(np.float64)
+
+    def nonnegative(self) -> bool:
+        """Whether no similarity can be negative: always for the shifted cosine and euclidean;
+        for the raw cosine and dot when no feature is negative (a sufficient test, O(n d): the
+        exact one would cost the n x n similarities this kernel never builds)."""
+        return self.metric in ("cosine", "euclidean") or bool(np.all(self.X >= 0))
 
     def column_sums(self) -> np.ndarray:
         if self.metric == "euclidean":  # no closed form: one blocked pass, nothing stored
@@ -354,6 +365,10 @@ class SparseKernel:
     def diagonal(self) -> np.ndarray:
         return self.matrix.diagonal().astype(np.float64)
 
+    def nonnegative(self) -> bool:
+        """Whether no stored similarity is negative (missing ones are 0)."""
+        return bool(self.matrix.nnz == 0 or self.matrix.data.min() >= 0)
+
     def column_sums(self) -> np.ndarray:
         return np.asarray(self.matrix.sum(axis=0, dtype=np.float64)).ravel()
 
@@ -368,8 +383,7 @@ def knn_kernel(
     X: Any,
     k: int,
     metric: str = DEFAULT_METRIC,
-    backend: str = "faiss",
-    index: str = "Flat",
+    factory: str = "Flat",
     mode: str = "union",
 ) -> SparseKernel:
     """k-nearest-neighbour kernel over the rows of ``X``; see :func:`neighbour_graph` for ``mode``.
@@ -381,10 +395,13 @@ def knn_kernel(
     Every row keeps its own similarity ``s_ii``, duplicates or not; ``k`` larger than the
     number of items raises.
 
-    ``backend="faiss"`` (default) with ``index="Flat"`` is exact: Faiss' blocked brute-force
-    search writes into one preallocated (n, k) pair of arrays, no index object. Other factory
-    strings (``"HNSW32"``, ``"IVF1024,Flat"``) trade exactness for speed on very large pools.
-    ``backend="torch"`` is exact too: blocked float32 matrix products and ``topk``.
+    The search is raresift's one k-NN path, :mod:`raresift.index`, over the rows prepared as
+    :func:`similarity` prepares them (unit rows for the cosines, rows centred on their mean for
+    euclidean), so the kept values are the dense kernel's. ``factory="Flat"`` (default) is
+    exact: :func:`raresift.index.flat_search`, one blocked brute-force pass, no index object.
+    Other Faiss factory strings (``"HNSW32"``, ``"IVF1024,Flat"``) build a
+    :class:`~raresift.index.NeighborIndex` over the rows and trade exactness for speed on very
+    large pools.
 
     >>> X = np.array([[0.0], [1.0], [3.0], [7.0]], dtype=np.float32)
     >>> (knn_kernel(X, 2, "euclidean").matrix.toarray() > 0).sum(axis=1).tolist()
@@ -392,52 +409,47 @@ def knn_kernel(
     >>> (knn_kernel(X, 2, "euclidean", mode="rows").matrix.toarray() > 0).sum(axis=1).tolist()
     [2, 2, 2, 2]
     """
+    from raresift.index import NeighborIndex, flat_search  # Faiss loads with the first k-NN kernel
+
     check_metric(metric)
     X = check_matrix(X, "data")
     n = X.shape[0]
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValidationError(f"k must be a positive integer, got {k!r}")
+    k = positive_int(k, "k")
     if k > n:
         raise ValidationError(
             f"k = {k} neighbours per item, but there are only {n} items; use k <= {n} "
             "(k = n is the dense kernel)"
         )
-    k = int(k)
     if mode not in KNN_MODES:
         raise ValidationError(f"unknown k-NN mode {mode!r}; choose one of: {', '.join(KNN_MODES)}")
-    if backend not in ("torch", "faiss"):
-        raise ValidationError(f"unknown backend {backend!r}; choose 'torch' or 'faiss'")
-    xs, sq = _prepare(X, metric, row_centre(X) if metric == "euclidean" else None)
-    if backend == "faiss":
-        values, nbrs = _faiss_search(xs, k, metric, index)
+    euclidean = metric == "euclidean"
+    xs, _ = _prepare(X, metric, row_centre(X) if euclidean else None)
+    searched = "euclidean" if euclidean else "dot"  # the prepared rows' own metric
+    if factory == "Flat":
+        nbrs, scores = flat_search(xs, xs, k, searched)
     else:
-        import torch
-
-        data = torch.from_numpy(xs)
-        nbrs = np.empty((n, k), dtype=np.int64)
-        values = np.empty((n, k), dtype=np.float32)
-        block = max(1, _BLOCK_ELEMENTS // n)
-        # Rank by a monotone stand-in and transform only the k kept values: the dot product for
-        # the cosine and dot metrics, 2 x.y - |y|^2 (= |x|^2 - squared distance) for euclidean.
-        half_sq = None if sq is None else torch.from_numpy(0.5 * sq)
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            dots = data[start:stop] @ data.T
-            if half_sq is not None:
-                dots -= half_sq
-            top = torch.topk(dots, k, dim=1, sorted=False)
-            kept, nbrs[start:stop] = top.values.numpy(), top.indices.numpy()
-            if half_sq is not None:
-                kept += 0.5 * sq[nbrs[start:stop]]  # back to dot products
-            values[start:stop] = _finish_neighbours(
-                kept,
-                metric,
-                X.shape[1],
-                _sl(sq, start, stop),
-                sq[nbrs[start:stop]] if sq is not None else None,
-            )
-    log.debug("built %s k-NN kernel: n=%d k=%d (%s %s)", metric, n, k, backend, index)
+        index = NeighborIndex(
+            factory, train_size=n, chunk_size=n, progress=False, metric=searched
+        ).fit(xs)
+        nbrs, scores = index.search(xs, k)
+    values = _neighbour_similarities(scores, metric, X.shape[1])
+    log.debug("built %s k-NN kernel: n=%d k=%d (%s)", metric, n, k, factory)
     return SparseKernel(neighbour_graph(values, nbrs, _self_similarity(X, metric), mode))
+
+
+def _neighbour_similarities(scores: np.ndarray, metric: str, dim: int) -> np.ndarray:
+    """Similarities from k-NN search scores (in place): inner products of the prepared rows
+    (cosines, dot), or minus squared distances (euclidean)."""
+    if metric == "euclidean":
+        np.negative(scores, out=scores)  # squared distances
+        np.maximum(scores, 0, out=scores)
+        np.sqrt(scores, out=scores)
+        scores *= -1.0 / dim
+        np.exp(scores, out=scores)
+    elif metric == "cosine":
+        scores += 1
+        scores *= 0.5
+    return scores
 
 
 def neighbour_graph(
@@ -496,47 +508,6 @@ def neighbour_graph(
     matrix = sp.csr_matrix((v, (r, c)), shape=(n, n))
     matrix.sum_duplicates()
     return matrix
-
-
-def _faiss_search(xs: np.ndarray, k: int, metric: str, index: str):
-    """(values, neighbours), each (n, k): similarities of each row's k nearest rows of ``xs``."""
-    import faiss
-
-    euclidean = metric == "euclidean"
-    n, dim = xs.shape
-    if index == "Flat":  # exact, no index object: results written in place
-        values = np.empty((n, k), dtype=np.float32)
-        nbrs = np.empty((n, k), dtype=np.int64)
-        search = faiss.knn_L2sqr if euclidean else faiss.knn_inner_product
-        ptr = faiss.swig_ptr
-        search(ptr(xs), ptr(xs), dim, n, n, k, ptr(values), ptr(nbrs))
-    else:
-        faiss_metric = faiss.METRIC_L2 if euclidean else faiss.METRIC_INNER_PRODUCT
-        try:
-            searcher = faiss.index_factory(dim, index, faiss_metric)
-        except RuntimeError as exc:
-            raise ValidationError(f"Faiss cannot build index {index!r}: {exc}") from None
-        if not searcher.is_trained:
-            searcher.train(xs)
-        searcher.add(xs)
-        values, nbrs = searcher.search(xs, k)
-    if euclidean:  # squared distances to similarities, in place
-        np.maximum(values, 0, out=values)
-        np.sqrt(values, out=values)
-        values *= -1.0 / dim
-        np.exp(values, out=values)
-    elif metric == "cosine":
-        values += 1
-        values *= 0.5
-    return values, nbrs
-
-
-def _finish_neighbours(dots, metric, dim, sq_rows, sq_neighbours):
-    """:func:`_finish` for (rows, k) dot products whose columns are each row's own neighbours."""
-    if metric != "euclidean":
-        return _finish(dots, metric, dim)
-    squared = sq_rows[:, None] + sq_neighbours - 2.0 * dots
-    return np.exp(-np.sqrt(np.maximum(squared, 0.0)) / dim).astype(np.float32)
 
 
 def _sl(arr: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:

@@ -1,4 +1,5 @@
-"""One parameter contract for strategies and candidate pools, in scikit-learn's style.
+"""One parameter contract for strategies, model adapters, candidate pools and indexes, in
+scikit-learn's style.
 
 A class lists its constructor parameters' constraints in ``parameter_constraints``; subclassing
 :class:`Parameterized` checks them once, right after ``__init__`` has stored the parameters, so a
@@ -17,6 +18,9 @@ violation raises :class:`~raresift.errors.ConfigError` in one format::
 Traceback (most recent call last):
 ...
 raresift.errors.ConfigError: Greedy: optimizer='lazyy' is invalid; it must be one of 'naive', 'lazy'
+
+Arguments of a call (the ``k`` of a search, a number of samples) are data, not configuration:
+:func:`positive_int` checks them and raises :class:`~raresift.errors.ValidationError`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import math
 import numbers
 from typing import Any, ClassVar
 
-from raresift.errors import ConfigError
+from raresift.errors import ConfigError, ValidationError
+
+POSITIVE = ("both", "left")  # closed at the low end
 
 
 class Interval:
@@ -52,6 +58,8 @@ class Interval:
         )
 
     def __str__(self) -> str:
+        if self.kind is int and self.low == 1 and self.high is None and self.closed in POSITIVE:
+            return "a positive integer"
         kind = "an integer" if self.kind is int else "a finite number"
         if self.low is not None and self.high is None:
             return f"{kind} {'>=' if self.closed in ('both', 'left') else '>'} {self.low}"
@@ -77,6 +85,20 @@ class Options:
         return "one of " + ", ".join(repr(v) for v in self.values)
 
 
+class HasMethods:
+    """An object with the named methods; ``what`` describes it for the message (e.g. "a
+    probabilistic classifier such as LogisticRegression()")."""
+
+    def __init__(self, *methods: str, what: str = "an object"):
+        self.methods, self.what = methods, what
+
+    def holds(self, value: Any) -> bool:
+        return all(callable(getattr(value, m, None)) for m in self.methods)
+
+    def __str__(self) -> str:
+        return f"{self.what} with {' and '.join(self.methods)}()"
+
+
 class Instance:
     """An instance of one of the given types (``None`` in the list allows None)."""
 
@@ -95,6 +117,35 @@ class Instance:
         return "a " + " or ".join(names)
 
 
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int if it is a positive integer (not a bool), else
+    :class:`ValidationError`: the one check of a count passed to a call.
+
+    >>> positive_int(3, "k")
+    3
+    >>> positive_int(0, "k")
+    Traceback (most recent call last):
+    ...
+    raresift.errors.ValidationError: k must be a positive integer, got 0
+    """
+    if not Interval(int, 1, None).holds(value):
+        raise ValidationError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def invalid(owner: str, name: str, value: Any, must: str) -> ConfigError:
+    """The one message of a bad parameter: ``"owner: name=value is invalid; it must be ..."``
+    (long or multi-line values, such as a network, are named by their type).
+
+    >>> str(invalid("TorchModel", "n_classes", 4, "3, the classifier's outputs"))
+    "TorchModel: n_classes=4 is invalid; it must be 3, the classifier's outputs"
+    """
+    shown = repr(value)
+    if len(shown) > 80 or "\n" in shown:
+        shown = f"<{type(value).__name__}>"
+    return ConfigError(f"{owner}: {name}={shown} is invalid; it must be {must}")
+
+
 def check_parameters(owner: str, values: dict[str, Any], constraints: dict[str, list]) -> None:
     """Raise :class:`ConfigError` for the first value that meets none of its constraints."""
     for name, allowed in constraints.items():
@@ -102,10 +153,7 @@ def check_parameters(owner: str, values: dict[str, Any], constraints: dict[str, 
             continue
         value = values[name]
         if not any(c.holds(value) for c in allowed):
-            raise ConfigError(
-                f"{owner}: {name}={value!r} is invalid; it must be "
-                + " or ".join(str(c) for c in allowed)
-            )
+            raise invalid(owner, name, value, " or ".join(str(c) for c in allowed))
 
 
 class Parameterized:

@@ -17,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from raresift.errors import ValidationError
+from raresift.params import Instance, Interval, Parameterized
 
 logger = logging.getLogger("raresift")
 
@@ -68,12 +69,12 @@ class MLPAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-class Autoencoder:
+class Autoencoder(Parameterized):
     """Train a small autoencoder on items and encode them (seeded, CPU-sized).
 
     Parameters
     ----------
-    image_shape : tuple (C, H, W), optional
+    input_shape : tuple (C, H, W), optional
         Reshape flat rows to images and use :class:`ConvAutoencoder`; 4-d inputs use it anyway.
         Otherwise an :class:`MLPAutoencoder` on standardised features.
     latent_dim, hidden : MLP sizes; channels : the conv layers' widths.
@@ -88,9 +89,21 @@ class Autoencoder:
     (3, 2)
     """
 
+    parameter_constraints = {
+        "input_shape": [Instance(tuple, list, None)],
+        "latent_dim": [Interval(int, 1, None)],
+        "hidden": [Interval(int, 1, None)],
+        "channels": [Instance(tuple, list)],
+        "epochs": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, "neither")],
+        "seed": [Interval(int, 0, None)],
+        "progress": [Instance(bool)],
+    }
+
     def __init__(
         self,
-        image_shape: Sequence[int] | None = None,
+        input_shape: Sequence[int] | None = None,
         latent_dim: int = 8,
         hidden: int = 64,
         channels: Sequence[int] = (16, 8),
@@ -100,10 +113,10 @@ class Autoencoder:
         seed: int = 0,
         progress: bool = False,
     ):
-        self.image_shape = tuple(image_shape) if image_shape is not None else None
+        self.input_shape = input_shape
         self.latent_dim = latent_dim
         self.hidden = hidden
-        self.channels = tuple(channels)
+        self.channels = channels
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -114,8 +127,8 @@ class Autoencoder:
         arr = np.asarray(x)
         scale = 255.0 if arr.dtype == np.uint8 else 1.0
         t = torch.as_tensor(arr.astype(np.float32) / scale)
-        if self.image_shape is not None:
-            t = t.reshape(t.shape[0], *self.image_shape)
+        if self.input_shape is not None:
+            t = t.reshape(t.shape[0], *tuple(self.input_shape))
         if t.dim() == 2:
             t = (t - self.mean_) / self.std_
         elif t.dim() != 4:
@@ -132,7 +145,7 @@ class Autoencoder:
         t = self._prepare(arr)
         torch.manual_seed(self.seed)
         if t.dim() == 4:
-            self.module_ = ConvAutoencoder(t.shape[1], self.channels)
+            self.module_ = ConvAutoencoder(t.shape[1], tuple(self.channels))
         else:
             self.module_ = MLPAutoencoder(t.shape[1], self.hidden, self.latent_dim)
         opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr)

@@ -9,7 +9,7 @@ clear :class:`~raresift.errors.ConfigError` before any round, not an error mid-r
 >>> from sklearn.linear_model import LogisticRegression
 >>> from raresift.models import SklearnModel
 >>> sorted(model_provides(SklearnModel(LogisticRegression(), 2)))
-['gradient_embeddings', 'probabilities']
+['gradient_embeddings', 'gradient_factors', 'probabilities']
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ CAPABILITIES = {
     "probabilities": "class probabilities, predict_proba(X)",
     "penultimate": "penultimate features, penultimate(X)",
     "gradient_embeddings": "last-layer gradient embeddings, gradient_embeddings(X, labels)",
-    "pooled_fisher": "pooled multi-scale descriptors and Fisher scores (a torch .network)",
+    "gradient_factors": "the two factors of the gradient embeddings, gradient_factors(X, labels)",
+    "pooled_fisher": "pooled multi-scale descriptors and Fisher scores (a torch .network and "
+    "network_inputs(X))",
     "dropout_samples": "MC-dropout samples, mc_dropout_proba(X, n_samples, seed)",
 }
 _HINTS = {
@@ -34,6 +36,7 @@ _HINTS = {
     "penultimate": "use a TorchModel",
     "gradient_embeddings": "use SklearnModel or TorchModel (or representation='embedding' "
     "where the strategy has it)",
+    "gradient_factors": "use SklearnModel or TorchModel",
     "pooled_fisher": "use a TorchModel",
     "dropout_samples": "use a TorchModel over a network with dropout, e.g. MLP(..., dropout=0.2)",
 }
@@ -41,6 +44,7 @@ _METHODS = {
     "probabilities": "predict_proba",
     "penultimate": "penultimate",
     "gradient_embeddings": "gradient_embeddings",
+    "gradient_factors": "gradient_factors",
     "dropout_samples": "mc_dropout_proba",
 }
 
@@ -57,9 +61,17 @@ def model_provides(model: Any) -> frozenset[str]:
             )
         return frozenset(declared)
     found = {cap for cap, method in _METHODS.items() if callable(getattr(model, method, None))}
-    if callable(getattr(getattr(model, "network", None), "named_modules", None)):
+    if callable(getattr(getattr(model, "network", None), "named_modules", None)) and callable(
+        getattr(model, "network_inputs", None)
+    ):
         found.add("pooled_fisher")
     return frozenset(found)
+
+
+def provides(model: Any, capability: str) -> bool:
+    """Whether ``model`` provides ``capability`` (an optional one a strategy can use when it is
+    there, e.g. ``gradient_factors``)."""
+    return capability in model_provides(model)
 
 
 def require_capability(model: Any, capability: str, who: str) -> None:

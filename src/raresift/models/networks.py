@@ -13,28 +13,42 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from raresift.errors import ValidationError
+from raresift.params import Interval, Parameterized
+
+_POSITIVE = [Interval(int, 1, None)]
+_DROPOUT = [Interval(float, 0, 1, "left")]
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError(f"{name} must be a positive integer, got {value!r}")
-    return value
+class _Widths:
+    """The constraint on an MLP's hidden widths: a positive integer or a non-empty sequence
+    of them."""
+
+    def holds(self, value) -> bool:
+        widths = (value,) if isinstance(value, int) else value
+        return (
+            isinstance(widths, (tuple, list))
+            and len(widths) > 0
+            and all(Interval(int, 1, None).holds(w) for w in widths)
+        )
+
+    def __str__(self) -> str:
+        return "a positive integer or a non-empty sequence of them"
 
 
-def _probability(value, name: str) -> float:
-    if not 0.0 <= float(value) < 1.0:
-        raise ValidationError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-class MLP(nn.Module):
+class MLP(Parameterized, nn.Module):
     """Fully connected ReLU network on embedding vectors, with dropout after each hidden layer.
 
     >>> net = MLP(8, hidden=(16, 4), n_classes=3)
     >>> net(torch.zeros(2, 8)).shape, net.features(torch.zeros(2, 8)).shape
     (torch.Size([2, 3]), torch.Size([2, 4]))
     """
+
+    parameter_constraints = {
+        "in_dim": _POSITIVE,
+        "hidden": [_Widths()],
+        "n_classes": _POSITIVE,
+        "dropout": _DROPOUT,
+    }
 
     def __init__(
         self,
@@ -44,14 +58,9 @@ class MLP(nn.Module):
         dropout: float = 0.2,
     ):
         super().__init__()
-        self.in_dim = _positive_int(in_dim, "in_dim")
+        self.in_dim, self.hidden, self.n_classes, self.dropout = in_dim, hidden, n_classes, dropout
+        self.check_parameters()  # before any layer is built from them
         self.hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-        if not self.hidden:
-            raise ValidationError("hidden must name at least one layer width")
-        for width in self.hidden:
-            _positive_int(width, "each hidden width")
-        self.n_classes = _positive_int(n_classes, "n_classes")
-        self.dropout = _probability(dropout, "dropout")
         self.input_shape = (self.in_dim,)
         layers: list[nn.Module] = []
         width_in = self.in_dim
@@ -68,7 +77,7 @@ class MLP(nn.Module):
         return self.classifier(self.features(x))
 
 
-class LeNet(nn.Module):
+class LeNet(Parameterized, nn.Module):
     """LeNet for 28 x 28 images: conv(10) - pool - conv(20) - pool - fc(50) - classifier.
 
     Attribute names ``conv1``, ``conv2``, ``fc1`` are stable: multi-scale descriptors (Fisher
@@ -78,11 +87,12 @@ class LeNet(nn.Module):
     torch.Size([3, 10])
     """
 
+    parameter_constraints = {"n_classes": _POSITIVE, "in_channels": _POSITIVE, "dropout": _DROPOUT}
+
     def __init__(self, n_classes: int = 10, in_channels: int = 1, dropout: float = 0.5):
         super().__init__()
-        self.n_classes = _positive_int(n_classes, "n_classes")
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.dropout = _probability(dropout, "dropout")
+        self.n_classes, self.in_channels, self.dropout = n_classes, in_channels, dropout
+        self.check_parameters()  # before any layer is built from them
         self.input_shape = (self.in_channels, 28, 28)
         self.conv1 = nn.Conv2d(self.in_channels, 10, kernel_size=5)
         self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
@@ -118,7 +128,7 @@ class _BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
+class ResNet18(Parameterized, nn.Module):
     """ResNet-18 for small images (28-32 px): 3x3 stem without max-pool, four stages of two blocks.
 
     ``width`` is the first stage's channel count (64 in the paper; 16 keeps it CPU-sized); the
@@ -130,6 +140,14 @@ class ResNet18(nn.Module):
     torch.Size([2, 32])
     """
 
+    parameter_constraints = {
+        "n_classes": _POSITIVE,
+        "in_channels": _POSITIVE,
+        "width": _POSITIVE,
+        "dropout": _DROPOUT,
+        "image_size": _POSITIVE,
+    }
+
     def __init__(
         self,
         n_classes: int = 10,
@@ -139,10 +157,9 @@ class ResNet18(nn.Module):
         image_size: int = 32,
     ):
         super().__init__()
-        self.n_classes = _positive_int(n_classes, "n_classes")
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.width = _positive_int(width, "width")
-        self.dropout = _probability(dropout, "dropout")
+        self.n_classes, self.in_channels, self.width = n_classes, in_channels, width
+        self.dropout, self.image_size = dropout, image_size
+        self.check_parameters()  # before any layer is built from them
         self.input_shape = (self.in_channels, image_size, image_size)
         self.stem = nn.Sequential(
             nn.Conv2d(self.in_channels, width, 3, padding=1, bias=False),

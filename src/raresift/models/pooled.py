@@ -181,7 +181,7 @@ def pooled_features(
     labels: np.ndarray | str | None = "argmax",
     *,
     standardize: bool = True,
-    batch_size: int = 256,
+    chunk_size: int = 256,
 ) -> PooledFeatures:
     """Pooled descriptors and Fisher scores of ``x`` (array or tensor, the network's input shape).
 
@@ -222,8 +222,8 @@ def pooled_features(
     z_parts, g_parts, label_parts, proba_parts = [], [], [], []
     widths: list[int] = []
     try:
-        for start in range(0, n, batch_size):
-            xb = x_all[start : start + batch_size]
+        for start in range(0, n, chunk_size):
+            xb = x_all[start : start + chunk_size]
             if not want_g:
                 with torch.no_grad():
                     proba_parts.append(torch.softmax(network(xb), dim=1).cpu())
@@ -246,7 +246,7 @@ def pooled_features(
                     if given is None:
                         yb = proba.argmax(dim=1)
                     else:
-                        yb = torch.as_tensor(given[start : start + batch_size], device=device)
+                        yb = torch.as_tensor(given[start : start + chunk_size], device=device)
                     if int(yb.max()) >= logits.shape[1]:
                         raise ValidationError(
                             f"a label exceeds the network's {logits.shape[1]} classes"

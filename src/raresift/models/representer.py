@@ -19,13 +19,14 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
-from raresift.errors import ConfigError, ValidationError
+from raresift.errors import ValidationError
+from raresift.params import Instance, Interval, Parameterized
 from raresift.pool import check_matrix
 
 logger = logging.getLogger("raresift")
 
 
-class RepresenterPoints:
+class RepresenterPoints(Parameterized):
     """Refit the last layer with L2 weight ``lam`` and keep each training item's alpha.
 
     Parameters
@@ -47,6 +48,13 @@ class RepresenterPoints:
     True
     """
 
+    parameter_constraints = {
+        "lam": [Interval(float, 0, None, "neither")],
+        "bias_feature": [Instance(bool)],
+        "max_iter": [Interval(int, 1, None)],
+        "tol": [Interval(float, 0, None, "neither")],
+    }
+
     def __init__(
         self, lam: float = 0.003, bias_feature: bool = True, max_iter: int = 500, tol: float = 1e-9
     ):
@@ -67,8 +75,6 @@ class RepresenterPoints:
         Minimises (1/n) sum_i CE(softmax(f_i W), target_i) + lam ||W||^2 (convex) with
         L-BFGS in float64, starting from W = 0.
         """
-        if not self.lam > 0:
-            raise ConfigError(f"lam must be positive, got {self.lam}")
         features = check_matrix(features, "features")
         targets = check_matrix(target_proba, "target_proba")
         if targets.shape[0] != features.shape[0]:

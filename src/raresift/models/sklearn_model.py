@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 from raresift.errors import ValidationError
 from raresift.models.base import check_labels, gradient_layout, last_layer_residuals
+from raresift.params import HasMethods, Instance, Interval, Parameterized
 from raresift.pool import check_matrix
 
 _WIDEN_ROWS = 1024  # float16 rows widened to float32 at a time (stays in cache)
@@ -39,7 +40,7 @@ def _widener(buffer: np.ndarray):
     return widen
 
 
-class SklearnModel:
+class SklearnModel(Parameterized):
     """Wrap any estimator with ``predict_proba`` so it always answers over ``n_classes`` columns.
 
     Parameters
@@ -65,16 +66,20 @@ class SklearnModel:
     0.0
     """
 
-    provides = frozenset({"probabilities", "gradient_embeddings"})
+    provides = frozenset({"probabilities", "gradient_embeddings", "gradient_factors"})
+    parameter_constraints = {
+        "estimator": [
+            HasMethods(
+                "fit",
+                "predict_proba",
+                what="a probabilistic classifier such as LogisticRegression() (or "
+                "SVC(probability=True))",
+            )
+        ],
+        "n_classes": [Interval(int, 1, None), Instance(None)],
+    }
 
     def __init__(self, estimator: Any, n_classes: int | None = None):
-        if not hasattr(estimator, "fit") or not hasattr(estimator, "predict_proba"):
-            raise ValidationError(
-                f"{type(estimator).__name__} has no fit/predict_proba; pass a probabilistic "
-                "classifier such as LogisticRegression() (or SVC(probability=True))"
-            )
-        if n_classes is not None and (not isinstance(n_classes, int) or n_classes < 1):
-            raise ValidationError(f"n_classes must be a positive integer, got {n_classes!r}")
         self.estimator = estimator
         self.n_classes = n_classes
 

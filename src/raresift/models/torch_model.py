@@ -19,8 +19,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from raresift.errors import ValidationError
+from raresift.errors import ConfigError, ValidationError
 from raresift.models.base import check_labels, gradient_layout, last_layer_residuals
+from raresift.params import Instance, Interval, Parameterized, invalid, positive_int
 from raresift.pool import check_finite
 
 logger = logging.getLogger("raresift")
@@ -35,13 +36,30 @@ def resolve_device(device: str | torch.device) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValidationError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from exc
+        raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValidationError("device 'cuda' was asked for but CUDA is not available; use 'auto'")
+        raise ConfigError("device 'cuda' was asked for but CUDA is not available; use 'auto'")
     return resolved
 
 
-class TorchModel:
+class _Network:
+    """The constraint on a :class:`TorchModel`'s network."""
+
+    def holds(self, value: Any) -> bool:
+        return (
+            isinstance(value, nn.Module)
+            and callable(getattr(value, "features", None))
+            and isinstance(getattr(value, "classifier", None), nn.Linear)
+        )
+
+    def __str__(self) -> str:
+        return (
+            "a torch nn.Module that defines features(x) and a final nn.Linear named classifier "
+            "(forward = classifier(features(x))); see raresift.models.networks"
+        )
+
+
+class TorchModel(Parameterized):
     """Train a network from scratch on every :meth:`fit` (SIMILAR's recipe) and query it.
 
     Each ``fit`` re-initialises the weights (Xavier-uniform for linear and convolution weights,
@@ -68,7 +86,7 @@ class TorchModel:
         Inputs are multiplied by this (e.g. ``1/255`` for raw uint8 pixels).
     device : str
         ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
-    inference_batch_size : int
+    chunk_size : int
         Rows per forward pass at inference.
     seed : int
     progress : bool
@@ -86,6 +104,23 @@ class TorchModel:
     ((40, 2), (40, 34))
     """
 
+    parameter_constraints = {
+        "network": [_Network()],
+        "n_classes": [Interval(int, 1, None)],
+        "epochs": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, "neither")],
+        "momentum": [Interval(float, 0, 1, "left")],
+        "weight_decay": [Interval(float, 0, None)],
+        "target_accuracy": [Interval(float, 0, 1, "right")],
+        "input_shape": [Instance(tuple, list, None)],
+        "input_scale": [Interval(float, 0, None, "neither")],
+        "device": [Instance(str, torch.device)],
+        "chunk_size": [Interval(int, 1, None)],
+        "seed": [Interval(int, 0, None)],
+        "progress": [Instance(bool)],
+    }
+
     def __init__(
         self,
         network: nn.Module,
@@ -99,42 +134,13 @@ class TorchModel:
         input_shape: tuple[int, ...] | None = None,
         input_scale: float = 1.0,
         device: str = "auto",
-        inference_batch_size: int = 1024,
+        chunk_size: int = 1024,
         seed: int = 0,
         progress: bool = False,
     ):
-        if not isinstance(network, nn.Module):
-            raise ValidationError(
-                f"network must be a torch nn.Module, got {type(network).__name__}"
-            )
-        classifier = getattr(network, "classifier", None)
-        if not callable(getattr(network, "features", None)) or not isinstance(
-            classifier, nn.Linear
-        ):
-            raise ValidationError(
-                "network must define features(x) and a final nn.Linear named classifier "
-                "(forward = classifier(features(x))); see raresift.models.networks"
-            )
-        if n_classes is None:
-            n_classes = classifier.out_features
-        if n_classes != classifier.out_features:
-            raise ValidationError(
-                f"n_classes={n_classes} but the network's classifier has "
-                f"{classifier.out_features} outputs"
-            )
-        for name, value in (
-            ("epochs", epochs),
-            ("batch_size", batch_size),
-            ("inference_batch_size", inference_batch_size),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValidationError(f"{name} must be a positive integer, got {value!r}")
-        if not lr > 0 or not 0 <= momentum < 1 or not weight_decay >= 0:
-            raise ValidationError("need lr > 0, 0 <= momentum < 1 and weight_decay >= 0")
-        if not 0 < target_accuracy <= 1:
-            raise ValidationError(f"target_accuracy must be in (0, 1], got {target_accuracy}")
         self.network = network
-        self.n_classes = int(n_classes)
+        outputs = getattr(getattr(network, "classifier", None), "out_features", None)
+        self.n_classes = outputs if n_classes is None else n_classes
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -143,10 +149,16 @@ class TorchModel:
         self.target_accuracy = target_accuracy
         self.input_shape = input_shape
         self.input_scale = input_scale
-        self.device = resolve_device(device)
-        self.inference_batch_size = inference_batch_size
+        self.device = device
+        self.chunk_size = chunk_size
         self.seed = seed
         self.progress = progress
+        self.check_parameters()  # before the network is moved anywhere
+        if self.n_classes != outputs:
+            raise invalid(
+                "TorchModel", "n_classes", n_classes, f"{outputs}, the network's classifier outputs"
+            )
+        self.device = resolve_device(device)
         self.is_fitted_ = False
         self.network.to(self.device)
 
@@ -178,7 +190,13 @@ class TorchModel:
     def provides(self) -> frozenset[str]:
         """Capabilities (:data:`raresift.models.base.CAPABILITIES`); MC-dropout samples only
         when the network has active dropout."""
-        caps = {"probabilities", "penultimate", "gradient_embeddings", "pooled_fisher"}
+        caps = {
+            "probabilities",
+            "penultimate",
+            "gradient_embeddings",
+            "gradient_factors",
+            "pooled_fisher",
+        }
         if any(
             isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in self.network.modules()
         ):
@@ -191,9 +209,14 @@ class TorchModel:
         tensor = torch.from_numpy(block).to(self.device)
         return tensor * self.input_scale if self.input_scale != 1.0 else tensor
 
+    def network_inputs(self, X: Any) -> torch.Tensor:
+        """Inputs checked and reshaped as :meth:`fit` takes them (flat rows to the network's
+        ``input_shape``), scaled, on :attr:`device`: what the network itself is called on."""
+        return self.as_tensor(self._check_inputs(X))
+
     def _batches(self, X: np.ndarray) -> Iterator[tuple[slice, torch.Tensor]]:
-        for start in range(0, X.shape[0], self.inference_batch_size):
-            rows = slice(start, start + self.inference_batch_size)
+        for start in range(0, X.shape[0], self.chunk_size):
+            rows = slice(start, start + self.chunk_size)
             yield rows, self.as_tensor(X[rows])
 
     def _require_fitted(self) -> None:
@@ -332,8 +355,7 @@ class TorchModel:
         follow ``seed``. Raises :class:`ValidationError` if the network has no active dropout.
         """
         self._require_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValidationError(f"n_samples must be a positive integer, got {n_samples!r}")
+        n_samples = positive_int(n_samples, "n_samples")
         dropouts = [
             m
             for m in self.network.modules()

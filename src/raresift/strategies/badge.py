@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from raresift.errors import ValidationError
-from raresift.models.base import require_capability
+from raresift.models.base import provides, require_capability
 from raresift.params import Interval
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, SelectionState, Strategy, register_strategy
@@ -24,12 +24,12 @@ def gradient_gram(state: SelectionState, ids: np.ndarray, chunk_size: int) -> Gr
     """Squared norms of the hypothesised gradient embeddings of ``ids``, and a function giving
     every item's inner product with item ``i``.
 
-    Uses the model's ``gradient_factors`` when it has them (never building the K (D + 1)-wide
-    rows), else its ``gradient_embeddings``.
+    Uses the model's ``gradient_factors`` when it provides them (never building the
+    K (D + 1)-wide rows), else its ``gradient_embeddings``.
     """
     model = state.model
     require_capability(model, "gradient_embeddings", "BADGE")
-    factored = callable(getattr(model, "gradient_factors", None))
+    factored = provides(model, "gradient_factors")
     chunks = [ids[i : i + chunk_size] for i in range(0, ids.size, chunk_size)]
     if factored:
         parts = [model.gradient_factors(state.inputs(chunk)) for chunk in chunks]

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from raresift.errors import ConfigError, ValidationError
+from raresift.models.base import require_capability
 from raresift.models.pooled import PooledFeatures, perturb, pooled_features, standardize_segments
 from raresift.params import Instance, Interval, Options
 from raresift.pool import Labels, as_ids, check_budget
@@ -211,7 +211,7 @@ def monte_carlo_labels(
     max_degrees: float = 5.0,
     noise_std: float = 0.05,
     ridge: float = 1e-3,
-    batch_size: int = 256,
+    chunk_size: int = 256,
 ) -> np.ndarray:
     """Pseudo-labels maximising tr(C_zg) (``"mc-trace"``) or I(z; g) (``"mc-mi"``) per item.
 
@@ -231,7 +231,7 @@ def monte_carlo_labels(
             perturb(x, generator, max_degrees=max_degrees, noise_std=noise_std),
             layers,
             labels="all",
-            batch_size=batch_size,
+            chunk_size=chunk_size,
         )
         zs.append(feats.z)
         gs.append(feats.g)
@@ -245,32 +245,14 @@ def monte_carlo_labels(
 
 
 # --------------------------------------------------------------------------- strategy
-def network_of(model: Any) -> nn.Module:
-    """The torch network behind a model adapter."""
-    network = getattr(model, "network", None)
-    if not isinstance(network, nn.Module):
-        raise ValidationError(
-            "this strategy needs a fitted torch model (with .network); use a TorchModel and "
-            "fit the learner first"
-        )
-    return network
-
-
 def network_inputs(state: SelectionState, ids: np.ndarray, input_shape=None) -> torch.Tensor:
-    """The network's input tensor for ``ids``.
-
-    Flat rows are reshaped to ``input_shape`` (default: the model's or network's
-    ``input_shape``); the model's ``as_tensor`` (scaling, device) is used when it has one.
-    """
-    model = state.model
+    """The network's input tensor for ``ids``, from the model's ``network_inputs`` (the
+    ``pooled_fisher`` capability: its checks, reshaping, scaling and device); flat rows are
+    reshaped to ``input_shape`` first when it is given."""
     x = np.asarray(state.inputs(ids))
-    shape = input_shape or getattr(model, "input_shape", None)
-    shape = shape or getattr(network_of(model), "input_shape", None)
-    if shape is not None and x.shape[1:] != tuple(shape):
-        x = x.reshape(len(ids), *shape)
-    if hasattr(model, "as_tensor"):
-        return model.as_tensor(x)
-    return torch.as_tensor(x, dtype=torch.float32)
+    if input_shape is not None and x.shape[1:] != tuple(input_shape):
+        x = x.reshape(len(ids), *input_shape)
+    return state.model.network_inputs(x)
 
 
 def validation_labels(state: SelectionState) -> tuple[np.ndarray, np.ndarray]:
@@ -361,7 +343,7 @@ class FisherKernelStrategy(Strategy):
 
     # -- pieces
     def _features(self, network, x, labels) -> PooledFeatures:
-        return pooled_features(network, x, self.layers, labels, batch_size=self.chunk_size)
+        return pooled_features(network, x, self.layers, labels, chunk_size=self.chunk_size)
 
     def _oracle(self, ids: np.ndarray) -> np.ndarray:
         if isinstance(self.true_labels, Labels):
@@ -394,7 +376,7 @@ class FisherKernelStrategy(Strategy):
             max_degrees=self.max_degrees,
             noise_std=self.noise_std,
             ridge=self.ridge,
-            batch_size=self.chunk_size,
+            chunk_size=self.chunk_size,
         )
         return self._features(network, x, guess)
 
@@ -402,7 +384,8 @@ class FisherKernelStrategy(Strategy):
     def select(self, state: SelectionState, candidates: Any, budget: int) -> Batch:
         ids = as_ids(candidates, "candidates")
         budget = check_budget(budget, ids.size, "candidates")
-        network = network_of(state.model)
+        require_capability(state.model, "pooled_fisher", f"strategy {self.name!r}")
+        network = state.model.network
         val_ids, val_y = validation_labels(state)
         uses_g = self.kernel != "pearson"
         val_x = network_inputs(state, val_ids, self.input_shape)

@@ -63,8 +63,8 @@ def ibal_scores(
 class _DistanceScore:
     """The autoencoder distance score D, with the autoencoder trained once per pool."""
 
-    def __init__(self, image_shape, latent_dim, epochs, max_fit_items, seed):
-        self.image_shape = image_shape
+    def __init__(self, input_shape, latent_dim, epochs, max_fit_items, seed):
+        self.input_shape = input_shape
         self.latent_dim = latent_dim
         self.epochs = epochs
         self.max_fit_items = max_fit_items
@@ -79,7 +79,7 @@ class _DistanceScore:
                 rng = np.random.default_rng(self.seed)
                 all_ids = np.sort(rng.choice(all_ids, self.max_fit_items, replace=False))
             self._autoencoder = Autoencoder(
-                image_shape=None if self.image_shape is None else tuple(self.image_shape),
+                input_shape=self.input_shape,
                 latent_dim=self.latent_dim,
                 epochs=self.epochs,
                 seed=self.seed,

@@ -54,11 +54,13 @@ class SubmodularStrategy(Strategy):
     eta, nu, lambda_ : float
         Query magnification, conditioning hardness, graph-cut trade-off / log-det ridge.
     optimizer : {"naive", "lazy", "stochastic", "lazier"}
-        Greedy maximiser (:mod:`raresift.submodular.optimizers`). ``"lazy"`` (the default) is
+        Greedy maximiser (:func:`raresift.submodular.select`). ``"lazy"`` (the default) is
         Minoux's lazy greedy, but every built-in objective keeps all its marginal gains current
         (``all_gains_cheap``), where stale bounds save nothing, so for them ``"lazy"`` runs the
-        naive greedy loop: the same picks as ``"naive"``, at the same cost. It evaluates gains
-        lazily only for set functions that do not keep them all current.
+        naive greedy loop: the same picks as ``"naive"``, at the same cost. The lazy ones are
+        exact only on a submodular objective; on one that is not (``logdetmi``, ``logdetcmi``;
+        graph cut on a kernel with negative similarities), ``"lazier"`` runs ``"stochastic"``
+        and each pick's reason says so.
     partitions : int
         SIMILAR's partition trick (the papers' PartitionStrategy): split the candidates into
         this many random parts, build each part's objective from its own representations (so
@@ -183,7 +185,8 @@ class SubmodularStrategy(Strategy):
             data=self._features(state, ids, true_labels=False),
             **side,
         )
-        reasons = [f"{objective} marginal gain {g:.4g}" for g in picked.gains]
+        note = f" ({picked.note})" if picked.note else ""
+        reasons = [f"{objective} marginal gain {g:.4g}{note}" for g in picked.gains]
         # the batch names the function that chose it (flvmi for flcmi in round one)
         return Batch(ids[picked.indices], picked.gains, objective, state.round, reasons)
 

@@ -18,7 +18,11 @@ class SetFunction:
     statistics of the current selection, so marginal gains are vectorised and cheap.
 
     Subclasses implement ``_gains(idx)``, ``_add(j)``, ``_reset()``, ``evaluate(A)`` and
-    ``restrict(idx)``. ``submodular`` says whether lazy greedy is exact on every valid kernel.
+    ``restrict(idx)``. ``submodular`` says whether this function, on its kernel, has
+    diminishing returns, so that a stale marginal gain is an upper bound of the current one:
+    the lazy optimizers ("lazy", "lazier") are exact only then, and
+    :func:`~raresift.submodular.select` runs their exact counterparts ("naive", "stochastic")
+    where it is False. A subclass that cannot promise it sets it False.
     """
 
     name = "set-function"

@@ -48,6 +48,8 @@ class GraphCutFamily(SetFunction):
         self.kernel = kernel
         super().__init__(kernel.n if kernel is not None else n)
         self.lambda_ = float(lambda_)
+        # the gain of j falls by 2 lambda s_aj when a joins: diminishing iff no s_aj < 0
+        self.submodular = kernel is None or self.lambda_ == 0 or kernel.nonnegative()
         self.extra_weight = extra_weight
         self.use_column_sums = use_column_sums and kernel is not None
         self.name = name

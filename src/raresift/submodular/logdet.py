@@ -92,6 +92,9 @@ class LogDetFamily(SetFunction):
         self.query_conditioning = query_conditioning
         self.has_query = query_kernel is not None and query_kernel.shape[1] > 0
         self.has_conditioning = conditioning_kernel is not None and conditioning_kernel.shape[1] > 0
+        # log det of a positive definite kernel is submodular, and so is its gain conditioned
+        # on P; the mutual information with a query set is not, in general
+        self.submodular = not self.has_query
         self._capacity = capacity
         self._diag = kernel.diagonal() + self.lambda_
         self._reset()

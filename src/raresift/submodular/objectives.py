@@ -35,7 +35,7 @@ class _Spec:
     family: str  # "fl", "gc" or "logdet"
     query: bool  # needs a query set
     conditioning: bool  # needs a conditioning set
-    submodular: bool  # lazy greedy is exact on every valid kernel
+    submodular: bool  # on every kernel without negative similarities (SetFunction.submodular)
     data_kernel: bool = True  # needs similarities among the candidates
 
 
@@ -48,7 +48,7 @@ OBJECTIVES: dict[str, _Spec] = {
     "gcmi": _Spec("gc", True, False, True, data_kernel=False),
     "logdetmi": _Spec("logdet", True, False, False),
     "flcg": _Spec("fl", False, True, True),
-    "gccg": _Spec("gc", False, True, False),
+    "gccg": _Spec("gc", False, True, True),
     "logdetcg": _Spec("logdet", False, True, True),
     "flcmi": _Spec("fl", True, True, True),
     "logdetcmi": _Spec("logdet", True, True, False),
@@ -97,7 +97,7 @@ def make_objective(
     lambda_: float = 1.0,
     kernel: str = "auto",
     k: int = DEFAULT_NEIGHBORS,
-    knn_index: str = "exact",
+    knn_index: str = "Flat",
     knn_mode: str = "union",
     data_kernel: Any = None,
     query_kernel: Any = None,
@@ -123,8 +123,9 @@ def make_objective(
     ``"features"`` (rows computed on demand; no n x n storage), or ``"auto"``: features for graph
     cut
     and log det (exact, they only read rows of picked items), dense for the facility-location family
-    up to 32,768 candidates and sparse k-NN above. The k-NN search is exact (blocked, torch) unless
-    ``knn_index`` names a Faiss index factory string (``"HNSW32"``, ``"IVF4096,Flat"``, ...).
+    up to 32,768 candidates and sparse k-NN above. The k-NN search (:mod:`raresift.index`) is
+    exact for ``knn_index="Flat"`` (default); another Faiss factory string (``"HNSW32"``,
+    ``"IVF4096,Flat"``, ...) makes it approximate.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -213,7 +214,6 @@ def make_objective(
         )
         obj = LogDetFamily(K, lambda_, Kq, Kqq, Kp, Kpp, Kqp, eta, nu)
     obj.name = name
-    obj.submodular = spec.submodular
     return obj
 
 
@@ -265,7 +265,5 @@ def _data_kernel(name, spec, X, given, metric, kernel, k, knn_index, knn_mode, n
     if kernel == "dense":
         return DenseKernel(similarity(X, metric=metric), check=False)
     if kernel == "sparse":
-        if knn_index == "exact":
-            return knn_kernel(X, k, metric, mode=knn_mode)
-        return knn_kernel(X, k, metric, backend="faiss", index=knn_index, mode=knn_mode)
+        return knn_kernel(X, k, metric, factory=knn_index, mode=knn_mode)
     return FeatureKernel(X, metric)

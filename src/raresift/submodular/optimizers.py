@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from raresift.errors import ConfigError, ValidationError
+from raresift.params import positive_int
 from raresift.pool import check_budget
 from raresift.submodular.base import SetFunction
 from raresift.submodular.objectives import make_objective
@@ -32,16 +33,23 @@ _ALIASES = {
     "lazierthanlazygreedy": "lazier",
 }
 OPTIMIZERS = ("naive", "lazy", "stochastic", "lazier")
+#: Each optimizer that trusts stale gains as upper bounds, and its exact counterpart: the same
+#: search (the same random samples for "lazier") with every gain it compares fresh.
+EXACT_COUNTERPART = {"lazy": "naive", "lazier": "stochastic"}
 
 
 @dataclass
 class Selection:
-    """Picks in the order they were made, each with its marginal gain at that moment."""
+    """Picks in the order they were made, each with its marginal gain at that moment.
+
+    ``optimizer`` is the one that ran; ``note`` says why, when it is not the one asked for.
+    """
 
     indices: np.ndarray
     gains: np.ndarray
     objective: str = ""
     optimizer: str = ""
+    note: str = ""
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -98,14 +106,8 @@ def _lazy(run: _Run, rng: np.random.Generator, epsilon: float) -> None:
     """Minoux's lazy greedy: stale gains are upper bounds on submodular objectives.
 
     Stale entries are refreshed in vectorised batches that double while a step keeps finding stale
-    tops (1, 2, 4, ... entries), so objectives whose gains all move at once stay fast. Objectives
-    that keep every gain up to date anyway (graph cut, log det: ``all_gains_cheap``) have nothing to
-    gain from stale bounds and run the naive loop, which picks the same items when they are
-    submodular (and the true greedy picks when they are not).
+    tops (1, 2, 4, ... entries), so objectives whose gains all move at once stay fast.
     """
-    if run.fn.all_gains_cheap:
-        _naive(run, rng, epsilon)
-        return
     gains = run.fn.gains()
     heap = list(zip((-gains).tolist(), range(0, -run.fn.n, -1), strict=True))
     heapq.heapify(heap)  # min-heap on (-gain, -index): largest gain, then largest index
@@ -207,9 +209,7 @@ def partition_budgets(sizes: Any, budget: int) -> np.ndarray:
 
 
 def _check_partitions(partitions: Any, n: int) -> None:
-    if isinstance(partitions, bool) or not isinstance(partitions, (int, np.integer)):
-        raise ValidationError(f"partitions must be a positive integer, got {partitions!r}")
-    if not 1 <= partitions <= n:
+    if positive_int(partitions, "partitions") > n:
         raise ValidationError(f"partitions must lie in 1..{n}, got {partitions}")
 
 
@@ -258,10 +258,16 @@ def select(
 
     ``objective`` is a :class:`SetFunction` or a name for :func:`make_objective`, which then gets
     ``objective_params`` (``data=``, ``query=``, ``conditioning=``, ``metric=``, ``eta=`` ...).
-    ``optimizer`` is ``"naive"``, ``"lazy"`` (Minoux; exact on submodular objectives),
-    ``"stochastic"`` or ``"lazier"`` (both sample ``ceil(n / B ln(1 / epsilon))`` items a step,
-    drawn with ``seed``). ``stop_if_zero_gain`` / ``stop_if_negative_gain`` end the run early when
-    the best gain is ``<= 0`` / ``< 0``. ``partitions > 1`` applies the partition trick: the
+    ``optimizer`` is ``"naive"``, ``"lazy"`` (Minoux), ``"stochastic"`` or ``"lazier"`` (both
+    sample ``ceil(n / B ln(1 / epsilon))`` items a step, drawn with ``seed``). The lazy ones
+    trust stale gains as upper bounds, which holds only for a submodular objective
+    (:attr:`SetFunction.submodular`): on any other, ``"lazy"`` runs ``"naive"`` and ``"lazier"``
+    runs ``"stochastic"`` (the same samples, every gain fresh), logs so and says so in the
+    selection's ``note``. ``"lazy"`` also runs the naive loop, with the same picks, for an
+    objective that keeps all its gains current anyway (``all_gains_cheap``: every built-in
+    one), where stale bounds save nothing; ``optimizer`` of the result names what ran.
+    ``stop_if_zero_gain`` / ``stop_if_negative_gain`` end the run early when the best gain is
+    ``<= 0`` / ``< 0``. ``partitions > 1`` applies the partition trick: the
     candidates are split at random into that many parts (:func:`partition_plan`), the budget is
     shared in proportion to the part sizes, each part is solved on its own (the objective
     restricted to it, with the part's own seed) and the picks are concatenated.
@@ -285,6 +291,16 @@ def select(
         raise ConfigError(
             f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}"
         )
+    ran, note = key, ""
+    if key in EXACT_COUNTERPART and not fn.submodular:
+        ran = EXACT_COUNTERPART[key]
+        note = (
+            f"{ran} greedy: {fn.name} is not submodular on this kernel, so {key} greedy's "
+            "stale bounds would not be exact"
+        )
+        log.info("%s", note)
+    elif key == "lazy" and fn.all_gains_cheap:
+        ran = "naive"  # every gain is current anyway: the same picks, no heap
     budget = check_budget(budget, fn.n, "candidates")
     if not (0 < epsilon < 1):
         raise ValidationError(f"epsilon must lie in (0, 1), got {epsilon}")
@@ -298,18 +314,17 @@ def select(
             for members, part_budget, part_seed in partition_plan(fn.n, partitions, budget, seed)
         ]
     picks, gains = [], []
-    with tqdm(total=budget, disable=not progress, desc=f"{fn.name} {key}") as bar:
+    with tqdm(total=budget, disable=not progress, desc=f"{fn.name} {ran}") as bar:
         for members, part_fn, part_budget, rng in parts:
             if part_fn is None:
                 part_fn = fn.restrict(members)
-                part_fn.submodular = fn.submodular
             part_fn.reset()
             if part_fn.all_gains_cheap and not stop_if_zero_gain:
                 _check_informative(part_fn)
             run = _Run(part_fn, part_budget, *stops, bar)
-            _RUNNERS[key](run, rng, epsilon)
+            _RUNNERS[ran](run, rng, epsilon)
             picks.append(members[np.asarray(run.picks, dtype=np.int64)])
             gains.append(np.asarray(run.gains, dtype=np.float64))
     indices = np.concatenate(picks).astype(np.int64)
-    log.debug("%s/%s picked %d of %d candidates", fn.name, key, indices.size, fn.n)
-    return Selection(indices, np.concatenate(gains), fn.name, key)
+    log.debug("%s/%s picked %d of %d candidates", fn.name, ran, indices.size, fn.n)
+    return Selection(indices, np.concatenate(gains), fn.name, ran, note)
