@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from raresift import ActiveLearner, AllCandidates, Labels, Pool, SklearnModel  # noqa: E402
 from raresift.density import ROW_BLOCK  # noqa: E402
 from raresift.distributed import RayStrategy  # noqa: E402
+from raresift.distributed.embed import TextEmbedder  # noqa: E402
 from raresift.errors import ConfigError  # noqa: E402
 from raresift.strategies import make_strategy  # noqa: E402
 
@@ -170,8 +171,21 @@ TEXTS = [
 ]
 
 
+class _DiesInFirstBatch(TextEmbedder):
+    """The text embedder, but its first batch kills its actor while the file ``marker`` (set
+    on a subclass, which Ray pickles by value) does not exist."""
+
+    marker = ""
+
+    def __call__(self, batch):
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)  # the actor's process dies mid-batch, as if killed
+        return super().__call__(batch)
+
+
 @pytest.mark.slow
-def test_distributed_embedding_equals_local_embedding_and_resumes(tmp_path):
+def test_distributed_embedding_equals_local_embedding_and_resumes(tmp_path, monkeypatch):
     from raresift.distributed import embed_parquet, read_embedding_shards, write_text_shards
 
     try:
@@ -197,12 +211,19 @@ def test_distributed_embedding_equals_local_embedding_and_resumes(tmp_path):
     np.testing.assert_allclose(got, local, atol=1e-5)
     assert isinstance(got, np.memmap)
 
-    # resumable: finished shards are skipped, a missing one is redone
+    # resumable: finished shards are skipped, a missing one is redone, even when the embedder
+    # actor redoing it dies in its first batch (Ray Data restarts it and retries the batch)
     stamp = {p.name: p.stat().st_mtime_ns for p in out}
     import shutil
 
+    import raresift.distributed.embed as distributed_embed
+
     shutil.rmtree(out[1])
+    marker = tmp_path / "died"
+    dying = type("DyingTextEmbedder", (_DiesInFirstBatch,), {"marker": str(marker)})
+    monkeypatch.setitem(distributed_embed.EMBEDDERS, "text", dying)
     embed_parquet(tmp_path / "in", tmp_path / "out", concurrency=1, progress=False)
+    assert marker.exists(), "the embedder never died, so the retry was not checked"
 
     with pytest.raises(ConfigError, match="no CPU"):
         embed_parquet(tmp_path / "in", tmp_path / "x", concurrency=2, progress=False)
@@ -212,6 +233,25 @@ def test_distributed_embedding_equals_local_embedding_and_resumes(tmp_path):
     np.testing.assert_array_equal(again_ids, ids)
     np.testing.assert_allclose(again, local, atol=1e-5)
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".job")]
+
+
+def test_shards_reach_the_embedders_longest_text_first_in_blocks(tmp_path):
+    import pyarrow as pa
+
+    from raresift.distributed.embed import _read_shards, write_text_shards
+
+    ids = np.arange(len(TEXTS)) * 10 + 5
+    (path,) = write_text_shards(TEXTS, tmp_path, ids=ids, shard_size=len(TEXTS))
+    paths = pa.table({"path": [str(path)]})
+    blocks = list(_read_shards(paths, ["id", "text"], "text", rows_per_block=3))
+    assert [b.num_rows for b in blocks] == [3, 3, 1]
+    rows = pa.concat_tables(blocks).to_pylist()
+    lengths = [len(r["text"]) for r in rows]
+    assert lengths == sorted(lengths, reverse=True)  # batches pad little
+    assert sorted((r["id"], r["text"]) for r in rows) == list(zip(ids.tolist(), TEXTS, strict=True))
+    assert {r["__shard"] for r in rows} == {"shard-00000"}
+    unsorted = pa.concat_tables(_read_shards(paths, ["id", "text"], None, rows_per_block=3))
+    assert unsorted.column("id").to_pylist() == ids.tolist()  # images keep the file's order
 
 
 def test_embedding_a_folder_without_shards_says_so(tmp_path):

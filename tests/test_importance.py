@@ -117,7 +117,7 @@ def test_distance_scores_blockwise_and_validated():
     rng = np.random.default_rng(2)
     codes, labeled = rng.normal(size=(50, 3)), rng.normal(size=(7, 3))
     brute = np.linalg.norm(codes[:, None] - labeled[None], axis=2).min(1)
-    np.testing.assert_allclose(distance_scores(codes, labeled, block=8), brute / brute.max(),
+    np.testing.assert_allclose(distance_scores(codes, labeled, chunk_size=8), brute / brute.max(),
                                rtol=1e-5)  # fmt: skip
     with pytest.raises(ValidationError):
         distance_scores(codes, np.zeros((0, 3)))

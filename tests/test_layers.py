@@ -1,5 +1,5 @@
 """Imports run one way: loop -> strategies -> candidates -> index -> pool; no strategy imports
-Faiss."""
+Faiss; the kernels and the submodular engine reach k-NN search only through raresift.index."""
 
 import ast
 import subprocess
@@ -15,6 +15,9 @@ FORBIDDEN = {
     "candidates.py": ("raresift.loop", "raresift.strategies", "raresift.simulate", "faiss"),
     "index.py": ("raresift.loop", "raresift.strategies", "raresift.candidates"),
     "density.py": ("raresift.loop", "raresift.strategies", "raresift.candidates", "faiss"),
+    # one k-NN path: the kernels search through raresift.index, never with their own Faiss/torch
+    "kernels.py": ("raresift.loop", "raresift.strategies", "raresift.candidates", "faiss", "torch"),
+    "submodular": ("raresift.loop", "raresift.strategies", "raresift.index", "faiss", "torch"),
 }
 
 

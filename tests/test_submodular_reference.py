@@ -3,8 +3,10 @@ ran).
 
 Both libraries get the same precomputed kernels. Picks must be identical and gains equal within 1e-4
 relative, for naive greedy on every objective and for lazy greedy where lazy greedy is exact (the
-submodular ones). LogDetMI, LogDetCMI and GCCG are not submodular on every kernel: on those lazy
-greedy legitimately depends on heap order, so only naive greedy is compared there.
+objectives submodular on every non-negative kernel). LogDetMI and LogDetCMI are not submodular: on
+those lazy greedy legitimately depends on heap order, so only naive greedy is compared there. On
+the raw-cosine case (negative similarities) graph cut and GCCG are not submodular either; there
+raresift's ``select`` runs naive greedy for "lazy" (``SetFunction.submodular`` is False).
 """
 
 from __future__ import annotations

@@ -175,7 +175,9 @@ class Autoencoder(Parameterized):
             )
 
 
-def distance_scores(codes: np.ndarray, labeled_codes: np.ndarray, block: int = 4096) -> np.ndarray:
+def distance_scores(
+    codes: np.ndarray, labeled_codes: np.ndarray, chunk_size: int = 4096
+) -> np.ndarray:
     """D = (min Euclidean distance of each code to the labeled codes) / (its maximum).
 
     >>> distance_scores(np.array([[0.0], [1.0], [4.0]]), np.array([[0.0], [2.0]])).tolist()
@@ -187,8 +189,10 @@ def distance_scores(codes: np.ndarray, labeled_codes: np.ndarray, block: int = 4
         raise ValidationError("the distance score needs at least one labeled item")
     nearest = np.concatenate(
         [
-            torch.cdist(torch.as_tensor(codes[s : s + block]), labeled).min(dim=1).values.numpy()
-            for s in range(0, codes.shape[0], block)
+            torch.cdist(torch.as_tensor(codes[s : s + chunk_size]), labeled)
+            .min(dim=1)
+            .values.numpy()
+            for s in range(0, codes.shape[0], chunk_size)
         ]
     )
     top = float(nearest.max()) if nearest.size else 0.0

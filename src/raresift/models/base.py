@@ -9,7 +9,7 @@ clear :class:`~raresift.errors.ConfigError` before any round, not an error mid-r
 >>> from sklearn.linear_model import LogisticRegression
 >>> from raresift.models import SklearnModel
 >>> sorted(model_provides(SklearnModel(LogisticRegression(), 2)))
-['gradient_embeddings', 'gradient_factors', 'probabilities']
+['gradient_embeddings', 'gradient_factors', 'probabilities', 'trusted_probabilities']
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from raresift.errors import ConfigError, ValidationError
 #: pool's own embeddings need no model and are always there.
 CAPABILITIES = {
     "probabilities": "class probabilities, predict_proba(X)",
+    "trusted_probabilities": "class probabilities of rows the pool already validated, "
+    "predict_proba_trusted(X)",
     "penultimate": "penultimate features, penultimate(X)",
     "gradient_embeddings": "last-layer gradient embeddings, gradient_embeddings(X, labels)",
     "gradient_factors": "the two factors of the gradient embeddings, gradient_factors(X, labels)",
@@ -33,6 +35,7 @@ CAPABILITIES = {
 }
 _HINTS = {
     "probabilities": "wrap estimators in SklearnModel and networks in TorchModel",
+    "trusted_probabilities": "use SklearnModel",
     "penultimate": "use a TorchModel",
     "gradient_embeddings": "use SklearnModel or TorchModel (or representation='embedding' "
     "where the strategy has it)",
@@ -42,6 +45,7 @@ _HINTS = {
 }
 _METHODS = {
     "probabilities": "predict_proba",
+    "trusted_probabilities": "predict_proba_trusted",
     "penultimate": "penultimate",
     "gradient_embeddings": "gradient_embeddings",
     "gradient_factors": "gradient_factors",

@@ -66,7 +66,9 @@ class SklearnModel(Parameterized):
     0.0
     """
 
-    provides = frozenset({"probabilities", "gradient_embeddings", "gradient_factors"})
+    provides = frozenset(
+        {"probabilities", "trusted_probabilities", "gradient_embeddings", "gradient_factors"}
+    )
     parameter_constraints = {
         "estimator": [
             HasMethods(

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from raresift.errors import ValidationError
+from raresift.models.base import provides
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
 
 PROBA_BLOCK = 16_384  # items per model call: bounded temporaries, cache-sized input blocks
@@ -31,7 +32,8 @@ def predict_proba(state: SelectionState, ids: np.ndarray) -> np.ndarray:
         predict = state.model.predict_proba
     else:
         blocks = state.pool.row_blocks(ids, PROBA_BLOCK)
-        predict = getattr(state.model, "predict_proba_trusted", state.model.predict_proba)
+        trusted = provides(state.model, "trusted_probabilities")  # no second validation pass
+        predict = state.model.predict_proba_trusted if trusted else state.model.predict_proba
     out = None
     for start, stop, rows, take in blocks:
         proba = np.asarray(predict(rows), dtype=np.float64)
