@@ -15,17 +15,20 @@ process; BLAS, OpenMP and torch pinned to one thread in both, Ray workers includ
 3. k-NN latency: ``--queries`` single-query searches and one batched search, against the
    on-disk index loaded locally and through ``RemoteNeighborIndex`` actors.
 4. One SEALS round (``--budget`` picks, per-item expansion, ``--k`` neighbours): local index
-   against the index actors; and one -All scoring round over all ``--n`` items (entropy of a
-   logistic regression) locally against ``RayStrategy`` shards: scoring bandwidth.
+   against the index actors (2, and 1: Ray's cost without parallel searches), each with and
+   without searching ahead (``search_ahead``: k-NN calls and queries counted); and one -All
+   scoring round over all ``--n`` items (entropy of a logistic regression) locally against
+   ``RayStrategy`` shards: scoring bandwidth. Each the median of ``--repeats`` rounds from a
+   fresh learner.
 
 ``--parts`` runs some of them (``--parts embed`` is part 1 alone; ``knn`` and ``rounds`` need
 the index, which is then built on Ray without being timed when ``index`` is not among them).
 Everything written under ``--scratch`` is deleted at the end (``--keep`` keeps it).
 
 The command behind docs/scale.md (about 15 minutes and 6 GB on 2 cores):
-    flock /tmp/raresift-heavy.lock env PYTHONPATH=src OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
+    flock /tmp/raresift-bench.lock env PYTHONPATH=src OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
         python -u benchmarks/ray_scale.py --n 10000000 --dim 64 \\
-        --scratch /work/scratch/wt17/bench | tee benchmarks/results/ray-scale-10M.txt
+        --scratch /work/scratch/ray-scale | tee benchmarks/results/ray-scale-10M.txt
 Quick run:
     PYTHONPATH=src python benchmarks/ray_scale.py --n 200000 --embed-sample 200 --scratch /tmp/rs
 The embedding rate alone:
@@ -214,6 +217,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=50, help="seed labels of the rounds")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds timed per path (median)")
     parser.add_argument("--scratch", type=Path, required=True)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -239,7 +243,7 @@ def main() -> None:
 
 
 def run(args) -> None:
-    from raresift.distributed import RayStrategy, RemoteNeighborIndex, ray_map_shards
+    from raresift.distributed import RemoteNeighborIndex, ray_map_shards
 
     scratch = args.scratch
     if "embed" in args.parts:
@@ -325,7 +329,7 @@ def run(args) -> None:
         )
 
     index = NeighborIndex.load(folder / "index.faiss", pool=pool, progress=False)
-    remote = RemoteNeighborIndex(folder / "index.faiss", workers=args.workers, min_batch=256)
+    remote = RemoteNeighborIndex(folder / "index.faiss", workers=args.workers, pool=pool)
     rng = np.random.default_rng(1)
     q = np.sort(rng.choice(pool.ids, size=args.queries, replace=False))
     if "knn" in args.parts:
@@ -349,7 +353,7 @@ def run(args) -> None:
                     f"{1e3 * t_batch_local / q.size:.2f}",
                 ],
                 [
-                    f"index actors ({args.workers})",
+                    f"index actors ({args.workers}, batches split over them)",
                     f"{1e3 * t_one_ray / q.size:.2f}",
                     f"{1e3 * t_batch_ray / q.size:.2f}",
                 ],
@@ -357,15 +361,31 @@ def run(args) -> None:
         )
 
     if "rounds" in args.parts:
-        concept = data.labels(0)
-        positives = np.flatnonzero(concept)[: max(1, args.seeds // 10)]
-        negatives = rng.choice(
-            np.flatnonzero(~concept), size=args.seeds - positives.size, replace=False
-        )
-        seed_ids = np.concatenate([positives, negatives])
-        seed_labels = Labels(pool.ids[seed_ids], concept[seed_ids].astype(int))
+        part_rounds(args, data, pool, index, remote, rng)
+    remote.close()  # a no-op when the rounds closed it
+    print(f"\npeak RSS of the driver: {rss_gb():.1f} GB")
 
-        def round_with(strategy, candidates):
+
+def part_rounds(args, data, pool, index, remote, rng) -> None:
+    """Part 4: SEALS rounds (local index against index actors, with and without searching
+    ahead) and -All rounds (local against RayStrategy); each the median of ``--repeats``."""
+    from raresift.distributed import RayStrategy, RemoteNeighborIndex
+
+    concept = data.labels(0)
+    positives = np.flatnonzero(concept)[: max(1, args.seeds // 10)]
+    negatives = rng.choice(
+        np.flatnonzero(~concept), size=args.seeds - positives.size, replace=False
+    )
+    seed_ids = np.concatenate([positives, negatives])
+    seed_labels = Labels(pool.ids[seed_ids], concept[seed_ids].astype(int))
+
+    def round_with(strategy, make_candidates):
+        """The first round's batch and its SEALS pool's k-NN calls and queries, and the median
+        seconds of ``--repeats`` rounds, each from a fresh learner and pool (a pool keeps the
+        rows it searched until the next labels, so asking it again would search nothing)."""
+        seconds = []
+        for repeat in range(args.repeats):
+            candidates = make_candidates()
             learner = ActiveLearner(
                 pool,
                 SklearnModel(LogisticRegression(max_iter=200), n_classes=2),
@@ -375,81 +395,89 @@ def run(args) -> None:
                 seed=0,
             )
             learner.fit()
-            batch, seconds = timed(lambda: learner.query(args.budget))
-            return batch, seconds
+            before = [getattr(candidates, f, 0) for f in ("knn_calls", "knn_queries")]
+            out, elapsed = timed(lambda learner=learner: learner.query(args.budget))
+            seconds.append(elapsed)
+            if repeat == 0:
+                batch = out
+                after = [getattr(candidates, f, 0) for f in ("knn_calls", "knn_queries")]
+                counts = (after[0] - before[0], after[1] - before[1])
+        return batch, float(np.median(seconds)), counts
 
-        seals_local, t_seals_local = round_with("mlp", SEALSCandidates(index, k=args.k))
-        seals_ray, t_seals_ray = round_with("mlp", SEALSCandidates(remote, k=args.k))
-        remote.close()  # its actors hold the CPUs the scoring tasks need
-        all_local, t_all_local = round_with("entropy", AllCandidates())
-        serial = RayStrategy(make_strategy("entropy"), num_cpus=args.workers, progress=False)
-        round_with(serial, AllCandidates())  # the pool's rows are located once per pool
-        all_serial, t_all_serial = round_with(serial, AllCandidates())
-        ray_strategy = RayStrategy(make_strategy("entropy"), progress=False)
-        round_with(ray_strategy, AllCandidates())
-        all_ray, t_all_ray = round_with(ray_strategy, AllCandidates())
-        gb = args.n * args.dim * 4 / 1e9
-        table(
-            f"4. One round, budget {args.budget} (model fitted before the clock starts)",
+    actors = f"index actors ({args.workers})"
+    defaults = {"local index": SEALSCandidates(index).search_ahead, actors: remote.search_ahead}
+    seals = {}
+    for name, knn in (("local index", index), (actors, remote)):
+        for ahead in sorted(set(defaults.values()) | {0}):
+            knn.search_ahead = ahead
+            seals[name, ahead] = round_with("mlp", lambda knn=knn: SEALSCandidates(knn, k=args.k))
+    del index.search_ahead  # back to the default
+    remote.close()
+    one = RemoteNeighborIndex(remote.path, workers=1, pool=pool)  # Ray's cost, no parallel search
+    defaults["index actor (1)"] = one.search_ahead
+    seals["index actor (1)", one.search_ahead] = round_with(
+        "mlp", lambda: SEALSCandidates(one, k=args.k)
+    )
+    one.close()  # the actors hold the CPUs the scoring tasks need
+    reference = seals["local index", 0][0].ids
+    rows = []
+    for (name, ahead), (batch, seconds, (calls, queries)) in seals.items():
+        rows.append(
             [
-                "round",
-                "path",
-                "seconds",
-                "candidates / s",
-                "GB / s read",
-                "ratio to local",
-                "same picks",
-            ],
-            [
-                [
-                    "SEALS (mlp, per-item)",
-                    "local index",
-                    f"{t_seals_local:.2f}",
-                    "",
-                    "",
-                    "1.00",
-                    "",
-                ],
-                [
-                    "SEALS (mlp, per-item)",
-                    "index actors",
-                    f"{t_seals_ray:.2f}",
-                    "",
-                    "",
-                    f"{t_seals_ray / t_seals_local:.2f}",
-                    str(bool(np.array_equal(seals_local.ids, seals_ray.ids))),
-                ],
-                [
-                    "-All (entropy)",
-                    "local, 1 thread",
-                    f"{t_all_local:.2f}",
-                    f"{args.n / t_all_local:,.0f}",
-                    f"{gb / t_all_local:.2f}",
-                    "1.00",
-                    "",
-                ],
-                [
-                    "-All (entropy)",
-                    "RayStrategy, one task at a time (overhead)",
-                    f"{t_all_serial:.2f}",
-                    f"{args.n / t_all_serial:,.0f}",
-                    f"{gb / t_all_serial:.2f}",
-                    f"{t_all_serial / t_all_local:.2f}",
-                    str(bool(np.array_equal(all_local.ids, all_serial.ids))),
-                ],
-                [
-                    "-All (entropy)",
-                    f"RayStrategy, {args.workers} CPUs",
-                    f"{t_all_ray:.2f}",
-                    f"{args.n / t_all_ray:,.0f}",
-                    f"{gb / t_all_ray:.2f}",
-                    f"{t_all_ray / t_all_local:.2f}",
-                    str(bool(np.array_equal(all_local.ids, all_ray.ids))),
-                ],
-            ],
+                name,
+                f"{ahead} (default)" if ahead == defaults[name] else str(ahead),
+                calls,
+                queries,
+                f"{seconds:.3f}",
+                f"{seconds / seals['local index', ahead][1]:.2f}",
+                str(bool(np.array_equal(reference, batch.ids))),
+            ]
         )
-    remote.close()  # a no-op when the rounds closed it
-    print(f"\npeak RSS of the driver: {rss_gb():.1f} GB")
+    table(
+        f"4a. One SEALS round: mlp, per-item expansion, budget {args.budget}, k={args.k}, "
+        f"{args.seeds} seed labels (median of {args.repeats}; model fitted before the clock)",
+        [
+            "k-NN path",
+            "search ahead",
+            "k-NN calls",
+            "queries",
+            "seconds",
+            "ratio to local index, same search ahead",
+            "same picks as local, none ahead",
+        ],
+        rows,
+    )
+
+    all_local, t_all_local, _ = round_with("entropy", AllCandidates)
+    serial = RayStrategy(make_strategy("entropy"), num_cpus=args.workers, progress=False)
+    round_with(serial, AllCandidates)  # warm: the pool's rows are located once per pool
+    all_serial, t_all_serial, _ = round_with(serial, AllCandidates)
+    ray_strategy = RayStrategy(make_strategy("entropy"), progress=False)
+    round_with(ray_strategy, AllCandidates)
+    all_ray, t_all_ray, _ = round_with(ray_strategy, AllCandidates)
+    gb = args.n * args.dim * 4 / 1e9
+    rows = []
+    for path, (batch, seconds) in (
+        ("local, 1 thread", (all_local, t_all_local)),
+        ("RayStrategy, one task at a time (overhead)", (all_serial, t_all_serial)),
+        (f"RayStrategy, {args.workers} CPUs", (all_ray, t_all_ray)),
+    ):
+        rows.append(
+            [
+                path,
+                f"{seconds:.2f}",
+                f"{args.n / seconds:,.0f}",
+                f"{gb / seconds:.2f}",
+                f"{seconds / t_all_local:.2f}",
+                str(bool(np.array_equal(all_local.ids, batch.ids))),
+            ]
+        )
+    table(
+        f"4b. One -All round: entropy of a logistic regression over all {args.n:,} items, "
+        f"budget {args.budget} (median of {args.repeats})",
+        ["path", "seconds", "candidates / s", "GB / s read", "ratio to local", "same picks"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -304,7 +304,7 @@ def test_remote_index_workers_return_the_local_neighbours(tmp_path):
     from raresift.distributed import RemoteNeighborIndex
 
     pool, _, _, index = _saved_index(tmp_path)
-    remote = RemoteNeighborIndex(tmp_path / "index.faiss", workers=2, min_batch=100)
+    remote = RemoteNeighborIndex(tmp_path / "index.faiss", workers=2, min_batch=100, pool=pool)
     queries = pool.ids[::7]
     exclude = pool.ids[1::5]
     np.testing.assert_array_equal(
@@ -331,6 +331,55 @@ def test_seals_round_with_searches_on_index_workers_picks_what_the_local_round_p
         runs.append(np.concatenate(batches))
     np.testing.assert_array_equal(runs[0], runs[1])
     remote.close()
+
+
+@pytest.mark.parametrize("strategy", ["mlp", "information-density"])
+def test_searching_ahead_on_index_workers_saves_calls_and_keeps_the_picks(tmp_path, strategy):
+    """Local index without searching ahead (one search per pick), local with it, and index
+    actors without and with it (calls split over both actors): the same rounds."""
+    from raresift.candidates import SEALSCandidates
+    from raresift.distributed import RemoteNeighborIndex
+
+    pool, y, seed_ids, index = _saved_index(tmp_path, n=4_000)
+    remote = RemoteNeighborIndex(tmp_path / "index.faiss", workers=2)
+    assert remote.search_ahead == 7  # 4 queries a call per actor
+    runs = []
+    for knn, ahead in ((index, 0), (index, 7), (remote, 0), (remote, 7)):
+        knn.search_ahead = ahead
+        candidates = SEALSCandidates(knn, k=10)
+        learner = _learner(pool, y, seed_ids, strategy, candidates, seed=4)
+        calls, batches = candidates.knn_calls, []
+        for _ in range(2):
+            batch = learner.query(20)
+            learner.teach(batch.ids, y[pool.positions(batch.ids)])
+            batches.append(batch.ids)
+        runs.append((np.concatenate(batches), candidates.knn_calls - calls))
+    for picks, _ in runs[1:]:
+        np.testing.assert_array_equal(runs[0][0], picks)
+    assert runs[0][1] > runs[1][1] and runs[2][1] > runs[3][1], [c for _, c in runs]
+    remote.close()
+
+
+def test_index_workers_refuse_a_pool_the_index_was_not_built_over(tmp_path):
+    from raresift.candidates import SEALSCandidates
+    from raresift.distributed import RemoteNeighborIndex
+    from raresift.errors import CorruptFileError, ValidationError
+
+    pool, y, seed_ids, _ = _saved_index(tmp_path)
+    other = Pool(pool.embeddings.copy(), ids=pool.ids + 1)  # the same vectors, other ids
+    moved = Pool(pool.embeddings[::-1].copy(), ids=pool.ids)  # the same ids, other vectors
+    with pytest.raises(ValidationError, match="built over another pool .*other ids"):
+        RemoteNeighborIndex(tmp_path / "index.faiss", workers=1, pool=other)
+    remote = RemoteNeighborIndex(tmp_path / "index.faiss", workers=1, pool=pool)
+    for wrong, why in ((other, "other ids"), (moved, "other vectors")):
+        with pytest.raises(ValidationError, match=f"built over another pool .*{why}"):
+            _learner(wrong, y, seed_ids, "mlp", SEALSCandidates(remote, k=10))  # starts it
+    remote.close()
+    garbled = bytearray((tmp_path / "index.faiss").read_bytes())
+    garbled[len(garbled) // 2] ^= 0xFF
+    (tmp_path / "index.faiss").write_bytes(bytes(garbled))
+    with pytest.raises(CorruptFileError, match="does not match its checksum"):
+        RemoteNeighborIndex(tmp_path / "index.faiss", workers=1)
 
 
 @pytest.mark.parametrize(("candidates", "strategy"), [("all", "entropy"), ("seals", "mlp")])

@@ -312,3 +312,49 @@ def test_a_precomputed_knn_graph_gives_the_same_rounds_without_searching(rng, tm
         runs.append((picks, pools, len(searches)))
     assert runs[0][:2] == runs[1][:2]
     assert runs[0][2] > 0 and runs[1][2] == 0
+
+
+class SteppedAngleModel(AngleModel):
+    """AngleModel with p(y=1) rounded to 0.05: many ties, so picks draw on state.rng."""
+
+    def predict_proba(self, x):
+        p = np.clip(np.round(super().predict_proba(x)[:, 1] / 0.05) * 0.05, 0.001, 0.999)
+        return np.column_stack([1 - p, p])
+
+
+@pytest.mark.parametrize("model", [AngleModel, SteppedAngleModel])
+@pytest.mark.parametrize("strategy", ["mlp", "entropy", "information-density"])
+def test_searching_ahead_saves_calls_and_never_changes_a_pick(rng, strategy, model):
+    n = 1_500
+    centers = rng.standard_normal((12, 6))
+    x = (centers[rng.integers(12, size=n)] + 0.5 * rng.standard_normal((n, 6))).astype(np.float32)
+    pool = Pool(x, ids=np.arange(n) * 2 + 5)
+    seed_ids = rng.choice(pool.ids, 6, replace=False)
+    index = NeighborIndex(progress=False).fit(pool)
+    calls = []
+
+    def counted(ids, *args, _neighbors=index.neighbors, **kwargs):
+        calls.append(len(ids))
+        return _neighbors(ids, *args, **kwargs)
+
+    index.neighbors = counted
+    runs = []
+    for ahead in (0, 3, 40):
+        index.search_ahead = ahead  # what a RemoteNeighborIndex says; a NeighborIndex says 3
+        calls.clear()
+        labels = Labels(seed_ids, [1, 0, 0, 0, 0, 0])
+        cands = SEALSCandidates(index, k=10)
+        cands.start(pool, labels)
+        assert cands.view().search_ahead == ahead
+        picks = []
+        for round_ in range(4):
+            state = state_for(pool, labels, seed=round_, model=model())
+            batch = make_strategy(strategy).select(state, cands.view(), 15)
+            picks.append((batch.ids.tolist(), batch.scores.tolist()))
+            label(cands, labels, batch, (batch.ids % 3 == 0).astype(int))
+        runs.append((picks, cands.candidates().tolist(), len(calls), sum(calls)))
+    assert runs[0][:2] == runs[1][:2] == runs[2][:2]
+    assert runs[0][2] > runs[1][2] > runs[2][2], "searching ahead must save calls"
+    assert runs[0][3] <= runs[1][3] <= runs[2][3]
+    del index.search_ahead
+    assert SEALSCandidates(index).search_ahead == 3  # the default for an index that says nothing

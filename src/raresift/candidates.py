@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the index module imports Faiss; pools only call the object 
 log = logging.getLogger("raresift")
 
 EXPANSIONS = ("item", "batch")
+SEARCH_AHEAD = 3  # queries a SEALS search may take ahead, for an index that does not say
 
 
 class CandidateView:
@@ -47,7 +48,9 @@ class CandidateView:
     ``ids`` is read-only (int64, ascending); ``np.asarray(view)``, indexing and iteration give
     it too, so a view goes wherever an id array does. ``expand`` is SEALS' within-batch
     expansion mode ("item" or "batch"), None for pools that do not grow; ``k`` the neighbours
-    per item.
+    per item; ``search_ahead`` how many more queries a strategy may add to a neighbour search
+    it makes anyway (0 for pools without an index; for SEALS, the index's ``search_ahead``,
+    else :data:`SEARCH_AHEAD`).
     """
 
     def __init__(self, source: CandidatePool):
@@ -57,6 +60,7 @@ class CandidateView:
         self.ids = ids
         self.expand: str | None = getattr(source, "expand", None)
         self.k: int | None = getattr(source, "k", None)
+        self.search_ahead: int = getattr(source, "search_ahead", 0)
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -247,8 +251,8 @@ class SEALSCandidates(CandidatePool):
     Bookkeeping is incremental: sorted id arrays, no structure of the size of the whole pool, so
     one round costs O(|P| + b k) plus the k-NN searches. Neighbour rows searched during a round
     are kept until the next :meth:`update` (which consumes the labeled picks' rows), so asking
-    for a batch again searches nothing twice. ``knn_seconds`` and ``knn_queries`` accumulate the
-    search cost.
+    for a batch again searches nothing twice. ``knn_seconds``, ``knn_queries`` and ``knn_calls``
+    accumulate the search cost.
 
     Parameters
     ----------
@@ -288,7 +292,16 @@ class SEALSCandidates(CandidatePool):
         self._rows: dict[int, np.ndarray] = {}  # neighbour rows searched since the last update
         self.knn_seconds = 0.0
         self.knn_queries = 0
+        self.knn_calls = 0
         self.update(labels.ids)
+
+    @property
+    def search_ahead(self) -> int:
+        """Queries a search of a round may take ahead (the neighbours of the items most likely
+        picked next, in the same call): the index's ``search_ahead`` if it has one (an index
+        on Ray, whose calls cost more), else :data:`SEARCH_AHEAD`. Only what is searched
+        depends on it, never a pick."""
+        return int(getattr(self.index, "search_ahead", SEARCH_AHEAD))
 
     def candidates(self) -> np.ndarray:
         return self._members
@@ -309,6 +322,7 @@ class SEALSCandidates(CandidatePool):
             found = self.index.neighbors(query, self.k, pool=self.pool)
             self.knn_seconds += time.perf_counter() - start
             self.knn_queries += int(query.size)
+            self.knn_calls += 1
             self._rows.update(zip(missing, found, strict=True))
         if ids.size == 0:
             return np.empty((0, self.k), dtype=np.int64)

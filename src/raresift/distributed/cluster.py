@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from raresift.errors import ConfigError, DatasetNotInstalledError, RaresiftError
+from raresift.pool import Pool
 
 log = logging.getLogger("raresift")
 
@@ -91,30 +92,48 @@ def gather(refs: list, progress_bar=None) -> list:
 
 
 class PoolRows:
-    """Where workers read a pool's embedding rows.
+    """Where workers read a pool's embedding rows and ids.
 
     A pool memmapped from a whole ``.npy`` file is read by path
     (:class:`raresift.index.MemmapSource`, as the sharded index build does; every node must see
     the file: a shared filesystem on a cluster); any other array is put into Ray's object store
-    once and read zero-copy by the workers of each node.
+    once and read zero-copy by the workers of each node. The ids go to the object store once
+    (nothing when they are contiguous: an offset).
 
-    ``read(positions)`` returns the rows at ``positions`` as an in-memory array.
+    ``span(lo, hi)`` is a :class:`~raresift.pool.Pool` over rows ``lo:hi`` read in place (a
+    slice of the memmap or of the stored array: no copy, no re-validation; the driver's pool
+    was validated); ``read(positions)`` gathers the rows at ``positions`` into memory.
     """
 
-    def __init__(self, embeddings: np.ndarray):
+    def __init__(self, pool: Pool):
         from raresift.index import _memmap_source
 
+        ray = import_ray()
+        embeddings = pool.embeddings
         self.source = _memmap_source(embeddings)
-        self.ref = (
-            None if self.source is not None else import_ray().put(np.ascontiguousarray(embeddings))
-        )
+        self.ref = None if self.source is not None else ray.put(np.ascontiguousarray(embeddings))
+        ids = pool.ids
+        contiguous = ids.size > 0 and ids[-1] - ids[0] == ids.size - 1 and np.all(np.diff(ids) == 1)
+        self.first_id = int(ids[0]) if contiguous else None
+        self.ids_ref = None if contiguous else ray.put(ids)
 
     @property
     def path(self) -> str | None:
         return None if self.source is None else self.source.filename
 
+    def _array(self) -> np.ndarray:
+        return self.source.open() if self.source is not None else import_ray().get(self.ref)
+
+    def span(self, lo: int, hi: int) -> Pool:
+        """Rows ``lo:hi`` and their ids as a pool, read in place."""
+        if self.first_id is not None:
+            ids = np.arange(self.first_id + lo, self.first_id + hi, dtype=np.int64)
+        else:
+            ids = import_ray().get(self.ids_ref)[lo:hi]
+        return Pool(self._array()[lo:hi], ids=ids, values_checked=True)
+
     def read(self, positions: np.ndarray) -> np.ndarray:
-        array = self.source.open() if self.source is not None else import_ray().get(self.ref)
+        array = self._array()
         positions = np.asarray(positions, dtype=np.int64)
         if positions.size and positions[-1] - positions[0] == positions.size - 1:
             if np.all(np.diff(positions) == 1):  # a contiguous run: one slice, no gather

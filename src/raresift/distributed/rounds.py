@@ -91,7 +91,7 @@ class RayStrategy(Strategy):
     def rows(self, pool: Pool) -> PoolRows:
         """Where workers read ``pool``'s rows (put into the object store on first use)."""
         if self._rows is None or self._rows[0] is not pool:
-            self._rows = (pool, PoolRows(pool.embeddings))
+            self._rows = (pool, PoolRows(pool))
         return self._rows[1]
 
     def _map(self, fn, shared, calls: list[tuple], desc: str) -> list:
@@ -154,10 +154,9 @@ class RayStrategy(Strategy):
         budget = check_budget(budget, ids.size, "candidates")
         ray = import_ray()
         shared = ray.put((strategy, self._worker_state(state, strategy, candidates)))
-        positions = state.pool.positions(ids)
         rows = self.rows(state.pool)
         shards = self._shards(ids.size)
-        calls = [(rows, positions[lo:hi], ids[lo:hi], budget) for lo, hi in shards]
+        calls = [(rows, _rows_of(state.pool, ids[lo:hi]), budget) for lo, hi in shards]
         results = self._map(_score_shard, shared, calls, f"scoring ({strategy.name})")
         offsets = np.concatenate(
             [lo + keep for (lo, _), (keep, _) in zip(shards, results, strict=True)]
@@ -184,7 +183,7 @@ class RayStrategy(Strategy):
         shared = ray.put((strategy, self._worker_state(state, strategy, ids), objective, side))
         positions = state.pool.positions(ids)
         rows = self.rows(state.pool)
-        calls = [(rows, positions[m], ids[m], part_budget, seed) for m, part_budget, seed in plan]
+        calls = [(rows, (positions[m], ids[m]), part_budget, seed) for m, part_budget, seed in plan]
         parts = self._map(_select_partition, shared, calls, f"partitions ({strategy.name})")
         return concat_batches(parts, objective, state.round)
 
@@ -203,10 +202,34 @@ class _ShardCandidates:
         return mean_cosine(self.pool, as_ids(ids), self.total, self.count)
 
 
-def _local_state(shared: dict, rows: PoolRows, positions: np.ndarray, ids: np.ndarray):
-    """A worker's SelectionState over its own rows (ids kept, so strategies see the same ids)."""
-    return SelectionState(
-        pool=Pool(rows.read(positions), ids=ids),
+def _rows_of(pool: Pool, ids: np.ndarray) -> tuple:
+    """What a worker is told of the rows of ``ids``: ``(lo, hi, gaps)`` when their positions
+    ascend and fill at least half of the span ``lo:hi`` (a shard of candidates in id order:
+    all of U but the labeled): the worker reads the span in place and drops the ``gaps``
+    (offsets of the span's rows that are not among ``ids``), so neither rows nor ids travel;
+    else ``(positions, ids)``, gathered by the worker."""
+    positions = pool.positions(ids)
+    if ids.size and bool(np.all(positions[1:] > positions[:-1])):
+        lo, hi = int(positions[0]), int(positions[-1]) + 1
+        if hi - lo <= 2 * ids.size:
+            gaps = np.ones(hi - lo, dtype=bool)
+            gaps[positions - lo] = False
+            return lo, hi, np.flatnonzero(gaps)
+    return positions, ids
+
+
+def _local_state(shared: dict, rows: PoolRows, where: tuple) -> tuple[SelectionState, np.ndarray]:
+    """A worker's SelectionState over the rows ``where`` (:func:`_rows_of`) and the ids it
+    holds there (the driver's ids, so strategies see the same ids)."""
+    if len(where) == 3:
+        lo, hi, gaps = where
+        pool = rows.span(lo, hi)
+        ids = np.delete(pool.ids, gaps) if gaps.size else pool.ids
+    else:
+        positions, ids = where
+        pool = Pool(rows.read(positions), ids=ids, values_checked=True)
+    state = SelectionState(
+        pool=pool,
         labels=shared["labels"],
         model=shared["model"],
         rng=np.random.default_rng(0),
@@ -215,13 +238,14 @@ def _local_state(shared: dict, rows: PoolRows, positions: np.ndarray, ids: np.nd
         conditioning_ids=shared["conditioning_ids"],
         validation_ids=shared["validation_ids"],
     )
+    return state, ids
 
 
-def _score_shard(shared, rows: PoolRows, positions: np.ndarray, ids: np.ndarray, budget: int):
+def _score_shard(shared, rows: PoolRows, where: tuple, budget: int):
     """Ray task: score one shard; return the positions (in the shard) and scores of the items
     at or above the shard's ``budget``-th best score."""
     strategy, fields = shared
-    state = _local_state(fields, rows, positions, ids)
+    state, ids = _local_state(fields, rows, where)
     density = fields["density"]
     candidates = ids if density is None else _ShardCandidates(state.pool, *density)
     drawn = state.rng.bit_generator.state
@@ -241,8 +265,8 @@ def _score_shard(shared, rows: PoolRows, positions: np.ndarray, ids: np.ndarray,
     return keep, scores[keep]
 
 
-def _select_partition(shared, rows: PoolRows, positions, ids, budget: int, seed: int) -> Batch:
+def _select_partition(shared, rows: PoolRows, where: tuple, budget: int, seed: int) -> Batch:
     """Ray task: one part of SIMILAR's partition trick."""
     strategy, fields, objective, side = shared
-    state = _local_state(fields, rows, positions, ids)
+    state, ids = _local_state(fields, rows, where)
     return strategy.select_part(state, ids, budget, seed, objective, side)

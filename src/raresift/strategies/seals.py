@@ -10,7 +10,9 @@ exactly Algorithm 2's.
 
 Every k-NN request of a batch goes through ``candidates.neighbors``: one call for the
 neighbours of the current top ``budget`` candidates (searched ahead), then one per later pick
-outside that set.
+outside that set. Where a call costs more than a query (an index on Ray workers), the view's
+``search_ahead`` lets each of those calls also take the items most likely picked next; only
+what is fetched depends on that guess, never a pick.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def select_expanding(strategy: Any, state: SelectionState, candidates: Any, budg
     small dicts and sets. For a density-weighted strategy (``informativeness`` and
     ``density_weights``) the informativeness is computed once per item and the density weights
     follow the growing pool (:class:`RunningDensity`). Ties are broken with ``state.rng``.
+    With ``candidates.search_ahead`` = a > 0, a pick that has no neighbour row yet is searched
+    together with the a best-valued items without one (live members of the buffer and scored
+    outsiders): fewer calls, the same picks.
     """
     members = candidates.ids
     n = members.size
@@ -66,6 +71,7 @@ def select_expanding(strategy: Any, state: SelectionState, candidates: Any, budg
         ids[: keep.size], base[: keep.size] = ids[keep], base[keep]
         n = keep.size
 
+    lookahead = int(getattr(candidates, "search_ahead", 0))
     rows: dict[int, list[int]] = {}  # neighbour rows requested during this batch
     outside: dict[int, float] = {}  # values of scored items that could join the pool
 
@@ -78,6 +84,27 @@ def select_expanding(strategy: Any, state: SelectionState, candidates: Any, budg
         fresh = fresh[[i not in outside for i in fresh.tolist()]]
         values = _checked_values(strategy, value, state, fresh)
         outside.update(zip(fresh.tolist(), values.tolist(), strict=True))
+
+    def searched_with(pick: int) -> np.ndarray:
+        """``pick`` and the ``search_ahead`` best-valued items without a row (a guess at the
+        next picks; every pick has a row, so none of them is among these)."""
+        live = np.flatnonzero(base[:n] > -np.inf)
+        if weighted:  # the buffer's scores as ranked ahead; outsiders' densities are unknown
+            known, values = ids[live], density.scores(base)[live]
+        else:
+            scored = np.fromiter(outside.values(), np.float64, len(outside))
+            known = np.concatenate([ids[live], np.fromiter(outside, np.int64, len(outside))])
+            values = np.concatenate([base[live], scored])
+        # the taken are both live and outsiders; `rows` holds every other item to skip
+        top = min(values.size, lookahead + 1 + len(rows) + len(taken))
+        order = np.argpartition(-values, top - 1)[:top] if top < values.size else values.argsort()
+        chosen = {pick: None}
+        for i in known[order[np.argsort(-values[order], kind="stable")]].tolist():
+            if len(chosen) > lookahead:
+                break
+            if i not in rows:
+                chosen.setdefault(i)
+        return np.array(list(chosen), dtype=np.int64)
 
     # speculative batch: the neighbours of today's top `budget` (no draws from state.rng,
     # so the picks cannot depend on what was fetched ahead)
@@ -105,7 +132,7 @@ def select_expanding(strategy: Any, state: SelectionState, candidates: Any, budg
         if weighted:
             density.remove(j)
         if pick not in rows:
-            fetch(np.array([pick]))
+            fetch(searched_with(pick) if lookahead else np.array([pick]))
         new = [i for i in dict.fromkeys(rows[pick]) if i in outside and i not in taken]
         if not new:
             continue
