@@ -42,14 +42,8 @@ from collections import defaultdict
 import numpy as np
 
 from raresift.index import NeighborIndex, build_sharded_index, ivf_nlist, normalize_rows
-from raresift.simulate.concepts import (
-    Method,
-    class_tasks,
-    label_tasks,
-    run_concepts,
-    summarize,
-    synthetic_tasks,
-)
+from raresift.simulate.concepts import Method, class_tasks, label_tasks, summarize, synthetic_tasks
+from raresift.simulate.runner import run_concept_study
 from raresift.simulate.synthetic import make_synthetic_concepts
 from raresift.structure import concept_structure
 
@@ -72,7 +66,7 @@ def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
 
 
 def run_settings(args, budget: int, batch_size: int) -> dict:
-    """The keyword settings of :func:`run_concepts` shared by every part of the benchmark."""
+    """The settings of :func:`~raresift.simulate.runner.run_concept_study` shared by every part."""
     return dict(
         budget=budget,
         batch_size=batch_size,
@@ -239,7 +233,7 @@ def synthetic(args) -> None:
     )
     settings = run_settings(args, args.budget, args.batch)
     start = time.perf_counter()
-    records = run_concepts(
+    records = run_concept_study(
         tasks, methods_for(args), seeds=range(args.seeds), progress=args.progress, **settings
     )
     print(f"# runs took {time.perf_counter() - start:.0f} s\n")
@@ -340,7 +334,7 @@ def real(args, name: str) -> None:
         f"seed {args.seed_pos}+{args.seed_neg}, batch {args.real_batch}, budget {budget}\n"
     )
     settings = run_settings(args, budget, args.real_batch)
-    records = run_concepts(
+    records = run_concept_study(
         tasks, methods_for(args), seeds=range(args.seeds), progress=args.progress, **settings
     )
     print(result_table(records))

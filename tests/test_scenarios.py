@@ -29,17 +29,17 @@ def test_rare_classes_sizes_and_roles(data):
         query_per_rare_class=5, seed=3,
     )  # fmt: skip
     training = s.labels.ids[~np.isin(s.labels.ids, s.validation_ids)]
-    assert np.bincount(s.oracle_labels(training), minlength=10).tolist() == [22] * 5 + [3] * 5
+    assert np.bincount(s.oracle(training), minlength=10).tolist() == [22] * 5 + [3] * 5
     assert s.unlabeled_class_counts().tolist() == [100] * 5 + [5] * 5
     assert np.array_equal(s.query_ids, s.validation_ids)
-    assert np.bincount(s.oracle_labels(s.query_ids), minlength=10).tolist() == [0] * 5 + [5] * 5
+    assert np.bincount(s.oracle(s.query_ids), minlength=10).tolist() == [0] * 5 + [5] * 5
     # query items are labeled; unlabeled items are not; roles are disjoint and cover the pool
     assert s.labels.mask(s.query_ids).all() and not s.labels.mask(s.unlabeled_ids).any()
     assert len(s.labels) + s.n_unlabeled == len(s.pool)
     # every pool item is a distinct data item with its own features and true label
     assert np.unique(s.origin).size == len(s.pool)
     assert np.array_equal(s.pool.embeddings, X[s.origin])
-    assert np.array_equal(s.oracle, y[s.origin])
+    assert np.array_equal(s.oracle.labels, y[s.origin])
     assert s.rare_classes.tolist() == [5, 6, 7, 8, 9]
     assert s.info["query_set"] == 25 and s.info["unlabeled"] == 525
 
@@ -83,13 +83,13 @@ def test_redundancy_duplicates_map_to_their_original(data):
     copies = s.pool.ids[s.origin == dup_origin]
     assert copies.size == 10 and np.unique(copies).size == 10
     assert np.all(s.pool.embeddings_of(copies) == X[dup_origin])
-    assert np.all(s.oracle_labels(copies) == y[dup_origin])
+    assert np.all(s.oracle(copies) == y[dup_origin])
     # labeled and unlabeled items come from disjoint data items
     labeled_origin = s.origin[s.pool.positions(s.labels.ids)]
     assert not np.isin(labeled_origin, origins).any()
     # SCG recipe: conditioning set = the labeled set, and every new label joins it
     assert np.array_equal(np.sort(s.conditioning_ids), np.sort(s.labels.ids))
-    to_query, to_cond = s.growth(s.unlabeled_ids[:5], s.oracle_labels(s.unlabeled_ids[:5]))
+    to_query, to_cond = s.growth(s.unlabeled_ids[:5], s.oracle(s.unlabeled_ids[:5]))
     assert to_query.size == 0 and np.array_equal(to_cond, s.unlabeled_ids[:5])
 
 
@@ -102,10 +102,10 @@ def test_out_of_distribution_split(data):
     assert s.n_classes == 9 and s.class_names[-1] == "OOD"
     assert s.eval_classes.tolist() == list(range(8))
     training = s.labels.ids[~np.isin(s.labels.ids, s.validation_ids)]
-    assert np.bincount(s.oracle_labels(training), minlength=9).tolist() == [5] * 8 + [0]
+    assert np.bincount(s.oracle(training), minlength=9).tolist() == [5] * 8 + [0]
     assert s.unlabeled_class_counts().tolist() == [10] * 8 + [200]
     # original classes 8 and 9 both became the OOD class
-    ood = s.unlabeled_ids[s.oracle_labels(s.unlabeled_ids) == 8]
+    ood = s.unlabeled_ids[s.oracle(s.unlabeled_ids) == 8]
     assert set(y[s.origin[s.pool.positions(ood)]].tolist()) == {8, 9}
     # the test set keeps in-distribution items only
     assert s.test_y.size == 160 and s.test_y.max() == 7
@@ -113,7 +113,7 @@ def test_out_of_distribution_split(data):
     assert np.array_equal(s.query_ids, s.validation_ids) and s.query_ids.size == 16
     assert s.conditioning_ids is not None and s.conditioning_ids.size == 0
     ids = s.unlabeled_ids[:40]
-    labels = s.oracle_labels(ids)
+    labels = s.oracle(ids)
     to_query, to_cond = s.growth(ids, labels)
     assert np.array_equal(to_query, ids[labels < 8]) and np.array_equal(to_cond, ids[labels == 8])
     with pytest.raises(ValidationError, match="no OOD class"):

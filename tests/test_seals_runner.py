@@ -1,21 +1,21 @@
-"""The rare-concept runner and the binary strategies on real loops (small synthetic pools)."""
+"""Rare-concept studies on the runner and the binary strategies on real loops (small pools)."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from raresift.candidates import AllCandidates
+from raresift.candidates import AllCandidates, RandomCandidates, SEALSCandidates
 from raresift.density import normalize_rows
 from raresift.errors import ConfigError, ValidationError
+from raresift.loop import ActiveLearner
 from raresift.models import SklearnModel
 from raresift.pool import Labels, Pool
-from raresift.simulate.concepts import (
-    Method,
-    label_tasks,
-    run_concepts,
-    summarize,
-    synthetic_tasks,
-)
+from raresift.simulate.concepts import Method, label_tasks, summarize, synthetic_tasks
+from raresift.simulate.joblog import log_path, read_log
+from raresift.simulate.metrics import binary_average_precision
+from raresift.simulate.runner import run_concept_study
 from raresift.simulate.synthetic import make_synthetic_concepts
 from raresift.strategies import SelectionState, make_strategy
 from raresift.strategies.uncertainty import entropy_scores
@@ -34,7 +34,7 @@ SETTINGS = dict(budget=150, batch_size=25, n_seed_positives=3, n_seed_negatives=
 
 def test_records_per_round_and_pool_bookkeeping(tasks):
     methods = [Method("mlp", "seals", k=15), Method("mlp", "all"), Method("random", "random")]
-    records = run_concepts(tasks[:2], methods, seeds=(0,), progress=False, **SETTINGS)
+    records = run_concept_study(tasks[:2], methods, seeds=(0,), progress=False, **SETTINGS)
     assert len(records) == 2 * 3 * 6
     for method in ("MLP-SEALS(k=15)", "MLP-All", "Random-RandPool(10%)"):
         mine = [r for r in records if r["method"] == method and r["concept"] == "concept-0"]
@@ -55,20 +55,110 @@ def test_records_per_round_and_pool_bookkeeping(tasks):
     assert final["MLP-SEALS(k=15)"]["rounds"] == 5 and final["MLP-SEALS(k=15)"]["runs"] == 2
 
 
+def reference_run(task, method, candidates, seed, budget, batch, class_weight):
+    """A concept run written out by hand on ActiveLearner: fit the seed, then one
+    ``learner.run`` round at a time (the last buys what is left) until ``budget`` labels."""
+    labels = task.scenario(seed, SETTINGS["n_seed_positives"], SETTINGS["n_seed_negatives"]).labels
+    model = SklearnModel(LogisticRegression(class_weight=class_weight, max_iter=1000), 2)
+    learner = ActiveLearner(task.pool, model, method.strategy, candidates, labels, seed=seed)
+    learner.fit()
+    rounds = [{"n_candidates": len(candidates), "batch_ids": []}]
+    while len(learner.labels) < budget:
+        size = min(batch, budget - len(learner.labels))
+        (record,) = learner.run(task.oracle, 1, size)
+        rounds.append({"n_candidates": record["n_candidates"], "batch_ids": record["batch_ids"]})
+        rounds[-1]["n_labeled"] = len(learner.labels)
+        rounds[-1]["found"] = int((learner.labels.values == 1).sum())
+        rounds[-1]["ap"] = binary_average_precision(
+            learner.model.predict_proba(task.test_x), task.test_y
+        )
+        rounds[-1]["pool_fraction"] = len(candidates) / len(task.pool)
+    return rounds
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", None])
+def test_concept_jobs_are_the_loop_they_replace(tasks, tmp_path, class_weight):
+    """Each runner job picks, counts and scores exactly what the hand-written loop does, the
+    last (smaller) round and a task with fixed seed ids (the demo's) included."""
+    task = tasks[0]
+    y = tasks[1].y
+    seed_ids = np.concatenate([np.flatnonzero(y == 1)[:4], np.flatnonzero(y == 0)[:26]])
+    fixed = dataclasses.replace(tasks[1], name="fixed-seed", seed_ids=seed_ids)
+    methods = [Method("mlp", "seals", k=15), Method("entropy", "all"), Method("random", "random")]
+    settings = dict(SETTINGS, budget=140, class_weight=class_weight)
+    rows = run_concept_study([task, fixed], methods, seeds=(3,), out_dir=tmp_path,
+                             progress=False, **settings)  # fmt: skip
+    for t, sizes in ((task, [0, 25, 25, 25, 25, 15]), (fixed, [0, 25, 25, 25, 25, 10])):
+        pools = {
+            "MLP-SEALS(k=15)": SEALSCandidates(t.index, k=15),
+            "MaxEnt-All": AllCandidates(),
+            "Random-RandPool(10%)": RandomCandidates(0.1, seed=3),
+        }
+        for method in methods:
+            expected = reference_run(t, method, pools[method.label], 3, 140, 25, class_weight)
+            mine = [r for r in rows if r["method"] == method.label and r["concept"] == t.name]
+            log = read_log(log_path(tmp_path, f"{method.label}__{t.name}", 3))
+            assert [r["batch_ids"] for r in log] == [list(e["batch_ids"]) for e in expected]
+            assert [len(r["batch_ids"]) for r in log] == sizes
+            assert [r["n_candidates"] for r in mine] == [e["n_candidates"] for e in expected]
+            for row, e in zip(mine[1:], expected[1:], strict=True):
+                assert row["n_labeled"] == e["n_labeled"]
+                assert row["positives_found"] == e["found"]
+                assert row["recall"] == e["found"] / int(t.y.sum())
+                assert row["average_precision"] == e["ap"]
+                assert row["pool_fraction"] == e["pool_fraction"]
+    first = [r for r in rows if r["concept"] == "fixed-seed" and r["round"] == 0][0]
+    assert first["positives_found"] == 4 and first["n_labeled"] == 30
+
+
+def test_concept_study_resumes_after_a_kill(tasks, tmp_path):
+    methods = [Method("mlp", "seals", k=15), Method("entropy", "all")]
+    whole = run_concept_study(tasks[:2], methods, progress=False, **SETTINGS)
+    seen = []
+
+    def kill(row):
+        seen.append(row)
+        if len(seen) == 9:  # mid-way through the second job
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_concept_study(tasks[:2], methods, out_dir=tmp_path, progress=False,
+                          round_callback=kill, **SETTINGS)  # fmt: skip
+    new = []
+    resumed = run_concept_study(tasks[:2], methods, out_dir=tmp_path, progress=False,
+                                round_callback=new.append, **SETTINGS)  # fmt: skip
+    assert len(new) == len(whole) - 9  # the 9 logged rounds (saved, then killed) ran once
+    untimed = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
+    assert untimed(resumed) == untimed(whole)
+    with pytest.raises(ConfigError, match="other settings"):
+        run_concept_study(tasks[:2], methods, out_dir=tmp_path, progress=False,
+                          **dict(SETTINGS, batch_size=20))  # fmt: skip
+    other = dataclasses.replace(tasks[1], y=tasks[2].y)  # same name and pool, other answers
+    with pytest.raises(ConfigError, match="other data for concept-1"):
+        run_concept_study([tasks[0], other], methods, out_dir=tmp_path, progress=False, **SETTINGS)
+    again = run_concept_study(tasks[:1], methods[:1], out_dir=tmp_path, resume=False,
+                              progress=False, **dict(SETTINGS, batch_size=20))  # fmt: skip
+    assert [r["n_labeled"] for r in again] == [25, 45, 65, 85, 105, 125, 145, 150]
+
+
 def test_same_seed_same_run(tasks):
-    a = run_concepts(tasks[:1], [Method("entropy", "seals", k=10)], progress=False, **SETTINGS)
-    b = run_concepts(tasks[:1], [Method("entropy", "seals", k=10)], progress=False, **SETTINGS)
+    a = run_concept_study(tasks[:1], [Method("entropy", "seals", k=10)], progress=False, **SETTINGS)
+    b = run_concept_study(tasks[:1], [Method("entropy", "seals", k=10)], progress=False, **SETTINGS)
     assert [r["average_precision"] for r in a] == [r["average_precision"] for r in b]
     assert [r["pool_fraction"] for r in a] == [r["pool_fraction"] for r in b]
 
 
 def test_bad_methods_and_settings(tasks):
     with pytest.raises(ConfigError):
-        run_concepts(tasks[:1], [Method("mlp", "nearby")], progress=False, **SETTINGS)
+        run_concept_study(tasks[:1], [Method("mlp", "nearby")], progress=False, **SETTINGS)
     with pytest.raises(ConfigError):
-        run_concepts(tasks[:1], [Method("mlp")], progress=False, budget=10, batch_size=5)
+        run_concept_study(tasks[:1], [Method("mlp")], progress=False, budget=10, batch_size=5)
     with pytest.raises(ValidationError, match="seed needs"):
-        run_concepts(tasks[:1], [Method("mlp")], progress=False, budget=500, n_seed_positives=400)
+        run_concept_study(
+            tasks[:1], [Method("mlp")], progress=False, budget=500, n_seed_positives=400
+        )
+    with pytest.raises(ValidationError, match="y \\(per pool item\\).*out of range"):
+        dataclasses.replace(tasks[0], y=2 * tasks[0].y)
     assert Method("information-density", "seals", expand="batch").label == "ID-SEALS(batch)"
     assert Method("mlp", "seals", k=50, expand="batch").label == "MLP-SEALS(k=50,batch)"
     assert Method("mlp", "seals", k=100).label == "MLP-SEALS"

@@ -77,7 +77,7 @@ def test_cli_session_finds_as_many_rare_items_as_simulate(tmp_path, strategy="en
         writer = csv.writer(fh)
         writer.writerow(["id", "label"])
         for i in scenario.labels.ids.tolist():
-            answer = "skip" if i in held_out else names[int(scenario.oracle[i])]
+            answer = "skip" if i in held_out else names[int(scenario.oracle([i])[0])]
             writer.writerow([i, answer])
 
     project = tmp_path / "project"
@@ -106,7 +106,7 @@ def test_cli_session_finds_as_many_rare_items_as_simulate(tmp_path, strategy="en
         out = _run("next", str(project), "--format", "csv").stdout
         picks = [int(r["id"]) for r in csv.DictReader(io.StringIO(out))]
         assert len(picks) == 25
-        truth = scenario.oracle[picks]
+        truth = scenario.oracle(picks)
         answers = tmp_path / f"answers-{round_index}.csv"
         answers.write_text(
             "id,label\n" + "".join(f"{i},{names[t]}\n" for i, t in zip(picks, truth, strict=True))

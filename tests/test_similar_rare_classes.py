@@ -22,7 +22,7 @@ def rare_items_selected(strategy, scenario, seed=0, rounds=3, budget=125):
     )  # fmt: skip
     records = learner.run(scenario.oracle, rounds=rounds, budget=budget)
     picked = np.concatenate([r["batch_ids"] for r in records])
-    return int(np.isin(scenario.oracle[picked], scenario.rare_classes).sum())
+    return int(np.isin(scenario.oracle(picked), scenario.rare_classes).sum())
 
 
 def test_smi_selects_twice_the_rare_items_of_entropy_and_random():

@@ -19,31 +19,22 @@ from __future__ import annotations
 
 import csv
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from raresift.datasets import Dataset, load_fashion_mnist, load_mnist5k
 from raresift.errors import DatasetNotInstalledError, ValidationError
 from raresift.outputs import check_output_folder, make_output_folder
-from raresift.pool import Labels, Pool
+from raresift.pool import Pool
+
+if TYPE_CHECKING:
+    from raresift.simulate.concepts import BinaryConcept
 
 log = logging.getLogger("raresift")
-
-
-@dataclass
-class RareSearchTask:
-    """A binary search task: pool embeddings, the hidden answers, and a held-out test set."""
-
-    pool: Pool
-    answers: np.ndarray  # 0/1 per pool position (the oracle)
-    seed_ids: np.ndarray
-    test_X: np.ndarray
-    test_y: np.ndarray
-    description: str
 
 
 def make_rare_search_task(
@@ -55,16 +46,19 @@ def make_rare_search_task(
     n_seed_negatives: int = 95,
     pca_dims: int = 50,
     seed: int = 0,
-) -> RareSearchTask:
-    """Cut ``rare_class`` to ``prevalence`` of the pool and of the test set, embed by PCA.
+) -> BinaryConcept:
+    """Cut ``rare_class`` to ``prevalence`` of the pool and of the test set, embed by PCA; the
+    concept's seed labels are ``n_seed_positives`` positives and ``n_seed_negatives`` negatives.
 
     >>> from raresift.datasets import load_digits
     >>> d = load_digits()
     >>> task = make_rare_search_task(d, d, rare_class=3, prevalence=0.05, pca_dims=10)
-    >>> round(float(task.answers.mean()), 2), task.pool.dim
-    (0.05, 10)
+    >>> round(float(task.y.mean()), 2), task.pool.dim, task.seed_ids.size
+    (0.05, 10, 100)
     """
     from sklearn.decomposition import PCA
+
+    from raresift.simulate.concepts import BinaryConcept, cut_to_share, seed_labels
 
     if not 0 <= rare_class < len(train.class_names):
         raise ValidationError(
@@ -73,33 +67,21 @@ def make_rare_search_task(
     if not 0 < prevalence < 0.5:
         raise ValidationError(f"prevalence must lie in (0, 0.5), got {prevalence}")
     rng = np.random.default_rng(seed)
-
-    def subsample(y: np.ndarray) -> np.ndarray:
-        neg = np.flatnonzero(y != rare_class)
-        pos = np.flatnonzero(y == rare_class)
-        n_pos = max(1, round(prevalence * neg.size / (1 - prevalence)))
-        if n_pos > pos.size:
-            raise ValidationError(f"class {rare_class} has only {pos.size} items, {n_pos} needed")
-        return np.sort(np.concatenate([neg, rng.choice(pos, n_pos, replace=False)]))
-
-    keep, keep_test = subsample(train.y), subsample(test.y)
+    keep = cut_to_share(train.y, rare_class, prevalence, rng)
+    keep_test = cut_to_share(test.y, rare_class, prevalence, rng)
     X = train.X[keep].astype(np.float32) / 255.0
     pca = PCA(n_components=pca_dims, svd_solver="randomized", random_state=seed).fit(X)
     answers = (train.y[keep] == rare_class).astype(np.int64)
-    if answers.sum() < n_seed_positives:
-        raise ValidationError(f"only {answers.sum()} positives, {n_seed_positives} needed")
-    seed_ids = np.concatenate(
-        [
-            rng.choice(np.flatnonzero(answers == 1), n_seed_positives, replace=False),
-            rng.choice(np.flatnonzero(answers == 0), n_seed_negatives, replace=False),
-        ]
-    )
-    return RareSearchTask(
+    seed_ids = seed_labels(
+        answers, np.arange(answers.size), n_seed_positives, n_seed_negatives, rng
+    ).ids
+    return BinaryConcept(
+        name=f"class-{rare_class}",
         pool=Pool(pca.transform(X).astype(np.float32)),
-        answers=answers,
-        seed_ids=seed_ids,
-        test_X=pca.transform(test.X[keep_test].astype(np.float32) / 255.0).astype(np.float32),
+        y=answers,
+        test_x=pca.transform(test.X[keep_test].astype(np.float32) / 255.0).astype(np.float32),
         test_y=(test.y[keep_test] == rare_class).astype(np.int64),
+        seed_ids=seed_ids,
         description=(
             f"{train.name}: class {rare_class} ({train.class_names[rare_class]}) at "
             f"{answers.mean():.1%} of a pool of {answers.size}"
@@ -177,11 +159,8 @@ def run_demo(
     ``study``) the rare-classes study and its report in ``out_dir/rare-classes-<data set>``, on the
     data set part one used (see :func:`load_demo_data`). ``progress`` receives one line per
     round of part one; ``show_progress`` draws the study's progress bar (rounds, time left)."""
-    from sklearn.linear_model import LogisticRegression
-
-    from raresift.loop import ActiveLearner
-    from raresift.models import SklearnModel
-    from raresift.simulate.metrics import binary_average_precision
+    from raresift.simulate.concepts import Method
+    from raresift.simulate.runner import run_concept_study
 
     if rounds < 1 or batch < 1:
         raise ValidationError(f"rounds and batch must be positive, got {rounds} and {batch}")
@@ -190,43 +169,36 @@ def run_demo(
     say = progress or log.info
     train, test = load_demo_data(dataset, say)
     task = make_rare_search_task(train, test, rare_class, seed=seed)
-    n_pos = int(task.answers.sum())
-    say(f"task: {task.description}; seed {task.seed_ids.size} labels, {rounds} x {batch} more")
+    n_pos, n_seed = int(task.y.sum()), task.seed_ids.size
+    say(f"task: {task.description}; seed {n_seed} labels, {rounds} x {batch} more")
     result = DemoResult(description=task.description)
-    for name in strategies:
-        learner = ActiveLearner(
-            task.pool,
-            SklearnModel(LogisticRegression(max_iter=1000), n_classes=2),
-            name,
-            labels=Labels(task.seed_ids, task.answers[task.seed_ids]),
-            seed=seed,
-        )
 
-        clock = [time.perf_counter()]
-
-        def record(learner: ActiveLearner, _batch=None, name: str = name, clock=clock) -> None:
-            """One row per fit: labels, positives found, test AP, seconds since the last row."""
-            seconds, clock[0] = time.perf_counter() - clock[0], time.perf_counter()
-            found = int(task.answers[task.pool.positions(learner.labels.ids)].sum())
-            ap = binary_average_precision(learner.model.predict_proba(task.test_X), task.test_y)
-            row = {
+    def record(row: dict) -> None:
+        """One row per fit: labels, positives found, test AP, the round's seconds."""
+        name, found, ap = row["strategy_name"], row["positives_found"], row["average_precision"]
+        seconds = row["seconds_training"] + row["seconds_selection"] + row["seconds_knn"]
+        result.rows.append(
+            {
                 "strategy": name,
-                "round": learner.round,
-                "labels": len(learner.labels),
+                "round": row["round"],
+                "labels": row["n_labeled"],
                 "positives_found": found,
-                "recall": found / n_pos,
+                "recall": row["recall"],
                 "average_precision": round(ap, 4),
                 "seconds": round(seconds, 3),
             }
-            result.rows.append(row)
-            say(
-                f"{name:>8} round {learner.round:2d}: {row['labels']:5d} labels, "
-                f"{found:4d}/{n_pos} positives found, test AP {ap:.3f}"
-            )
+        )
+        say(
+            f"{name:>8} round {row['round']:2d}: {row['n_labeled']:5d} labels, "
+            f"{found:4d}/{n_pos} positives found, test AP {ap:.3f}"
+        )
 
-        record(learner.fit())
-        # the simulation harness: query, the oracle (the hidden answers) labels, teach, refit
-        learner.run(task.answers, rounds, batch, callback=record)
+    # the simulation harness: query, the oracle (the hidden answers) labels, teach, refit
+    run_concept_study(
+        [task], [Method(name, "all") for name in strategies], seeds=[seed], progress=False,
+        round_callback=record, budget=n_seed + rounds * batch, batch_size=batch,
+        C=1.0, class_weight=None, max_iter=1000,
+    )  # fmt: skip
     make_output_folder(out)
     result.csv_path = out / "rounds.csv"
     with open(result.csv_path, "w", newline="") as fh:
@@ -238,7 +210,7 @@ def run_demo(
     from raresift.session.demo import start_demo_session
 
     result.session_commands = start_demo_session(
-        out, task.pool.embeddings, task.answers, task.seed_ids, seed=seed
+        out, task.pool.embeddings, task.oracle, task.seed_ids, seed=seed
     )
     if study:
         from raresift.simulate.runner import simulate_command

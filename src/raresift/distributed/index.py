@@ -8,9 +8,13 @@ its file under a temporary name and renames it, so a retry never sees half a sha
 :class:`RemoteNeighborIndex` loads a saved index (``NeighborIndex.load``; an on-disk IVF index
 is memory-mapped, so the actors of one node share its lists through the page cache) in
 ``workers`` Ray actors and answers :meth:`neighbors` by splitting the queries over them. It has
-the two members :class:`~raresift.candidates.SEALSCandidates` uses (``dim`` and
-``neighbors``), so a SEALS pool built on it sends every k-NN search of a round to the index
-workers, with the results of the local index.
+the members :class:`~raresift.candidates.SEALSCandidates` uses (``dim``, ``check_pool``,
+``neighbors``, ``search_ahead``), so a SEALS pool built on it sends every k-NN search of a
+round to the index workers, with the results of the local index. Like ``NeighborIndex`` it
+refuses a pool the index was not built over (:meth:`RemoteNeighborIndex.check_pool`, from the
+fingerprint saved beside the index; the actors check the file's SHA-256 when they load it),
+and it has SEALS rounds search ahead more than a local index does, since a call costs more
+than a query.
 
 Example
 -------

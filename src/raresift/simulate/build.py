@@ -71,9 +71,10 @@ def build_scenario(config: StudyConfig, seed: int) -> Scenario:
         raise ConfigError(f"[scenario]: {exc}") from None
 
 
-def build_model(config: StudyConfig, scenario: Scenario, seed: int):
-    """A fresh model adapter for one job (retrained from scratch at every fit)."""
-    spec = dict(config.model)
+def build_model(model: dict[str, Any], scenario: Scenario, seed: int):
+    """A fresh model adapter for one job from a ``[model]`` table (retrained from scratch at
+    every fit)."""
+    spec = dict(model)
     kind = spec.pop("kind")
     n_classes = scenario.n_classes
     if kind == "logistic":
@@ -81,7 +82,11 @@ def build_model(config: StudyConfig, scenario: Scenario, seed: int):
 
         from raresift.models import SklearnModel
 
-        estimator = LogisticRegression(C=spec.get("C", 1.0), max_iter=spec.get("max_iter", 500))
+        estimator = LogisticRegression(
+            C=spec.get("C", 1.0),
+            max_iter=spec.get("max_iter", 500),
+            class_weight=spec.get("class_weight"),
+        )
         return SklearnModel(estimator, n_classes)
     from raresift.models import MLP, LeNet, TorchModel
 
@@ -113,7 +118,8 @@ def build_candidates(spec: Any, scenario: Scenario | None = None, seed: int = 0)
 
     ``"all"`` (every unlabeled item); ``{kind = "seals", k = 100, expand = "item", index =
     "Flat"}`` (SEALS: k-NN of the labeled items, with a Faiss index of that factory string built
-    over the scenario's pool); ``{kind = "random", fraction = 0.1}`` (a fixed random subset).
+    over the scenario's pool; without ``index``, the scenario's own index if it has one, else
+    "Flat"); ``{kind = "random", fraction = 0.1}`` (a fixed random subset).
     Without ``scenario`` only the spec is checked.
     """
     from raresift import candidates as cand
@@ -134,9 +140,12 @@ def build_candidates(spec: Any, scenario: Scenario | None = None, seed: int = 0)
         return None
     if name == "random":
         return cand.RandomCandidates(params.get("fraction", 0.1), seed=seed)
-    from raresift.index import NeighborIndex
+    factory = params.pop("index", None)
+    index = scenario.index
+    if factory is not None or index is None:
+        from raresift.index import NeighborIndex
 
-    index = NeighborIndex(params.pop("index", "Flat"), progress=False).fit(scenario.pool)
+        index = NeighborIndex(factory or "Flat", progress=False).fit(scenario.pool)
     return cand.SEALSCandidates(index, **params)
 
 

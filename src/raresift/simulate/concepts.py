@@ -1,21 +1,25 @@
 """Active learning and search of rare binary concepts, one task per concept (papers/002-003).
 
-Each concept starts from a seed of ``n_seed_positives`` positives and ``n_seed_negatives``
-negatives drawn at random, then :class:`~raresift.loop.ActiveLearner` labels ``batch_size`` items a
-round with logistic regression on the embeddings until ``budget`` labels (seed included). After
-every fit the runner records test average precision, recall of positives (labeled positives /
-positives in the pool), candidate pool size / pool size and the round's wall-clock split into
-selection, k-NN search and training.
+A :class:`BinaryConcept` is a pool, its 0/1 answers and a test split; :meth:`BinaryConcept.scenario`
+makes it a runner scenario: a seed of ``n_seed_positives`` positives and ``n_seed_negatives``
+negatives drawn at random (or the task's own ``seed_ids``). A :class:`Method` is a strategy on a
+candidate pool ("all", "seals", "random"). :func:`raresift.simulate.runner.run_concept_study` runs
+every task x method x seed as a job of the one simulation harness, logistic regression on the
+embeddings refitted every round; after every fit :func:`concept_metrics` records test average
+precision, positives found, recall of positives (labeled positives / positives in the pool),
+candidate pool size / pool size and the round's wall-clock split into selection, k-NN search and
+training. :func:`summarize` averages the rows over concepts and seeds.
 
 Example
 -------
+>>> from raresift.simulate.runner import run_concept_study
 >>> from raresift.simulate.synthetic import make_synthetic_concepts
 >>> data = make_synthetic_concepts(n=5_000, dim=16, n_concepts=2, prevalence=(0.005, 0.01),
 ...                                progress=False)
 >>> tasks = synthetic_tasks(data, index_factory="Flat")
->>> records = run_concepts(tasks, [Method("mlp", "seals", k=10)], budget=140, batch_size=20,
-...                        n_seed_positives=2, n_seed_negatives=18, progress=False)
->>> [r["n_labeled"] for r in records if r["concept"] == "concept-0"]
+>>> rows = run_concept_study(tasks, [Method("mlp", "seals", k=10)], budget=140, batch_size=20,
+...                          n_seed_positives=2, n_seed_negatives=18, progress=False)
+>>> [r["n_labeled"] for r in rows if r["concept"] == "concept-0"]
 [20, 40, 60, 80, 100, 120, 140]
 """
 
@@ -27,16 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from tqdm.auto import tqdm
 
-from raresift.candidates import AllCandidates, CandidatePool, RandomCandidates, SEALSCandidates
 from raresift.errors import ConfigError, ValidationError
 from raresift.index import NeighborIndex
-from raresift.loop import ActiveLearner, ArrayOracle
-from raresift.models import SklearnModel
-from raresift.pool import Labels, Pool
-from raresift.simulate.metrics import binary_average_precision
+from raresift.loop import ArrayOracle
+from raresift.models.base import check_labels
+from raresift.pool import Labels, Pool, as_ids
+from raresift.simulate.metrics import binary_average_precision, positive_recall
+from raresift.simulate.scenarios import Scenario
 
 log = logging.getLogger("raresift")
 
@@ -53,7 +55,8 @@ POOL_LABELS = {"all": "All", "seals": "SEALS", "random": "RandPool"}
 class BinaryConcept:
     """One binary task: a pool, its 0/1 labels (aligned with ``pool.ids``) and a test split.
 
-    ``index`` (over ``pool``) is needed by SEALS; tasks sharing a pool share one index.
+    ``index`` (over ``pool``) serves SEALS; tasks sharing a pool share one index. ``seed_ids``
+    fixes the seed labels (else each run draws them); ``description`` says what the concept is.
     """
 
     name: str
@@ -62,14 +65,60 @@ class BinaryConcept:
     test_x: np.ndarray
     test_y: np.ndarray
     index: NeighborIndex | None = None
+    seed_ids: np.ndarray | None = None
+    description: str = ""
 
     def __post_init__(self):
-        self.y = np.asarray(self.y).astype(np.int64)
-        self.test_y = np.asarray(self.test_y).astype(np.int64)
-        if self.y.shape != (len(self.pool),):
-            raise ValidationError(f"concept {self.name!r}: y needs one 0/1 label per pool item")
-        if self.test_y.shape != (len(self.test_x),):
-            raise ValidationError(f"concept {self.name!r}: test_y needs one label per test row")
+        self.y = _binary(self.y, len(self.pool), f"concept {self.name!r}: y (per pool item)")
+        self.test_y = _binary(
+            self.test_y, len(self.test_x), f"concept {self.name!r}: test_y (per test row)"
+        )
+        if self.seed_ids is not None:
+            self.seed_ids = as_ids(self.seed_ids, "seed_ids")
+            self.pool.positions(self.seed_ids)  # unknown ids raise
+
+    @property
+    def oracle(self) -> ArrayOracle:
+        """The hidden answers: ``task.oracle(ids)`` are the 0/1 labels of pool items ``ids``."""
+        return ArrayOracle(self.y, ids=self.pool.ids)
+
+    def scenario(
+        self, seed: int, n_seed_positives: int = 5, n_seed_negatives: int = 95
+    ) -> Scenario:
+        """The task as a runner scenario for run ``seed``: its seed labels are ``seed_ids``, or
+        ``n_seed_positives`` positives and ``n_seed_negatives`` negatives drawn with a generator
+        of (``seed``, the task's name), so that every method of a run starts from one seed."""
+        ids = self.pool.ids
+        if self.seed_ids is None:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, _stable_hash(self.name)]))
+            labels = seed_labels(self.y, ids, n_seed_positives, n_seed_negatives, rng)
+        else:
+            labels = Labels(self.seed_ids, self.y[self.pool.positions(self.seed_ids)])
+        n_positive = int(self.y.sum())
+        return Scenario(
+            kind="binary-concept",
+            pool=self.pool,
+            oracle=self.oracle,
+            labels=labels,
+            unlabeled_ids=ids[~labels.mask(ids)],
+            test_X=self.test_x,
+            test_y=self.test_y,
+            n_classes=2,
+            class_names=["other", self.name],
+            eval_classes=np.arange(2),
+            rare_classes=np.array([1]),
+            origin=None,
+            index=self.index,
+            info={"concept": self.name, "positives": n_positive, "pool": len(self.pool)},
+        )
+
+
+def _binary(y, n: int, what: str) -> np.ndarray:
+    """``y`` as 0/1 int64 labels, ``n`` of them (the models' label check)."""
+    try:
+        return check_labels(y, n, n_classes=2)
+    except ValidationError as exc:
+        raise ValidationError(f"{what}: {exc}") from None
 
 
 @dataclass
@@ -99,18 +148,15 @@ class Method:
             pool += f"({','.join(details)})" if details else ""
         return f"{name}-{pool}"
 
-    def make_candidates(self, task: BinaryConcept, seed: int) -> CandidatePool:
-        if self.candidates == "all":
-            return AllCandidates()
+    @property
+    def candidate_spec(self) -> str | dict:
+        """The candidate pool as the runner builds it (:func:`~raresift.simulate.build.
+        build_candidates`): SEALS over the scenario's index."""
         if self.candidates == "random":
-            return RandomCandidates(self.fraction, seed=seed)
+            return {"kind": "random", "fraction": self.fraction}
         if self.candidates == "seals":
-            if task.index is None:
-                raise ConfigError(f"SEALS needs an index; concept {task.name!r} has none")
-            return SEALSCandidates(task.index, k=self.k, expand=self.expand)
-        raise ConfigError(
-            f"unknown candidate pool {self.candidates!r}; choose all, seals or random"
-        )
+            return {"kind": "seals", "k": self.k, "expand": self.expand}
+        return self.candidates
 
 
 def synthetic_tasks(
@@ -162,15 +208,8 @@ def class_tasks(
     classes = np.unique(train_y) if classes is None else classes
     rng = np.random.default_rng(seed)
     tasks = []
-
-    def cut(y: np.ndarray, c: int) -> np.ndarray:
-        others = np.flatnonzero(y != c)
-        n_pos = max(1, round(share * others.size / (1 - share)))
-        positives = rng.choice(np.flatnonzero(y == c), n_pos, replace=False)
-        return np.sort(np.concatenate([others, positives]))
-
     for c in classes:
-        rows, test_rows = cut(train_y, c), cut(test_y, c)
+        rows, test_rows = cut_to_share(train_y, c, share, rng), cut_to_share(test_y, c, share, rng)
         pool = Pool(train_x[rows], ids=rows)
         index = None
         if index_factory is not None:
@@ -186,6 +225,22 @@ def class_tasks(
             )
         )
     return tasks
+
+
+def cut_to_share(y: np.ndarray, c: int, share: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted rows of ``y``: every row of the other classes plus a random subset of class ``c``
+    sized so that it makes up ``share`` of the rows (at least one).
+
+    >>> y = np.array([0, 1, 1, 0, 1, 0, 0, 0, 0, 0])
+    >>> cut_to_share(y, 1, share=0.125, rng=np.random.default_rng(0)).size
+    8
+    """
+    others = np.flatnonzero(y != c)
+    positives = np.flatnonzero(y == c)
+    n_pos = max(1, round(share * others.size / (1 - share)))
+    if n_pos > positives.size:
+        raise ValidationError(f"class {c} has only {positives.size} items, {n_pos} needed")
+    return np.sort(np.concatenate([others, rng.choice(positives, n_pos, replace=False)]))
 
 
 def label_tasks(
@@ -232,90 +287,33 @@ def seed_labels(y: np.ndarray, ids: np.ndarray, n_pos: int, n_neg: int, rng) -> 
     return Labels(ids[chosen], y[chosen])
 
 
-def run_concept(
-    task: BinaryConcept,
-    method: Method,
-    seed: int = 0,
-    n_seed_positives: int = 5,
-    n_seed_negatives: int = 95,
-    batch_size: int = 100,
-    budget: int = 2000,
-    C: float = 1.0,
-    class_weight: str | dict | None = "balanced",
-    max_iter: int = 1000,
-) -> list[dict]:
-    """Run one method on one concept; one record per fit (the seed's first).
+def concept_metrics(learner, scenario: Scenario, selected: np.ndarray, facts: dict) -> dict:
+    """One round's row of a concept run (the runner's ``measure``).
 
-    The papers leave C and class weighting open; the default weighs classes inversely to their
-    frequency ("balanced"): unweighted, a 5:95 seed makes every p(y=1) < 0.5, where entropy ranks
-    exactly like p(y=1) and MaxEnt degenerates into most-likely positive.
+    ``average_precision`` on the test split, ``positives_found`` (labeled positives, the seed's
+    included), ``recall`` (of the pool's positives), ``n_candidates`` (eligible at selection),
+    ``pool_fraction`` (eligible after the round / pool size) and seconds: ``training``,
+    ``knn`` (searches of the candidate pool, growing it included) and ``selection`` (strategy
+    and model calls inside it, minus those searches).
     """
-    n_seed = n_seed_positives + n_seed_negatives
-    if batch_size <= 0 or budget < n_seed:
-        raise ConfigError(f"need batch_size > 0 and budget >= the seed size ({n_seed})")
-    pool = task.pool
-    seed_rng = np.random.default_rng(np.random.SeedSequence([seed, _stable_hash(task.name)]))
-    labels = seed_labels(task.y, pool.ids, n_seed_positives, n_seed_negatives, seed_rng)
-    model = SklearnModel(
-        LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter), n_classes=2
-    )
-    candidates = method.make_candidates(task, seed)
-    learner = ActiveLearner(pool, model, method.strategy, candidates, labels, seed=seed)
-    n_positive = int(task.y.sum())
-    knn_clock = {"last": 0.0}
-
-    def knn_total() -> float:
-        return float(getattr(candidates, "knn_seconds", 0.0))
-
-    def metrics(learner: ActiveLearner, batch=None) -> dict:
-        proba = learner.model.predict_proba(task.test_x)
-        labeled_pos = int((learner.labels.values == 1).sum())
-        knn = knn_total() - knn_clock["last"]
-        knn_clock["last"] = knn_total()
-        return {
-            "method": method.label,
-            "concept": task.name,
-            "seed": seed,
-            "average_precision": binary_average_precision(proba, task.test_y),
-            "recall": labeled_pos / n_positive,
-            "pool_fraction": len(candidates) / len(pool),
-            "seconds_knn": knn,
-        }
-
-    learner.fit()
-    first = {"round": 0, "n_labeled": len(labels), "n_candidates": len(candidates)}
-    first.update(seconds_training=0.0, seconds_selection=0.0, **metrics(learner))
-    first["seconds_knn"] = 0.0  # building the initial pool is setup, reported with the index
-    records = [first]
-    while len(learner.labels) < budget:
-        size = min(batch_size, budget - len(learner.labels))
-        (record,) = learner.run(ArrayOracle(task.y, ids=pool.ids), 1, size, callback=metrics)
-        # selection = strategy + model calls inside it, minus the k-NN searches it ran
-        record["seconds_selection"] += record.pop("seconds_features")
-        record["seconds_selection"] -= min(record["seconds_knn"], record["seconds_selection"])
-        record["round"] = len(records)
-        del record["batch_ids"]
-        records.append(record)
-    return records
+    proba = learner.model.predict_proba(scenario.test_X)
+    found = int((learner.labels.values == 1).sum())
+    selection = facts["seconds_features"] + facts["seconds_selection"]
+    knn = facts["seconds_knn"]
+    return {
+        "n_candidates": facts["n_candidates"],
+        "average_precision": binary_average_precision(proba, scenario.test_y),
+        "positives_found": found,
+        "recall": positive_recall(found, scenario.info["positives"]),
+        "pool_fraction": len(learner.candidates) / len(scenario.pool),
+        "seconds_training": facts["seconds_training"],
+        "seconds_selection": selection - min(knn, selection),
+        "seconds_knn": knn,
+    }
 
 
 def _stable_hash(name: str) -> int:
     return int.from_bytes(name.encode("utf-8")[:8].ljust(8, b"\0"), "little") % (2**32)
-
-
-def run_concepts(
-    tasks: Sequence[BinaryConcept],
-    methods: Sequence[Method],
-    seeds: Sequence[int] = (0,),
-    progress: bool = True,
-    **settings,
-) -> list[dict]:
-    """:func:`run_concept` for every task x method x seed; all records in one list."""
-    records = []
-    runs = [(t, m, s) for s in seeds for t in tasks for m in methods]
-    for task, method, seed in tqdm(runs, desc="concept runs", disable=not progress):
-        records.extend(run_concept(task, method, seed, **settings))
-    return records
 
 
 def summarize(records: Sequence[dict], final_only: bool = False) -> list[dict]:
@@ -324,7 +322,8 @@ def summarize(records: Sequence[dict], final_only: bool = False) -> list[dict]:
     Returns rows with ``method``, ``n_labeled``, ``map`` (mean AP), ``recall``,
     ``pool_fraction``, per-round seconds (``selection``, ``knn``, ``training``; means over
     concepts and seeds of each round's time) and ``runs``. With ``final_only``, one row per
-    method at its largest ``n_labeled``, with total seconds summed over rounds (mean per run).
+    method at its largest ``n_labeled``, with total seconds summed over the rounds that
+    selected (mean per run; the seed's fit is setup) and their number, ``rounds``.
     """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
@@ -352,7 +351,7 @@ def summarize(records: Sequence[dict], final_only: bool = False) -> list[dict]:
         mine = [r for r in rows if r["method"] == method]
         last = dict(mine[-1])
         for key in ("selection", "knn", "training"):
-            last[f"total_{key}"] = float(sum(r[key] for r in mine))
+            last[f"total_{key}"] = float(sum(r[key] for r in mine[1:]))
         last["rounds"] = len(mine) - 1
         final.append(last)
     return final

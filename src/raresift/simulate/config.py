@@ -21,7 +21,8 @@ Config layout (all keys shown; see experiments/*.toml)::
     [model]
     kind = "mlp"                   # mlp | lenet | logistic
     hidden = [128]                 # mlp only; other keys: dropout, epochs, batch_size, lr,
-                                   # momentum, weight_decay, target_accuracy; logistic: C, max_iter
+                                   # momentum, weight_decay, target_accuracy; logistic: C,
+                                   # max_iter, class_weight ("balanced" or {class = weight})
 
     [[strategies]]
     name = "flqmi"                 # any registered strategy (`raresift strategies`)
@@ -57,7 +58,7 @@ MODEL_KEYS = {
             "weight_decay", "target_accuracy"},
     "lenet": {"kind", "dropout", "epochs", "batch_size", "lr", "momentum", "weight_decay",
               "target_accuracy"},
-    "logistic": {"kind", "C", "max_iter"},
+    "logistic": {"kind", "C", "max_iter", "class_weight"},
 }  # fmt: skip
 TOP_KEYS = {"name", "description", "seeds", "rounds", "budget", "jobs", "dataset", "scenario",
             "model", "strategies"}  # fmt: skip

@@ -126,7 +126,7 @@ def evaluate(learner: Any, scenario: Any, selected: np.ndarray) -> dict[str, flo
             predicted, scenario.test_y, scenario.rare_classes
         )
     positions = scenario.pool.positions(selected)
-    selected_labels = scenario.oracle[positions]
+    selected_labels = scenario.oracle.labels[positions]
     in_distribution = scenario.eval_classes if scenario.kind == "out-of-distribution" else None
     out.update(
         selection_counts(
@@ -136,7 +136,7 @@ def evaluate(learner: Any, scenario: Any, selected: np.ndarray) -> dict[str, flo
     )  # fmt: skip
     if scenario.n_classes == 2:
         out["average_precision"] = binary_average_precision(proba, scenario.test_y)
-        positives = int((scenario.oracle_labels(scenario.unlabeled_ids) == 1).sum())
+        positives = int((scenario.oracle(scenario.unlabeled_ids) == 1).sum())
         out["recall"] = positive_recall(int((selected_labels == 1).sum()), positives)
     if scenario.kind != "rare-classes":
         out.pop("n_rare_selected")

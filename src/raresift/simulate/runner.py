@@ -17,6 +17,12 @@ with the SMI function of their family until the set has items (the strategy does
 :data:`~raresift.simulate.config.SCMI_FALLBACKS` names them); the ``selected_by`` column says
 which function picked each round.
 
+Binary-concept studies (active search of rare concepts, papers/002-003: SEALS against the
+global baselines) run on the same harness: :func:`run_concept_study` makes every task x method
+x seed a :class:`Job` whose scenario is the task's (:meth:`~raresift.simulate.concepts.
+BinaryConcept.scenario`) and whose rows are :func:`~raresift.simulate.concepts.concept_metrics`;
+:func:`run_rounds` runs, logs and resumes every job of either kind.
+
 The study is cut by concern: :mod:`~raresift.simulate.config` (the TOML schema),
 :mod:`~raresift.simulate.build` (scenario, model, strategy and candidate pool of a job),
 :mod:`~raresift.simulate.joblog` (per-job logs and the results table) and
@@ -29,8 +35,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -61,6 +68,116 @@ from raresift.simulate.report import read_study
 logger = logging.getLogger("raresift")
 
 
+@dataclass
+class Job:
+    """One learner run, round by round: the runner's unit of work (a class study's strategy on
+    one seed, a binary concept's method on one seed).
+
+    ``scenario()`` builds the problem and ``learner(scenario)`` the learner at round 0, in the
+    process that runs the job; round ``r`` (1-based) buys ``round_sizes[r - 1]`` labels;
+    ``measure(learner, scenario, selected, facts)`` gives a row's figures after each fit, where
+    ``facts`` holds the round's ``n_candidates`` (eligible before the query) and its seconds of
+    ``training``, model ``features``, the rest of ``selection`` and ``knn`` search (each as
+    ``seconds_<name>``); every row starts with ``base``. ``log`` is the job's round log (None:
+    the rows live in memory only and nothing resumes).
+    """
+
+    base: dict[str, Any]
+    log: Path | None
+    scenario: Callable[[], Any]
+    learner: Callable[[Any], Any]
+    round_sizes: list[int]
+    measure: Callable[..., dict[str, Any]]
+
+
+def run_rounds(
+    job: Job, round_callback: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Run (or resume) ``job``; returns all its rows (batch ids included) and how many are new.
+
+    A resumed job first replays its logged batches (teach them, grow the query / conditioning
+    sets, no training in between) and continues from the first unfinished round.
+    ``round_callback(row)`` runs after each new row is saved.
+    """
+    done: list[dict[str, Any]] = []
+    if job.log is not None:
+        done = read_log(job.log)[: len(job.round_sizes) + 1]
+        write_log(job.log, done)  # drops a torn line for good
+    scenario = job.scenario()
+    learner = job.learner(scenario)
+    selected: list[np.ndarray] = []
+
+    def grow(ids: np.ndarray, answers: np.ndarray) -> None:
+        """After ``ids`` were taught: grow the query / conditioning sets as the scenario says."""
+        to_query, to_cond = scenario.growth(ids, answers)
+        if to_query.size:
+            learner.add_query_ids(to_query)
+        if to_cond.size:
+            learner.add_conditioning_ids(to_cond)
+        selected.append(ids)
+
+    for row in done[1:]:  # replay: teach the recorded batches, no training in between
+        ids = np.asarray(row["batch_ids"], dtype=np.int64)
+        answers = scenario.oracle(ids)
+        learner.teach(ids, answers)
+        grow(ids, answers)
+    rows = list(done)
+    for round_index in range(len(done), len(job.round_sizes) + 1):
+        n_candidates = len(learner.candidates)
+        knn_before = _knn_seconds(learner.candidates)
+        if round_index == 0:  # the model on the initial labels
+            start = time.perf_counter()
+            learner.fit()
+            seconds = {"training": time.perf_counter() - start, "features": 0.0, "selection": 0.0}
+            selected_by, batch_ids = "", np.empty(0, np.int64)
+        else:  # one round of the loop: query, the oracle answers, teach, refit
+            size = job.round_sizes[round_index - 1]
+            (record,) = learner.run(scenario.oracle, 1, size)
+            batch_ids, selected_by = record["batch_ids"], record["selected_by"]
+            grow(batch_ids, record["batch_labels"])
+            seconds = {k: record[f"seconds_{k}"] for k in ("training", "features", "selection")}
+        seconds["knn"] = _knn_seconds(learner.candidates) - knn_before
+        chosen = np.concatenate(selected) if selected else np.empty(0, np.int64)
+        facts = {"n_candidates": n_candidates, **{f"seconds_{k}": v for k, v in seconds.items()}}
+        row = {
+            **job.base,
+            "selected_by": selected_by,
+            "round": round_index,
+            "n_labeled": int(learner.training_ids.size),
+            **job.measure(learner, scenario, chosen, facts),
+            "batch_ids": batch_ids.tolist(),
+        }
+        if job.log is not None:
+            append_log(job.log, row)
+        rows.append(row)
+        if round_callback is not None:
+            round_callback(row)
+    return rows, len(rows) - len(done)
+
+
+def _knn_seconds(candidates: Any) -> float:
+    """Seconds a candidate pool has spent in k-NN searches so far (SEALS counts them)."""
+    return float(getattr(candidates, "knn_seconds", 0.0))
+
+
+def make_learner(scenario, model, strategy, candidates, seed: int):
+    """The learner of one job at round 0: the scenario's pool, labels and id sets."""
+    from raresift.loop import ActiveLearner
+
+    return ActiveLearner(
+        scenario.pool,
+        model,
+        strategy,
+        candidates=candidates,
+        labels=scenario.labels,
+        query_ids=scenario.query_ids,
+        conditioning_ids=scenario.conditioning_ids,
+        validation_ids=scenario.validation_ids,
+        seed=seed,
+    )
+
+
+# --------------------------------------------------------------------------- class studies
 def run_job(
     config: StudyConfig,
     label: str,
@@ -78,25 +195,42 @@ def run_job(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _run_job(config, label, seed, Path(out_dir), round_callback)
+        return run_rounds(study_job(config, label, seed, Path(out_dir)), round_callback)[1]
     finally:
         torch.set_num_threads(threads)
 
 
+def study_job(config: StudyConfig, label: str, seed: int, out_dir: Path) -> Job:
+    """Job (strategy ``label``, ``seed``) of a class study, logged under ``out_dir``."""
+    spec = config.strategy(label)
+    return Job(
+        base={"study": config.name, "strategy": label, "strategy_name": spec.name, "seed": seed},
+        log=log_path(out_dir, label, seed),
+        scenario=lambda: build_scenario(config, seed),
+        learner=lambda scenario: _make_learner(config, spec, scenario, seed),
+        round_sizes=[config.budget] * config.rounds,
+        measure=_study_measure,
+    )
+
+
+def _study_measure(learner, scenario, selected: np.ndarray, facts: dict) -> dict[str, Any]:
+    """A class study's row: test accuracy and selection counts, training facts, seconds."""
+    return {
+        **metrics.evaluate(learner, scenario, selected),
+        **metrics.training_facts(learner.model),
+        "seconds_training": facts["seconds_training"],
+        "seconds_selection": facts["seconds_features"] + facts["seconds_selection"],
+    }
+
+
 def _make_learner(config: StudyConfig, spec, scenario, seed: int):
     """The learner of job (``spec``, ``seed``) at round 0."""
-    from raresift.loop import ActiveLearner
-
-    return ActiveLearner(
-        scenario.pool,
-        build_model(config, scenario, seed),
+    return make_learner(
+        scenario,
+        build_model(config.model, scenario, seed),
         build_strategy(spec),
-        candidates=build_candidates(spec.candidates, scenario, seed),
-        labels=scenario.labels,
-        query_ids=scenario.query_ids,
-        conditioning_ids=scenario.conditioning_ids,
-        validation_ids=scenario.validation_ids,
-        seed=seed,
+        build_candidates(spec.candidates, scenario, seed),
+        seed,
     )
 
 
@@ -118,63 +252,6 @@ def preflight(config: StudyConfig, scenario, labels: list[str]) -> None:
                 f"strategy {label!r} (`{spec.name}`) cannot run in this study: "
                 f"{type(exc).__name__}: {exc}; fix its name, params or candidates"
             ) from None
-
-
-def _run_job(config, label, seed, out_dir, round_callback) -> int:
-    spec = config.strategy(label)
-    path = log_path(out_dir, label, seed)
-    done = read_log(path)[: config.rounds + 1]
-    write_log(path, done)  # drops a torn line for good
-    scenario = build_scenario(config, seed)
-    learner = _make_learner(config, spec, scenario, seed)
-    selected: list[np.ndarray] = []
-
-    def grow(ids: np.ndarray, answers: np.ndarray) -> None:
-        """After ``ids`` were taught: grow the query / conditioning sets as the scenario says."""
-        to_query, to_cond = scenario.growth(ids, answers)
-        if to_query.size:
-            learner.add_query_ids(to_query)
-        if to_cond.size:
-            learner.add_conditioning_ids(to_cond)
-        selected.append(ids)
-
-    for row in done[1:]:  # replay: teach the recorded batches, no training in between
-        ids = np.asarray(row["batch_ids"], dtype=np.int64)
-        answers = scenario.oracle_labels(ids)
-        learner.teach(ids, answers)
-        grow(ids, answers)
-    base = {"study": config.name, "strategy": label, "strategy_name": spec.name, "seed": seed}
-    computed = 0
-    for round_index in range(len(done), config.rounds + 1):
-        if round_index == 0:  # the model on the initial labels
-            start = time.perf_counter()
-            learner.fit()
-            timing = {"seconds_training": time.perf_counter() - start, "seconds_selection": 0.0}
-            selected_by, batch_ids = "", np.empty(0, np.int64)
-        else:  # one round of the loop: query, the oracle answers, teach, refit
-            (record,) = learner.run(scenario.oracle_labels, 1, config.budget)
-            batch_ids, selected_by = record["batch_ids"], record["selected_by"]
-            grow(batch_ids, record["batch_labels"])
-            timing = {
-                "seconds_training": record["seconds_training"],
-                "seconds_selection": record["seconds_features"] + record["seconds_selection"],
-            }
-        chosen = np.concatenate(selected) if selected else np.empty(0, np.int64)
-        row = {
-            **base,
-            "selected_by": selected_by,
-            "round": round_index,
-            "n_labeled": int(learner.training_ids.size),
-            **metrics.evaluate(learner, scenario, chosen),
-            **metrics.training_facts(learner.model),
-            **timing,
-            "batch_ids": batch_ids.tolist(),
-        }
-        append_log(path, row)
-        computed += 1
-        if round_callback is not None:
-            round_callback(row)
-    return computed
 
 
 def _job_worker(config_dict: dict, label: str, seed: int, out_dir: str) -> tuple[str, int, int]:
@@ -413,3 +490,127 @@ def simulate_command(
             f"{first['error'].splitlines()[0][:200]}); the report lists them at the top: {report}"
         )
     return report
+
+
+# --------------------------------------------------------------------------- binary concepts
+def run_concept_study(
+    tasks: Sequence[Any],
+    methods: Sequence[Any],
+    seeds: Sequence[int] = (0,),
+    out_dir: str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    round_callback: Callable[[dict[str, Any]], None] | None = None,
+    budget: int = 2000,
+    batch_size: int = 100,
+    n_seed_positives: int = 5,
+    n_seed_negatives: int = 95,
+    C: float = 1.0,
+    class_weight: str | dict | None = "balanced",
+    max_iter: int = 1000,
+) -> list[dict[str, Any]]:
+    """Active search of rare binary concepts: every task x method x seed is a job of this runner.
+
+    ``tasks`` are :class:`~raresift.simulate.concepts.BinaryConcept` s, ``methods``
+    :class:`~raresift.simulate.concepts.Method` s. Job (task, method, seed) draws a seed of
+    ``n_seed_positives`` positives and ``n_seed_negatives`` negatives (the task's ``seed_ids``
+    if it has them), then labels ``batch_size`` items a round with logistic regression
+    (``C``, ``class_weight``, ``max_iter``) on the embeddings until ``budget`` labels, the seed
+    included (the last round buys what is left). Returns one row per fit, in job order (seeds,
+    then tasks, then methods): :func:`~raresift.simulate.concepts.concept_metrics` plus
+    ``method``, ``concept``, ``strategy_name``, ``seed``, ``round``, ``n_labeled`` and
+    ``selected_by``.
+
+    With ``out_dir`` each job logs its rounds to ``out_dir/runs/<method>__<concept>__seed<s>
+    .jsonl`` (batch ids included) and a killed study resumes from them, unless ``resume`` is
+    False; ``out_dir/concepts.json`` records the settings, and a resume with other settings
+    raises :class:`ConfigError`. The tasks hold their pools and indexes in memory, so the jobs
+    run in this process. ``round_callback(row)`` runs after every new row.
+
+    The papers leave C and class weighting open; the default weighs classes inversely to their
+    frequency ("balanced"): unweighted, a 5:95 seed makes every p(y=1) < 0.5, where entropy
+    ranks exactly like p(y=1) and MaxEnt degenerates into most-likely positive.
+    """
+    from raresift.simulate.concepts import concept_metrics
+
+    model = {"kind": "logistic", "C": C, "max_iter": max_iter, "class_weight": class_weight}
+    settings = {"budget": budget, "batch_size": batch_size, "n_seed_positives": n_seed_positives,
+                "n_seed_negatives": n_seed_negatives, "model": model}  # fmt: skip
+    logs = None if out_dir is None else Path(out_dir)
+    if logs is not None:
+        settings["tasks"] = {task.name: _task_fingerprint(task) for task in tasks}
+        _concept_log_start(logs, tasks, methods, seeds, settings, resume)
+    rows: list[dict[str, Any]] = []
+    runs = [(t, m, s) for s in seeds for t in tasks for m in methods]
+    for task, method, seed in tqdm(runs, desc="concept runs", disable=not progress):
+        n_seed = (
+            n_seed_positives + n_seed_negatives if task.seed_ids is None else task.seed_ids.size
+        )
+        if batch_size <= 0 or budget < n_seed:
+            raise ConfigError(f"need batch_size > 0 and budget >= the seed size ({n_seed})")
+        sizes = [min(batch_size, budget - n) for n in range(n_seed, budget, batch_size)]
+        label = f"{method.label}__{task.name}"
+        job = Job(
+            base={"method": method.label, "concept": task.name,
+                  "strategy_name": method.strategy, "seed": seed},
+            log=None if logs is None else log_path(logs, label, seed),
+            scenario=lambda task=task, seed=seed: task.scenario(
+                seed, n_seed_positives, n_seed_negatives
+            ),
+            learner=lambda scenario, method=method, seed=seed: make_learner(
+                scenario,
+                build_model(model, scenario, seed),
+                method.strategy,
+                build_candidates(method.candidate_spec, scenario, seed),
+                seed,
+            ),
+            round_sizes=sizes,
+            measure=concept_metrics,
+        )  # fmt: skip
+        for row in run_rounds(job, round_callback)[0]:
+            del row["batch_ids"]
+            rows.append(row)
+    return rows
+
+
+def _task_fingerprint(task) -> dict[str, Any]:
+    """What a resumed concept job must find again: the pool (:meth:`~raresift.pool.Pool.
+    fingerprint`), the answers and the fixed seed ids."""
+    import hashlib
+
+    def digest(values: np.ndarray | None) -> str | None:
+        if values is None:
+            return None
+        return hashlib.blake2b(np.ascontiguousarray(values).tobytes(), digest_size=16).hexdigest()
+
+    return {
+        "pool": task.pool.fingerprint(),
+        "answers": digest(task.y),
+        "seed_ids": digest(task.seed_ids),
+    }
+
+
+def _concept_log_start(out_dir: Path, tasks, methods, seeds, settings: dict, resume: bool) -> None:
+    """Check (resume) or clear (no resume) a concept study's logs; record its settings."""
+    settings = json.loads(json.dumps(settings))  # as read back: class weights' keys as text
+    saved = out_dir / "concepts.json"
+    if resume and saved.exists():
+        old = json.loads(saved.read_text())["settings"]
+        old_tasks, tasks_now = old.pop("tasks", {}), settings.pop("tasks")
+        changed = [
+            name for name in tasks_now if old_tasks.get(name, tasks_now[name]) != tasks_now[name]
+        ]
+        if old != settings or changed:
+            what = f"other data for {', '.join(changed)}" if changed else f"other settings ({old})"
+            raise ConfigError(
+                f"{out_dir} holds a concept study with {what}; choose another output folder "
+                "or run without resume"
+            )
+        settings["tasks"] = {**old_tasks, **tasks_now}
+    elif not resume:
+        for task in tasks:
+            for method in methods:
+                for seed in seeds:
+                    log_path(out_dir, f"{method.label}__{task.name}", seed).unlink(missing_ok=True)
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"settings": settings}, indent=2))

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from raresift.errors import ValidationError
+from raresift.loop import ArrayOracle
+from raresift.models.base import check_labels
 from raresift.pool import Labels, Pool, as_ids
 
 SCENARIO_KINDS = ("standard", "rare-classes", "redundancy", "out-of-distribution")
@@ -48,12 +50,14 @@ class Scenario:
     Attributes
     ----------
     kind : str
-        One of :data:`SCENARIO_KINDS`.
+        One of :data:`SCENARIO_KINDS` (the class studies), or "binary-concept"
+        (:meth:`raresift.simulate.concepts.BinaryConcept.scenario`: one rare concept, 0/1).
     pool : Pool
-        Every item the learner sees (initial labeled, held-out query items and unlabeled items),
-        ids ``0 .. n-1``.
-    oracle : np.ndarray
-        The model-class label of every pool item, aligned with ``pool.ids``.
+        Every item the learner sees (initial labeled, held-out query items and unlabeled items);
+        in the class studies its ids are ``0 .. n-1``.
+    oracle : ArrayOracle
+        Answers queries with the model-class label of pool items: ``oracle(ids)``;
+        ``oracle.labels`` holds every item's label, aligned with ``pool.ids``.
     labels : Labels
         What is known at the start: the initial labeled set plus the validation / query items.
     unlabeled_ids : np.ndarray
@@ -69,21 +73,24 @@ class Scenario:
         predictions are the argmax over these columns only.
     rare_classes : np.ndarray
         Model classes that count as rare (for rare-class accuracy and selection counts).
-    origin : np.ndarray
+    origin : np.ndarray or None
         For each pool item, the index of the data item it copies (redundancy); "unique items
-        selected" counts distinct origins.
+        selected" counts distinct origins. None when items copy nothing (binary concepts).
     query_ids, conditioning_ids, validation_ids : np.ndarray or None
         SIMILAR's Q and P, and the labeled items held out of training.
     query_growth, conditioning_growth : np.ndarray of bool, shape (n_classes,)
         After every round, newly labeled items of class c join Q if ``query_growth[c]`` and P if
         ``conditioning_growth[c]``.
+    index : NeighborIndex or None
+        A k-NN index over ``pool`` that SEALS candidate pools use (binary concepts share one
+        across tasks); without it a SEALS pool builds its own.
     info : dict
         The sizes, for reports.
     """
 
     kind: str
     pool: Pool
-    oracle: np.ndarray
+    oracle: ArrayOracle
     labels: Labels
     unlabeled_ids: np.ndarray
     test_X: np.ndarray
@@ -92,12 +99,13 @@ class Scenario:
     class_names: list[str]
     eval_classes: np.ndarray
     rare_classes: np.ndarray
-    origin: np.ndarray
+    origin: np.ndarray | None
     query_ids: np.ndarray | None = None
     conditioning_ids: np.ndarray | None = None
     validation_ids: np.ndarray | None = None
     query_growth: np.ndarray | None = None
     conditioning_growth: np.ndarray | None = None
+    index: Any = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -105,13 +113,9 @@ class Scenario:
         """Number of items the strategies may pick from at the start."""
         return int(self.unlabeled_ids.size)
 
-    def oracle_labels(self, ids: Any) -> np.ndarray:
-        """The true model-class labels of pool items ``ids``."""
-        return self.oracle[self.pool.positions(ids)]
-
     def unlabeled_class_counts(self) -> np.ndarray:
         """Items per model class in the unlabeled pool."""
-        return np.bincount(self.oracle_labels(self.unlabeled_ids), minlength=self.n_classes)
+        return np.bincount(self.oracle(self.unlabeled_ids), minlength=self.n_classes)
 
     def growth(self, ids: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         """Which of the newly labeled ``ids`` join the query set and which the conditioning set."""
@@ -138,9 +142,10 @@ def _check_data(X: Any, y: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValidationError(
             f"{name}: need X of shape (n, d) and y of shape (n,), got {X.shape} and {y.shape}"
         )
-    if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0):
-        raise ValidationError(f"{name}: labels must be non-negative integer class indices")
-    return X, y.astype(np.int64, copy=False)
+    try:
+        return X, check_labels(y, X.shape[0])
+    except ValidationError as exc:
+        raise ValidationError(f"{name}: {exc}") from None
 
 
 def _n_classes(y: np.ndarray, test_y: np.ndarray, n_classes: int | None) -> int:
@@ -221,14 +226,14 @@ def _assemble(
     ids = np.arange(origin.size, dtype=np.int64)
     features = np.ascontiguousarray(X[origin], dtype=np.float32)
     pool = Pool(features, ids=ids)
-    oracle = y_model[origin]
+    answers = y_model[origin]
     known = ids[role < 2]
-    labels = Labels(known, oracle[known])
+    labels = Labels(known, answers[known])
     validation_ids = ids[role == 1]
     return Scenario(
         kind=kind,
         pool=pool,
-        oracle=oracle,
+        oracle=ArrayOracle(answers, ids=ids),
         labels=labels,
         unlabeled_ids=ids[role == 2],
         test_X=np.ascontiguousarray(test_X, dtype=np.float32),

@@ -10,9 +10,10 @@ exactly Algorithm 2's.
 
 Every k-NN request of a batch goes through ``candidates.neighbors``: one call for the
 neighbours of the current top ``budget`` candidates (searched ahead), then one per later pick
-outside that set. Where a call costs more than a query (an index on Ray workers), the view's
-``search_ahead`` lets each of those calls also take the items most likely picked next; only
-what is fetched depends on that guess, never a pick.
+outside that set. The view's ``search_ahead`` (3 for a local index, more for index actors,
+whose calls cost more) lets each of those calls also take the items most likely picked next:
+a round makes a few calls instead of one per pick, and only what is fetched depends on that
+guess, never a pick.
 """
 
 from __future__ import annotations
