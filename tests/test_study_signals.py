@@ -70,7 +70,15 @@ def _start(tmp_path: Path, out: Path) -> subprocess.Popen:
     config.write_text(STUDY)
     command = [sys.executable, "-m", "raresift.cli", "simulate", str(config), "--out", str(out),
                "--jobs", "2", "--no-progress"]  # fmt: skip
-    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    # A shell that starts us in the background (`cmd &` without job control) ignores SIGINT, and
+    # children inherit that; the study under test gets the default disposition back, so Python
+    # turns SIGINT into KeyboardInterrupt there whatever launched the tests.
+    return subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _wait_for_rounds(process: subprocess.Popen, out: Path, rounds: int) -> list[int]:
