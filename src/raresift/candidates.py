@@ -265,7 +265,9 @@ class SEALSCandidates(CandidatePool):
 
     _tracks_density = True
     parameter_constraints = {
-        "index": [HasMethods("neighbors", what="a NeighborIndex (or RemoteNeighborIndex)")],
+        "index": [
+            HasMethods("neighbors", "check_pool", what="a NeighborIndex (or RemoteNeighborIndex)")
+        ],
         "k": [Interval(int, 1, None)],
         "expand": [Options(*EXPANSIONS)],
     }
@@ -276,14 +278,7 @@ class SEALSCandidates(CandidatePool):
         self.expand = expand
 
     def start(self, pool: Pool, labels: Labels) -> None:
-        check_pool = getattr(self.index, "check_pool", None)  # the same ids and vectors
-        if check_pool is not None:
-            check_pool(pool)
-        elif self.index.dim != pool.dim:  # an index without a fingerprint (a remote one)
-            raise ValidationError(
-                f"the index holds {self.index.dim}-d vectors but the pool has {pool.dim}-d "
-                "embeddings; build the index from this pool"
-            )
+        self.index.check_pool(pool)  # the same ids and vectors the index was built over
         super().start(pool, labels)
         empty = np.empty(0, dtype=np.int64)
         self._members = empty  # candidate ids, ascending
