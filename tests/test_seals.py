@@ -43,6 +43,13 @@ def arc_pool(n=60, spread=1.4):
     return Pool(np.column_stack([np.cos(theta), np.sin(theta)]).astype(np.float32))
 
 
+def clustered_points(rng, n, n_centers, dim, spread):
+    """``n`` float32 points around ``n_centers`` random centres (Gaussian noise of ``spread``)."""
+    centers = rng.standard_normal((n_centers, dim))
+    members = centers[rng.integers(n_centers, size=n)]
+    return (members + spread * rng.standard_normal((n, dim))).astype(np.float32)
+
+
 def state_for(pool, labels, seed=0, model=None):
     return SelectionState(
         pool, labels, model=model or AngleModel(), rng=np.random.default_rng(seed)
@@ -128,8 +135,7 @@ def test_per_item_selection_matches_reference_algorithm2(rng, strategy):
 @pytest.mark.parametrize("strategy", ["random", "entropy", "information-density", "first-ids"])
 def test_labeled_items_never_enter_or_stay_in_the_pool(rng, expand, strategy):
     n = 500
-    centers = rng.standard_normal((8, 4))
-    x = (centers[rng.integers(8, size=n)] + 0.4 * rng.standard_normal((n, 4))).astype(np.float32)
+    x = clustered_points(rng, n, 8, 4, 0.4)
     pool = Pool(x, ids=np.arange(n) * 2 + 5)
     index = NeighborIndex(progress=False).fit(pool)
     k = 6
@@ -282,8 +288,7 @@ def test_an_exhausted_pool_raises_a_budget_error():
 @pytest.mark.parametrize("strategy", ["entropy", "mlp", "information-density"])
 def test_a_precomputed_knn_graph_gives_the_same_rounds_without_searching(rng, tmp_path, strategy):
     n = 800
-    centers = rng.standard_normal((10, 6))
-    x = (centers[rng.integers(10, size=n)] + 0.5 * rng.standard_normal((n, 6))).astype(np.float32)
+    x = clustered_points(rng, n, 10, 6, 0.5)
     pool = Pool(x, ids=np.arange(n) * 3 + 1)
     seed_ids = rng.choice(pool.ids, 5, replace=False)
     runs = []
@@ -326,8 +331,7 @@ class SteppedAngleModel(AngleModel):
 @pytest.mark.parametrize("strategy", ["mlp", "entropy", "information-density"])
 def test_searching_ahead_saves_calls_and_never_changes_a_pick(rng, strategy, model):
     n = 1_500
-    centers = rng.standard_normal((12, 6))
-    x = (centers[rng.integers(12, size=n)] + 0.5 * rng.standard_normal((n, 6))).astype(np.float32)
+    x = clustered_points(rng, n, 12, 6, 0.5)
     pool = Pool(x, ids=np.arange(n) * 2 + 5)
     seed_ids = rng.choice(pool.ids, 6, replace=False)
     index = NeighborIndex(progress=False).fit(pool)
