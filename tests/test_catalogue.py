@@ -363,6 +363,24 @@ def unknown_metric(tmp_path):
     similarity(_points(5), metric="manhattan")
 
 
+@api_case(ConfigError, "NeighborIndex", "metric='manhattan'", "'cosine', 'dot', 'euclidean'")
+def neighbor_index_with_an_unknown_metric(tmp_path):
+    from raresift.index import NeighborIndex
+
+    NeighborIndex(metric="manhattan")
+
+
+@api_case(ConfigError, "SEALSCandidates", "NeighborIndex", "check_pool")
+def seals_over_an_index_that_cannot_check_its_pool(tmp_path):
+    from raresift.candidates import SEALSCandidates
+
+    class SearchOnly:  # searches, but cannot tell whether it was built over this pool
+        def neighbors(self, ids, k, pool=None):
+            return np.zeros((len(ids), k), dtype=np.int64)
+
+    SEALSCandidates(SearchOnly())
+
+
 @api_case(ValidationError, "square")
 def non_square_data_kernel(tmp_path):
     from raresift.kernels import DenseKernel
