@@ -11,6 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 
+def is_run(values: np.ndarray) -> bool:
+    """Whether ``values`` (1-d integers) are consecutive and ascending: ``a, a+1, ..., b``.
+
+    >>> is_run(np.array([4, 5, 6])), is_run(np.array([4, 6])), is_run(np.array([], np.int64))
+    (True, False, False)
+    """
+    n = values.size
+    return bool(n and values[-1] - values[0] == n - 1 and np.all(np.diff(values) == 1))
+
+
 def contains_ids(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Boolean mask: which of ``ids`` are in the ascending array ``sorted_ids``."""
     if sorted_ids.size == 0:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from raresift.errors import BudgetError, UnknownIdError, ValidationError
+from raresift.idsets import is_run
 
 _FINITE_CHUNK = 1 << 20  # rows checked at a time, so memmaps are never loaded whole
 
@@ -186,9 +187,8 @@ class IdIndex:
 
     def __init__(self, ids: Any, name: str = "ids"):
         self.ids = as_ids(ids, name)
-        n = self.ids.size
         self._offset: int | None = None
-        if n and self.ids[-1] - self.ids[0] == n - 1 and np.all(np.diff(self.ids) == 1):
+        if is_run(self.ids):
             self._offset = int(self.ids[0])  # contiguous ids: position = id - offset
             self._sorted_ids = self._order = None
         else:

@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from raresift.errors import ConfigError, DatasetNotInstalledError, RaresiftError
+from raresift.idsets import is_run
 from raresift.pool import Pool
 
 log = logging.getLogger("raresift")
@@ -113,7 +114,7 @@ class PoolRows:
         self.source = _memmap_source(embeddings)
         self.ref = None if self.source is not None else ray.put(np.ascontiguousarray(embeddings))
         ids = pool.ids
-        contiguous = ids.size > 0 and ids[-1] - ids[0] == ids.size - 1 and np.all(np.diff(ids) == 1)
+        contiguous = is_run(ids)
         self.first_id = int(ids[0]) if contiguous else None
         self.ids_ref = None if contiguous else ray.put(ids)
 
@@ -135,7 +136,6 @@ class PoolRows:
     def read(self, positions: np.ndarray) -> np.ndarray:
         array = self._array()
         positions = np.asarray(positions, dtype=np.int64)
-        if positions.size and positions[-1] - positions[0] == positions.size - 1:
-            if np.all(np.diff(positions) == 1):  # a contiguous run: one slice, no gather
-                return np.array(array[positions[0] : positions[-1] + 1])
+        if is_run(positions):  # one slice, no gather
+            return np.array(array[positions[0] : positions[-1] + 1])
         return np.asarray(array[positions])
