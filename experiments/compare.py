@@ -2,32 +2,19 @@
 
 ``python experiments/compare.py NEW/results.csv OLD/results.csv`` prints the number of differing
 cells and the first few (strategy, seed, round, column, new, old); it exits 1 when any differ or
-the two tables do not have the same rows and columns. Floats are equal to 1e-9 relative. Example:
+the two tables do not have the same rows and columns. Floats are equal to 1e-9 relative: this is
+the same-machine check; ``raresift.simulate.reproduce.differences`` is the one that holds across
+CPUs (what tests/test_committed_results.py uses). Example:
 
     raresift simulate experiments/ood-mnist5k.toml --out /tmp/ood --no-resume
     python experiments/compare.py /tmp/ood/results.csv docs/results/ood-mnist5k/results.csv
 """
 
 import argparse
-import csv
-import math
 import sys
 
-
-def read_rows(path):
-    """The table's rows as dicts, without the timing columns."""
-    with open(path, newline="") as fh:
-        return [
-            {k: v for k, v in row.items() if not k.startswith("seconds_")}
-            for row in csv.DictReader(fh)
-        ]
-
-
-def same_cell(a, b):
-    try:
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    except ValueError:
-        return a == b
+from raresift.simulate.reproduce import read_table as read_rows
+from raresift.simulate.reproduce import same_cell
 
 
 def main(argv=None):
