@@ -38,6 +38,10 @@ SETTINGS = {
     "openblas-haswell": {"OPENBLAS_CORETYPE": "Haswell"},
     "openblas-sandybridge": {"OPENBLAS_CORETYPE": "Sandybridge"},
     "openblas-prescott": {"OPENBLAS_CORETYPE": "Prescott"},
+    "aten-avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
+    "aten-scalar": {"ATEN_CPU_CAPABILITY": "default"},
+    "mkl-avx2": {"MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "mkl-compatible": {"MKL_CBWR": "COMPATIBLE"},
     "torch-avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
     "torch-scalar": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
     "amd-zen-like": {
@@ -58,7 +62,7 @@ def run(study: str, setting: str, work: Path) -> Path:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"OMP_NUM_THREADS", "OPENBLAS_CORETYPE", "ATEN_CPU_CAPABILITY"}
+        if k not in {name for setting in SETTINGS.values() for name in setting}
     }
     env.update(SETTINGS[setting])
     command = [sys.executable, "-m", "raresift.cli", "simulate", str(STUDIES[study])]
