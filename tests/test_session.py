@@ -22,6 +22,7 @@ from raresift.session import (
     FingerprintError,
     Session,
     SessionCorruptError,
+    SessionError,
 )
 
 N, DIM = 2000, 16
@@ -196,9 +197,21 @@ def test_cold_start_says_random_and_aims_with_like(tmp_path):
     batch = s.next(budget=5)
     assert all("every answer so far is '0'" in b.reason for b in batch)
     positive = int(np.flatnonzero(y)[0])
-    aimed = s.next(budget=5, like=[positive])
+    with pytest.raises(SessionError, match="still has 5 unanswered item.*--replace"):
+        s.next(budget=5, like=[positive])  # would silently drop the pending batch
+    assert [b.id for b in s.next()] == [b.id for b in batch]
+    aimed = s.next(budget=5, like=[positive], replace=True)
     assert all(b.reason.startswith(f"closest to example {positive}") for b in aimed)
+    assert positive not in {b.id for b in aimed}  # the example is not news to its giver
     assert np.mean(y[[b.id for b in aimed]]) > 0.5  # the positives cluster together
+
+
+def test_random_picks_show_the_chance_of_being_drawn_not_a_ranking(tmp_path):
+    emb, _, _ = _data(tmp_path)
+    s = Session.create(tmp_path / "p", embeddings=emb, progress=False)
+    batch = s.next(budget=8)
+    assert [b.score for b in batch] == pytest.approx([8 / N] * 8)
+    assert all(b.reason.endswith("score = chance of being drawn") for b in batch)
 
 
 def test_special_answers_leave_the_candidates(session):
@@ -259,6 +272,8 @@ def test_bad_answers_refused_line_by_line(session, tmp_path):
     with pytest.raises(AnswerError) as err:
         session.import_file(path)
     assert [line for line, _ in err.value.problems] == [3, 4, 6]
+    assert "\n" not in str(err.value)  # one clause per problem, on one line
+    assert "; line 4: answer 'maybe'" in str(err.value)
     assert session.status(estimate=False)["labels_spent"] == before
     result = session.import_file(path, partial=True)
     assert result["written"] == 2 and session.item(1502)["answer"] == "0"

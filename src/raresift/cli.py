@@ -159,7 +159,7 @@ def _cmd_next(args: argparse.Namespace) -> int:
     session = _open_session(args)
     like = [x.strip() for x in args.like.split(",") if x.strip()] if args.like else None
     batch = session.next(budget=args.budget, strategy=args.strategy, candidates=args.candidates,
-                         query=args.query, like=like)  # fmt: skip
+                         query=args.query, like=like, replace=args.replace)  # fmt: skip
     print(round_header(session), file=sys.stderr)
     sys.stdout.write(batch_text(session, batch, args.format))
     return 0
@@ -170,16 +170,30 @@ def _cmd_label(args: argparse.Namespace) -> int:
     if args.answers is not None:
         if args.id is not None or args.label is not None:
             raise ValidationError("give either ANSWERS.csv or --id ID --label LABEL, not both")
-        result = session.import_file(args.answers, partial=args.partial, who=args.who)
+        result = session.import_file(args.answers, partial=args.partial, who=args.who or "cli")
         _print_import(args.answers, result)
         return 0
     if args.id is None or args.label is None:
         raise ValidationError("give ANSWERS.csv, or both --id ID and --label LABEL")
-    record = session.answer(args.id, args.label, who=args.who or "cli")
+    record = session.answer(args.id, _class_of_key(session, args.label), who=args.who or "cli")
     was = f" (was {record['previous']})" if record["previous"] is not None else ""
     where = f"answer #{record['seq']}, round {record['round']}"
     print(f"{record['id']}: {record['answer']}{was} [{where}]")
     return 0
+
+
+def _class_of_key(session, label: str) -> str:
+    """In a class session, a digit that names no class is the class of that key in the web app
+    (1 = the first class, ..., 0 = the tenth), so ``--label 2`` means what the key 2 means."""
+    text = str(label).strip()
+    if session.kind != "classes" or not text.isascii() or not text.isdigit() or len(text) != 1:
+        return label
+    if text in session.config["classes"]:
+        return label
+    from raresift.app.server import option_keys
+
+    keys = {o["key"]: o["label"] for o in option_keys(session.answer_options(), concept=False)}
+    return keys.get(text, label)
 
 
 def _print_import(path, result: dict) -> None:
@@ -305,6 +319,11 @@ def _add_session_commands(sub) -> None:
     p.add_argument(
         "--like", metavar="ID,ID", help="cold start: pick the items closest to these items"
     )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --query/--like: set aside the pending batch's unanswered items",
+    )
     p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
     p.set_defaults(func=_cmd_next)
 
@@ -314,7 +333,11 @@ def _add_session_commands(sub) -> None:
         "answers", nargs="?", metavar="ANSWERS.csv", help="CSV/JSONL with id,label columns"
     )
     p.add_argument("--id", help="item id")
-    p.add_argument("--label", help="a class, 1/0 for a concept, skip, junk or duplicate")
+    p.add_argument(
+        "--label",
+        help="a class (or its key in the web app: 1 for the first class, ...), 1/0 for a "
+        "concept, skip, junk or duplicate",
+    )
     p.add_argument(
         "--partial", action="store_true", help="keep the good lines of a file with bad ones"
     )

@@ -218,8 +218,9 @@ def import_answers(
 
 def _table_rows(session: Session, path: Path) -> list[tuple[int, Any, Any]]:
     """``(line, id, answer)`` rows of a CSV / TSV / JSONL answers file."""
-    id_names = ID_COLUMNS + tuple(filter(None, [session.config.get("ids_column")]))
-    answer_names = ANSWER_COLUMNS + tuple(filter(None, [session.config.get("concept")]))
+    # dict.fromkeys: each name once, in order (the id column is often called "id" itself)
+    id_names = tuple(dict.fromkeys([*ID_COLUMNS, session.config.get("ids_column") or "id"]))
+    answer_names = tuple(dict.fromkeys([*ANSWER_COLUMNS, session.config.get("concept") or "label"]))
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         records = []
         with open(path, encoding="utf-8") as fh:

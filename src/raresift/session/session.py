@@ -876,12 +876,15 @@ class Session:
         *,
         query: str | None = None,
         like: Iterable[Any] | None = None,
+        replace: bool = False,
     ) -> list[BatchItem]:
         """The batch to label now: the stored pending batch when no answer arrived since it
         was chosen (and no different option is asked for), else a new one (model fitted on the
         answers in force, items selected, batch stored in one transaction).
 
-        ``query`` (a text) or ``like`` (example ids) aim the batch at the most similar items.
+        ``query`` (a text) or ``like`` (example ids) aim the batch at the most similar items
+        (the examples themselves excluded). While the pending batch still has unanswered items
+        an aimed batch is refused (SessionError) unless ``replace=True`` sets them aside.
         """
         explicit = any(x is not None for x in (budget, strategy, candidates, query, like))
         options = self._options(budget, strategy, candidates, query, like)
@@ -895,6 +898,17 @@ class Session:
             and (not explicit or json.loads(last["options"]) == options)
         ):
             return self.batch(int(last["round"]))
+        for example in options["like"] or ():  # an unknown example: the first thing to say
+            self.iid(example)
+        if (options["query"] or options["like"]) and last is not None and not replace:
+            pending = self.batch(int(last["round"]))
+            left = sum(b.answer is None for b in pending)
+            if left:
+                raise SessionError(
+                    f"round {last['round']}'s batch still has {left} unanswered item(s) of "
+                    f"{len(pending)}; answer them first, or pass --replace (replace=True) to "
+                    "set them aside for a batch aimed by --query/--like"
+                )
         same = last is not None and last["version"] == version
         round_index = 1 if last is None else int(last["round"]) + (0 if same else 1)
         picks = compute_round(self, current, round_index, options, _progress(progress))

@@ -185,6 +185,10 @@ def model_estimate(session: Session, model, unlabeled_mask: np.ndarray) -> dict[
     }
 
 
+def _positives(k: int) -> str:
+    return "positive" if k == 1 else "positives"
+
+
 def random_pick_estimate(
     session: Session,
     rounds: list[dict],
@@ -218,7 +222,7 @@ def random_pick_estimate(
         return round(max(0.0, info["n_positive"] + rate * unlabeled - found), 2)
 
     return {
-        "method": f"random picks of round {best} ({k} positive of {m} answered)",
+        "method": f"random picks of round {best} ({k} {_positives(k)} of {m} answered)",
         "positives_left": left(k / m),
         "low": left(low),
         "high": left(high),
