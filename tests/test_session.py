@@ -322,6 +322,56 @@ def test_label_studio_round_trip(session, tmp_path):
     assert session.item(batch[0].id)["history"][-1]["who"] == "label-studio"
 
 
+def test_label_studio_export_then_import_keeps_every_answer(tmp_path):
+    emb, seed, _ = _data(tmp_path)
+    s = Session.create(tmp_path / "p", embeddings=emb, concept="rare", seed_labels=seed)
+    batch = s.next(budget=6)
+    for b, value in zip(batch[:4], ["1", "skip", "junk", "duplicate"], strict=True):
+        s.answer(b.id, value)
+    s.answer(batch[0].id, "0")  # relabeled: the answer in force goes out
+    kept = {r["id"]: r["answer"] for r in s.answers()}
+
+    tasks = json.loads(s.export("label-studio"))  # the pending batch, answered ones annotated
+    assert [t["data"]["raresift_id"] for t in tasks] == [b.id for b in batch]
+    assert "text" not in tasks[0]["data"] and "image" not in tasks[0]["data"]
+    answered = {t["data"]["raresift_id"]: t["annotations"][0] for t in tasks if "annotations" in t}
+    assert {k: a["result"][0]["value"]["choices"] for k, a in answered.items()} == {
+        b.id: [v] for b, v in zip(batch[:4], ["0", "skip", "junk", "duplicate"], strict=True)
+    }
+    scores = [t["predictions"][0]["score"] for t in tasks]
+    pending = [sc for t, sc in zip(tasks, scores, strict=True) if "annotations" not in t]
+    assert pending == sorted(pending, reverse=True) and min(pending) > 1  # raresift's order
+    assert tasks[-1]["data"]["raresift_reason"] == batch[-1].reason
+
+    out = tmp_path / "all.json"
+    s.export("label-studio", out, items="answered")
+    assert len(json.loads(out.read_text())) == len(kept)
+    again = Session.create(tmp_path / "q", embeddings=emb, concept="rare")
+    assert again.import_file(out)["written"] == len(kept)
+    assert {r["id"]: r["answer"] for r in again.answers()} == kept  # nothing lost or changed
+    assert s.import_file(out)["written"] == 0  # into the same session: every answer unchanged
+
+    for b in batch[4:]:
+        s.answer(b.id, "0")
+    with pytest.raises(ValidationError, match="fully answered.*raresift next"):
+        s.export("label-studio")
+
+
+def test_label_studio_image_urls_use_its_local_files_storage(tmp_path):
+    from raresift.session.exchange import image_url, label_studio_config
+
+    assert image_url(tmp_path / "photos" / "a b.png", tmp_path) == (
+        "/data/local-files/?d=photos/a%20b.png"
+    )
+    with pytest.raises(ValidationError, match="not under the image root"):
+        image_url("/elsewhere/x.png", tmp_path)
+    emb, _, _ = _data(tmp_path)
+    s = Session.create(tmp_path / "p", embeddings=emb, classes=["cat", "dog"])
+    config = label_studio_config(s)
+    assert '<Text name="item" value="$raresift_id"/>' in config
+    assert all(f'<Choice value="{c}"' in config for c in ["cat", "dog", "skip", "duplicate"])
+
+
 def test_export_csv_lists_every_answer(session, tmp_path):
     out = session.export("csv", tmp_path / "a.csv")
     rows = list(csv.DictReader(open(out)))
@@ -572,6 +622,10 @@ def test_image_folder_session_embeds_with_efficientnet(tmp_path):
     sims = x @ x[red[0]]
     assert sims[red].min() > np.delete(sims, red).max()  # same colour, closer features
     assert s.item("sub/3.png")["image"].endswith("sub/3.png")
+    s.next(budget=3)  # Label Studio tasks: image URLs its local-files storage serves, no text
+    data = [t["data"] for t in json.loads(s.export("label-studio"))]
+    assert all(d["image"] == f"/data/local-files/?d=imgs/{d['raresift_id']}" for d in data)
+    assert not any("text" in d for d in data)
     cached = list((s.root / "cache").glob("efficientnet-lite0-*.npy"))
     assert len(cached) == 1 and s.config["embeddings"]["path"].startswith("cache/")
 

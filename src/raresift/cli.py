@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pathlib
 import shlex
 import sys
 
@@ -226,11 +227,19 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     session = _open_session(args)
-    result = session.export(args.format, args.out, items=args.items, history=args.history)
+    result = session.export(
+        args.format, args.out, items=args.items, history=args.history, image_root=args.image_root
+    )
     if args.out is None:
         sys.stdout.write(result)
     else:
         print(f"wrote {result}")
+    if args.format == "label-studio" and args.out is not None:
+        from raresift.session.exchange import label_studio_config
+
+        config = pathlib.Path(args.out).with_suffix(".label-config.xml")
+        config.write_text(label_studio_config(session), encoding="utf-8")
+        print(f"wrote {config} (the Label Studio labeling config for these tasks)")
     return 0
 
 
@@ -361,9 +370,17 @@ def _add_session_commands(sub) -> None:
     p.add_argument("--out", metavar="FILE", help="output file (default: stdout)")
     p.add_argument(
         "--items",
-        choices=["batch", "all"],
+        choices=["batch", "answered", "all"],
         default="batch",
-        help="label-studio: the batch or every item",
+        help="label-studio: the pending batch (default), every answered item, or every item; "
+        "answers go out as annotations",
+    )
+    p.add_argument(
+        "--image-root",
+        metavar="DIR",
+        help="label-studio: image URLs are Label Studio local-files URLs (/data/local-files/"
+        "?d=PATH) relative to DIR, its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: the "
+        "folder above the images)",
     )
     p.add_argument(
         "--history", action="store_true", help="csv/jsonl: every answer ever given, undone ones too"

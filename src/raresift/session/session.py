@@ -1038,13 +1038,16 @@ class Session:
         *,
         items: str = "batch",
         history: bool = False,
+        image_root: str | os.PathLike | None = None,
     ) -> str | Path:
         """Export answers as ``csv`` / ``jsonl``, or Label Studio tasks (``label-studio``) for
-        the pending batch (``items="batch"``) or every item (``items="all"``). Returns the
-        text when ``out`` is None, else writes it (atomically) and returns the path."""
+        the pending batch (``items="batch"``), every answered item (``"answered"``) or every
+        item (``"all"``), answers as annotations, image URLs relative to ``image_root``
+        (:func:`raresift.session.exchange.label_studio_tasks`). Returns the text when ``out``
+        is None, else writes it (atomically) and returns the path."""
         from raresift.session.exchange import export
 
-        return export(self, fmt, out, items=items, history=history)
+        return export(self, fmt, out, items=items, history=history, image_root=image_root)
 
     def import_file(
         self,
