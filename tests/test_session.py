@@ -614,7 +614,7 @@ def test_image_folder_session_embeds_with_efficientnet(tmp_path):
         Image.fromarray(pixels.astype(np.uint8)).save(
             folder / ("sub" if i % 2 else "") / f"{i}.png"
         )
-    s = Session.create(tmp_path / "p", images=folder, image_size=64, progress=False)
+    s = Session.create(tmp_path / "p", images=folder, progress=False)  # 40 x 50: 64 px
     x = s.pool().embeddings
     assert x.shape == (12, images.DIM) and s.config["ids"] == "str"
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
@@ -626,8 +626,8 @@ def test_image_folder_session_embeds_with_efficientnet(tmp_path):
     data = [t["data"] for t in json.loads(s.export("label-studio"))]
     assert all(d["image"] == f"/data/local-files/?d=imgs/{d['raresift_id']}" for d in data)
     assert not any("text" in d for d in data)
-    cached = list((s.root / "cache").glob("efficientnet-lite0-*.npy"))
-    assert len(cached) == 1 and s.config["embeddings"]["path"].startswith("cache/")
+    assert s.config["embeddings"]["path"] == "embeddings.npy"  # linked from the user's cache
+    assert s.config["source"]["image_size"] == 64
 
 
 ANIMALS = [

@@ -313,7 +313,10 @@ def _add_session_commands(sub) -> None:
         "default: start a local Ray",
     )
     p.add_argument(
-        "--image-size", type=int, default=224, help="image side in pixels for the image model"
+        "--image-size",
+        type=int,
+        help="image side in pixels for the image model (default: the images' typical shorter "
+        "side, 64 to 224)",
     )
     p.set_defaults(func=_cmd_init)
 

@@ -158,7 +158,7 @@ class Session:
         seed: int = 0,
         engine: str = "local",
         address: str | None = None,
-        image_size: int = 224,
+        image_size: int | None = None,
         model_C: float = 1.0,
         model_max_iter: int = 1000,
         progress: bool | None = None,
@@ -336,14 +336,16 @@ class Session:
             for i, t in enumerate(values):
                 if not isinstance(t, str) or not t.strip():
                     raise ValidationError(f"{texts} line {i + table.first_line}: the text is empty")
-            array = embed.embed_texts(values, cache=cache, progress=_progress(progress))
+            # computed once per set of texts for every project (the user's cache), linked in
+            array = embed.embed_texts(values, cache=embed.embeddings_cache(), progress=progress)
             table.columns["__text__"] = table.columns[text_column]
             source = {
                 "type": "texts",
                 "file": str(Path(texts).resolve()),
                 "text_column": text_column,
             }
-            return source, table, Path(array.filename), False, embed.MODEL
+            return source, table, inputs.link_or_copy(Path(array.filename), out), True, embed.MODEL
+        from raresift import embed
         from raresift.session import images as image_model
 
         path = Path(images)
@@ -358,14 +360,22 @@ class Session:
             table.columns["__image__"] = [
                 str((base / str(p)).resolve()) for p in table.column(column, "image path")
             ]
+        if image_size is None:
+            image_size = image_model.choose_image_size(table.columns["__image__"])
         array = image_model.embed_images(
             table.columns["__image__"],
-            cache=cache,
+            cache=embed.embeddings_cache(),
             image_size=image_size,
-            progress=_progress(progress),
+            progress=progress,
         )
         source = {"type": "images", "file": str(path.resolve()), "image_size": image_size}
-        return source, table, Path(array.filename), False, image_model.MODEL
+        return (
+            source,
+            table,
+            inputs.link_or_copy(Path(array.filename), out),
+            True,
+            image_model.MODEL,
+        )
 
     @staticmethod
     def _read_ids(table, ids_column, n) -> inputs.ItemIds:
