@@ -440,9 +440,10 @@ def create_app(
         )
 
     def progress_png(request):
-        target = project / "cache" / "app" / "status.png"
+        phone = request.query_params.get("size") == "phone"
+        target = project / "cache" / "app" / ("status-phone.png" if phone else "status.png")
         target.parent.mkdir(parents=True, exist_ok=True)
-        session.status_plot(target)
+        session.status_plot(target, phone=phone)
         return secured(FileResponse(target, media_type="image/png"))
 
     async def image_response(request, size: int):

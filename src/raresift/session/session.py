@@ -1035,10 +1035,13 @@ class Session:
 
         return session_status(self, estimate=estimate)
 
-    def status_plot(self, path: str | os.PathLike) -> Path:
-        """Write the positives-found curve (PNG) to ``path``."""
+    def status_plot(self, path: str | os.PathLike, phone: bool = False) -> Path:
+        """Write the positives-found curve (PNG) to ``path``; ``phone``: drawn small and sharp
+        (3.6 x 2.8 inches at 200 dpi) so its text reads at a phone's width."""
         from raresift.session.status import plot_status
 
+        if phone:
+            return plot_status(self, Path(path), size=(3.6, 2.8), dpi=200)
         return plot_status(self, Path(path))
 
     def export(

@@ -302,8 +302,9 @@ def session_status(session: Session, estimate: bool = True) -> dict[str, Any]:
     return json.loads(json.dumps(status))
 
 
-def plot_status(session: Session, path: Path) -> Path:
-    """Positives found against labels spent, one marker per round (PNG)."""
+def plot_status(session: Session, path: Path, size: tuple[float, float] = (6, 4), dpi=110) -> Path:
+    """Positives found against labels spent, one marker per round (PNG of ``size`` inches at
+    ``dpi``: a small size at a high dpi keeps the text readable on a phone)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -311,7 +312,7 @@ def plot_status(session: Session, path: Path) -> Path:
 
     status = session.status(estimate=False)
     curve = status["curve"]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    fig, ax = plt.subplots(figsize=size, dpi=dpi)
     xs = [0] + [p["labels_spent"] for p in curve]
     ys = [0] + [p["positives_found"] for p in curve]
     ax.plot(xs, ys, marker="o", color="#1f77b4")
