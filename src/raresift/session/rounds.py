@@ -133,7 +133,7 @@ def _strategy(session: Session, name: str, progress: bool):
     """The round's strategy; on the Ray engine its selection runs on Ray workers."""
     from raresift.strategies import make_strategy
 
-    strategy = make_strategy(name)
+    strategy = make_strategy(name, **session.config.get("strategy_params", {}).get(name, {}))
     if session.config.get("engine") == "ray":
         from raresift.distributed import RayStrategy
 

@@ -150,6 +150,7 @@ class Session:
         rare_classes: Iterable[str] | None = None,
         seed_labels: str | os.PathLike | None = None,
         strategy: str | None = None,
+        strategy_params: dict[str, dict[str, Any]] | None = None,
         candidates: str | None = None,
         budget: int = 100,
         index: str | None = None,
@@ -179,7 +180,9 @@ class Session:
         string for SEALS (built now when SEALS is the default). ``engine`` is where rounds run:
         ``"local"``, or ``"ray"`` (:mod:`raresift.distributed`: "all" rounds scored on Ray
         workers, SEALS searches on index actors, the same picks as local) on the cluster at
-        ``address``, or a local Ray when it is None.
+        ``address``, or a local Ray when it is None. ``strategy_params`` maps strategy names to
+        constructor parameters used whenever that strategy runs (e.g. ``{"flqmi":
+        {"representation": "gradient"}}``).
         """
         root = Path(path).resolve()
         if (root / DB_NAME).exists():
@@ -240,6 +243,7 @@ class Session:
         if strategy not in strategy_names():
             raise ConfigError(f"unknown strategy {strategy!r}; see raresift strategies")
         _check_session_strategy(strategy)
+        params = _check_strategy_params(strategy_params, class_list)
         factory, search = default_index_factory(n)
         factory, search = index or factory, index_search if index_search is not None else search
         stop = np.sort(
@@ -263,6 +267,7 @@ class Session:
             "seed": int(seed),
             "model": {"kind": "logistic", "C": float(model_C), "max_iter": int(model_max_iter)},
             "defaults": {"strategy": strategy, "candidates": default_cand, "budget": int(budget)},
+            "strategy_params": params,
             "index": {"factory": factory, "search_params": search, "path": "index.faiss"},
             "seals_k": int(seals_k),
             "random_fraction": 0.1,
@@ -1099,6 +1104,25 @@ def _check_session_strategy(name: str) -> None:
             "logistic regression on the embeddings, so use entropy, margin, mlp, "
             "information-density, badge, coreset or a SIMILAR function such as flqmi"
         )
+
+
+def _check_strategy_params(params, class_list) -> dict[str, dict[str, Any]]:
+    """``strategy_params`` checked: names of strategies, parameters they accept."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ValidationError("strategy_params must map strategy names to parameter dicts")
+    from raresift.strategies import make_strategy, strategy_names
+
+    out = {}
+    for name, values in params.items():
+        if name not in strategy_names():
+            raise ConfigError(f"strategy_params names unknown strategy {name!r}")
+        if not isinstance(values, dict):
+            raise ValidationError(f"strategy_params[{name!r}] must be a dict of parameters")
+        make_strategy(name, **values)  # bad ones raise now
+        out[str(name)] = dict(values)
+    return out
 
 
 def _relative(path: Path, root: Path) -> str:
