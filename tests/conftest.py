@@ -28,6 +28,20 @@ def pytest_configure(config):
         sys.modules["torch"].set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def embeddings_cache(tmp_path_factory):
+    """Labeling sessions cache embeddings per user (``~/.cache/raresift/embeddings``); the tests
+    share one temporary cache instead, so they neither read nor fill the user's."""
+    folder = tmp_path_factory.mktemp("embeddings-cache")
+    before = os.environ.get("RARESIFT_EMBEDDINGS_CACHE")
+    os.environ["RARESIFT_EMBEDDINGS_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        del os.environ["RARESIFT_EMBEDDINGS_CACHE"]
+    else:
+        os.environ["RARESIFT_EMBEDDINGS_CACHE"] = before
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -505,3 +505,107 @@ def test_a_batch_of_100_images_renders_in_under_a_second(
             f"{frames['max']:.0f} ms longest"
         )
     assert median < 1000
+
+
+# ---------------------------------------------------------------------- layout and focus
+WIDTHS = (390, 1280)  # a phone held upright, a laptop
+N_TINY = 84
+TINY_BUDGET = 40
+FITS = """() => ({scroll: document.documentElement.scrollWidth,
+                 client: document.documentElement.clientWidth})"""
+IN_VIEW = """() => {
+    const card = document.querySelector('.card.current');
+    const rect = card.getBoundingClientRect();
+    const bar = document.querySelector('.topbar').getBoundingClientRect();
+    return {id: card.dataset.id, focused: document.activeElement === card,
+            top: rect.top, bottom: rect.bottom, below: bar.bottom, height: innerHeight};
+}"""
+
+
+@pytest.fixture(scope="module")
+def tiny_template(tmp_path_factory):
+    """A session over 84 images of 28 x 28 pixels (batches of 40), made once."""
+    root = tmp_path_factory.mktemp("tiny")
+    images = make_images(root / "images", N_TINY, size=(28, 28))
+    try:
+        session = Session.create(
+            root / "project", images=images, concept="disc", budget=TINY_BUDGET, progress=False
+        )
+    except DatasetNotInstalledError as exc:
+        pytest.skip(str(exc))
+    session.close()
+    return root / "project"
+
+
+def test_every_page_fits_a_phone_and_a_laptop_and_small_images_are_enlarged(
+    browser, serve, text_template, tiny_template, tmp_path
+):
+    texts = copy_project(text_template, tmp_path / "t")
+    images = copy_project(tiny_template, tmp_path / "i")
+    for project in (texts, images):  # a curve, a round and the stopping rules to show
+        with Session.open(project) as session:
+            batch = session.next()
+            session.answer_many([(b.id, str(b.position % 2)) for b in batch[:6]])
+    pages = [
+        (serve(texts), ["/label", "/progress", "/item?id=t002"]),
+        (serve(images), ["/label", "/progress", "/item?id=img003.jpg"]),
+    ]
+    for width in WIDTHS:
+        context = browser.new_context(**{**CONTEXT, "viewport": {"width": width, "height": 800}})
+        page = context.new_page()
+        for server, paths in pages:
+            for path in paths:
+                page.goto(server.url + path)
+                page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+                fits = page.evaluate(FITS)
+                assert fits["scroll"] <= fits["client"], (width, path, fits)
+        # the 28 px images are drawn at 120 px or more, in the item view (the page still open)
+        full = page.locator("img.full").bounding_box()
+        assert full["width"] >= 300 and full["height"] >= 300, (width, full)
+        page.goto(pages[1][0].url + "/label")  # ... and in the grid
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+        sizes = page.eval_on_selector_all(
+            ".thumb img",
+            "imgs => imgs.map(i => [i.getBoundingClientRect().width,"
+            " i.getBoundingClientRect().height])",
+        )
+        assert len(sizes) == TINY_BUDGET
+        assert all(w >= 120 and h >= 120 for w, h in sizes), (width, sizes[:3])
+        context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_current_card_is_focused_and_in_view_after_enter_and_after_undo(
+    browser, serve, tiny_template, tmp_path, width
+):
+    project = copy_project(tiny_template, tmp_path)
+    server = serve(project)
+    context = browser.new_context(**{**CONTEXT, "viewport": {"width": width, "height": 800}})
+    page = context.new_page()
+    open_batch(page, server, TINY_BUDGET)
+    for i in range(TINY_BUDGET):  # the current card follows the answers down the page
+        page.keyboard.press("y" if i % 3 == 0 else "n")
+    wait_all_saved(page, TINY_BUDGET)
+    assert page.evaluate("scrollY") > 800  # the person is at the bottom of the batch
+
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.querySelector('.batchbar strong').textContent === 'Round 2'", timeout=60_000
+    )
+    page.wait_for_function("document.querySelector('.card.current') !== null")
+    seen = page.evaluate(IN_VIEW)
+    assert seen["id"] == cards(page)[0]["id"] and seen["focused"], seen
+    assert seen["top"] >= seen["below"] - 1 and seen["bottom"] <= seen["height"], seen
+
+    page.keyboard.press("y")
+    page.wait_for_selector(f'.card[data-id="{seen["id"]}"] .state:text("saved")')
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    page.keyboard.press("u")  # undo: the undone card is current again, and in view
+    page.wait_for_function(
+        f"document.querySelector('.card[data-id=\"{seen['id']}\"]').dataset.answer === ''"
+    )
+    page.wait_for_timeout(300)  # the smooth part of scrolling, if any
+    undone = page.evaluate(IN_VIEW)
+    assert undone["id"] == seen["id"] and undone["focused"], undone
+    assert undone["top"] >= undone["below"] - 1 and undone["bottom"] <= undone["height"], undone
+    context.close()

@@ -22,6 +22,7 @@ from raresift.session import (
     FingerprintError,
     Session,
     SessionCorruptError,
+    SessionError,
 )
 
 N, DIM = 2000, 16
@@ -196,9 +197,21 @@ def test_cold_start_says_random_and_aims_with_like(tmp_path):
     batch = s.next(budget=5)
     assert all("every answer so far is '0'" in b.reason for b in batch)
     positive = int(np.flatnonzero(y)[0])
-    aimed = s.next(budget=5, like=[positive])
+    with pytest.raises(SessionError, match="still has 5 unanswered item.*--replace"):
+        s.next(budget=5, like=[positive])  # would silently drop the pending batch
+    assert [b.id for b in s.next()] == [b.id for b in batch]
+    aimed = s.next(budget=5, like=[positive], replace=True)
     assert all(b.reason.startswith(f"closest to example {positive}") for b in aimed)
+    assert positive not in {b.id for b in aimed}  # the example is not news to its giver
     assert np.mean(y[[b.id for b in aimed]]) > 0.5  # the positives cluster together
+
+
+def test_random_picks_show_the_chance_of_being_drawn_not_a_ranking(tmp_path):
+    emb, _, _ = _data(tmp_path)
+    s = Session.create(tmp_path / "p", embeddings=emb, progress=False)
+    batch = s.next(budget=8)
+    assert [b.score for b in batch] == pytest.approx([8 / N] * 8)
+    assert all(b.reason.endswith("score = chance of being drawn") for b in batch)
 
 
 def test_special_answers_leave_the_candidates(session):
@@ -259,6 +272,8 @@ def test_bad_answers_refused_line_by_line(session, tmp_path):
     with pytest.raises(AnswerError) as err:
         session.import_file(path)
     assert [line for line, _ in err.value.problems] == [3, 4, 6]
+    assert "\n" not in str(err.value)  # one clause per problem, on one line
+    assert "; line 4: answer 'maybe'" in str(err.value)
     assert session.status(estimate=False)["labels_spent"] == before
     result = session.import_file(path, partial=True)
     assert result["written"] == 2 and session.item(1502)["answer"] == "0"
@@ -305,6 +320,56 @@ def test_label_studio_round_trip(session, tmp_path):
     assert session.import_file(export)["written"] == 4
     assert [session.item(b.id)["answer"] for b in batch] == ["1", "0", "skip", "1"]
     assert session.item(batch[0].id)["history"][-1]["who"] == "label-studio"
+
+
+def test_label_studio_export_then_import_keeps_every_answer(tmp_path):
+    emb, seed, _ = _data(tmp_path)
+    s = Session.create(tmp_path / "p", embeddings=emb, concept="rare", seed_labels=seed)
+    batch = s.next(budget=6)
+    for b, value in zip(batch[:4], ["1", "skip", "junk", "duplicate"], strict=True):
+        s.answer(b.id, value)
+    s.answer(batch[0].id, "0")  # relabeled: the answer in force goes out
+    kept = {r["id"]: r["answer"] for r in s.answers()}
+
+    tasks = json.loads(s.export("label-studio"))  # the pending batch, answered ones annotated
+    assert [t["data"]["raresift_id"] for t in tasks] == [b.id for b in batch]
+    assert "text" not in tasks[0]["data"] and "image" not in tasks[0]["data"]
+    answered = {t["data"]["raresift_id"]: t["annotations"][0] for t in tasks if "annotations" in t}
+    assert {k: a["result"][0]["value"]["choices"] for k, a in answered.items()} == {
+        b.id: [v] for b, v in zip(batch[:4], ["0", "skip", "junk", "duplicate"], strict=True)
+    }
+    scores = [t["predictions"][0]["score"] for t in tasks]
+    pending = [sc for t, sc in zip(tasks, scores, strict=True) if "annotations" not in t]
+    assert pending == sorted(pending, reverse=True) and min(pending) > 1  # raresift's order
+    assert tasks[-1]["data"]["raresift_reason"] == batch[-1].reason
+
+    out = tmp_path / "all.json"
+    s.export("label-studio", out, items="answered")
+    assert len(json.loads(out.read_text())) == len(kept)
+    again = Session.create(tmp_path / "q", embeddings=emb, concept="rare")
+    assert again.import_file(out)["written"] == len(kept)
+    assert {r["id"]: r["answer"] for r in again.answers()} == kept  # nothing lost or changed
+    assert s.import_file(out)["written"] == 0  # into the same session: every answer unchanged
+
+    for b in batch[4:]:
+        s.answer(b.id, "0")
+    with pytest.raises(ValidationError, match="fully answered.*raresift next"):
+        s.export("label-studio")
+
+
+def test_label_studio_image_urls_use_its_local_files_storage(tmp_path):
+    from raresift.session.exchange import image_url, label_studio_config
+
+    assert image_url(tmp_path / "photos" / "a b.png", tmp_path) == (
+        "/data/local-files/?d=photos/a%20b.png"
+    )
+    with pytest.raises(ValidationError, match="not under the image root"):
+        image_url("/elsewhere/x.png", tmp_path)
+    emb, _, _ = _data(tmp_path)
+    s = Session.create(tmp_path / "p", embeddings=emb, classes=["cat", "dog"])
+    config = label_studio_config(s)
+    assert '<Text name="item" value="$raresift_id"/>' in config
+    assert all(f'<Choice value="{c}"' in config for c in ["cat", "dog", "skip", "duplicate"])
 
 
 def test_export_csv_lists_every_answer(session, tmp_path):
@@ -549,7 +614,7 @@ def test_image_folder_session_embeds_with_efficientnet(tmp_path):
         Image.fromarray(pixels.astype(np.uint8)).save(
             folder / ("sub" if i % 2 else "") / f"{i}.png"
         )
-    s = Session.create(tmp_path / "p", images=folder, image_size=64, progress=False)
+    s = Session.create(tmp_path / "p", images=folder, progress=False)  # 40 x 50: 64 px
     x = s.pool().embeddings
     assert x.shape == (12, images.DIM) and s.config["ids"] == "str"
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
@@ -557,8 +622,12 @@ def test_image_folder_session_embeds_with_efficientnet(tmp_path):
     sims = x @ x[red[0]]
     assert sims[red].min() > np.delete(sims, red).max()  # same colour, closer features
     assert s.item("sub/3.png")["image"].endswith("sub/3.png")
-    cached = list((s.root / "cache").glob("efficientnet-lite0-*.npy"))
-    assert len(cached) == 1 and s.config["embeddings"]["path"].startswith("cache/")
+    s.next(budget=3)  # Label Studio tasks: image URLs its local-files storage serves, no text
+    data = [t["data"] for t in json.loads(s.export("label-studio"))]
+    assert all(d["image"] == f"/data/local-files/?d=imgs/{d['raresift_id']}" for d in data)
+    assert not any("text" in d for d in data)
+    assert s.config["embeddings"]["path"] == "embeddings.npy"  # linked from the user's cache
+    assert s.config["source"]["image_size"] == 64
 
 
 ANIMALS = [

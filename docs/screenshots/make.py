@@ -1,15 +1,18 @@
-"""Regenerate the web app's screenshots in this folder (labeling, progress and item views).
+"""Regenerate the web app's screenshots in this folder (labeling, progress and item views, at
+laptop width and phone width).
 
     python docs/screenshots/make.py [--work /tmp/raresift-shots]
 
-A labeling session over 400 Fashion-MNIST test images (``make data``) for the concept "bag",
-embedded with the shipped EfficientNet-Lite0; two rounds are answered from the true labels, the
-third is half answered, then headless Chromium (``make browser``) photographs the app.
+A labeling session over 400 Fashion-MNIST test images of 28 x 28 pixels, as they come
+(``make data``), for the concept "bag", embedded with the shipped EfficientNet-Lite0 (at 64 px,
+chosen from the images); two rounds are answered from the true labels, the third is partly
+answered, then headless Chromium (``make browser``) photographs the app at 1280 px and 390 px.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -44,7 +47,7 @@ def make_session(work: Path):
     for position in rng.permutation(chosen):
         name = f"fmnist-{position:05d}.png"
         pixels = data.X[position].reshape(28, 28)
-        Image.fromarray(255 - pixels).resize((112, 112), Image.NEAREST).save(folder / name)
+        Image.fromarray(255 - pixels).save(folder / name)  # 28 x 28: the app enlarges it
         truth[name] = int(data.y[position] == BAG)
     session = Session.create(work / "bags", images=folder, concept="bag", budget=40, progress=False)
     for _ in range(2):
@@ -64,30 +67,38 @@ def main() -> None:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    os.environ.setdefault("RARESIFT_EMBEDDINGS_CACHE", str(work / "embeddings"))
     project, a_bag = make_session(work)
     from playwright.sync_api import sync_playwright
 
     server = ServerProcess(project, work / "server.log")
+    written = []
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                 args=CHROMIUM_FLAGS,
             )
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(server.url + "/label")
-            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
-            page.screenshot(path=HERE / "labeling.png")
-            page.goto(server.url + "/progress")
-            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
-            page.screenshot(path=HERE / "progress.png", full_page=True)
-            page.goto(server.url + "/item?id=" + a_bag)
-            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
-            page.screenshot(path=HERE / "item.png")
+            for suffix, viewport in (("", (1280, 900)), ("-phone", (390, 844))):
+                page = browser.new_page(
+                    viewport={"width": viewport[0], "height": viewport[1]},
+                    device_scale_factor=1 if not suffix else 2,
+                )
+                shots = [
+                    ("/label", "labeling", False),
+                    ("/progress", "progress", True),
+                    ("/item?id=" + a_bag, "item", False),
+                ]
+                for path, name, full in shots:
+                    page.goto(server.url + path)
+                    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+                    page.screenshot(path=HERE / f"{name}{suffix}.png", full_page=full)
+                    written.append(HERE / f"{name}{suffix}.png")
+                page.close()
             browser.close()
     finally:
         server.stop()
-    print(f"wrote {HERE / 'labeling.png'}, {HERE / 'progress.png'}, {HERE / 'item.png'}")
+    print("wrote " + ", ".join(str(p) for p in written))
 
 
 if __name__ == "__main__":

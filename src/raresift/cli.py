@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pathlib
 import shlex
 import sys
 
@@ -159,7 +160,7 @@ def _cmd_next(args: argparse.Namespace) -> int:
     session = _open_session(args)
     like = [x.strip() for x in args.like.split(",") if x.strip()] if args.like else None
     batch = session.next(budget=args.budget, strategy=args.strategy, candidates=args.candidates,
-                         query=args.query, like=like)  # fmt: skip
+                         query=args.query, like=like, replace=args.replace)  # fmt: skip
     print(round_header(session), file=sys.stderr)
     sys.stdout.write(batch_text(session, batch, args.format))
     return 0
@@ -170,16 +171,30 @@ def _cmd_label(args: argparse.Namespace) -> int:
     if args.answers is not None:
         if args.id is not None or args.label is not None:
             raise ValidationError("give either ANSWERS.csv or --id ID --label LABEL, not both")
-        result = session.import_file(args.answers, partial=args.partial, who=args.who)
+        result = session.import_file(args.answers, partial=args.partial, who=args.who or "cli")
         _print_import(args.answers, result)
         return 0
     if args.id is None or args.label is None:
         raise ValidationError("give ANSWERS.csv, or both --id ID and --label LABEL")
-    record = session.answer(args.id, args.label, who=args.who or "cli")
+    record = session.answer(args.id, _class_of_key(session, args.label), who=args.who or "cli")
     was = f" (was {record['previous']})" if record["previous"] is not None else ""
     where = f"answer #{record['seq']}, round {record['round']}"
     print(f"{record['id']}: {record['answer']}{was} [{where}]")
     return 0
+
+
+def _class_of_key(session, label: str) -> str:
+    """In a class session, a digit that names no class is the class of that key in the web app
+    (1 = the first class, ..., 0 = the tenth), so ``--label 2`` means what the key 2 means."""
+    text = str(label).strip()
+    if session.kind != "classes" or not text.isascii() or not text.isdigit() or len(text) != 1:
+        return label
+    if text in session.config["classes"]:
+        return label
+    from raresift.app.server import option_keys
+
+    keys = {o["key"]: o["label"] for o in option_keys(session.answer_options(), concept=False)}
+    return keys.get(text, label)
 
 
 def _print_import(path, result: dict) -> None:
@@ -212,11 +227,19 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     session = _open_session(args)
-    result = session.export(args.format, args.out, items=args.items, history=args.history)
+    result = session.export(
+        args.format, args.out, items=args.items, history=args.history, image_root=args.image_root
+    )
     if args.out is None:
         sys.stdout.write(result)
     else:
         print(f"wrote {result}")
+    if args.format == "label-studio" and args.out is not None:
+        from raresift.session.exchange import label_studio_config
+
+        config = pathlib.Path(args.out).with_suffix(".label-config.xml")
+        config.write_text(label_studio_config(session), encoding="utf-8")
+        print(f"wrote {config} (the Label Studio labeling config for these tasks)")
     return 0
 
 
@@ -290,7 +313,10 @@ def _add_session_commands(sub) -> None:
         "default: start a local Ray",
     )
     p.add_argument(
-        "--image-size", type=int, default=224, help="image side in pixels for the image model"
+        "--image-size",
+        type=int,
+        help="image side in pixels for the image model (default: the images' typical shorter "
+        "side, 64 to 224)",
     )
     p.set_defaults(func=_cmd_init)
 
@@ -305,6 +331,11 @@ def _add_session_commands(sub) -> None:
     p.add_argument(
         "--like", metavar="ID,ID", help="cold start: pick the items closest to these items"
     )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --query/--like: set aside the pending batch's unanswered items",
+    )
     p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
     p.set_defaults(func=_cmd_next)
 
@@ -314,7 +345,11 @@ def _add_session_commands(sub) -> None:
         "answers", nargs="?", metavar="ANSWERS.csv", help="CSV/JSONL with id,label columns"
     )
     p.add_argument("--id", help="item id")
-    p.add_argument("--label", help="a class, 1/0 for a concept, skip, junk or duplicate")
+    p.add_argument(
+        "--label",
+        help="a class (or its key in the web app: 1 for the first class, ...), 1/0 for a "
+        "concept, skip, junk or duplicate",
+    )
     p.add_argument(
         "--partial", action="store_true", help="keep the good lines of a file with bad ones"
     )
@@ -338,9 +373,17 @@ def _add_session_commands(sub) -> None:
     p.add_argument("--out", metavar="FILE", help="output file (default: stdout)")
     p.add_argument(
         "--items",
-        choices=["batch", "all"],
+        choices=["batch", "answered", "all"],
         default="batch",
-        help="label-studio: the batch or every item",
+        help="label-studio: the pending batch (default), every answered item, or every item; "
+        "answers go out as annotations",
+    )
+    p.add_argument(
+        "--image-root",
+        metavar="DIR",
+        help="label-studio: image URLs are Label Studio local-files URLs (/data/local-files/"
+        "?d=PATH) relative to DIR, its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: the "
+        "folder above the images)",
     )
     p.add_argument(
         "--history", action="store_true", help="csv/jsonl: every answer ever given, undone ones too"

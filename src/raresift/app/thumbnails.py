@@ -1,5 +1,11 @@
 """Thumbnails of item images, made once on the server and cached on disk.
 
+A thumbnail's longer side is the size asked for, whatever the source's: a large image is
+reduced, a small one enlarged, so every card shows its image at a size the eye can read. An
+image enlarged two times or more (a 28 px digit in a 148 px card) is enlarged pixel by pixel
+(nearest neighbour, stored as PNG so its edges stay sharp) rather than smoothed into a blur;
+enlargement stops at :data:`MAX_ENLARGED` pixels (the item view asks for 1024 px images).
+
 A thumbnail is keyed by the source file's resolved path, size and modification time and by the
 thumbnail size, so a changed image gets a new thumbnail and an unchanged one is read back. A file
 that is missing, not an image, truncated or too large gives a :class:`ThumbnailFailure` for that
@@ -16,6 +22,10 @@ item only; the server answers it with a placeholder.
 True
 >>> thumbs.jpeg(folder / "red.png", 160) == thumbs.in_memory(folder / "red.png", 160)
 True
+>>> PIL.Image.new("L", (28, 28), 0).save(folder / "tiny.png")
+>>> tiny = PIL.Image.open(thumbs.get(folder / "tiny.png", 148))
+>>> tiny.size, tiny.format
+((148, 148), 'PNG')
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ log = logging.getLogger("raresift")
 MAX_FILE_BYTES = 64 * 2**20
 MAX_PIXELS = 80_000_000
 MEMORY_BYTES = 64 * 2**20
+MAX_ENLARGED = 448  # small images are enlarged up to this many pixels (longer side), no further
+PIXELATED_FROM = 2.0  # enlarged this many times or more: nearest neighbour (sharp pixels), PNG
+_KEY_VERSION = "fit-2"  # in the cache key: thumbnails made by an older rule are made again
 
 
 class ThumbnailFailure(Exception):
@@ -45,8 +58,33 @@ class ThumbnailFailure(Exception):
         self.reason = reason
 
 
+def media_type(data: bytes) -> str:
+    """The image type of thumbnail bytes (PNG for pixel-enlarged images, else JPEG).
+
+    >>> media_type(b"\\x89PNG\\r\\n\\x1a\\n..."), media_type(b"\\xff\\xd8\\xff...")
+    ('image/png', 'image/jpeg')
+    """
+    return "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
+
+
+def fitted(width: int, height: int, size: int) -> tuple[int, int, bool]:
+    """The thumbnail's width and height for a ``width`` x ``height`` source, and whether it is
+    enlarged pixel by pixel: the longer side becomes ``size`` (reduced), or
+    ``min(size, MAX_ENLARGED)`` (enlarged).
+
+    >>> fitted(640, 480, 160), fitted(28, 28, 148), fitted(100, 50, 148), fitted(28, 28, 1024)
+    ((160, 120, False), (148, 148, True), (148, 74, False), (448, 448, True))
+    """
+    longer = max(width, height)
+    target = size if longer >= size else max(longer, min(size, MAX_ENLARGED))
+    scale = target / longer
+    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    return w, h, scale >= PIXELATED_FROM
+
+
 class Thumbnailer:
-    """Make and cache JPEG thumbnails whose longer side is ``size`` pixels.
+    """Make and cache thumbnails whose longer side is ``size`` pixels (JPEG; PNG for small
+    images enlarged pixel by pixel).
 
     Parameters
     ----------
@@ -73,7 +111,7 @@ class Thumbnailer:
         self._lock = threading.Lock()
 
     def in_memory(self, source: str | os.PathLike, size: int) -> bytes | None:
-        """The thumbnail's JPEG bytes if held in memory and the source is unchanged, else None
+        """The thumbnail's bytes if held in memory and the source is unchanged, else None
         (a ``stat`` of the source, no other work: fit to call from an event loop)."""
         key = (str(source), int(size))
         with self._lock:
@@ -92,7 +130,7 @@ class Thumbnailer:
         return held[2]
 
     def cached_jpeg(self, source: str | os.PathLike, size: int) -> bytes | None:
-        """The thumbnail's JPEG bytes if made before (in memory or on disk), else None; never
+        """The thumbnail's bytes if made before (in memory or on disk), else None; never
         makes one."""
         held = self.in_memory(source, size)
         if held is not None:
@@ -104,7 +142,8 @@ class Thumbnailer:
         return self.jpeg(source, size) if made else None
 
     def jpeg(self, source: str | os.PathLike, size: int) -> bytes:
-        """The thumbnail's JPEG bytes (from memory, the disk cache, or made now)."""
+        """The thumbnail's bytes, JPEG or PNG (:func:`media_type`), from memory, the disk
+        cache, or made now."""
         held = self.in_memory(source, size)
         if held is not None:
             return held
@@ -131,9 +170,9 @@ class Thumbnailer:
         """Where the thumbnail of ``source`` at ``size`` lives (whether or not it exists yet)."""
         source = Path(source).resolve()
         stat = source.stat()
-        key = f"{source}\0{stat.st_size}\0{stat.st_mtime_ns}\0{int(size)}"
+        key = f"{source}\0{stat.st_size}\0{stat.st_mtime_ns}\0{int(size)}\0{_KEY_VERSION}"
         digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
-        return self.cache_dir / digest[:2] / f"{digest}.jpg"
+        return self.cache_dir / digest[:2] / f"{digest}.thumb"
 
     def get(self, source: str | os.PathLike, size: int) -> Path:
         """The cached thumbnail of ``source``, made now if needed; raises ThumbnailFailure."""
@@ -147,12 +186,15 @@ class Thumbnailer:
             raise ThumbnailFailure("image file missing") from None
         except (PermissionError, IsADirectoryError, NotADirectoryError):
             raise ThumbnailFailure("image file unreadable") from None
-        image = self._open(Path(source), size)
+        image, pixelated = self._open(Path(source), size)
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
         try:
             with os.fdopen(handle, "wb") as out:
-                image.save(out, "JPEG", quality=85)
+                if pixelated:
+                    image.save(out, "PNG", optimize=True)
+                else:
+                    image.save(out, "JPEG", quality=85)
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
@@ -171,8 +213,15 @@ class Thumbnailer:
                         raise ThumbnailFailure(f"image of {width}x{height} pixels is too large")
                     image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
                     image = ImageOps.exif_transpose(image)
-                    image.thumbnail((size, size))
-                    return _flatten(image)
+                    w, h, pixelated = fitted(*image.size, size)
+                    if (w, h) == image.size:
+                        return _flatten(image), False
+                    if w < image.size[0]:
+                        image.thumbnail((size, size), Image.Resampling.LANCZOS)
+                        return _flatten(image), False
+                    image = _flatten(image)  # enlarge in RGB: palettes do not interpolate
+                    method = Image.Resampling.NEAREST if pixelated else Image.Resampling.BICUBIC
+                    return image.resize((w, h), method), pixelated
         except UnidentifiedImageError:
             raise ThumbnailFailure("not an image") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -41,10 +41,11 @@ class AnswerError(ValidationError):
         head = f"{source}: {len(problems)} bad answer(s), nothing written"
         if n_good:
             head += f" (pass --partial / partial=True to keep the {n_good} good ones)"
-        shown = [f"  {unit} {line}: {message}" for line, message in problems[:50]]
+        # one problem per clause, so the message still reads on the CLI's single line
+        shown = [f"{unit} {line}: {message}" for line, message in problems[:50]]
         if len(problems) > 50:
-            shown.append(f"  ... and {len(problems) - 50} more")
-        super().__init__("\n".join([head, *shown]))
+            shown.append(f"... and {len(problems) - 50} more")
+        super().__init__(f"{head}: " + "; ".join(shown))
 
 
 __all__ = [

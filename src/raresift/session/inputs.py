@@ -261,6 +261,22 @@ def save_vectors(vectors: np.ndarray, out: Path) -> None:
     _write_float32(vectors, out)
 
 
+def link_or_copy(source: Path, out: Path) -> Path:
+    """``out`` as a hard link to ``source`` (no bytes copied), or a copy where the two lie on
+    different file systems; atomically. The project then owns its embeddings: it can be moved,
+    and the shared cache can be emptied, without breaking it."""
+    import shutil
+
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, out)
+    return out
+
+
 def image_files(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursive), sorted by relative path."""
     files = sorted(

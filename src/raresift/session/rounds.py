@@ -133,7 +133,7 @@ def _strategy(session: Session, name: str, progress: bool):
     """The round's strategy; on the Ray engine its selection runs on Ray workers."""
     from raresift.strategies import make_strategy
 
-    strategy = make_strategy(name)
+    strategy = make_strategy(name, **session.config.get("strategy_params", {}).get(name, {}))
     if session.config.get("engine") == "ray":
         from raresift.distributed import RayStrategy
 
@@ -227,9 +227,15 @@ def compute_round(
     if knn:
         seconds["knn"] = knn
         seconds["selection"] = max(0.0, seconds["selection"] - knn)
+    scores = batch.scores
+    if learner.strategy.name == "random":
+        # a random pick's own "score" is a draw and ranks nothing: show the chance each
+        # eligible item had of being drawn instead (the same for every pick)
+        eligible = max(1, len(learner.candidates.candidates()))
+        scores = np.full(len(batch), len(batch) / eligible)
     t0 = time.perf_counter()
     if cold is not None:
-        reasons = [cold] * len(batch)
+        reasons = [f"{cold}; score = chance of being drawn"] * len(batch)
         stop = None
     else:
         reasons = explain(session, learner, batch, sets, cand)
@@ -237,7 +243,7 @@ def compute_round(
     seconds["reasons"] = time.perf_counter() - t0
     return Picks(
         batch.ids,
-        batch.scores,
+        scores,
         reasons,
         learner.strategy.name,
         cand,
@@ -273,7 +279,7 @@ def explain(session: Session, learner, batch, sets: AnswerSets, candidates: str)
                 f"uncertain and typical of the pool (density-weighted {score:.3g}): {odds}"
             )
         elif name == "random":
-            reasons.append(f"random pick (baseline): {odds}")
+            reasons.append(f"random pick (baseline; score = chance of being drawn): {odds}")
         else:
             reasons.append(f"{name} score {score:.3g}: {odds}")
     needs_q, needs_p = _needs(name)
@@ -372,7 +378,10 @@ def _similar_picks(session: Session, sets: AnswerSets, options, budget: int, sta
         like = [session.iid(u) for u in options["like"]]
         targets = normalize_rows(session.pool().embeddings_of(np.asarray(like, dtype=np.int64)))
         labels = [f"example {session.uid(i)}" for i in like]
-    ids, sims, which = top_similar(session, targets, budget, exclude=sets.answered_iids)
+    exclude = sets.answered_iids
+    if options.get("like"):  # the examples themselves are not news to the person who gave them
+        exclude = np.union1d(exclude, np.asarray(like, dtype=np.int64))
+    ids, sims, which = top_similar(session, targets, budget, exclude=exclude)
     reasons = [f"closest to {labels[w]} (cosine {s:.2f})" for s, w in zip(sims, which, strict=True)]
     kind = "query" if options.get("query") else "like"
     return Picks(

@@ -150,6 +150,7 @@ class Session:
         rare_classes: Iterable[str] | None = None,
         seed_labels: str | os.PathLike | None = None,
         strategy: str | None = None,
+        strategy_params: dict[str, dict[str, Any]] | None = None,
         candidates: str | None = None,
         budget: int = 100,
         index: str | None = None,
@@ -158,7 +159,7 @@ class Session:
         seed: int = 0,
         engine: str = "local",
         address: str | None = None,
-        image_size: int = 224,
+        image_size: int | None = None,
         model_C: float = 1.0,
         model_max_iter: int = 1000,
         progress: bool | None = None,
@@ -179,7 +180,9 @@ class Session:
         string for SEALS (built now when SEALS is the default). ``engine`` is where rounds run:
         ``"local"``, or ``"ray"`` (:mod:`raresift.distributed`: "all" rounds scored on Ray
         workers, SEALS searches on index actors, the same picks as local) on the cluster at
-        ``address``, or a local Ray when it is None.
+        ``address``, or a local Ray when it is None. ``strategy_params`` maps strategy names to
+        constructor parameters used whenever that strategy runs (e.g. ``{"flqmi":
+        {"representation": "gradient"}}``).
         """
         root = Path(path).resolve()
         if (root / DB_NAME).exists():
@@ -240,6 +243,7 @@ class Session:
         if strategy not in strategy_names():
             raise ConfigError(f"unknown strategy {strategy!r}; see raresift strategies")
         _check_session_strategy(strategy)
+        params = _check_strategy_params(strategy_params, class_list)
         factory, search = default_index_factory(n)
         factory, search = index or factory, index_search if index_search is not None else search
         stop = np.sort(
@@ -263,6 +267,7 @@ class Session:
             "seed": int(seed),
             "model": {"kind": "logistic", "C": float(model_C), "max_iter": int(model_max_iter)},
             "defaults": {"strategy": strategy, "candidates": default_cand, "budget": int(budget)},
+            "strategy_params": params,
             "index": {"factory": factory, "search_params": search, "path": "index.faiss"},
             "seals_k": int(seals_k),
             "random_fraction": 0.1,
@@ -336,14 +341,16 @@ class Session:
             for i, t in enumerate(values):
                 if not isinstance(t, str) or not t.strip():
                     raise ValidationError(f"{texts} line {i + table.first_line}: the text is empty")
-            array = embed.embed_texts(values, cache=cache, progress=_progress(progress))
+            # computed once per set of texts for every project (the user's cache), linked in
+            array = embed.embed_texts(values, cache=embed.embeddings_cache(), progress=progress)
             table.columns["__text__"] = table.columns[text_column]
             source = {
                 "type": "texts",
                 "file": str(Path(texts).resolve()),
                 "text_column": text_column,
             }
-            return source, table, Path(array.filename), False, embed.MODEL
+            return source, table, inputs.link_or_copy(Path(array.filename), out), True, embed.MODEL
+        from raresift import embed
         from raresift.session import images as image_model
 
         path = Path(images)
@@ -358,14 +365,22 @@ class Session:
             table.columns["__image__"] = [
                 str((base / str(p)).resolve()) for p in table.column(column, "image path")
             ]
+        if image_size is None:
+            image_size = image_model.choose_image_size(table.columns["__image__"])
         array = image_model.embed_images(
             table.columns["__image__"],
-            cache=cache,
+            cache=embed.embeddings_cache(),
             image_size=image_size,
-            progress=_progress(progress),
+            progress=progress,
         )
         source = {"type": "images", "file": str(path.resolve()), "image_size": image_size}
-        return source, table, Path(array.filename), False, image_model.MODEL
+        return (
+            source,
+            table,
+            inputs.link_or_copy(Path(array.filename), out),
+            True,
+            image_model.MODEL,
+        )
 
     @staticmethod
     def _read_ids(table, ids_column, n) -> inputs.ItemIds:
@@ -876,12 +891,15 @@ class Session:
         *,
         query: str | None = None,
         like: Iterable[Any] | None = None,
+        replace: bool = False,
     ) -> list[BatchItem]:
         """The batch to label now: the stored pending batch when no answer arrived since it
         was chosen (and no different option is asked for), else a new one (model fitted on the
         answers in force, items selected, batch stored in one transaction).
 
-        ``query`` (a text) or ``like`` (example ids) aim the batch at the most similar items.
+        ``query`` (a text) or ``like`` (example ids) aim the batch at the most similar items
+        (the examples themselves excluded). While the pending batch still has unanswered items
+        an aimed batch is refused (SessionError) unless ``replace=True`` sets them aside.
         """
         explicit = any(x is not None for x in (budget, strategy, candidates, query, like))
         options = self._options(budget, strategy, candidates, query, like)
@@ -895,6 +913,17 @@ class Session:
             and (not explicit or json.loads(last["options"]) == options)
         ):
             return self.batch(int(last["round"]))
+        for example in options["like"] or ():  # an unknown example: the first thing to say
+            self.iid(example)
+        if (options["query"] or options["like"]) and last is not None and not replace:
+            pending = self.batch(int(last["round"]))
+            left = sum(b.answer is None for b in pending)
+            if left:
+                raise SessionError(
+                    f"round {last['round']}'s batch still has {left} unanswered item(s) of "
+                    f"{len(pending)}; answer them first, or pass --replace (replace=True) to "
+                    "set them aside for a batch aimed by --query/--like"
+                )
         same = last is not None and last["version"] == version
         round_index = 1 if last is None else int(last["round"]) + (0 if same else 1)
         picks = compute_round(self, current, round_index, options, _progress(progress))
@@ -1011,10 +1040,13 @@ class Session:
 
         return session_status(self, estimate=estimate)
 
-    def status_plot(self, path: str | os.PathLike) -> Path:
-        """Write the positives-found curve (PNG) to ``path``."""
+    def status_plot(self, path: str | os.PathLike, phone: bool = False) -> Path:
+        """Write the positives-found curve (PNG) to ``path``; ``phone``: drawn small and sharp
+        (3.6 x 2.8 inches at 200 dpi) so its text reads at a phone's width."""
         from raresift.session.status import plot_status
 
+        if phone:
+            return plot_status(self, Path(path), size=(3.6, 2.8), dpi=200)
         return plot_status(self, Path(path))
 
     def export(
@@ -1024,13 +1056,16 @@ class Session:
         *,
         items: str = "batch",
         history: bool = False,
+        image_root: str | os.PathLike | None = None,
     ) -> str | Path:
         """Export answers as ``csv`` / ``jsonl``, or Label Studio tasks (``label-studio``) for
-        the pending batch (``items="batch"``) or every item (``items="all"``). Returns the
-        text when ``out`` is None, else writes it (atomically) and returns the path."""
+        the pending batch (``items="batch"``), every answered item (``"answered"``) or every
+        item (``"all"``), answers as annotations, image URLs relative to ``image_root``
+        (:func:`raresift.session.exchange.label_studio_tasks`). Returns the text when ``out``
+        is None, else writes it (atomically) and returns the path."""
         from raresift.session.exchange import export
 
-        return export(self, fmt, out, items=items, history=history)
+        return export(self, fmt, out, items=items, history=history, image_root=image_root)
 
     def import_file(
         self,
@@ -1069,6 +1104,25 @@ def _check_session_strategy(name: str) -> None:
             "logistic regression on the embeddings, so use entropy, margin, mlp, "
             "information-density, badge, coreset or a SIMILAR function such as flqmi"
         )
+
+
+def _check_strategy_params(params, class_list) -> dict[str, dict[str, Any]]:
+    """``strategy_params`` checked: names of strategies, parameters they accept."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ValidationError("strategy_params must map strategy names to parameter dicts")
+    from raresift.strategies import make_strategy, strategy_names
+
+    out = {}
+    for name, values in params.items():
+        if name not in strategy_names():
+            raise ConfigError(f"strategy_params names unknown strategy {name!r}")
+        if not isinstance(values, dict):
+            raise ValidationError(f"strategy_params[{name!r}] must be a dict of parameters")
+        make_strategy(name, **values)  # bad ones raise now
+        out[str(name)] = dict(values)
+    return out
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -185,6 +185,10 @@ def model_estimate(session: Session, model, unlabeled_mask: np.ndarray) -> dict[
     }
 
 
+def _positives(k: int) -> str:
+    return "positive" if k == 1 else "positives"
+
+
 def random_pick_estimate(
     session: Session,
     rounds: list[dict],
@@ -218,7 +222,7 @@ def random_pick_estimate(
         return round(max(0.0, info["n_positive"] + rate * unlabeled - found), 2)
 
     return {
-        "method": f"random picks of round {best} ({k} positive of {m} answered)",
+        "method": f"random picks of round {best} ({k} {_positives(k)} of {m} answered)",
         "positives_left": left(k / m),
         "low": left(low),
         "high": left(high),
@@ -298,8 +302,9 @@ def session_status(session: Session, estimate: bool = True) -> dict[str, Any]:
     return json.loads(json.dumps(status))
 
 
-def plot_status(session: Session, path: Path) -> Path:
-    """Positives found against labels spent, one marker per round (PNG)."""
+def plot_status(session: Session, path: Path, size: tuple[float, float] = (6, 4), dpi=110) -> Path:
+    """Positives found against labels spent, one marker per round (PNG of ``size`` inches at
+    ``dpi``: a small size at a high dpi keeps the text readable on a phone)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -307,7 +312,7 @@ def plot_status(session: Session, path: Path) -> Path:
 
     status = session.status(estimate=False)
     curve = status["curve"]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    fig, ax = plt.subplots(figsize=size, dpi=dpi)
     xs = [0] + [p["labels_spent"] for p in curve]
     ys = [0] + [p["positives_found"] for p in curve]
     ax.plot(xs, ys, marker="o", color="#1f77b4")

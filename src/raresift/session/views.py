@@ -73,10 +73,10 @@ def round_header(session: Session) -> str:
 
 def status_text(status: dict[str, Any]) -> str:
     """The status dict as a short report."""
+    answers = ", ".join(f"{k} {v}" for k, v in status["answers"].items())
     lines = [
         f"project   {status['project']} ({status['items']} items, {status['task']})",
-        f"labels    {status['labels_spent']} spent: "
-        + ", ".join(f"{k} {v}" for k, v in status["answers"].items()),
+        f"labels    {status['labels_spent']} spent" + (f": {answers}" if answers else ""),
         f"positives {status['positives_found']} found in {status['rounds']} round(s)",
     ]
     if status["curve"]:

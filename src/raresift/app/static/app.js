@@ -105,11 +105,17 @@ class Grid {
       const button = event.target.closest("button.answer");
       if (button) this.answer(card, button.dataset.label);
     });
+    // A new batch (after Enter, or a reload) opens on its first unanswered card, in view: the
+    // browser's restored scroll position belongs to the previous batch.
+    if ("scrollRestoration" in history) history.scrollRestoration = "manual";
     const first = this.cards.findIndex((card) => !card.dataset.answer);
-    this.focus(first < 0 ? 0 : first, false);
+    if (first <= 0) window.scrollTo(0, 0);
+    this.focus(first < 0 ? 0 : first, first > 0);
     setTimeout(() => this.poll(), POLL_MS);
   }
 
+  // The current card is the one the answer keys answer: it gets the keyboard focus and, when
+  // `scroll`, is brought into view (below the sticky top bar, see .card's scroll-margin).
   focus(index, scroll = true) {
     if (!this.cards.length) return;
     index = Math.max(0, Math.min(this.cards.length - 1, index));
@@ -117,6 +123,7 @@ class Grid {
     this.current = index;
     const card = this.cards[index];
     card.classList.add("current");
+    card.focus({ preventScroll: true });
     if (scroll) card.scrollIntoView({ block: "nearest" });
   }
 
