@@ -9,6 +9,7 @@ CACHE ?= $(HOME)/.cache/raresift
 STUDIES := $(filter-out replay-sessions,$(basename $(notdir $(wildcard experiments/*.toml))))
 
 .PHONY: demo test test-fast lint data browser venv clean results results-studies results-demo results-seals \
+	results-spread \
 	results-replay
 
 venv: $(STAMP)
@@ -67,6 +68,11 @@ results-demo: $(STAMP)
 # SpamAssassin package and animal-mnist (shared/DATA.md); about an hour on 2 cores.
 results-replay: $(STAMP)
 	$(BIN)/raresift simulate experiments/replay-sessions.toml --out docs/results/replay-sessions --no-resume
+
+# How far the demo tables move with thread counts and CPU kernel types: the figures behind the
+# tolerances of tests/test_committed_results.py (about an hour on 2 cores).
+results-spread: $(STAMP)
+	$(BIN)/python benchmarks/cpu_spread.py > benchmarks/results/cpu-spread.txt
 
 results-seals: $(STAMP)
 	@for out in benchmarks/results/seals-*.txt; do \

@@ -10,8 +10,9 @@ difference of every compared quantity is printed beside its tolerance.
 
     OMP_NUM_THREADS=1 python benchmarks/cpu_spread.py > benchmarks/results/cpu-spread.txt
 
-(``make results-spread``; about 40 minutes on 2 cores). ``--settings`` picks some settings,
-``--studies`` some studies, ``--work`` keeps the fresh tables (default: a temporary folder).
+(``make results-spread``; about an hour on 2 cores, 24 study runs). ``--settings`` picks some
+settings, ``--studies`` some studies, ``--work`` keeps the fresh tables (default: a temporary
+folder; a table already there is reused, so a second call only prints).
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def main(argv=None) -> int:
     settings, studies = args.settings.split(","), args.studies.split(",")
     work = args.work or Path(tempfile.mkdtemp(prefix="cpu-spread-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"$ benchmarks/cpu_spread.py --settings {','.join(settings)}")
+    chosen = "" if settings == list(SETTINGS) else f" --settings {','.join(settings)}"
+    print(f"$ benchmarks/cpu_spread.py{chosen}")
     print(f"\nsettings ({time.strftime('%Y-%m-%d')}, CPU: {cpu_name()}):")
     for name in settings:
         print(f"  {name:22s} {' '.join(f'{k}={v}' for k, v in SETTINGS[name].items()) or '-'}")

@@ -46,14 +46,15 @@ QUANTITIES = {
     "n_epochs": ("n_epochs", "mean"),
     "n_rare_selected": ("n_rare_selected", "final"),
 }
-# Bounds on |fresh - committed| per strategy; about twice the largest spread measured across
-# thread counts and kernel types (benchmarks/results/cpu-spread.txt), rounded up.
+# Bounds on |fresh - committed| per strategy: 2.5 to 3 times the largest spread measured across
+# thread counts and kernel types (benchmarks/results/cpu-spread.txt), rounded up; a test keeps
+# them between 1 and 3 times that file's figures.
 TOLERANCES = {
     "accuracy": 0.02,
     "rare_accuracy": 0.04,
-    "train_accuracy": 0.01,
-    "n_epochs": 6.0,
-    "n_rare_selected": 12.0,
+    "train_accuracy": 0.02,
+    "n_epochs": 20.0,
+    "n_rare_selected": 10.0,
 }
 
 
