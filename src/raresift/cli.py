@@ -145,6 +145,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         engine=args.engine,
         address=args.address,
         image_size=args.image_size,
+        encoding=args.encoding,
     )
     status = session.status(estimate=False)
     print(f"created {session.root}: {session.n_items} items, {status['task']}, "
@@ -170,7 +171,9 @@ def _cmd_label(args: argparse.Namespace) -> int:
     if args.answers is not None:
         if args.id is not None or args.label is not None:
             raise ValidationError("give either ANSWERS.csv or --id ID --label LABEL, not both")
-        result = session.import_file(args.answers, partial=args.partial, who=args.who)
+        result = session.import_file(
+            args.answers, partial=args.partial, who=args.who, encoding=args.encoding
+        )
         _print_import(args.answers, result)
         return 0
     if args.id is None or args.label is None:
@@ -221,7 +224,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    result = _open_session(args).import_file(args.file, partial=args.partial)
+    result = _open_session(args).import_file(
+        args.file, partial=args.partial, encoding=args.encoding
+    )
     _print_import(args.file, result)
     return 0
 
@@ -292,6 +297,10 @@ def _add_session_commands(sub) -> None:
     p.add_argument(
         "--image-size", type=int, default=224, help="image side in pixels for the image model"
     )
+    p.add_argument(
+        "--encoding",
+        help="encoding of a text file that is not UTF-8 and has no byte-order mark (latin-1, ...)",
+    )
     p.set_defaults(func=_cmd_init)
 
     p = sub.add_parser("next", help="fit on the answers so far and show the batch to label next")
@@ -319,6 +328,10 @@ def _add_session_commands(sub) -> None:
         "--partial", action="store_true", help="keep the good lines of a file with bad ones"
     )
     p.add_argument("--who", help="who answered (default: cli)")
+    p.add_argument(
+        "--encoding",
+        help="encoding of a text file that is not UTF-8 and has no byte-order mark (latin-1, ...)",
+    )
     p.set_defaults(func=_cmd_label)
 
     p = sub.add_parser("undo", help="take back the most recent answers")
@@ -354,6 +367,10 @@ def _add_session_commands(sub) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument(
         "--partial", action="store_true", help="keep the good lines of a file with bad ones"
+    )
+    p.add_argument(
+        "--encoding",
+        help="encoding of a text file that is not UTF-8 and has no byte-order mark (latin-1, ...)",
     )
     p.set_defaults(func=_cmd_import)
 
@@ -436,12 +453,18 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split())  # one line, whatever the message holds
         print(f"raresift: error: {message}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
-    except KeyboardInterrupt:
-        print("raresift: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # `raresift strategies | head`: the reader left, nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the disk refused (full, read-only, permissions): say so, exit 2
+        from raresift.errors import storage_error
+
+        message = " ".join(str(storage_error(exc, "use")).split())
+        print(f"raresift: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("raresift: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np
 
 import raresift
 from raresift.errors import CorruptFileError, ValidationError
+from raresift.session import inputs
 from raresift.session.errors import AnswerError
 
 if TYPE_CHECKING:
@@ -78,7 +79,9 @@ def export(
             )
     if out is None:
         return text
-    out = Path(out)
+    from raresift.outputs import check_output_file
+
+    out = check_output_file(out, "--out", session.project_files())
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)
@@ -194,15 +197,17 @@ def import_answers(
     partial: bool = False,
     who: str | None = None,
     source: str = "import",
+    encoding: str | None = None,
 ) -> dict:
-    """Record the answers in ``path`` (CSV / TSV / JSONL answers, or a Label Studio export)."""
+    """Record the answers in ``path`` (CSV / TSV / JSONL answers, or a Label Studio export);
+    ``encoding`` when the file is neither UTF-8 nor marked with a byte-order mark."""
     if not path.is_file():
         raise ValidationError(f"answers file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        rows, unit, default_who = _label_studio_rows(path)
+        rows, unit, default_who = _label_studio_rows(path, encoding)
     elif suffix in (".csv", ".tsv", ".jsonl", ".ndjson"):
-        rows, unit, default_who = _table_rows(session, path), "line", "import"
+        rows, unit, default_who = _table_rows(session, path, encoding), "line", "import"
     else:
         raise ValidationError(
             f"cannot import {path}: use a CSV / TSV / JSONL answers file or a Label Studio "
@@ -216,22 +221,23 @@ def import_answers(
     return result
 
 
-def _table_rows(session: Session, path: Path) -> list[tuple[int, Any, Any]]:
+def _table_rows(
+    session: Session, path: Path, encoding: str | None = None
+) -> list[tuple[int, Any, Any]]:
     """``(line, id, answer)`` rows of a CSV / TSV / JSONL answers file."""
     id_names = ID_COLUMNS + tuple(filter(None, [session.config.get("ids_column")]))
     answer_names = ANSWER_COLUMNS + tuple(filter(None, [session.config.get("concept")]))
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         records = []
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    records.append((number, None))
-                    continue
-                records.append((number, obj if isinstance(obj, dict) else None))
+        for number, line in inputs.text_lines(path, encoding):
+            if not line.strip():
+                continue
+            try:
+                obj = inputs.json_object(line, f"{path} line {number}")
+            except CorruptFileError:
+                records.append((number, None))
+                continue
+            records.append((number, obj if isinstance(obj, dict) else None))
         if not records:
             raise AnswerError(str(path), [(1, "the file is empty")])
         keys = {k for _, r in records if r for k in r}
@@ -243,50 +249,49 @@ def _table_rows(session: Session, path: Path) -> list[tuple[int, Any, Any]]:
         return [
             (n, r.get(id_col) if r else None, r.get(ans_col) if r else None) for n, r in records
         ]
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        header = next(reader, None)
-        if not header or not any(h.strip() for h in header):
-            raise AnswerError(str(path), [(1, "the file is empty (it needs a header: id,label)")])
-        names = [h.strip() for h in header]
-        id_col = next((names.index(c) for c in id_names if c in names), None)
-        ans_col = next((names.index(c) for c in answer_names if c in names), None)
-        if id_col is None:
-            raise AnswerError(
-                str(path),
-                [(1, f"no id column (header: {names}; expected one of {', '.join(id_names)})")],
-            )
-        if ans_col is None:
-            raise AnswerError(
-                str(path),
-                [
-                    (
-                        1,
-                        f"no answer column (header: {names}; expected one "
-                        f"of {', '.join(answer_names)})",
-                    )
-                ],
-            )
-        rows = []
-        for row in reader:
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            line = reader.line_num
-            cells = row + [""] * (max(id_col, ans_col) + 1 - len(row))
-            rows.append((line, cells[id_col], cells[ans_col]))
+    records = inputs.csv_rows(path, encoding)
+    _, header = next(records, (1, None))
+    if not header or not any(h.strip() for h in header):
+        raise AnswerError(str(path), [(1, "the file is empty (it needs a header: id,label)")])
+    names = inputs.check_header(path, [h.strip() for h in header])
+    id_col = next((names.index(c) for c in id_names if c in names), None)
+    ans_col = next((names.index(c) for c in answer_names if c in names), None)
+    if id_col is None:
+        raise AnswerError(
+            str(path),
+            [(1, f"no id column (header: {names}; expected one of {', '.join(id_names)})")],
+        )
+    if ans_col is None:
+        expected = ", ".join(answer_names)
+        raise AnswerError(
+            str(path), [(1, f"no answer column (header: {names}; expected one of {expected})")]
+        )
+    rows = []
+    for line, row in records:
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        cells = row + [""] * (max(id_col, ans_col) + 1 - len(row))
+        rows.append((line, cells[id_col], cells[ans_col]))
     if not rows:
         raise AnswerError(str(path), [(2, "no answers below the header")])
     return rows
 
 
-def _label_studio_rows(path: Path) -> tuple[list[tuple[int, Any, Any]], str, str]:
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _label_studio_rows(
+    path: Path, encoding: str | None = None
+) -> tuple[list[tuple[int, Any, Any]], str, str]:
     """``(task number, id, answer)`` from a Label Studio JSON export (latest non-cancelled
     annotation of each task; ``choices`` results)."""
+    name = inputs.text_encoding(path, encoding)
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptFileError(f"{path} is not JSON ({exc})") from None
+        text = path.read_text(encoding=name)
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(f"{path} is not JSON: not {name} text ({exc})") from None
+    tasks = inputs.json_object(text, str(path))
     if not isinstance(tasks, list):
         raise AnswerError(
             str(path), [(1, "a Label Studio export is a JSON list of tasks")], unit="task"
@@ -302,16 +307,25 @@ def _label_studio_rows(path: Path) -> tuple[list[tuple[int, Any, Any]], str, str
             rows.append((number, task["raresift_id"], task.get("label", task.get("choice"))))
             continue
         data = task.get("data") or {}
+        annotations = task.get("annotations") or []
+        if not isinstance(data, dict) or not isinstance(annotations, list):
+            rows.append((number, None, None))  # "the id is empty": not a task raresift wrote
+            continue
         uid = data.get("raresift_id", data.get("id"))
-        annotations = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+        annotations = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
         if not annotations:
             continue  # an unannotated task is not an answer
-        latest = max(annotations, key=lambda a: (a.get("updated_at") or "", a.get("id") or 0))
+        latest = max(
+            annotations, key=lambda a: (str(a.get("updated_at") or ""), _number(a.get("id")))
+        )
+        results = latest.get("result") if isinstance(latest.get("result"), list) else []
         choices = [
-            c
-            for r in latest.get("result") or []
-            if r.get("type") == "choices"
-            for c in (r.get("value") or {}).get("choices") or []
+            str(c)
+            for r in results
+            if isinstance(r, dict)
+            and r.get("type") == "choices"
+            and isinstance(r.get("value"), dict)
+            for c in (r["value"].get("choices") or [])
         ]
         rows.append(
             (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -18,10 +17,18 @@ import numpy as np
 import raresift
 from raresift.errors import ConfigError, UnknownIdError, ValidationError
 from raresift.session import inputs
+from raresift.session.config import (
+    CANDIDATE_NAMES,
+    RECALL_TARGET,
+    SMALL_POOL,
+    SessionConfig,
+    check_stored,
+)
 from raresift.session.errors import (
     AnswerError,
     ConflictError,
     FingerprintError,
+    SessionCorruptError,
     SessionError,
 )
 from raresift.session.files import check_fingerprint, fingerprint
@@ -30,14 +37,11 @@ from raresift.session.store import DB_NAME, Store
 
 log = logging.getLogger("raresift")
 
-ENGINES = ("local", "ray")  # where rounds run; stored in the config
-CANDIDATE_NAMES = ("all", "seals", "random")
 # strategies that need a neural network's dropout, penultimate features or Fisher scores; a
 # session fits logistic regression on the embeddings (tests/test_session.py checks both ways)
 NEEDS_NETWORK = frozenset(
     {"bald", "variation-ratio", "pcc", "fisher", "fisher-weak", "ibal", "ibal-d"}
 )
-SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with an index
 STOP_SET_SIZE = 1_000
 _CONCEPT_ALIASES = {
     "1": "1",
@@ -82,20 +86,6 @@ class BatchItem:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def default_index_factory(n: int) -> tuple[str, str]:
-    """Faiss factory string and search parameters for a pool of ``n`` items.
-
-    >>> default_index_factory(10_000), default_index_factory(10**7)
-    (('Flat', ''), ('IVF4096,SQ8', 'nprobe=16'))
-    """
-    if n <= SMALL_POOL:
-        return "Flat", ""
-    if n <= 1_000_000:
-        nlist = 2 ** int(round(math.log2(4 * math.sqrt(n))))
-        return f"IVF{nlist},Flat", "nprobe=16"
-    return "IVF4096,SQ8", "nprobe=16"
 
 
 class Session:
@@ -162,6 +152,7 @@ class Session:
         model_C: float = 1.0,
         model_max_iter: int = 1000,
         progress: bool | None = None,
+        encoding: str | None = None,
     ) -> Session:
         """Create a session in the folder ``path`` (created; must not hold a session yet).
 
@@ -179,9 +170,31 @@ class Session:
         string for SEALS (built now when SEALS is the default). ``engine`` is where rounds run:
         ``"local"``, or ``"ray"`` (:mod:`raresift.distributed`: "all" rounds scored on Ray
         workers, SEALS searches on index actors, the same picks as local) on the cluster at
-        ``address``, or a local Ray when it is None.
+        ``address``, or a local Ray when it is None. ``encoding`` is that of text tables that
+        are neither UTF-8 nor marked with a byte-order mark.
+
+        Every option is checked first (:class:`~raresift.session.config.SessionConfig`); a
+        create that fails leaves nothing behind (the folder, or what it added to an existing
+        folder, is removed).
         """
         root = Path(path).resolve()
+        options = SessionConfig(
+            strategy=strategy,
+            candidates=candidates,
+            budget=budget,
+            index=index,
+            index_search=index_search,
+            seals_k=seals_k,
+            seed=seed,
+            engine=engine,
+            address=address,
+            image_size=image_size,
+            model_C=model_C,
+            model_max_iter=model_max_iter,
+        )
+        from raresift.outputs import check_output_folder
+
+        check_output_folder(root, "PROJECT")
         if (root / DB_NAME).exists():
             raise SessionError(f"{root} already holds a session; open it, or pick another folder")
         sources = [s for s in (embeddings, texts, images) if s is not None]
@@ -189,10 +202,8 @@ class Session:
             raise ValidationError("give exactly one of embeddings=, texts= or images=")
         if concept is not None and classes is not None:
             raise ValidationError("give either concept= or classes=, not both")
-        if engine not in ENGINES:
-            raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-        if address is not None and engine != "ray":
-            raise ConfigError("address= names a Ray cluster; it needs engine='ray'")
+        if strategy is not None:
+            _check_session_strategy(strategy)
         if engine == "ray":
             from raresift.distributed.cluster import import_ray
 
@@ -205,21 +216,40 @@ class Session:
             unknown = [c for c in rare if c not in class_list]
             if unknown:
                 raise ValidationError(f"rare classes {unknown} are not among {class_list}")
+        made = _Made(root)
+        try:
+            return cls._create(
+                root, options, class_list, rare, concept, seed_labels, progress, encoding,
+                embeddings=embeddings, texts=texts, text_column=text_column, images=images,
+                image_column=image_column, items=items, ids_column=ids_column,
+                vector_column=vector_column, npz_key=npz_key,
+            )  # fmt: skip
+        except BaseException:
+            made.remove()
+            raise
+
+    @classmethod
+    def _create(
+        cls, root, options, class_list, rare, concept, seed_labels, progress, encoding, **source
+    ) -> Session:
         root.mkdir(parents=True, exist_ok=True)
         cache = root / "cache"
-        source, table, emb_path, owned, embedder = cls._read_source(
+        ids_column, text_column = source["ids_column"], source["text_column"]
+        image_column = source["image_column"]
+        source_info, table, emb_path, owned, embedder = cls._read_source(
             root,
             cache,
-            embeddings,
-            texts,
+            source["embeddings"],
+            source["texts"],
             text_column,
-            images,
+            source["images"],
             image_column,
-            items,
-            vector_column,
-            npz_key,
-            image_size,
+            source["items"],
+            source["vector_column"],
+            source["npz_key"],
+            options.image_size,
             progress,
+            encoding,
         )
         array = np.load(emb_path, mmap_mode="r")
         from raresift.pool import check_finite
@@ -228,22 +258,13 @@ class Session:
         n, dim = array.shape
         ids = cls._read_ids(table, ids_column, n)
         id_col = ids_column or ("id" if table is not None and "id" in table.columns else None)
-        if candidates is not None and candidates not in CANDIDATE_NAMES:
-            raise ConfigError(
-                f"unknown candidates {candidates!r}; choose {', '.join(CANDIDATE_NAMES)}"
-            )
-        default_cand = candidates or ("all" if n <= SMALL_POOL else "seals")
+        default_cand = options.candidates or ("all" if n <= SMALL_POOL else "seals")
+        strategy = options.strategy
         if strategy is None:
             strategy = "flqmi" if class_list is not None and default_cand == "all" else "mlp"
-        from raresift.strategies import strategy_names
-
-        if strategy not in strategy_names():
-            raise ConfigError(f"unknown strategy {strategy!r}; see raresift strategies")
-        _check_session_strategy(strategy)
-        factory, search = default_index_factory(n)
-        factory, search = index or factory, index_search if index_search is not None else search
+        plan = options.index_plan(n, dim)
         stop = np.sort(
-            np.random.default_rng([seed, 7]).choice(n, min(n, STOP_SET_SIZE), replace=False)
+            np.random.default_rng([options.seed, 7]).choice(n, min(n, STOP_SET_SIZE), replace=False)
         )
         config = {
             "kind": "classes" if class_list is not None else "concept",
@@ -255,16 +276,30 @@ class Session:
             "dtype": str(array.dtype),
             "embeddings": {"path": _relative(emb_path, root), "owned": owned},
             "embedder": embedder,
-            "source": source,
+            "source": source_info,
             "ids": ids.kind,
             "ids_column": id_col,
-            "engine": engine,
-            "address": address,
-            "seed": int(seed),
-            "model": {"kind": "logistic", "C": float(model_C), "max_iter": int(model_max_iter)},
-            "defaults": {"strategy": strategy, "candidates": default_cand, "budget": int(budget)},
-            "index": {"factory": factory, "search_params": search, "path": "index.faiss"},
-            "seals_k": int(seals_k),
+            "engine": options.engine,
+            "address": options.address,
+            "seed": int(options.seed),
+            "model": {
+                "kind": "logistic",
+                "C": float(options.model_C),
+                "max_iter": int(options.model_max_iter),
+            },
+            "defaults": {
+                "strategy": strategy,
+                "candidates": default_cand,
+                "budget": int(options.budget),
+            },
+            "index": {
+                "factory": plan.factory,
+                "search_params": plan.search_params,
+                "path": "index.faiss",
+                "nlist": plan.nlist,
+                "calibrate": plan.calibrate,
+            },
+            "seals_k": int(options.seals_k),
             "random_fraction": 0.1,
             "stop_set": stop.tolist(),
         }
@@ -277,7 +312,7 @@ class Session:
         )
         with store.writing() as db:
             cls._store_file(
-                db, "embeddings", emb_path, {"shape": [n, dim], "dtype": str(array.dtype)}
+                db, "embeddings", root, emb_path, {"shape": [n, dim], "dtype": str(array.dtype)}
             )
             if ids.kind != "row" or table is not None:
                 cls._store_items(db, table, ids, {id_col, text_column, image_column})
@@ -286,10 +321,14 @@ class Session:
             Path(str(tmp) + suffix).unlink(missing_ok=True)
         os.replace(tmp, root / DB_NAME)
         session = cls.open(root)
-        if default_cand == "seals":
-            session.index(progress=_progress(progress))
-        if seed_labels is not None:
-            session.import_file(seed_labels, who="seed", source="seed")
+        try:
+            if default_cand == "seals":
+                session.index(progress=_progress(progress))
+            if seed_labels is not None:
+                session.import_file(seed_labels, who="seed", source="seed", encoding=encoding)
+        except BaseException:
+            session.close()
+            raise
         log.info("created session %s: %d items, %s", root, n, session.describe_defaults())
         return session
 
@@ -307,18 +346,19 @@ class Session:
         npz_key,
         image_size,
         progress,
+        encoding=None,
     ):
         out = root / "embeddings.npy"
         if embeddings is not None:
             path = Path(embeddings)
             if path.suffix.lower() in inputs.TABLE_SUFFIXES:
-                table = inputs.read_table(path)
+                table = inputs.read_table(path, encoding)
                 vectors, column = inputs.vectors_from_table(table, vector_column)
                 del table.columns[column]
                 inputs.save_vectors(vectors, out)
                 return {"type": "embeddings", "file": str(path.resolve())}, table, out, True, None
             emb, owned = inputs.open_embeddings(path, out, npz_key)
-            table = inputs.read_table(items) if items is not None else None
+            table = inputs.read_table(items, encoding) if items is not None else None
             n = np.load(emb, mmap_mode="r").shape[0]
             if table is not None and table.n_rows != n:
                 raise ValidationError(
@@ -329,7 +369,7 @@ class Session:
         if texts is not None:
             from raresift import embed
 
-            table = inputs.read_table(texts)
+            table = inputs.read_table(texts, encoding)
             if text_column is None:
                 raise ValidationError("texts= needs text_column= (the column holding the texts)")
             values = table.column(text_column, "text")
@@ -352,7 +392,7 @@ class Session:
             table = inputs.Table(path, {"id": [f.relative_to(path).as_posix() for f in files]})
             table.columns["__image__"] = [str(f.resolve()) for f in files]
         else:
-            table = inputs.read_table(path)
+            table = inputs.read_table(path, encoding)
             column = image_column or "image"
             base = path.parent
             table.columns["__image__"] = [
@@ -379,7 +419,9 @@ class Session:
         return inputs.parse_ids(table.column(column, "id"), str(table.path), table.first_line)
 
     @staticmethod
-    def _store_file(db, role: str, path: Path, detail: dict) -> dict:
+    def _store_file(db, role: str, root: Path, path: Path, detail: dict) -> dict:
+        """Record ``path``'s fingerprint; a file inside the project folder by its path relative
+        to the folder, so the project can be moved, renamed and copied."""
         fp = fingerprint(path)
         db.execute(
             "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(role) DO UPDATE SET "
@@ -387,7 +429,7 @@ class Session:
             "sample_sha256=excluded.sample_sha256, sha256=excluded.sha256, detail=excluded.detail",
             (
                 role,
-                str(path),
+                _relative(path, root),
                 fp["size"],
                 fp["mtime_ns"],
                 fp["sample_sha256"],
@@ -429,14 +471,27 @@ class Session:
         if not root.is_dir():
             raise SessionError(f"no session folder {root}; create one with raresift init")
         store = Store.open(root / DB_NAME)
-        with store.reading() as db:
-            config = db.meta("config")
-            files = {r["role"]: dict(r) for r in db.execute("SELECT * FROM files")}
+        try:
+            with store.reading() as db:
+                config = check_stored(db.meta("config"), str(root / DB_NAME))
+                files = {r["role"]: dict(r) for r in db.execute("SELECT * FROM files")}
+                _check_rows(db, config, str(root / DB_NAME))
+        except BaseException:
+            store.close()
+            raise
         session = cls(root, store, config)
         emb = files.get("embeddings")
         if emb is None:
             raise FingerprintError(f"{root / DB_NAME} records no embeddings file")
         check_fingerprint(session._path(emb["path"]), emb, "embeddings file")
+        shape = np.load(session._path(config["embeddings"]["path"]), mmap_mode="r").shape
+        if tuple(shape) != (config["n_items"], config["dim"]):
+            store.close()
+            raise SessionCorruptError(
+                f"{root / DB_NAME} records {config['n_items']} x {config['dim']} embeddings but "
+                f"the file holds {shape[0]} x {shape[1]} (hand-edited?); restore the database "
+                "from a backup"
+            )
         if "index" in files:
             check_fingerprint(session._path(files["index"]["path"]), files["index"], "index file")
         return session
@@ -453,6 +508,15 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session({str(self.root)!r}, n={self.n_items}, {self.kind})"
+
+    def project_files(self) -> list[Path]:
+        """Every file of the project folder and every file the session depends on: what no
+        export or plot may write over (the web app's own outputs under ``cache/app`` aside)."""
+        with self.store.reading() as db:
+            stored = [r[0] for r in db.execute("SELECT path FROM files")]
+        scratch = self.root / "cache" / "app"
+        own = [p for p in self.root.rglob("*") if not p.is_dir() and scratch not in p.parents]
+        return own + [self._path(p) for p in stored]
 
     def _path(self, stored: str) -> Path:
         p = Path(stored)
@@ -546,10 +610,7 @@ class Session:
         keys = [self._key(u) for u in item_ids]
         if self.config["ids"] == "row":
             n = self.n_items
-            return [
-                int(k) if k is not None and k.lstrip("-").isdigit() and 0 <= int(k) < n else -1
-                for k in keys
-            ]
+            return [int(k) if k is not None and 0 <= int(k) < n else -1 for k in keys]
         found: dict[str, int] = {}
         wanted = [k for k in dict.fromkeys(keys) if k is not None]
         with self.store.reading() as db:
@@ -563,19 +624,7 @@ class Session:
         return [found.get(k, -1) if k is not None else -1 for k in keys]
 
     def _key(self, item_id: Any) -> str | None:
-        if item_id is None:
-            return None
-        if isinstance(item_id, float):
-            if not item_id.is_integer():
-                return None
-            item_id = int(item_id)
-        text = str(item_id).strip()
-        if self.config["ids"] in ("row", "int"):
-            try:
-                return str(int(text))
-            except ValueError:
-                return None
-        return text
+        return inputs.id_key(item_id, self.config["ids"])
 
     def uid(self, iid: int) -> Any:
         """The user's id of internal id ``iid`` (int for row and int64 ids, else str)."""
@@ -623,14 +672,13 @@ class Session:
                 self._index = NeighborIndex.load(path, pool=self.pool(), progress=False)
                 return self._index
             n = self.n_items
-            nlist = (
-                int(spec["factory"][3:].split(",")[0]) if spec["factory"].startswith("IVF") else 0
-            )
+            nlist = int(spec.get("nlist", 0))  # read from the index Faiss built at init
             index = NeighborIndex(
                 spec["factory"],
                 spec["search_params"],
                 train_size=min(n, max(100_000, 40 * nlist)),
                 seed=self.config["seed"],
+                recall_target=RECALL_TARGET if spec.get("calibrate") else None,
                 progress=_progress(progress),
             ).fit(self.pool())
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per builder
@@ -638,7 +686,12 @@ class Session:
             os.replace(str(tmp) + ".json", str(path) + ".json")
             os.replace(tmp, path)
             with self.store.writing() as db:
-                self._store_file(db, "index", path, {"factory": spec["factory"]})
+                self._store_file(db, "index", self.root, path, {"factory": spec["factory"]})
+                if index.search_params != spec["search_params"]:  # calibrated for this index
+                    config = db.meta("config")
+                    config["index"]["search_params"] = index.search_params
+                    db.set_meta("config", config)
+                    self.config = config
             self._index = index
             return index
 
@@ -817,6 +870,12 @@ class Session:
         if isinstance(last, bool) or not isinstance(last, int) or last < 1:
             raise ValidationError(f"last must be a positive integer, got {last!r}")
         with self.store.writing() as db:
+            in_force = db.count_in_force()
+            if last > in_force > 0:
+                raise ValidationError(
+                    f"last={last} is more than the {in_force} answers that can be undone; "
+                    f"give last={in_force} to undo them all"
+                )
             rows = db.undo_last(last)
             if rows:
                 db.bump_version()
@@ -1039,12 +1098,16 @@ class Session:
         *,
         who: str | None = None,
         source: str = "import",
+        encoding: str | None = None,
     ) -> dict:
         """Record the answers of a CSV / JSONL answers file or a Label Studio JSON export, in
-        one transaction (all or nothing unless ``partial``)."""
+        one transaction (all or nothing unless ``partial``); ``encoding`` when the file is
+        neither UTF-8 nor marked with a byte-order mark."""
         from raresift.session.exchange import import_answers
 
-        return import_answers(self, Path(path), partial=partial, who=who, source=source)
+        return import_answers(
+            self, Path(path), partial=partial, who=who, source=source, encoding=encoding
+        )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -1069,6 +1132,50 @@ def _check_session_strategy(name: str) -> None:
             "logistic regression on the embeddings, so use entropy, margin, mlp, "
             "information-density, badge, coreset or a SIMILAR function such as flqmi"
         )
+
+
+def _check_rows(db, config: dict[str, Any], where: str) -> None:
+    """Refuse a database whose answers or item table a hand edit has broken (cheap checks:
+    the distinct answers in force, the id range, the last item)."""
+    options = (["1", "0"] if config["kind"] == "concept" else list(config["classes"])) + list(
+        SPECIAL
+    )
+    n = config["n_items"]
+    values = [r[0] for r in db.execute("SELECT DISTINCT value FROM current")]
+    low, high = db.execute("SELECT MIN(iid), MAX(iid) FROM current").fetchone()
+    last_item = db.execute("SELECT MAX(iid) FROM items").fetchone()[0]
+    problem = next((f"answer {v!r} is not one of {options}" for v in values if v not in options),
+                   None)  # fmt: skip
+    if problem is None and low is not None and (low < 0 or high >= n):
+        problem = f"an answer names item {low if low < 0 else high}, outside 0..{n - 1}"
+    if problem is None and config["ids"] != "row" and last_item != n - 1:
+        problem = f"the item table ends at {last_item}, not at item {n - 1}"
+    if problem is not None:
+        raise SessionCorruptError(
+            f"{where}: {problem} (hand-edited?); restore the database from a backup"
+        )
+
+
+class _Made:
+    """What a failed create must remove: the project folder if create made it (and the
+    folders above it that it made), else the entries it added to the existing folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.top = next((p for p in reversed([root, *root.parents]) if not p.exists()), None)
+        self.before = set(root.iterdir()) if self.top is None else set()
+
+    def remove(self) -> None:
+        import shutil
+
+        if self.top is not None:
+            shutil.rmtree(self.top, ignore_errors=True)
+            return
+        for entry in set(self.root.iterdir()) - self.before:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def _relative(path: Path, root: Path) -> str:

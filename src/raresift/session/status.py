@@ -305,6 +305,9 @@ def plot_status(session: Session, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from raresift.outputs import check_output_file
+
+    path = check_output_file(path, "--plot", session.project_files())
     status = session.status(estimate=False)
     curve = status["curve"]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)

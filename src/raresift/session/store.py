@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from raresift.errors import StorageError
 from raresift.session.errors import SchemaError, SessionCorruptError
 
 SCHEMA_VERSION = 1
@@ -61,6 +62,30 @@ _TABLES = {"meta", "files", "items", "answers", "current", "rounds", "batch"}
 _QUICK_CHECK_MAX_BYTES = 256 << 20  # full page check below this size, header check above
 
 
+_STORAGE_PROBLEMS = (  # SQLite's words for a refusal of the disk, not damage to the database
+    ("disk is full", "the disk is full; free some space and run the command again"),
+    ("readonly database", "the database or its folder is read-only (or the file is immutable); "
+     "make it writable, or copy the project to a writable place"),
+    ("read-only", "the file system is read-only; copy the project to a writable place"),
+    ("unable to open database file", "it cannot be opened (check the permissions of the file, "
+     "its -wal / -shm companions and the folder)"),
+    ("disk i/o error", "the disk reported an input/output error; check the disk"),
+    ("database is locked", "another process has held it locked too long; retry when it is done"),
+)  # fmt: skip
+
+
+def storage_problem(exc: sqlite3.Error, path: Path, doing: str) -> StorageError | None:
+    """A :class:`StorageError` when SQLite's error is the disk's refusal (full, read-only,
+    permissions, locked), else None (the caller decides whether the file is damaged)."""
+    text = str(exc).lower()
+    for words, what in _STORAGE_PROBLEMS:
+        if words in text:
+            return StorageError(
+                f"cannot {doing} the session database {path}: {what} (what is stored is intact)"
+            )
+    return None
+
+
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
@@ -87,14 +112,21 @@ class Store:
     @classmethod
     def create(cls, path: Path, meta: dict[str, Any], timeout: float = 60.0) -> Store:
         """A new database at ``path`` (which must not exist) with ``meta`` filled in."""
-        conn = _connect(path, timeout)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
+        try:
+            conn = _connect(path, timeout)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise storage_problem(exc, path, "create") or exc from None
         store = cls(conn, path)
-        with store.writing() as db:
-            db.executescript_in_txn(_SCHEMA)
-            for key, value in {"schema_version": SCHEMA_VERSION, "version": 0, **meta}.items():
-                db.execute("INSERT INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        try:
+            with store.writing() as db:
+                db.executescript_in_txn(_SCHEMA)
+                for key, value in {"schema_version": SCHEMA_VERSION, "version": 0, **meta}.items():
+                    db.execute("INSERT INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @classmethod
@@ -125,9 +157,12 @@ class Store:
                     f"{path} is an SQLite file but not a raresift session (tables "
                     f"{sorted(_TABLES - tables)} missing)"
                 )
-            meta = {r[0]: json.loads(r[1]) for r in conn.execute("SELECT key, value FROM meta")}
+            meta = {r[0]: _json(r[0], r[1], where) for r in conn.execute("SELECT * FROM meta")}
             conn.execute("PRAGMA synchronous = FULL")
         except sqlite3.DatabaseError as exc:
+            problem = storage_problem(exc, path, "open")
+            if problem is not None:
+                raise problem from None
             if "not a database" in str(exc):
                 raise not_sqlite from None
             raise SessionCorruptError(
@@ -149,25 +184,55 @@ class Store:
     # ------------------------------------------------------------------ transactions
     @contextlib.contextmanager
     def writing(self) -> Iterator[_Txn]:
-        """One write transaction (``BEGIN IMMEDIATE``): all of it is stored, or none."""
-        with self._lock:
+        """One write transaction (``BEGIN IMMEDIATE``): all of it is stored, or none. A full
+        or read-only disk raises :class:`~raresift.errors.StorageError` (nothing written)."""
+        with self._lock, self._translated("write to"):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield _Txn(self.conn)
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[_Txn]:
         """A read transaction: every query inside sees the same snapshot."""
-        with self._lock:
+        with self._lock, self._translated("read"):
             self.conn.execute("BEGIN DEFERRED")
             try:
                 yield _Txn(self.conn)
             finally:
-                self.conn.execute("COMMIT")
+                if self.conn.in_transaction:
+                    self.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            problem = storage_problem(exc, self.path, doing)
+            if problem is not None:
+                raise problem from None
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+                exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+            ):
+                raise SessionCorruptError(
+                    f"session database {self.path}: {exc}; restore it from a backup, or export "
+                    "what `raresift export` can still read and start a new session"
+                ) from None
+            raise
+
+
+def _json(key: str, text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise SessionCorruptError(
+            f"{where}: the stored value of {key!r} is not JSON (hand-edited?); restore the "
+            "database from a backup"
+        ) from None
 
 
 class _Txn:
@@ -190,7 +255,7 @@ class _Txn:
     # ------------------------------------------------------------------ meta
     def meta(self, key: str) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else _json(key, row[0], "session database")
 
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute(
@@ -199,7 +264,13 @@ class _Txn:
         )
 
     def version(self) -> int:
-        return int(self.meta("version"))
+        version = self.meta("version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise SessionCorruptError(
+                f"session database: the stored version {version!r} is damaged (hand-edited?); "
+                "restore the database from a backup"
+            )
+        return version
 
     def bump_version(self) -> int:
         version = self.version() + 1
@@ -252,6 +323,12 @@ class _Txn:
             "round": round_index,
             "source": source,
         }
+
+    def count_in_force(self) -> int:
+        """Answers not undone (what :meth:`undo_last` can take back)."""
+        return int(
+            self.conn.execute("SELECT COUNT(*) FROM answers WHERE undone_at IS NULL").fetchone()[0]
+        )
 
     def undo_last(self, n: int) -> list[dict[str, Any]]:
         """Undo the ``n`` most recent answers still in force; returns them, newest first."""
