@@ -31,6 +31,7 @@ log = logging.getLogger("raresift")
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 TOKEN_HEADER = "x-csrf-token"
+MAX_BODY = 1 << 20  # bytes of a request body: an answer is a few dozen
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -94,16 +95,23 @@ class HostPolicy:
 class Guard:
     """ASGI middleware applying :class:`HostPolicy` and the CSRF token to every request."""
 
-    def __init__(self, app, policy: HostPolicy, token: str):
+    def __init__(self, app, policy: HostPolicy, token: str, max_body: int = MAX_BODY):
         self.app = app
         self.policy = policy
         self.token = token.encode()
+        self.max_body = max_body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         refusal = self.refusal(scope["method"], headers)
+        if refusal is None:
+            refusal = self.body_refusal(headers)
+        if refusal is None and scope["method"] not in SAFE_METHODS:
+            body, refusal = await read_body(receive, self.max_body)
+            if refusal is None:
+                return await self.app(scope, replay(body, receive), send)
         if refusal is None:
             return await self.app(scope, receive, send)
         log.warning("refused %s %s: %s", scope["method"], scope.get("path"), refusal[1])
@@ -115,10 +123,27 @@ class Guard:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    def body_refusal(self, headers: dict[str, str]) -> tuple[int, str] | None:
+        """413 when the declared body is over the limit (refused before a byte of it is read,
+        so a declared length with no body does not hold the connection); 400 when the length
+        is not a number."""
+        declared = headers.get("content-length")
+        if declared is None:
+            return None
+        if not declared.strip().isdigit() or not declared.strip().isascii():
+            return 400, "the Content-Length header is not a number"
+        if int(declared) > self.max_body:
+            return 413, (
+                f"the request body of {int(declared)} bytes is over the limit of "
+                f"{self.max_body} bytes"
+            )
+        return None
 
     def refusal(self, method: str, headers: dict[str, str]) -> tuple[int, str] | None:
         """``(status, reason)`` when the request must be refused, else None."""
@@ -132,3 +157,34 @@ class Guard:
             if not hmac.compare_digest(sent, self.token):
                 return 403, "missing or wrong CSRF token (reload the page)"
         return None
+
+
+async def read_body(receive, limit: int) -> tuple[bytes, tuple[int, str] | None]:
+    """The request body, read whole up to ``limit`` bytes (a body sent without a declared
+    length, or longer than declared, is cut off at the limit with a 413)."""
+    parts, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"", (400, "the client left before sending its request body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", (413, f"the request body is over the limit of {limit} bytes")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts), None
+
+
+def replay(body: bytes, receive):
+    """An ASGI ``receive`` that gives ``body`` once, then what ``receive`` gives."""
+    sent = False
+
+    async def receive_again():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return receive_again

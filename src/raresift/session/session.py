@@ -605,22 +605,19 @@ class Session:
             raise UnknownIdError(f"unknown id {item_id!r}: no such item in this session")
         return found
 
-    def iids(self, item_ids: Iterable[Any]) -> list[int]:
-        """Internal ids of user ids; -1 where an id is unknown."""
+    def iids(self, item_ids: Iterable[Any], db=None) -> list[int]:
+        """Internal ids of user ids; -1 where an id is unknown (read in ``db``, a transaction
+        of the caller's, when given)."""
         keys = [self._key(u) for u in item_ids]
         if self.config["ids"] == "row":
             n = self.n_items
             return [int(k) if k is not None and 0 <= int(k) < n else -1 for k in keys]
-        found: dict[str, int] = {}
         wanted = [k for k in dict.fromkeys(keys) if k is not None]
-        with self.store.reading() as db:
-            for lo in range(0, len(wanted), 900):
-                chunk = wanted[lo : lo + 900]
-                marks = ",".join("?" * len(chunk))
-                for iid, uid in db.execute(
-                    f"SELECT iid, uid FROM items WHERE uid IN ({marks})", chunk
-                ):
-                    found[uid] = iid
+        if db is None:
+            with self.store.reading() as db:
+                found = db.iids_of(wanted)
+        else:
+            found = db.iids_of(wanted)
         return [found.get(k, -1) if k is not None else -1 for k in keys]
 
     def _key(self, item_id: Any) -> str | None:
@@ -634,12 +631,8 @@ class Session:
         iids = [int(i) for i in iids]
         if self.config["ids"] == "row":
             return iids
-        out: dict[int, str] = {}
         with self.store.reading() as db:
-            for lo in range(0, len(iids), 900):
-                chunk = iids[lo : lo + 900]
-                marks = ",".join("?" * len(chunk))
-                out.update(db.execute(f"SELECT iid, uid FROM items WHERE iid IN ({marks})", chunk))
+            out = db.uids_of(iids)
         cast = int if self.config["ids"] == "int" else str
         return [cast(out[i]) for i in iids]
 
@@ -786,6 +779,30 @@ class Session:
             db.bump_version()
         return self._public(record)
 
+    def answer_seen(
+        self, item_id: Any, label: Any, *, who: str, seen: int | None
+    ) -> dict[str, Any]:
+        """Record one answer given after seeing answer ``seen`` (its ``seq``; None: none) of
+        the item, in one transaction; the later answer wins. The record (as :meth:`answer`
+        returns it) has ``replaced``: None, or ``{"answer", "who", "seq"}`` of another
+        writer's answer given after ``seen`` that this one replaced."""
+        value = self.normalize_answer(label)
+        with self.store.writing() as db:
+            iid = self.iids([item_id], db)[0]
+            if iid < 0:
+                raise UnknownIdError(f"unknown id {item_id!r}: no such item in this session")
+            now = db.in_force(iid)
+            record = db.record_answer(iid, value, who, self._round_now(db), "answer")
+            db.bump_version()
+        key = self._key(item_id)  # the stored form of the id: no read to show it back
+        out = {k: v for k, v in record.items() if k not in ("iid", "value")}
+        out["id"] = key if self.config["ids"] == "str" else int(key)
+        out["answer"] = record["value"]
+        out["replaced"] = None
+        if now is not None and now["seq"] != seen:
+            out["replaced"] = {"answer": now["value"], "who": now["who"], "seq": now["seq"]}
+        return out
+
     def _public(self, record: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in record.items() if k != "iid"}
         out["id"] = self.uid(record["iid"])
@@ -871,16 +888,15 @@ class Session:
             raise ValidationError(f"last must be a positive integer, got {last!r}")
         with self.store.writing() as db:
             in_force = db.count_in_force()
-            if last > in_force > 0:
+            if in_force == 0:
+                raise ValidationError("nothing to undo: no answers are recorded")
+            if last > in_force:
                 raise ValidationError(
                     f"last={last} is more than the {in_force} answers that can be undone; "
                     f"give last={in_force} to undo them all"
                 )
             rows = db.undo_last(last)
-            if rows:
-                db.bump_version()
-        if not rows:
-            raise ValidationError("nothing to undo: no answers are recorded")
+            db.bump_version()
         return [self._public(r) for r in rows]
 
     def answers(self) -> list[dict[str, Any]]:

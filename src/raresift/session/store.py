@@ -277,6 +277,32 @@ class _Txn:
         self.set_meta("version", version)
         return version
 
+    # ------------------------------------------------------------------ ids
+    def iids_of(self, uids: list[str]) -> dict[str, int]:
+        """``{uid: iid}`` of the stored user ids among ``uids`` (absent ones left out)."""
+        found: dict[str, int] = {}
+        for lo in range(0, len(uids), 900):
+            chunk = uids[lo : lo + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                (uid, iid)
+                for iid, uid in self.conn.execute(
+                    f"SELECT iid, uid FROM items WHERE uid IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def uids_of(self, iids: list[int]) -> dict[int, str]:
+        """``{iid: uid}`` of internal ids."""
+        out: dict[int, str] = {}
+        for lo in range(0, len(iids), 900):
+            chunk = iids[lo : lo + 900]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                self.conn.execute(f"SELECT iid, uid FROM items WHERE iid IN ({marks})", chunk)
+            )
+        return out
+
     # ------------------------------------------------------------------ answers
     def current(self) -> dict[int, tuple[str, int]]:
         """``{iid: (value, seq)}`` of every answer in force."""
@@ -294,6 +320,14 @@ class _Txn:
             ):
                 out[r[0]] = (r[1], r[2])
         return out
+
+    def in_force(self, iid: int) -> sqlite3.Row | None:
+        """The answer in force of ``iid`` (``value``, ``seq``, ``who``), or None."""
+        return self.conn.execute(
+            "SELECT c.value, c.seq, a.who FROM current c JOIN answers a ON a.seq = c.seq "
+            "WHERE c.iid = ?",
+            (iid,),
+        ).fetchone()
 
     def record_answer(
         self, iid: int, value: str, who: str, round_index: int, source: str
