@@ -198,3 +198,17 @@ def test_the_cli_names_an_os_refusal_in_one_line(tmp_path, emb, capsys, monkeypa
     err = capsys.readouterr().err.strip()
     assert err.startswith("raresift: error:") and "the disk is full" in err
     assert len(err.splitlines()) == 1
+
+
+def test_a_users_index_string_gets_search_parameters_calibrated_for_it(tmp_path):
+    """IVF64 over 3,000 items: the default's nprobe is not applied to the user's string; the
+    built index is calibrated (recall@10 >= 0.95) and the number of lists read from it."""
+    x = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)
+    np.save(tmp_path / "emb.npy", x)
+    s = Session.create(tmp_path / "p", embeddings=tmp_path / "emb.npy", candidates="seals",
+                       index="IVF64,Flat", progress=False)  # fmt: skip
+    spec = s.config["index"]
+    assert spec["nlist"] == 64 and spec["search_params"].startswith("nprobe=")
+    assert int(spec["search_params"].split("=")[1]) > 1
+    assert s.index().recall_ >= 0.95
+    assert Session.open(tmp_path / "p").config["index"]["search_params"] == spec["search_params"]
