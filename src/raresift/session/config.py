@@ -36,6 +36,12 @@ CANDIDATE_NAMES = ("all", "seals", "random")
 SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with an index
 RECALL_TARGET = 0.95  # recall@10 a user's own index string is calibrated to reach
 MAX_SEED = 2**63 - 1
+SPECIAL = ("skip", "junk", "duplicate")  # answers that are no class: never trained on
+# strategies that need a neural network's dropout, penultimate features or Fisher scores; a
+# session fits logistic regression on the embeddings (tests/test_session.py checks both ways)
+NEEDS_NETWORK = frozenset(
+    {"bald", "variation-ratio", "pcc", "fisher", "fisher-weak", "ibal", "ibal-d"}
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,7 @@ class SessionConfig(Parameterized):
 
             if self.strategy not in strategy_names():
                 raise ConfigError(f"unknown strategy {self.strategy!r}; see raresift strategies")
+            check_session_strategy(self.strategy)
 
     def index_plan(self, n: int, dim: int) -> IndexPlan:
         """The index for ``n`` items of ``dim`` features: the user's factory string or the
@@ -144,6 +151,15 @@ class SessionConfig(Parameterized):
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+def check_session_strategy(name: str) -> None:
+    if name in NEEDS_NETWORK:
+        raise ConfigError(
+            f"strategy {name!r} needs a neural network trained on the raw items; a session fits "
+            "logistic regression on the embeddings, so use entropy, margin, mlp, "
+            "information-density, badge, coreset or a SIMILAR function such as flqmi"
+        )
 
 
 def _check_search_params(index, factory: str, params: str) -> None:

@@ -35,7 +35,8 @@ from raresift.session import inputs
 from raresift.session.errors import AnswerError
 
 if TYPE_CHECKING:
-    from raresift.session.session import Session
+    # typed by the floor below the facade: these functions read and write a Project
+    from raresift.session.project import Project as Session
 
 ID_COLUMNS = ("raresift_id", "id", "item_id")  # raresift_id first: Label Studio CSV / JSON-MIN
 ANSWER_COLUMNS = ("label", "answer", "class", "choice")

@@ -30,11 +30,11 @@ from raresift.errors import ConfigError, ValidationError
 from raresift.index import ROW_BLOCK, normalize_rows
 
 if TYPE_CHECKING:
-    from raresift.session.session import Session
+    # typed by the floor below the facade: these functions read and write a Project
+    from raresift.session.project import Project as Session
 
 log = logging.getLogger("raresift")
 
-SPECIAL = ("skip", "junk", "duplicate")
 UNCERTAINTY = {"entropy", "margin", "least-confidence", "variation-ratio", "bald"}
 _COVERAGE_SAMPLE = 20_000  # candidates sampled to say how much of the pool a pick represents
 

@@ -30,7 +30,8 @@ import numpy as np
 from raresift.session.rounds import split_answers
 
 if TYPE_CHECKING:
-    from raresift.session.session import Session
+    # typed by the floor below the facade: these functions read and write a Project
+    from raresift.session.project import Project as Session
 
 KAPPA_THRESHOLD = 0.99
 KAPPA_WINDOW = 3
@@ -308,7 +309,7 @@ def plot_status(session: Session, path: Path) -> Path:
     from raresift.outputs import check_output_file
 
     path = check_output_file(path, "--plot", session.project_files())
-    status = session.status(estimate=False)
+    status = session_status(session, estimate=False)
     curve = status["curve"]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     xs = [0] + [p["labels_spent"] for p in curve]

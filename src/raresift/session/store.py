@@ -399,6 +399,46 @@ class _Txn:
     def rounds(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM rounds ORDER BY round").fetchall()
 
+    def put_round(
+        self,
+        round_index: int,
+        version: int,
+        picks: Any,
+        options: dict[str, Any],
+        n_labeled: int,
+        n_positive: int,
+    ) -> None:
+        """Store round ``round_index`` and its batch (``picks``: a rounds.Picks), replacing a
+        stored round of that number."""
+        self.conn.execute("DELETE FROM batch WHERE round = ?", (round_index,))
+        self.conn.execute("DELETE FROM rounds WHERE round = ?", (round_index,))
+        self.conn.execute(
+            "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                round_index,
+                time.time(),
+                version,
+                picks.strategy,
+                picks.candidates,
+                options["budget"],
+                json.dumps(options),
+                picks.note,
+                n_labeled,
+                n_positive,
+                json.dumps(picks.seconds),
+                picks.stop_predictions,
+            ),
+        )
+        self.conn.executemany(
+            "INSERT INTO batch VALUES (?, ?, ?, ?, ?)",
+            [
+                (round_index, pos, int(i), float(s), r)
+                for pos, (i, s, r) in enumerate(
+                    zip(picks.iids, picks.scores, picks.reasons, strict=True)
+                )
+            ],
+        )
+
     def batch_rows(self, round_index: int) -> list[sqlite3.Row]:
         return self.conn.execute(
             "SELECT * FROM batch WHERE round = ? ORDER BY position", (round_index,)

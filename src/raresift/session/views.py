@@ -8,7 +8,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from raresift.session.session import BatchItem, Session
+    from raresift.session.project import BatchItem
+    from raresift.session.project import Project as Session  # views read the floor
 
 BATCH_FORMATS = ("table", "csv", "jsonl")
 
