@@ -44,6 +44,21 @@ NEEDS_NETWORK = frozenset(
 )
 
 
+class LocalEngine:
+    """Where a session's rounds run: here, in this process. An engine is asked for the index
+    SEALS searches and the strategy that selects; the Ray engine
+    (:class:`raresift.distributed.engine.RayEngine`, wired by the :class:`Session` facade for
+    ``engine="ray"``) sends both to a cluster. The session floor never imports it."""
+
+    name = "local"
+
+    def index(self, project, index):
+        return index
+
+    def strategy(self, strategy, progress: bool):
+        return strategy
+
+
 @dataclass(frozen=True)
 class IndexPlan:
     """The SEALS index of a session: factory string, search parameters, number of inverted

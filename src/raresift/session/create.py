@@ -91,10 +91,6 @@ def create_session(
         raise ValidationError("give either concept= or classes=, not both")
     if strategy is not None:
         check_session_strategy(strategy)
-    if engine == "ray":
-        from raresift.distributed.cluster import import_ray
-
-        import_ray()  # not installed: say so now, not at the first round
     class_list = _check_classes(classes) if classes is not None else None
     rare = list(rare_classes) if rare_classes is not None else None
     if rare is not None:
@@ -326,7 +322,7 @@ def _store_items(db, table, ids: inputs.ItemIds, shown: set) -> None:
                 json.dumps(meta, default=str) if meta else None,
             )
 
-    db.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?)", rows())
+    db.put_items(rows())
 
 
 def _check_classes(classes: Iterable[str]) -> list[str]:

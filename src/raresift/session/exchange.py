@@ -108,13 +108,13 @@ def _item_details(session: Session, uids: list[Any]) -> dict[Any, dict[str, Any]
     """Text, image and metadata of items (empty for bare embeddings)."""
     if session.config["ids"] == "row" and session.config["source"]["type"] == "embeddings":
         with session.store.reading() as db:
-            if db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0:
+            if not db.has_items():
                 return {}
     out = {}
     iids = session.iids(uids)
     with session.store.reading() as db:
         for uid, iid in zip(uids, iids, strict=True):
-            row = db.execute("SELECT text, image, meta FROM items WHERE iid = ?", (iid,)).fetchone()
+            row = db.item_row(iid)
             if row is None:
                 continue
             details = {k: row[k] for k in ("text", "image") if row[k] is not None}

@@ -23,7 +23,7 @@ import numpy as np
 
 from raresift.errors import UnknownIdError, ValidationError
 from raresift.session import inputs
-from raresift.session.config import RECALL_TARGET, SPECIAL, check_stored
+from raresift.session.config import RECALL_TARGET, SPECIAL, LocalEngine, check_stored
 from raresift.session.errors import (
     AnswerError,
     ConflictError,
@@ -89,6 +89,7 @@ class Project:
         self._pool = None
         self._index = None
         self._lock = threading.RLock()
+        self.engine = LocalEngine()  # where rounds run (the facade may wire another)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> Project:
@@ -102,7 +103,7 @@ class Project:
         try:
             with store.reading() as db:
                 config = check_stored(db.meta("config"), str(root / DB_NAME))
-                files = {r["role"]: dict(r) for r in db.execute("SELECT * FROM files")}
+                files = db.files()
                 _check_rows(db, config, str(root / DB_NAME))
         except BaseException:
             store.close()
@@ -141,7 +142,7 @@ class Project:
         """Every file of the project folder and every file the session depends on: what no
         export or plot may write over (the web app's own outputs under ``cache/app`` aside)."""
         with self.store.reading() as db:
-            stored = [r[0] for r in db.execute("SELECT path FROM files")]
+            stored = [row["path"] for row in db.files().values()]
         scratch = self.root / "cache" / "app"
         own = [p for p in self.root.rglob("*") if not p.is_dir() and scratch not in p.parents]
         return own + [self._path(p) for p in stored]
@@ -172,9 +173,7 @@ class Project:
         if self.config["rare_classes"]:
             return list(self.config["rare_classes"])
         with self.store.reading() as db:
-            counts = dict(
-                db.execute("SELECT value, COUNT(*) FROM current GROUP BY value").fetchall()
-            )
+            counts = db.value_counts()
         classes = self.config["classes"]
         common = max(classes, key=lambda c: (counts.get(c, 0), -classes.index(c)))
         return [c for c in classes if c != common]
@@ -287,7 +286,7 @@ class Project:
             spec = self.config["index"]
             path = self.root / spec["path"]
             with self.store.reading() as db:
-                row = db.execute("SELECT * FROM files WHERE role = 'index'").fetchone()
+                row = db.files().get("index")
             if row is not None:
                 check_fingerprint(path, dict(row), "index file")
                 self._index = NeighborIndex.load(path, pool=self.pool(), progress=False)
@@ -331,16 +330,9 @@ class Project:
         """An item: its id, text, image path, metadata, the answer in force and its history."""
         iid = self.iid(item_id)
         with self.store.reading() as db:
-            row = db.execute("SELECT * FROM items WHERE iid = ?", (iid,)).fetchone()
-            cur = db.execute("SELECT value, seq FROM current WHERE iid = ?", (iid,)).fetchone()
-            history = [
-                dict(r)
-                for r in db.execute(
-                    "SELECT seq, value, previous, who, at, round, source, undone_at FROM answers "
-                    "WHERE iid = ? ORDER BY seq",
-                    (iid,),
-                )
-            ]
+            row = db.item_row(iid)
+            cur = db.current_of([iid]).get(iid)
+            history = db.item_history(iid)
         return {
             "id": self.uid(iid),
             "text": row["text"] if row else None,
@@ -370,8 +362,7 @@ class Project:
         value = self.normalize_answer(label)
         with self.store.writing() as db:
             if expected_seq != "any":
-                row = db.execute("SELECT seq FROM current WHERE iid = ?", (iid,)).fetchone()
-                now = None if row is None else row[0]
+                now = db.current_of([iid]).get(iid, (None, None))[1]
                 if now != expected_seq:
                     raise ConflictError(
                         f"item {item_id!r} was answered by another writer (answer #{now}) after "
@@ -504,12 +495,7 @@ class Project:
     def answers(self) -> list[dict[str, Any]]:
         """Every answer in force: id, answer, previous, who, at, round, seq, source."""
         with self.store.reading() as db:
-            rows = [
-                dict(r)
-                for r in db.execute(
-                    "SELECT a.* FROM current c JOIN answers a ON a.seq = c.seq ORDER BY a.seq"
-                )
-            ]
+            rows = db.answers_in_force()
         uids = self.uids([r["iid"] for r in rows])
         for r, u in zip(rows, uids, strict=True):
             r["id"] = u
@@ -521,11 +507,7 @@ class Project:
         """What ran in a round (latest by default): strategy, candidates, budget, note,
         seconds; None before the first ``next``."""
         with self.store.reading() as db:
-            row = (
-                db.last_round()
-                if round_index is None
-                else db.execute("SELECT * FROM rounds WHERE round = ?", (round_index,)).fetchone()
-            )
+            row = db.last_round() if round_index is None else db.round_row(round_index)
         if row is None:
             return None
         info = {
@@ -579,23 +561,10 @@ class Project:
 
 # ---------------------------------------------------------------------- helpers
 def record_file(db, role: str, root: Path, path: Path, detail: dict) -> dict:
-    """Record ``path``'s fingerprint; a file inside the project folder by its path relative
-    to the folder, so the project can be moved, renamed and copied."""
+    """Record ``path``'s fingerprint; a file inside the project folder by its path relative to
+    the folder, so the project can be moved, renamed and copied."""
     fp = fingerprint(path)
-    db.execute(
-        "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(role) DO UPDATE SET "
-        "path=excluded.path, size=excluded.size, mtime_ns=excluded.mtime_ns, "
-        "sample_sha256=excluded.sample_sha256, sha256=excluded.sha256, detail=excluded.detail",
-        (
-            role,
-            _relative(path, root),
-            fp["size"],
-            fp["mtime_ns"],
-            fp["sample_sha256"],
-            fp["sha256"],
-            json.dumps(detail),
-        ),
-    )
+    db.record_file(role, _relative(path, root), fp, detail)
     return fp
 
 
@@ -606,9 +575,8 @@ def _check_rows(db, config: dict[str, Any], where: str) -> None:
         SPECIAL
     )
     n = config["n_items"]
-    values = [r[0] for r in db.execute("SELECT DISTINCT value FROM current")]
-    low, high = db.execute("SELECT MIN(iid), MAX(iid) FROM current").fetchone()
-    last_item = db.execute("SELECT MAX(iid) FROM items").fetchone()[0]
+    facts = db.shape_facts()
+    values, low, high, last_item = (facts[k] for k in ("values", "low", "high", "last_item"))
     problem = next((f"answer {v!r} is not one of {options}" for v in values if v not in options),
                    None)  # fmt: skip
     if problem is None and low is not None and (low < 0 or high >= n):

@@ -112,19 +112,12 @@ def _needs(strategy_name: str) -> tuple[bool, bool]:
 def _candidates(session: Session, name: str, progress: bool):
     from raresift.candidates import AllCandidates, RandomCandidates, SEALSCandidates
 
-    ray = session.config.get("engine") == "ray"
-    if ray:
-        from raresift.distributed import RemoteNeighborIndex, connect
-
-        connect(session.config.get("address"))
     if name == "all":
         return AllCandidates()
     if name == "random":
         return RandomCandidates(session.config["random_fraction"], seed=session.config["seed"])
     if name == "seals":
-        index = session.index(progress=progress)
-        if ray:  # the searches go to index actors that load the session's (fingerprinted) file
-            index = RemoteNeighborIndex(session.root / session.config["index"]["path"])
+        index = session.engine.index(session, session.index(progress=progress))
         return SEALSCandidates(index, k=session.config["seals_k"])
     raise ConfigError(f"unknown candidates {name!r}; choose all, seals or random")
 
@@ -133,12 +126,7 @@ def _strategy(session: Session, name: str, progress: bool):
     """The round's strategy; on the Ray engine its selection runs on Ray workers."""
     from raresift.strategies import make_strategy
 
-    strategy = make_strategy(name)
-    if session.config.get("engine") == "ray":
-        from raresift.distributed import RayStrategy
-
-        strategy = RayStrategy(strategy, progress=progress)
-    return strategy
+    return session.engine.strategy(make_strategy(name), progress)
 
 
 def build_learner(

@@ -48,7 +48,19 @@ class Session(Project):
     ('1', 1)
     """
 
-    # ================================================================== creating
+    # ================================================================== creating / opening
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Session:
+        """Open the session in folder ``path`` (:meth:`Project.open`'s checks); a session
+        created with ``engine="ray"`` gets the Ray engine (the one place that reaches
+        :mod:`raresift.distributed`, and only on that path)."""
+        session = super().open(path)
+        if session.config["engine"] == "ray":
+            from raresift.distributed.engine import RayEngine
+
+            session.engine = RayEngine(session.config.get("address"))
+        return session
+
     @classmethod
     def create(
         cls,
@@ -105,6 +117,10 @@ class Session(Project):
         create that fails leaves nothing behind (the folder, or what it added to an existing
         folder, is removed).
         """
+        if engine == "ray":
+            from raresift.distributed.cluster import import_ray
+
+            import_ray()  # not installed: say so now, not at the first round
         return create_session(
             cls,
             path,

@@ -229,19 +229,9 @@ def random_pick_estimate(
 def session_status(session: Session, estimate: bool = True) -> dict[str, Any]:
     with session.store.reading() as db:
         current = db.current()
-        in_force = [
-            dict(r)
-            for r in db.execute(
-                "SELECT a.iid, a.value, a.round, a.seq FROM current c "
-                "JOIN answers a ON a.seq = c.seq ORDER BY a.seq"
-            )
-        ]
+        in_force = db.answers_in_force()
         rounds = [dict(r) for r in db.rounds()]
-        random_picks = db.execute(
-            "SELECT b.round, c.value FROM batch b JOIN current c ON c.iid = b.iid "
-            "JOIN rounds r ON r.round = b.round WHERE b.reason LIKE 'random%' "
-            "AND r.candidates IN ('all', 'random')"
-        ).fetchall()
+        random_picks = db.random_pick_answers()
         version = db.version()
     counts: dict[str, int] = {}
     for value, _ in current.values():

@@ -277,6 +277,45 @@ class _Txn:
         self.set_meta("version", version)
         return version
 
+    # ------------------------------------------------------------------ files and items
+    def files(self) -> dict[str, dict[str, Any]]:
+        """``{role: row}`` of the files the session depends on (path, fingerprint, detail)."""
+        return {r["role"]: dict(r) for r in self.conn.execute("SELECT * FROM files")}
+
+    def record_file(self, role: str, path: str, fp: dict[str, Any], detail: dict) -> None:
+        """Record (or replace) the file of ``role`` with its fingerprint ``fp``."""
+        self.conn.execute(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(role) DO UPDATE SET "
+            "path=excluded.path, size=excluded.size, mtime_ns=excluded.mtime_ns, "
+            "sample_sha256=excluded.sample_sha256, sha256=excluded.sha256, detail=excluded.detail",
+            (role, path, fp["size"], fp["mtime_ns"], fp["sample_sha256"], fp["sha256"],
+             json.dumps(detail)),
+        )  # fmt: skip
+
+    def put_items(self, rows) -> None:
+        """Insert ``(iid, uid, text, image, meta JSON)`` rows."""
+        self.conn.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?)", rows)
+
+    def item_row(self, iid: int) -> sqlite3.Row | None:
+        """``text``, ``image`` and ``meta`` (JSON text) of an item, or None (bare embeddings)."""
+        return self.conn.execute(
+            "SELECT text, image, meta FROM items WHERE iid = ?", (iid,)
+        ).fetchone()
+
+    def has_items(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM items LIMIT 1").fetchone() is not None
+
+    def shape_facts(self) -> dict[str, Any]:
+        """What :func:`project._check_rows` checks cheaply: the distinct answers in force, the
+        range of answered ids and the last item id."""
+        low, high = self.conn.execute("SELECT MIN(iid), MAX(iid) FROM current").fetchone()
+        return {
+            "values": [r[0] for r in self.conn.execute("SELECT DISTINCT value FROM current")],
+            "low": low,
+            "high": high,
+            "last_item": self.conn.execute("SELECT MAX(iid) FROM items").fetchone()[0],
+        }
+
     # ------------------------------------------------------------------ ids
     def iids_of(self, uids: list[str]) -> dict[str, int]:
         """``{uid: iid}`` of the stored user ids among ``uids`` (absent ones left out)."""
@@ -328,6 +367,39 @@ class _Txn:
             "WHERE c.iid = ?",
             (iid,),
         ).fetchone()
+
+    def value_counts(self) -> dict[str, int]:
+        """How many items have each answer in force."""
+        return dict(self.conn.execute("SELECT value, COUNT(*) FROM current GROUP BY value"))
+
+    def item_history(self, iid: int) -> list[dict[str, Any]]:
+        """Every answer ever given to ``iid`` (undone ones too), oldest first."""
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT seq, value, previous, who, at, round, source, undone_at FROM answers "
+                "WHERE iid = ? ORDER BY seq",
+                (iid,),
+            )
+        ]
+
+    def answers_in_force(self) -> list[dict[str, Any]]:
+        """The full answer records in force, in the order they were given."""
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT a.* FROM current c JOIN answers a ON a.seq = c.seq ORDER BY a.seq"
+            )
+        ]
+
+    def random_pick_answers(self) -> list[sqlite3.Row]:
+        """``(round, value)`` of the answered items that random picks chose over all / random
+        candidates (an unbiased sample of the pool for the estimates)."""
+        return self.conn.execute(
+            "SELECT b.round, c.value FROM batch b JOIN current c ON c.iid = b.iid "
+            "JOIN rounds r ON r.round = b.round WHERE b.reason LIKE 'random%' "
+            "AND r.candidates IN ('all', 'random')"
+        ).fetchall()
 
     def record_answer(
         self, iid: int, value: str, who: str, round_index: int, source: str
@@ -393,6 +465,9 @@ class _Txn:
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY seq")]
 
     # ------------------------------------------------------------------ rounds
+    def round_row(self, round_index: int) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM rounds WHERE round = ?", (round_index,)).fetchone()
+
     def last_round(self) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM rounds ORDER BY round DESC LIMIT 1").fetchone()
 
