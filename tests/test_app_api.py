@@ -174,6 +174,13 @@ def test_a_body_without_a_length_is_cut_at_the_limit(guard):
     assert status == 413 and "over the limit of 1000 bytes" in body["error"]
 
 
+def test_a_declared_length_whose_body_never_comes_is_answered_in_time():
+    guard = Guard(None, HostPolicy("127.0.0.1", 8765), TOKEN, body_seconds=0.2)
+    headers = {"Host": "127.0.0.1:8765", "X-CSRF-Token": TOKEN, "Content-Length": "200"}
+    status, body = _call(guard, headers, None)
+    assert status == 408 and "did not arrive" in body["error"]
+
+
 def test_a_content_length_that_is_no_number(guard):
     headers = {"Host": "127.0.0.1:8765", "X-CSRF-Token": TOKEN, "Content-Length": "１２"}
     assert _call(guard, headers, [b""])[0] == 400

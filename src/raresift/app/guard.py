@@ -32,6 +32,7 @@ log = logging.getLogger("raresift")
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 TOKEN_HEADER = "x-csrf-token"
 MAX_BODY = 1 << 20  # bytes of a request body: an answer is a few dozen
+BODY_SECONDS = 20.0  # a request body that has not arrived by then is refused (408)
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -95,11 +96,19 @@ class HostPolicy:
 class Guard:
     """ASGI middleware applying :class:`HostPolicy` and the CSRF token to every request."""
 
-    def __init__(self, app, policy: HostPolicy, token: str, max_body: int = MAX_BODY):
+    def __init__(
+        self,
+        app,
+        policy: HostPolicy,
+        token: str,
+        max_body: int = MAX_BODY,
+        body_seconds: float = BODY_SECONDS,
+    ):
         self.app = app
         self.policy = policy
         self.token = token.encode()
         self.max_body = max_body
+        self.body_seconds = body_seconds
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -109,7 +118,7 @@ class Guard:
         if refusal is None:
             refusal = self.body_refusal(headers)
         if refusal is None and scope["method"] not in SAFE_METHODS:
-            body, refusal = await read_body(receive, self.max_body)
+            body, refusal = await read_body(receive, self.max_body, self.body_seconds)
             if refusal is None:
                 return await self.app(scope, replay(body, receive), send)
         if refusal is None:
@@ -159,12 +168,23 @@ class Guard:
         return None
 
 
-async def read_body(receive, limit: int) -> tuple[bytes, tuple[int, str] | None]:
+async def read_body(
+    receive, limit: int, seconds: float = BODY_SECONDS
+) -> tuple[bytes, tuple[int, str] | None]:
     """The request body, read whole up to ``limit`` bytes (a body sent without a declared
-    length, or longer than declared, is cut off at the limit with a 413)."""
+    length, or longer than declared, is cut off at the limit with a 413); a body that has not
+    all arrived within ``seconds`` is refused with a 408, so a client that declares a length and
+    sends nothing does not hold the connection."""
+    import asyncio
+
     parts, size = [], 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
     while True:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            return b"", (408, f"the request body did not arrive within {seconds:g} s")
         if message["type"] == "http.disconnect":
             return b"", (400, "the client left before sending its request body")
         chunk = message.get("body", b"")
