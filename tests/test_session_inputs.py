@@ -212,3 +212,15 @@ def test_a_users_index_string_gets_search_parameters_calibrated_for_it(tmp_path)
     assert int(spec["search_params"].split("=")[1]) > 1
     assert s.index().recall_ >= 0.95
     assert Session.open(tmp_path / "p").config["index"]["search_params"] == spec["search_params"]
+
+
+def test_the_default_budget_shrinks_to_the_items_left(tmp_path):
+    from raresift.errors import ValidationError
+
+    np.save(tmp_path / "e.npy", np.random.default_rng(0).normal(size=(30, 4)).astype("f4"))
+    s = Session.create(tmp_path / "p", embeddings=tmp_path / "e.npy", budget=100, progress=False)
+    s.answer_many([(i, str(i % 2)) for i in range(25)])
+    assert len(s.next()) == 5
+    s.answer_many([(b.id, "0") for b in s.next()])
+    with pytest.raises(ValidationError, match="every item is answered"):
+        s.next(strategy="entropy")

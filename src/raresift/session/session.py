@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from raresift.errors import ConfigError
+from raresift.errors import ConfigError, ValidationError
 from raresift.session.config import CANDIDATE_NAMES, NEEDS_NETWORK, check_session_strategy
 from raresift.session.create import create_session
 from raresift.session.project import BatchItem, Project, _progress
@@ -228,6 +228,9 @@ class Session(Project):
             version = db.version()
             last = db.last_round()
             current = db.current()
+        unanswered = self.n_items - len(current)
+        if budget is None and 0 < unanswered < options["budget"]:  # the default, not the user's
+            options["budget"] = unanswered
         if (
             last is not None
             and last["version"] == version
@@ -236,6 +239,8 @@ class Session(Project):
             return self.batch(int(last["round"]))
         same = last is not None and last["version"] == version
         round_index = 1 if last is None else int(last["round"]) + (0 if same else 1)
+        if unanswered == 0:
+            raise ValidationError("every item is answered: there is nothing left to label")
         picks = compute_round(self, current, round_index, options, _progress(progress))
         n_positive = sum(self.is_positive(v) for v, _ in current.values())
         with self.store.writing() as db:
