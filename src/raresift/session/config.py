@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from raresift.errors import ConfigError
+from raresift.errors import ConfigError, ValidationError
 from raresift.params import Instance, Interval, Options, Parameterized, invalid
 from raresift.session.errors import SessionCorruptError
 
@@ -75,6 +75,7 @@ class SessionConfig(Parameterized):
 
     parameter_constraints = {
         "strategy": [Instance(str, None)],
+        "strategy_params": [Instance(dict, None)],
         "candidates": [Options(*CANDIDATE_NAMES), Instance(None)],
         "budget": [Interval(int, 1, None)],
         "index": [Instance(str, None)],
@@ -91,6 +92,7 @@ class SessionConfig(Parameterized):
     def __init__(
         self,
         strategy: str | None = None,
+        strategy_params: dict[str, dict[str, Any]] | None = None,
         candidates: str | None = None,
         budget: int = 100,
         index: str | None = None,
@@ -104,6 +106,7 @@ class SessionConfig(Parameterized):
         model_max_iter: int = 1000,
     ):
         self.strategy = strategy
+        self.strategy_params = strategy_params
         self.candidates = candidates
         self.budget = budget
         self.index = index
@@ -131,6 +134,7 @@ class SessionConfig(Parameterized):
             if self.strategy not in strategy_names():
                 raise ConfigError(f"unknown strategy {self.strategy!r}; see raresift strategies")
             check_session_strategy(self.strategy)
+        self.strategy_params = check_strategy_params(self.strategy_params)
 
     def index_plan(self, n: int, dim: int) -> IndexPlan:
         """The index for ``n`` items of ``dim`` features: the user's factory string or the
@@ -175,6 +179,25 @@ def check_session_strategy(name: str) -> None:
             "logistic regression on the embeddings, so use entropy, margin, mlp, "
             "information-density, badge, coreset or a SIMILAR function such as flqmi"
         )
+
+
+def check_strategy_params(params: Any) -> dict[str, dict[str, Any]]:
+    """``strategy_params`` checked: names of strategies, parameters they accept."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ValidationError("strategy_params must map strategy names to parameter dicts")
+    from raresift.strategies import make_strategy, strategy_names
+
+    out = {}
+    for name, values in params.items():
+        if name not in strategy_names():
+            raise ConfigError(f"strategy_params names unknown strategy {name!r}")
+        if not isinstance(values, dict):
+            raise ValidationError(f"strategy_params[{name!r}] must be a dict of parameters")
+        make_strategy(name, **values)  # bad ones raise now
+        out[str(name)] = dict(values)
+    return out
 
 
 def _check_search_params(index, factory: str, params: str) -> None:

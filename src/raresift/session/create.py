@@ -49,6 +49,7 @@ def create_session(
     rare_classes: Iterable[str] | None = None,
     seed_labels: str | os.PathLike | None = None,
     strategy: str | None = None,
+    strategy_params: dict[str, dict[str, Any]] | None = None,
     candidates: str | None = None,
     budget: int = 100,
     index: str | None = None,
@@ -67,6 +68,7 @@ def create_session(
     root = Path(path).resolve()
     options = SessionConfig(
         strategy=strategy,
+        strategy_params=strategy_params,
         candidates=candidates,
         budget=budget,
         index=index,
@@ -175,6 +177,7 @@ def _create(
             "candidates": default_cand,
             "budget": int(options.budget),
         },
+        "strategy_params": options.strategy_params,
         "index": {
             "factory": plan.factory,
             "search_params": plan.search_params,

@@ -126,7 +126,8 @@ def _strategy(session: Session, name: str, progress: bool):
     """The round's strategy; on the Ray engine its selection runs on Ray workers."""
     from raresift.strategies import make_strategy
 
-    return session.engine.strategy(make_strategy(name), progress)
+    params = session.config.get("strategy_params", {}).get(name, {})
+    return session.engine.strategy(make_strategy(name, **params), progress)
 
 
 def build_learner(

@@ -80,6 +80,7 @@ class Session(Project):
         rare_classes: Iterable[str] | None = None,
         seed_labels: str | os.PathLike | None = None,
         strategy: str | None = None,
+        strategy_params: dict[str, dict[str, Any]] | None = None,
         candidates: str | None = None,
         budget: int = 100,
         index: str | None = None,
@@ -110,8 +111,10 @@ class Session(Project):
         string for SEALS (built now when SEALS is the default). ``engine`` is where rounds run:
         ``"local"``, or ``"ray"`` (:mod:`raresift.distributed`: "all" rounds scored on Ray
         workers, SEALS searches on index actors, the same picks as local) on the cluster at
-        ``address``, or a local Ray when it is None. ``encoding`` is that of text tables that
-        are neither UTF-8 nor marked with a byte-order mark.
+        ``address``, or a local Ray when it is None. ``strategy_params`` maps strategy names to
+        constructor parameters used whenever that strategy runs (e.g. ``{"flqmi":
+        {"representation": "gradient"}}``). ``encoding`` is that of text tables that are neither
+        UTF-8 nor marked with a byte-order mark.
 
         Every option is checked first (:class:`~raresift.session.config.SessionConfig`); a
         create that fails leaves nothing behind (the folder, or what it added to an existing
@@ -138,6 +141,7 @@ class Session(Project):
             rare_classes=rare_classes,
             seed_labels=seed_labels,
             strategy=strategy,
+            strategy_params=strategy_params,
             candidates=candidates,
             budget=budget,
             index=index,
