@@ -224,3 +224,13 @@ def test_the_default_budget_shrinks_to_the_items_left(tmp_path):
     s.answer_many([(b.id, "0") for b in s.next()])
     with pytest.raises(ValidationError, match="every item is answered"):
         s.next(strategy="entropy")
+
+
+def test_a_label_studio_choice_written_bare(tmp_path, emb):
+    s = Session.create(tmp_path / "p", embeddings=emb, classes=["cat", "dog"], progress=False)
+    (tmp_path / "ls.json").write_text(
+        '[{"data": {"raresift_id": 1}, "annotations": [{"result": [{"type": "choices", '
+        '"value": {"choices": "dog"}}]}]}]'
+    )
+    assert s.import_file(tmp_path / "ls.json")["written"] == 1
+    assert s.answers()[0]["answer"] == "dog"

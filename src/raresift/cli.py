@@ -158,7 +158,11 @@ def _cmd_next(args: argparse.Namespace) -> int:
     from raresift.session.views import batch_text, round_header
 
     session = _open_session(args)
-    like = [x.strip() for x in args.like.split(",") if x.strip()] if args.like else None
+    like = None
+    if args.like is not None:
+        like = [x.strip() for x in args.like.split(",") if x.strip()]
+        if not like:
+            raise ValidationError(f"--like needs item ids separated by commas, got {args.like!r}")
     batch = session.next(budget=args.budget, strategy=args.strategy, candidates=args.candidates,
                          query=args.query, like=like)  # fmt: skip
     print(round_header(session), file=sys.stderr)

@@ -202,6 +202,8 @@ def import_answers(
 ) -> dict:
     """Record the answers in ``path`` (CSV / TSV / JSONL answers, or a Label Studio export);
     ``encoding`` when the file is neither UTF-8 nor marked with a byte-order mark."""
+    if path.is_dir():
+        raise ValidationError(f"answers file {path} is a folder; give a CSV / JSONL / JSON file")
     if not path.is_file():
         raise ValidationError(f"answers file {path} does not exist")
     suffix = path.suffix.lower()
@@ -278,6 +280,13 @@ def _table_rows(
     return rows
 
 
+def _as_list(value: Any) -> list:
+    """Label Studio's ``choices``: a list, or one choice written bare."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def _number(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
@@ -326,7 +335,7 @@ def _label_studio_rows(
             if isinstance(r, dict)
             and r.get("type") == "choices"
             and isinstance(r.get("value"), dict)
-            for c in (r["value"].get("choices") or [])
+            for c in _as_list(r["value"].get("choices"))
         ]
         rows.append(
             (

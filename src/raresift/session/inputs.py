@@ -341,6 +341,8 @@ def open_embeddings(
     if not path.is_file():
         raise ValidationError(f"embeddings file {path} does not exist")
     suffix = path.suffix.lower()
+    if npz_key is not None and suffix != ".npz":
+        raise ValidationError(f"--npz-key names an array inside an .npz; {path} is not one")
     if suffix == ".npy":
         try:
             array = np.load(path, mmap_mode="r")
