@@ -234,3 +234,17 @@ def test_a_label_studio_choice_written_bare(tmp_path, emb):
     )
     assert s.import_file(tmp_path / "ls.json")["written"] == 1
     assert s.answers()[0]["answer"] == "dog"
+
+
+def test_a_project_written_with_absolute_paths_still_moves(tmp_path, capsys):
+    """Projects made before the files table held relative paths kept the absolute one."""
+    np.savez(tmp_path / "emb.npz", embeddings=np.random.default_rng(2).normal(size=(N, 4)))
+    old = tmp_path / "old"
+    _run(capsys, "init", old, "--embeddings", tmp_path / "emb.npz", "--candidates", "seals")
+    with sqlite3.connect(old / "session.db") as conn:
+        conn.execute("UPDATE files SET path = ? || '/' || path", (str(old),))
+    old.rename(tmp_path / "new")
+    assert "labels    0" in _run(capsys, "status", tmp_path / "new").replace(
+        "labels spent", "labels"
+    )
+    assert _run(capsys, "next", tmp_path / "new", "--format", "csv").count("\n") == 41

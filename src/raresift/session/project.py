@@ -109,21 +109,32 @@ class Project:
             store.close()
             raise
         session = cls(root, store, config)
+        try:
+            session._check_files(files)
+        except BaseException:
+            store.close()
+            raise
+        return session
+
+    def _check_files(self, files: dict[str, dict[str, Any]]) -> None:
+        """The files the project depends on are there, unchanged, of the recorded shape."""
+        root, config = self.root, self.config
         emb = files.get("embeddings")
         if emb is None:
             raise FingerprintError(f"{root / DB_NAME} records no embeddings file")
-        check_fingerprint(session._path(emb["path"]), emb, "embeddings file")
-        shape = np.load(session._path(config["embeddings"]["path"]), mmap_mode="r").shape
+        # the config's path (relative for the project's own files): a project written before
+        # the files table held relative paths still opens after a move
+        check_fingerprint(self._path(config["embeddings"]["path"]), emb, "embeddings file")
+        shape = np.load(self._path(config["embeddings"]["path"]), mmap_mode="r").shape
         if tuple(shape) != (config["n_items"], config["dim"]):
-            store.close()
             raise SessionCorruptError(
                 f"{root / DB_NAME} records {config['n_items']} x {config['dim']} embeddings but "
                 f"the file holds {shape[0]} x {shape[1]} (hand-edited?); restore the database "
                 "from a backup"
             )
         if "index" in files:
-            check_fingerprint(session._path(files["index"]["path"]), files["index"], "index file")
-        return session
+            index_path = root / config["index"]["path"]
+            check_fingerprint(index_path, files["index"], "index file")
 
     def close(self) -> None:
         """Close the database connection."""
@@ -141,11 +152,10 @@ class Project:
     def project_files(self) -> list[Path]:
         """Every file of the project folder and every file the session depends on: what no
         export or plot may write over (the web app's own outputs under ``cache/app`` aside)."""
-        with self.store.reading() as db:
-            stored = [row["path"] for row in db.files().values()]
         scratch = self.root / "cache" / "app"
         own = [p for p in self.root.rglob("*") if not p.is_dir() and scratch not in p.parents]
-        return own + [self._path(p) for p in stored]
+        index = self.root / self.config["index"]["path"]
+        return [*own, self._path(self.config["embeddings"]["path"]), index, Path(f"{index}.json")]
 
     def _path(self, stored: str) -> Path:
         p = Path(stored)
