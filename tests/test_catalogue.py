@@ -1021,6 +1021,10 @@ SESSION_ROWS = [
     ("next_with_budget_0", "next {p} --budget 0", "budget must be a positive integer"),
     ("next_with_a_budget_above_the_pool", "next {p} --budget 100000", "exceeds the 300 items"),
     ("next_with_an_unknown_strategy", "next {p} --strategy nope", "unknown strategy 'nope'"),
+    ("next_with_a_strategy_that_needs_a_network", "next {p} --strategy bald",
+     "needs MC-dropout samples", "logistic regression"),
+    ("init_with_a_strategy_that_needs_a_network", "init {d}/q --embeddings {d}/emb.npy "
+     "--strategy ibal", "needs penultimate features"),
     ("next_query_without_text_embeddings", "next {p} --query cats",
      "--query TEXT needs a session of texts"),
     ("next_like_an_unknown_id", "next {p} --like 123456", "unknown id '123456'"),

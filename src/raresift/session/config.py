@@ -37,11 +37,6 @@ SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with a
 RECALL_TARGET = 0.95  # recall@10 a user's own index string is calibrated to reach
 MAX_SEED = 2**63 - 1
 SPECIAL = ("skip", "junk", "duplicate")  # answers that are no class: never trained on
-# strategies that need a neural network's dropout, penultimate features or Fisher scores; a
-# session fits logistic regression on the embeddings (tests/test_session.py checks both ways)
-NEEDS_NETWORK = frozenset(
-    {"bald", "variation-ratio", "pcc", "fisher", "fisher-weak", "ibal", "ibal-d"}
-)
 
 
 class LocalEngine:
@@ -133,8 +128,9 @@ class SessionConfig(Parameterized):
 
             if self.strategy not in strategy_names():
                 raise ConfigError(f"unknown strategy {self.strategy!r}; see raresift strategies")
-            check_session_strategy(self.strategy)
         self.strategy_params = check_strategy_params(self.strategy_params)
+        if self.strategy is not None:
+            check_session_strategy(self.strategy, self.strategy_params.get(self.strategy))
 
     def index_plan(self, n: int, dim: int) -> IndexPlan:
         """The index for ``n`` items of ``dim`` features: the user's factory string or the
@@ -172,12 +168,33 @@ class SessionConfig(Parameterized):
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
 
-def check_session_strategy(name: str) -> None:
-    if name in NEEDS_NETWORK:
+def session_model_provides(kind: str = "logistic") -> frozenset[str]:
+    """The capabilities of the model a session fits (:data:`raresift.models.base.CAPABILITIES`):
+    what a strategy may ask of it."""
+    from sklearn.linear_model import LogisticRegression
+
+    from raresift.models import SklearnModel
+    from raresift.models.base import model_provides
+
+    if kind != "logistic":
+        raise ConfigError(f"unknown session model kind {kind!r}")
+    return model_provides(SklearnModel(LogisticRegression(), n_classes=2))
+
+
+def check_session_strategy(name: str, params: dict[str, Any] | None = None) -> None:
+    """Ask the strategy (built with ``params``) what it needs of the model; refuse it up front
+    when the session's model cannot give it (a network's dropout, penultimate features or
+    Fisher scores), instead of at the first round."""
+    from raresift.models.base import CAPABILITIES
+    from raresift.strategies import make_strategy
+
+    missing = sorted(make_strategy(name, **(params or {})).requires() - session_model_provides())
+    if missing:
         raise ConfigError(
-            f"strategy {name!r} needs a neural network trained on the raw items; a session fits "
-            "logistic regression on the embeddings, so use entropy, margin, mlp, "
-            "information-density, badge, coreset or a SIMILAR function such as flqmi"
+            f"strategy {name!r} needs {'; '.join(CAPABILITIES[c] for c in missing)}: a neural "
+            "network trained on the raw items, and a session fits logistic regression on the "
+            "embeddings, so use entropy, margin, mlp, information-density, badge, coreset or a "
+            "SIMILAR function such as flqmi"
         )
 
 

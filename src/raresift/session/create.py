@@ -21,7 +21,7 @@ import numpy as np
 import raresift
 from raresift.errors import ValidationError
 from raresift.session import inputs
-from raresift.session.config import SMALL_POOL, SessionConfig, check_session_strategy
+from raresift.session.config import SMALL_POOL, SessionConfig
 from raresift.session.errors import SessionError
 from raresift.session.project import _SPECIAL_ALIASES, _progress, _relative, record_file
 from raresift.session.store import DB_NAME, Store
@@ -91,8 +91,6 @@ def create_session(
         raise ValidationError("give exactly one of embeddings=, texts= or images=")
     if concept is not None and classes is not None:
         raise ValidationError("give either concept= or classes=, not both")
-    if strategy is not None:
-        check_session_strategy(strategy)
     class_list = _check_classes(classes) if classes is not None else None
     rare = list(rare_classes) if rare_classes is not None else None
     if rare is not None:

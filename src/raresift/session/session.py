@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from raresift.errors import ConfigError, ValidationError
-from raresift.session.config import CANDIDATE_NAMES, NEEDS_NETWORK, check_session_strategy
+from raresift.session.config import CANDIDATE_NAMES, check_session_strategy
 from raresift.session.create import create_session
 from raresift.session.project import BatchItem, Project, _progress
 from raresift.session.rounds import compute_round
 
-__all__ = ["NEEDS_NETWORK", "BatchItem", "Session"]
+__all__ = ["BatchItem", "Session"]
 
 
 class Session(Project):
@@ -194,7 +194,7 @@ class Session(Project):
 
         if strat not in strategy_names():
             raise ConfigError(f"unknown strategy {strat!r}; see raresift strategies")
-        check_session_strategy(strat)
+        check_session_strategy(strat, self.config.get("strategy_params", {}).get(strat))
         from raresift.pool import check_budget
 
         b = check_budget(
