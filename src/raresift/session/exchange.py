@@ -309,9 +309,10 @@ def _label_studio_rows(
     if not tasks:
         raise AnswerError(str(path), [(1, "the export holds no tasks")], unit="task")
     rows = []
+    not_tasks = []
     for number, task in enumerate(tasks, 1):
         if not isinstance(task, dict):
-            rows.append((number, None, None))
+            not_tasks.append((number, f"a JSON {type(task).__name__}, not a task object"))
             continue
         if "data" not in task and "raresift_id" in task:  # Label Studio's JSON-MIN export
             rows.append((number, task["raresift_id"], task.get("label", task.get("choice"))))
@@ -319,7 +320,8 @@ def _label_studio_rows(
         data = task.get("data") or {}
         annotations = task.get("annotations") or []
         if not isinstance(data, dict) or not isinstance(annotations, list):
-            rows.append((number, None, None))  # "the id is empty": not a task raresift wrote
+            not_tasks.append((number, "not a Label Studio task ('data' must be an object and "
+                                      "'annotations' a list)"))  # fmt: skip
             continue
         uid = data.get("raresift_id", data.get("id"))
         annotations = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
@@ -344,6 +346,8 @@ def _label_studio_rows(
                 choices[0] if len(choices) == 1 else None if not choices else "|".join(choices),
             )
         )
+    if not_tasks:
+        raise AnswerError(str(path), not_tasks, unit="task")
     if not rows:
         raise AnswerError(str(path), [(1, "no task has an annotation")], unit="task")
     return rows, "task", "label-studio"
