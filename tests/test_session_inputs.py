@@ -248,3 +248,16 @@ def test_a_project_written_with_absolute_paths_still_moves(tmp_path, capsys):
         "labels spent", "labels"
     )
     assert _run(capsys, "next", tmp_path / "new", "--format", "csv").count("\n") == 41
+
+
+def test_neighbors_are_the_exact_nearest_by_cosine(tmp_path, emb):
+    x = np.load(emb)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = Session.create(tmp_path / "p", embeddings=emb, progress=False)
+    s.answer_many([(i, str(i % 2)) for i in range(0, N, 3)])
+    answered = np.arange(0, N, 3)
+    for labeled_only, ref in ((True, answered[answered != 7]), (False, np.delete(np.arange(N), 7))):
+        got = s.neighbors(7, k=4, labeled_only=labeled_only)
+        sims = unit[ref] @ unit[7]
+        assert [g["id"] for g in got] == ref[np.argsort(-sims)[:4]].tolist()
+        assert np.allclose([g["similarity"] for g in got], np.sort(sims)[::-1][:4], atol=1e-5)

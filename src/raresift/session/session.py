@@ -159,24 +159,27 @@ class Session(Project):
 
     def neighbors(self, item_id: Any, k: int = 8, labeled_only: bool = True) -> list[dict]:
         """The ``k`` items most similar to ``item_id`` (cosine of embeddings, exact), among the
-        answered items by default; each with id, similarity and answer."""
-        from raresift.index import normalize_rows
-        from raresift.session.rounds import top_similar
+        answered items by default; each with id, similarity and answer. The search is
+        :func:`raresift.index.exact_search`, the one exact k-NN path."""
+        from raresift.index import exact_search, normalize_rows
+        from raresift.params import positive_int
 
+        k = positive_int(k, "k")
         iid = self.iid(item_id)
         pool = self.pool()
         target = normalize_rows(pool.embeddings_of([iid]))
         with self.store.reading() as db:
             current = db.current()
         if labeled_only:
-            ref = np.asarray([i for i in current if i != iid], dtype=np.int64)
+            ref = np.asarray(sorted(i for i in current if i != iid), dtype=np.int64)
             if ref.size == 0:
                 return []
-            sims = normalize_rows(pool.embeddings_of(ref)) @ target[0]
-            order = np.lexsort((ref, -sims))[:k]
-            ids, sims = ref[order], sims[order]
+            positions, sims = exact_search(pool.embeddings_of(ref), target, min(k, ref.size))
+            ids, sims = ref[positions[0]], sims[0]
         else:
-            ids, sims, _ = top_similar(self, target, min(k, self.n_items - 1), np.array([iid]))
+            positions, sims = exact_search(pool.embeddings, target, min(k + 1, self.n_items))
+            keep = positions[0] != iid
+            ids, sims = positions[0][keep][:k].astype(np.int64), sims[0][keep][:k]
         uids = self.uids(ids.tolist())
         return [
             {"id": u, "similarity": float(s), "answer": current.get(int(i), (None,))[0]}
