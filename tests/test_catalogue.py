@@ -821,6 +821,8 @@ def _project(tmp_path: Path) -> Path:
     (tmp_path / "latin1.csv").write_bytes("id,label\n1,cat\n2,dög\n".encode("latin-1"))
     np.savez(tmp_path / "two.npz", a=np.ones((3, 2)), b=np.ones((3, 2)))
     np.save(tmp_path / "three.npy", np.ones((3, 2), np.float32))
+    (tmp_path / "mine").mkdir()
+    np.save(tmp_path / "mine" / "embeddings.npy", np.ones((3, 2)))  # a user's file of that name
     np.save(tmp_path / "flat.npy", np.ones(5, np.float32))
     bad = np.ones((4, 3), np.float32)
     bad[2, 1] = np.inf
@@ -1074,6 +1076,10 @@ SESSION_ROWS = [
      "vector of length 2"),
     ("init_into_a_path_under_a_file", "init {d}/empty.csv/q --embeddings {d}/emb.npy",
      "is a file"),
+    ("init_over_a_users_embeddings_file", "init {d}/mine --embeddings {d}/two.npz --npz-key a",
+     "already holds embeddings.npy", "write over"),
+    ("init_converting_a_users_embeddings_over_itself",
+     "init {d}/mine --embeddings {d}/mine/embeddings.npy", "over itself"),
     ("init_with_a_negative_seed", "init {d}/q --embeddings {d}/emb.npy --seed -1",
      "seed=-1 is invalid"),
     ("init_with_budget_0", "init {d}/q --embeddings {d}/emb.npy --budget 0",

@@ -99,6 +99,7 @@ def create_session(
         unknown = [c for c in rare if c not in class_list]
         if unknown:
             raise ValidationError(f"rare classes {unknown} are not among {class_list}")
+    _check_nothing_in_the_way(root, embeddings)
     made = _Made(root)
     try:
         return _create(
@@ -338,6 +339,19 @@ def _check_classes(classes: Iterable[str]) -> list[str]:
             f"{reserved} are reserved answers (skip, junk, duplicate); rename them"
         )
     return out
+
+
+def _check_nothing_in_the_way(root: Path, embeddings: Any) -> None:
+    """Refuse a folder holding files a create would write over (a user's ``embeddings.npy``, an
+    index), unless it is the ``.npy`` the session will read where it lies."""
+    own = root / "embeddings.npy"
+    source = None if embeddings is None else Path(embeddings).resolve()
+    for path in (own, root / "index.faiss", root / "index.faiss.json"):
+        if path.exists() and not (path == own and source == own.resolve()):
+            raise SessionError(
+                f"{root} already holds {path.name}, which a new session would write over; "
+                "choose an empty folder (or a new one) for the project"
+            )
 
 
 class _Made:

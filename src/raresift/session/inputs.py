@@ -200,7 +200,13 @@ def read_table(path: str | os.PathLike, encoding: str | None = None) -> Table:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError types
             raise CorruptFileError(f"cannot read Parquet file {path}: {exc}") from None
-        return Table(path, {name: table.column(name).to_pylist() for name in table.column_names})
+        return Table(
+            path,
+            {
+                name: table.column(i).to_pylist()
+                for i, name in enumerate(check_header(path, table.column_names))
+            },
+        )
     if kind == "jsonl":
         rows = []
         for number, line in text_lines(path, encoding):
@@ -351,6 +357,11 @@ def open_embeddings(
         _check_array(array, path)
         if array.dtype in (np.float16, np.float32) and array.flags.c_contiguous:
             return path, False
+        if out.resolve() == path:
+            raise ValidationError(
+                f"{path} holds {array.dtype} values and would be converted to float32 over "
+                "itself; move it out of the project folder"
+            )
         log.info("converting %s (%s) to float32 in %s", path, array.dtype, out)
         _write_float32(array, out)
         return out, True
