@@ -194,3 +194,16 @@ def test_no_request_reaches_a_server_error(client, caplog):
     caplog.set_level(logging.WARNING)
     for path in ("/thumb?id=item1", "/image?id=nope", "/item?id=", "/export?format=xml"):
         assert client.get(path).status_code < 500, path
+
+
+def test_a_disk_that_refuses_is_a_503_with_a_json_error(client, monkeypatch):
+    import errno
+
+    from raresift.session import session as session_module
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "status.png")
+
+    monkeypatch.setattr(session_module.Session, "status_plot", full)
+    response = client.get("/progress.png")
+    assert response.status_code == 503 and "the disk is full" in response.json()["error"]

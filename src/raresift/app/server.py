@@ -24,7 +24,13 @@ from typing import Any
 from raresift.app.guard import Guard, HostPolicy
 from raresift.app.jobs import JobRunner
 from raresift.app.thumbnails import Thumbnailer, ThumbnailFailure, placeholder_svg
-from raresift.errors import RaresiftError, UnknownIdError, ValidationError
+from raresift.errors import (
+    RaresiftError,
+    StorageError,
+    UnknownIdError,
+    ValidationError,
+    storage_error,
+)
 
 log = logging.getLogger("raresift")
 
@@ -574,9 +580,17 @@ def create_app(
 
     async def user_error(request, exc):
         status_code = 404 if isinstance(exc, UnknownIdError) else 400
+        if isinstance(exc, StorageError):
+            status_code = 503  # the disk refused, not the request: nothing stored is lost
         return as_json({"error": short(str(exc))}, status_code=status_code)
 
-    app = Starlette(routes=routes, exception_handlers={RaresiftError: user_error})
+    async def disk_error(request, exc):
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return await user_error(request, storage_error(exc, "write"))
+
+    app = Starlette(
+        routes=routes, exception_handlers={RaresiftError: user_error, OSError: disk_error}
+    )
     app.state.session = session
     app.state.jobs = jobs
     return Guard(app, HostPolicy(host, port), token)
