@@ -19,6 +19,8 @@ FORBIDDEN = {
     "strategies": ("raresift.loop", "raresift.index", "raresift.simulate", "faiss"),
     "candidates.py": ("raresift.loop", "raresift.strategies", "raresift.simulate", "faiss"),
     "index.py": ("raresift.loop", "raresift.strategies", "raresift.candidates"),
+    "exact.py": ("raresift.loop", "raresift.strategies", "raresift.candidates", "raresift.index"),
+    "sharded.py": ("raresift.loop", "raresift.strategies", "raresift.candidates"),
     "density.py": ("raresift.loop", "raresift.strategies", "raresift.candidates", "faiss"),
     # one k-NN path: the kernels search through raresift.index, never with their own Faiss/torch
     "kernels.py": ("raresift.loop", "raresift.strategies", "raresift.candidates", "faiss", "torch"),
