@@ -17,6 +17,8 @@ raresift.errors.ConfigError: raresift init: budget=0 is invalid; it must be a po
 IndexPlan(factory='Flat', search_params='', nlist=0, calibrate=False)
 >>> SessionConfig().index_plan(200_000, 8)
 IndexPlan(factory='IVF1789,Flat', search_params='nprobe=16', nlist=1789, calibrate=False)
+>>> SessionConfig().index_plan(10**7, 8).factory
+'IVF4096,SQ8'
 >>> SessionConfig(index="IVF64,Flat").index_plan(3_000, 8)
 IndexPlan(factory='IVF64,Flat', search_params='', nlist=64, calibrate=True)
 """
@@ -34,6 +36,7 @@ from raresift.session.errors import SessionCorruptError
 ENGINES = ("local", "ray")  # where rounds run
 CANDIDATE_NAMES = ("all", "seals", "random")
 SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with an index
+MAX_DEFAULT_LISTS = 4096  # inverted lists of the default index beyond 10^6 items
 RECALL_TARGET = 0.95  # recall@10 a user's own index string is calibrated to reach
 MAX_SEED = 2**63 - 1
 SPECIAL = ("skip", "junk", "duplicate")  # answers that are no class: never trained on
@@ -146,8 +149,8 @@ class SessionConfig(Parameterized):
             factory = "Flat"
         elif n <= 1_000_000:
             factory = f"IVF{ivf_nlist(n)},Flat"
-        else:
-            factory = f"IVF{ivf_nlist(n)},SQ8"
+        else:  # at most MAX_DEFAULT_LISTS: k-means on 40 rows a list stays quick at init
+            factory = f"IVF{min(ivf_nlist(n), MAX_DEFAULT_LISTS)},SQ8"
         built = _make_faiss_index(factory, dim)
         ivf = faiss.try_extract_index_ivf(built)
         nlist = 0 if ivf is None else int(ivf.nlist)
