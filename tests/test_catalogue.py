@@ -802,6 +802,7 @@ SESSION_FILES = {
     "dup_columns.csv": "id,note,note\n1,a,b\n2,c,d\n3,e,f\n",
     "vectors.csv": 'id,embedding\n1,"1 2 3"\n2,"1 2"\n',
     "texts.csv": "id,body\n1,hello\n2,\n",
+    "texts.jsonl": '{"id": 1, "body": "hello"}\n{"id": 2, "body": 42}\n',
 }
 
 
@@ -1066,6 +1067,8 @@ SESSION_ROWS = [
      "texts= needs text_column="),
     ("init_texts_with_an_empty_text", "init {d}/q --texts {d}/texts.csv --text-column body",
      "line 3: the text is empty"),
+    ("init_texts_with_a_number_for_a_text", "init {d}/q --texts {d}/texts.jsonl --text-column body",
+     "line 2: the text is a int, not a string"),
     ("init_with_a_reserved_class_name", "init {d}/q --embeddings {d}/emb.npy --classes a,junk",
      "are reserved answers"),
     ("init_with_a_rare_class_not_among_the_classes",

@@ -259,8 +259,11 @@ def _read_source(
             raise ValidationError("texts= needs text_column= (the column holding the texts)")
         values = table.column(text_column, "text")
         for i, t in enumerate(values):
-            if not isinstance(t, str) or not t.strip():
-                raise ValidationError(f"{texts} line {i + table.first_line}: the text is empty")
+            where = f"{texts} line {i + table.first_line}"
+            if t is not None and not isinstance(t, str):
+                raise ValidationError(f"{where}: the text is a {type(t).__name__}, not a string")
+            if t is None or not t.strip():
+                raise ValidationError(f"{where}: the text is empty")
         array = embed.embed_texts(values, cache=cache, progress=_progress(progress))
         table.columns["__text__"] = table.columns[text_column]
         source = {
