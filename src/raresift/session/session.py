@@ -37,6 +37,7 @@ CANDIDATE_NAMES = ("all", "seals", "random")
 NEEDS_NETWORK = frozenset(
     {"bald", "variation-ratio", "pcc", "fisher", "fisher-weak", "ibal", "ibal-d"}
 )
+CLASS_DEFAULT = "rare-search"  # a class session's default strategy (the replay study's choice)
 SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with an index
 STOP_SET_SIZE = 1_000
 _CONCEPT_ALIASES = {
@@ -236,8 +237,8 @@ class Session:
                 f"unknown candidates {candidates!r}; choose {', '.join(CANDIDATE_NAMES)}"
             )
         default_cand = candidates or ("all" if n <= SMALL_POOL else "seals")
-        if strategy is None:
-            strategy = "flqmi" if class_list is not None and default_cand == "all" else "mlp"
+        if strategy is None:  # chosen from the replay study (docs/results/replay-sessions)
+            strategy = CLASS_DEFAULT if class_list is not None else "mlp"
         from raresift.strategies import strategy_names
 
         if strategy not in strategy_names():
@@ -1082,15 +1083,17 @@ def _check_strategy_params(params, class_list) -> dict[str, dict[str, Any]]:
         return {}
     if not isinstance(params, dict):
         raise ValidationError("strategy_params must map strategy names to parameter dicts")
-    from raresift.strategies import make_strategy, strategy_names
+    from raresift.strategies import strategy_names
+    from raresift.strategies.rare import session_strategy
 
+    kind = "concept" if class_list is None else "classes"
     out = {}
     for name, values in params.items():
         if name not in strategy_names():
             raise ConfigError(f"strategy_params names unknown strategy {name!r}")
         if not isinstance(values, dict):
             raise ValidationError(f"strategy_params[{name!r}] must be a dict of parameters")
-        make_strategy(name, **values)  # bad ones raise now
+        session_strategy(name, kind=kind, positive=[1], params=values)  # bad ones raise now
         out[str(name)] = dict(values)
     return out
 
