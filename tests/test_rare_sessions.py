@@ -190,3 +190,45 @@ def test_flqmi_in_a_class_session_cold_start_says_so(tmp_path):
     batch = s.next(budget=5)  # two common classes answered, no owl yet
     assert all(b.reason.startswith("cold start: no positives yet") for b in batch)
     assert s.round_info()["strategy"] == "rare-search"
+
+
+# ------------------------------------------------------------------ GALAXY and DIRECT
+def _line_state(labeled, values, n=11, seed=0):
+    """Items 0..n-1 whose class-1 probability rises with the id: each margin order is the id
+    order (class 1) or its reverse (class 0)."""
+    p1 = np.linspace(0.0, 1.0, n)
+    return _state(np.column_stack([1 - p1, p1]), labeled=labeled, values=values, seed=seed)
+
+
+def test_galaxy_bisects_the_path_between_opposite_labels():
+    state = _line_state([0, 10], [0, 1])
+    batch = make_strategy("galaxy").select(state, np.arange(1, 10), 3)
+    assert batch.ids[0] == 5  # the middle of the 9 unlabeled items between the two labels
+    # the other class's path (reversed order) meets the same middle; then the halves' middles
+    assert set(batch.ids[1:].tolist()) <= {2, 3, 7, 8}
+    assert batch.reasons[0].startswith("galaxy: middle of a path of 9 unlabeled items")
+
+
+def test_galaxy_fills_with_small_margins_when_no_path_is_left():
+    state = _line_state([0, 1], [0, 0])  # one class labeled: no path between opposite labels
+    batch = make_strategy("galaxy").select(state, np.arange(2, 11), 2)
+    assert batch.ids[0] == 5 and batch.ids[1] in (4, 6)  # margins nearest 0
+    assert batch.reasons[0].startswith("nearest a class boundary")
+
+
+def test_direct_picks_around_the_best_threshold_rare_class_first():
+    # labeled: 0, 1, 2 are class 0; 8 is class 1 (and 3 is a noisy class-1 label)
+    state = _line_state([0, 1, 2, 3, 8], [0, 0, 0, 1, 0])
+    state.labels = Labels([0, 1, 2, 3, 8], [0, 0, 0, 1, 1])
+    batch = make_strategy("direct").select(state, np.array([4, 5, 6, 7, 9, 10]), 2)
+    # threshold of class 1 between 3 and 8 (one error at most); nearest unlabeled items there
+    assert set(batch.ids.tolist()) <= {4, 5, 6, 7}
+    assert "threshold" in batch.reasons[0]
+
+
+def test_best_threshold_is_robust_to_one_noisy_label():
+    from raresift.strategies.imbalance import best_thresholds
+
+    labels = np.array([0, 0, 1, 0, 0, -1, 1, 1, 0, 1])  # one 1 low, one 0 high
+    t, errors = best_thresholds(labels, 1)
+    assert errors == 2 and 5 <= t <= 6

@@ -193,6 +193,20 @@ _ROWS = [
         "positive= (the rare classes); a model with predict_proba once two classes are answered",
     ),
     StrategyInfo(
+        "galaxy",
+        "raresift.strategies.imbalance",
+        "imbalance",
+        "GALAXY: bisect the shortest path between opposite labels in the K margin orders",
+        "a fitted model (predict_proba) and labeled items",
+    ),
+    StrategyInfo(
+        "direct",
+        "raresift.strategies.imbalance",
+        "imbalance",
+        "DIRECT: items nearest each class's best 1-D threshold, rare classes first",
+        "a fitted model (predict_proba) and labeled items",
+    ),
+    StrategyInfo(
         "coverage",
         _RARE,
         "rare classes (sessions)",
