@@ -72,6 +72,7 @@ class SessionConfig(Parameterized):
     """The options of a new session, each checked once, here (see ``raresift init --help``)."""
 
     parameter_constraints = {
+        "kind": [Options("concept", "classes")],
         "strategy": [Instance(str, None)],
         "strategy_params": [Instance(dict, None)],
         "candidates": [Options(*CANDIDATE_NAMES), Instance(None)],
@@ -89,6 +90,7 @@ class SessionConfig(Parameterized):
 
     def __init__(
         self,
+        kind: str = "concept",
         strategy: str | None = None,
         strategy_params: dict[str, dict[str, Any]] | None = None,
         candidates: str | None = None,
@@ -103,6 +105,7 @@ class SessionConfig(Parameterized):
         model_C: float = 1.0,
         model_max_iter: int = 1000,
     ):
+        self.kind = kind
         self.strategy = strategy
         self.strategy_params = strategy_params
         self.candidates = candidates
@@ -131,9 +134,11 @@ class SessionConfig(Parameterized):
 
             if self.strategy not in strategy_names():
                 raise ConfigError(f"unknown strategy {self.strategy!r}; see raresift strategies")
-        self.strategy_params = check_strategy_params(self.strategy_params)
+        self.strategy_params = check_strategy_params(self.strategy_params, self.kind)
         if self.strategy is not None:
-            check_session_strategy(self.strategy, self.strategy_params.get(self.strategy))
+            check_session_strategy(
+                self.strategy, self.strategy_params.get(self.strategy), self.kind
+            )
 
     def index_plan(self, n: int, dim: int) -> IndexPlan:
         """The index for ``n`` items of ``dim`` features: the user's factory string or the
@@ -184,14 +189,17 @@ def session_model_provides(kind: str = "logistic") -> frozenset[str]:
     return model_provides(SklearnModel(LogisticRegression(), n_classes=2))
 
 
-def check_session_strategy(name: str, params: dict[str, Any] | None = None) -> None:
+def check_session_strategy(
+    name: str, params: dict[str, Any] | None = None, kind: str = "concept"
+) -> None:
     """Ask the strategy (built with ``params``) what it needs of the model; refuse it up front
     when the session's model cannot give it (a network's dropout, penultimate features or
     Fisher scores), instead of at the first round."""
     from raresift.models.base import CAPABILITIES
-    from raresift.strategies import make_strategy
+    from raresift.strategies.rare import session_strategy
 
-    missing = sorted(make_strategy(name, **(params or {})).requires() - session_model_provides())
+    strategy = session_strategy(name, kind=kind, positive=[1], params=params)
+    missing = sorted(strategy.requires() - session_model_provides())
     if missing:
         raise ConfigError(
             f"strategy {name!r} needs {'; '.join(CAPABILITIES[c] for c in missing)}: a neural "
@@ -201,13 +209,14 @@ def check_session_strategy(name: str, params: dict[str, Any] | None = None) -> N
         )
 
 
-def check_strategy_params(params: Any) -> dict[str, dict[str, Any]]:
+def check_strategy_params(params: Any, kind: str = "concept") -> dict[str, dict[str, Any]]:
     """``strategy_params`` checked: names of strategies, parameters they accept."""
     if params is None:
         return {}
     if not isinstance(params, dict):
         raise ValidationError("strategy_params must map strategy names to parameter dicts")
-    from raresift.strategies import make_strategy, strategy_names
+    from raresift.strategies import strategy_names
+    from raresift.strategies.rare import session_strategy
 
     out = {}
     for name, values in params.items():
@@ -215,7 +224,7 @@ def check_strategy_params(params: Any) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"strategy_params names unknown strategy {name!r}")
         if not isinstance(values, dict):
             raise ValidationError(f"strategy_params[{name!r}] must be a dict of parameters")
-        make_strategy(name, **values)  # bad ones raise now
+        session_strategy(name, kind=kind, positive=[1], params=values)  # bad ones raise now
         out[str(name)] = dict(values)
     return out
 

@@ -29,6 +29,7 @@ from raresift.session.store import DB_NAME, Store
 log = logging.getLogger("raresift")
 
 STOP_SET_SIZE = 1_000
+CLASS_DEFAULT = "rare-search"  # a class session's default strategy (the replay study's choice)
 
 
 def create_session(
@@ -67,6 +68,7 @@ def create_session(
     """:meth:`Session.create`, for the session class ``cls``."""
     root = Path(path).resolve()
     options = SessionConfig(
+        kind="concept" if classes is None else "classes",
         strategy=strategy,
         strategy_params=strategy_params,
         candidates=candidates,
@@ -144,8 +146,8 @@ def _create(
     id_col = ids_column or ("id" if table is not None and "id" in table.columns else None)
     default_cand = options.candidates or ("all" if n <= SMALL_POOL else "seals")
     strategy = options.strategy
-    if strategy is None:
-        strategy = "flqmi" if class_list is not None and default_cand == "all" else "mlp"
+    if strategy is None:  # chosen from the replay study (docs/results/replay-sessions)
+        strategy = CLASS_DEFAULT if class_list is not None else "mlp"
     plan = options.index_plan(n, dim)
     stop = np.sort(
         np.random.default_rng([options.seed, 7]).choice(n, min(n, STOP_SET_SIZE), replace=False)

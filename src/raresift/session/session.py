@@ -197,7 +197,7 @@ class Session(Project):
 
         if strat not in strategy_names():
             raise ConfigError(f"unknown strategy {strat!r}; see raresift strategies")
-        check_session_strategy(strat, self.config.get("strategy_params", {}).get(strat))
+        check_session_strategy(strat, self.config.get("strategy_params", {}).get(strat), self.kind)
         from raresift.pool import check_budget
 
         b = check_budget(
