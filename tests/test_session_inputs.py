@@ -261,3 +261,18 @@ def test_neighbors_are_the_exact_nearest_by_cosine(tmp_path, emb):
         sims = unit[ref] @ unit[7]
         assert [g["id"] for g in got] == ref[np.argsort(-sims)[:4]].tolist()
         assert np.allclose([g["similarity"] for g in got], np.sort(sims)[::-1][:4], atol=1e-5)
+
+
+def test_an_index_faiss_cannot_write_is_a_storage_error(tmp_path, monkeypatch):
+    import faiss
+
+    from raresift.index import NeighborIndex
+    from raresift.pool import Pool
+
+    def refuse(index, path):
+        raise RuntimeError("Error in faiss::FileIOWriter: No space left on device")
+
+    monkeypatch.setattr(faiss, "write_index", refuse)
+    index = NeighborIndex("Flat", progress=False).fit(Pool(np.eye(4, dtype=np.float32)))
+    with pytest.raises(StorageError, match="No space left on device"):
+        index.save(tmp_path / "x.faiss")

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from raresift.density import ROW_BLOCK, normalize_rows  # noqa: F401  (re-exported)
-from raresift.errors import ConfigError, CorruptFileError, ValidationError
+from raresift.errors import ConfigError, CorruptFileError, StorageError, ValidationError
 from raresift.exact import (  # noqa: F401  (the exact search, re-exported: import it from here)
     INDEX_METRICS,
     _faiss_metric,
@@ -494,7 +494,14 @@ class NeighborIndex(Parameterized):
                 f"cannot save the index to {path!r}: folder {folder!r} does not exist; create it "
                 "first"
             )
-        faiss.write_index(self.index, path)
+        try:
+            faiss.write_index(self.index, path)
+        except RuntimeError as exc:  # Faiss reports a full or read-only disk this way
+            raise StorageError(
+                f"cannot write the index to {path!r} "
+                f"({str(exc).strip().splitlines()[-1]}); free some space or choose a writable "
+                "folder"
+            ) from None
         meta = {
             "format": _FORMAT,
             "factory": self.factory,

@@ -349,6 +349,8 @@ def _check_classes(classes: Iterable[str]) -> list[str]:
 def _check_nothing_in_the_way(root: Path, embeddings: Any) -> None:
     """Refuse a folder holding files a create would write over (a user's ``embeddings.npy``, an
     index), unless it is the ``.npy`` the session will read where it lies."""
+    if (root / (DB_NAME + ".partial")).exists():
+        return  # the leftovers of an init killed midway: its own files, made again now
     own = root / "embeddings.npy"
     source = None if embeddings is None else Path(embeddings).resolve()
     for path in (own, root / "index.faiss", root / "index.faiss.json"):
