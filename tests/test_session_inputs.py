@@ -276,3 +276,9 @@ def test_an_index_faiss_cannot_write_is_a_storage_error(tmp_path, monkeypatch):
     index = NeighborIndex("Flat", progress=False).fit(Pool(np.eye(4, dtype=np.float32)))
     with pytest.raises(StorageError, match="No space left on device"):
         index.save(tmp_path / "x.faiss")
+
+
+def test_answer_columns_named_in_another_case(tmp_path, emb):
+    s = Session.create(tmp_path / "p", embeddings=emb, progress=False)
+    (tmp_path / "a.csv").write_text("ID,Label\n1,1\n2,0\n")
+    assert s.import_file(tmp_path / "a.csv")["written"] == 2

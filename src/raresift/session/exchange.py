@@ -257,8 +257,17 @@ def _table_rows(
     if not header or not any(h.strip() for h in header):
         raise AnswerError(str(path), [(1, "the file is empty (it needs a header: id,label)")])
     names = inputs.check_header(path, [h.strip() for h in header])
-    id_col = next((names.index(c) for c in id_names if c in names), None)
-    ans_col = next((names.index(c) for c in answer_names if c in names), None)
+    folded = [n.casefold() for n in names]  # Excel's "ID,Label" names the same columns
+
+    def find(candidates) -> int | None:
+        for c in candidates:
+            if c in names:
+                return names.index(c)
+            if folded.count(c.casefold()) == 1:
+                return folded.index(c.casefold())
+        return None
+
+    id_col, ans_col = find(id_names), find(answer_names)
     if id_col is None:
         raise AnswerError(
             str(path),
