@@ -282,3 +282,18 @@ def test_answer_columns_named_in_another_case(tmp_path, emb):
     s = Session.create(tmp_path / "p", embeddings=emb, progress=False)
     (tmp_path / "a.csv").write_text("ID,Label\n1,1\n2,0\n")
     assert s.import_file(tmp_path / "a.csv")["written"] == 2
+
+
+def test_images_inside_the_project_move_with_it(tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from PIL import Image
+
+    folder = tmp_path / "proj" / "imgs"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (40, 40), (60 * i, 20, 200 - 40 * i)).save(folder / f"{i}.png")
+    s = Session.create(tmp_path / "proj", images=folder, image_size=32, progress=False)
+    s.close()
+    (tmp_path / "proj").rename(tmp_path / "moved")
+    with Session.open(tmp_path / "moved") as s:
+        assert s.item("2.png")["image"] == str(tmp_path / "moved" / "imgs" / "2.png")

@@ -142,6 +142,8 @@ def _create(
 
     check_finite(array, f"embeddings {emb_path}")
     n, dim = array.shape
+    if table is not None and "__image__" in table.columns:  # images inside the project move
+        table.columns["__image__"] = [_relative(Path(p), root) for p in table.columns["__image__"]]
     ids = _read_ids(table, ids_column, n)
     id_col = ids_column or ("id" if table is not None and "id" in table.columns else None)
     default_cand = options.candidates or ("all" if n <= SMALL_POOL else "seals")

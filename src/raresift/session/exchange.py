@@ -118,6 +118,8 @@ def _item_details(session: Session, uids: list[Any]) -> dict[Any, dict[str, Any]
             if row is None:
                 continue
             details = {k: row[k] for k in ("text", "image") if row[k] is not None}
+            if "image" in details:  # a path inside the project is stored relative to it
+                details["image"] = str(session._path(details["image"]))
             if row["meta"]:
                 details["meta"] = json.loads(row["meta"])
             out[uid] = details

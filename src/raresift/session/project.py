@@ -346,7 +346,7 @@ class Project:
         return {
             "id": self.uid(iid),
             "text": row["text"] if row else None,
-            "image": row["image"] if row else None,
+            "image": str(self._path(row["image"])) if row and row["image"] else None,
             "meta": json.loads(row["meta"]) if row and row["meta"] else {},
             "answer": cur[0] if cur else None,
             "seq": cur[1] if cur else None,
