@@ -368,19 +368,9 @@ class Project:
         answer the caller saw (None: it saw none); if another writer answered since, raises
         :class:`ConflictError` and writes nothing.
         """
-        iid = self.iid(item_id)
-        value = self.normalize_answer(label)
-        with self.store.writing() as db:
-            if expected_seq != "any":
-                now = db.current_of([iid]).get(iid, (None, None))[1]
-                if now != expected_seq:
-                    raise ConflictError(
-                        f"item {item_id!r} was answered by another writer (answer #{now}) after "
-                        f"the version you saw (#{expected_seq}); reload it and answer again"
-                    )
-            record = db.record_answer(iid, value, who, self._round_now(db), "answer")
-            db.bump_version()
-        return self._public(record)
+        out = self._record(item_id, label, who, expected_seq)
+        del out["replaced"]
+        return out
 
     def answer_seen(
         self, item_id: Any, label: Any, *, who: str, seen: int | None
@@ -389,12 +379,25 @@ class Project:
         the item, in one transaction; the later answer wins. The record (as :meth:`answer`
         returns it) has ``replaced``: None, or ``{"answer", "who", "seq"}`` of another
         writer's answer given after ``seen`` that this one replaced."""
+        return self._record(item_id, label, who, "any", seen)
+
+    def _record(
+        self, item_id: Any, label: Any, who: str, expected_seq: Any, seen: Any = "any"
+    ) -> dict[str, Any]:
+        """One answer in one write transaction: the id looked up, the expected answer checked
+        (:class:`ConflictError`), the answer recorded; returns its public record."""
         value = self.normalize_answer(label)
         with self.store.writing() as db:
             iid = self.iids([item_id], db)[0]
             if iid < 0:
                 raise UnknownIdError(f"unknown id {item_id!r}: no such item in this session")
             now = db.in_force(iid)
+            now_seq = None if now is None else now["seq"]
+            if expected_seq != "any" and now_seq != expected_seq:
+                raise ConflictError(
+                    f"item {item_id!r} was answered by another writer (answer #{now_seq}) after "
+                    f"the version you saw (#{expected_seq}); reload it and answer again"
+                )
             record = db.record_answer(iid, value, who, self._round_now(db), "answer")
             db.bump_version()
         key = self._key(item_id)  # the stored form of the id: no read to show it back
@@ -402,7 +405,7 @@ class Project:
         out["id"] = key if self.config["ids"] == "str" else int(key)
         out["answer"] = record["value"]
         out["replaced"] = None
-        if now is not None and now["seq"] != seen:
+        if now is not None and seen != "any" and now["seq"] != seen:
             out["replaced"] = {"answer": now["value"], "who": now["who"], "seq": now["seq"]}
         return out
 
