@@ -6,6 +6,12 @@ contain (case-insensitive). A CLI row is the argument list (built in ``tmp_path`
 the one line the command must print on stderr; it must exit 2 (or the row's ``exit``) with no
 traceback and create nothing it was not asked to.
 
+Labeling-session rows run against a small project (``tmp_path/p``, 300 items, three classes, 12
+answers) built by :func:`_project`, with the input files it writes beside it; they live in the
+one table ``SESSION_ROWS`` (name, command with ``{p}`` for the project and ``{d}`` for its
+folder, the words of the error). "Nothing stored lost or changed" is checked on every file's
+bytes and, for a session database, on its full SQL dump.
+
 To add rows for a new feature, decorate a function::
 
     @api_case(ValidationError, "words", "the message", "must hold")
@@ -54,6 +60,7 @@ class CliCase:
     arguments: Callable[[Path], list[str]]
     words: tuple[str, ...]
     exit: int
+    project: bool = False  # run against the labeling session _project builds in tmp_path/p
 
 
 API_CASES: dict[str, ApiCase] = {}
@@ -772,6 +779,126 @@ def test_api_case(name, tmp_path):
     assert not missing, f"{missing} not in: {info.value}"
 
 
+# ------------------------------------------------------------------------------ labeling sessions
+SESSION_N = 300
+CLASSES = ["cat", "dog", "eel"]
+SESSION_FILES = {
+    "unknown_id.csv": "id,label\n1,cat\n100000,dog\n",
+    "unknown_class.csv": "id,label\n1,cat\n2,cow\n",
+    "empty.csv": "",
+    "header_only.csv": "id,label\n",
+    "no_id_column.csv": "item,label\n1,cat\n",
+    "no_answer_column.csv": "id,colour\n1,red\n",
+    "conflict.csv": "id,label\n5,cat\n5,dog\n",
+    "empty_id.csv": "id,label\n,cat\n",
+    "two_label_columns.csv": "id,label,label\n1,cat,dog\n",
+    "not_json.json": "{not json",
+    "ls_not_list.json": json.dumps({"id": 1}),
+    "ls_unannotated.json": json.dumps([{"id": 1, "data": {"raresift_id": 3}}]),
+    "ls_nested.json": "[" * 100_000 + "]" * 100_000,
+    "ls_odd_shapes.json": json.dumps([{"data": [1], "annotations": 5}, 7]),
+    "bad_jsonl.jsonl": '{"id": 1, "label": "cat"}\n[1, 2]\n',
+    "items.csv": "id,text\na,x\na,y\n",
+    "dup_columns.csv": "id,note,note\n1,a,b\n2,c,d\n3,e,f\n",
+    "vectors.csv": 'id,embedding\n1,"1 2 3"\n2,"1 2"\n',
+    "texts.csv": "id,body\n1,hello\n2,\n",
+    "texts.jsonl": '{"id": 1, "body": "hello"}\n{"id": 2, "body": 42}\n',
+}
+
+
+def _project(tmp_path: Path) -> Path:
+    """A session ``tmp_path/p`` over 300 bare embeddings (``tmp_path/emb.npy``, ids are row
+    numbers), classes cat / dog / eel, 12 answers; and the input files of the session rows."""
+    from raresift.session import Session
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "emb.npy", rng.normal(size=(SESSION_N, 6)).astype(np.float32))
+    s = Session.create(tmp_path / "p", embeddings=tmp_path / "emb.npy", classes=CLASSES,
+                       progress=False)  # fmt: skip
+    s.answer_many([(i, CLASSES[i % 3]) for i in range(12)])
+    s.close()
+    for name, text in SESSION_FILES.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "latin1.csv").write_bytes("id,label\n1,cat\n2,dög\n".encode("latin-1"))
+    np.savez(tmp_path / "two.npz", a=np.ones((3, 2)), b=np.ones((3, 2)))
+    np.save(tmp_path / "three.npy", np.ones((3, 2), np.float32))
+    (tmp_path / "mine").mkdir()
+    np.save(tmp_path / "mine" / "embeddings.npy", np.ones((3, 2)))  # a user's file of that name
+    np.save(tmp_path / "flat.npy", np.ones(5, np.float32))
+    bad = np.ones((4, 3), np.float32)
+    bad[2, 1] = np.inf
+    np.save(tmp_path / "nan.npy", bad)
+    return tmp_path / "p"
+
+
+def _damage(tmp_path: Path, sql: str) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "p" / "session.db")
+    with conn:
+        conn.execute(sql)
+    conn.close()
+
+
+def _huge_png(path: Path, side: int = 20_000) -> Path:
+    """A small PNG file whose header declares ``side`` x ``side`` pixels."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = 8 + 8  # signature, then the IHDR chunk's length and type
+    data[ihdr : ihdr + 8] = struct.pack(">II", side, side)
+    crc = zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13]))
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@api_case(ValidationError, "id 'a' appears on lines 2 and 3")
+def duplicate_ids_in_an_item_table(tmp_path):
+    from raresift.session import Session
+
+    _project(tmp_path)
+    Session.create(tmp_path / "q", embeddings=tmp_path / "two.npz", npz_key="a",
+                   items=tmp_path / "items.csv", progress=False)  # fmt: skip
+
+
+@api_case(ConfigError, "seals_k=-1", "positive integer")
+def session_with_a_negative_seals_k(tmp_path):
+    from raresift.session import Session
+
+    np.save(tmp_path / "e.npy", _points(50))
+    Session.create(tmp_path / "q", embeddings=tmp_path / "e.npy", seals_k=-1, progress=False)
+
+
+@api_case(ConfigError, "model_C=-5", "> 0")
+def session_with_a_negative_model_c(tmp_path):
+    from raresift.session import Session
+
+    np.save(tmp_path / "e.npy", _points(50))
+    Session.create(tmp_path / "q", embeddings=tmp_path / "e.npy", model_C=-5, progress=False)
+
+
+@api_case(ConfigError, "model_max_iter=0")
+def session_with_zero_model_iterations(tmp_path):
+    from raresift.session import Session
+
+    np.save(tmp_path / "e.npy", _points(50))
+    Session.create(tmp_path / "q", embeddings=tmp_path / "e.npy", model_max_iter=0)
+
+
+@api_case(ValidationError, "last=", "more than the 12 answers")
+def session_undo_more_than_recorded(tmp_path):
+    from raresift.session import Session
+
+    _project(tmp_path)
+    with Session.open(tmp_path / "p") as s:
+        s.undo(2**70)
+
+
 # ------------------------------------------------------------------------------ the command line
 @cli_case("--jobs", "positive integer", "-1")
 def simulate_with_negative_jobs(tmp_path):
@@ -855,13 +982,204 @@ def demo_with_an_unknown_dataset(tmp_path):
     return ["demo", "--dataset", "cifar"]
 
 
+# (name, command with {p} for the project and {d} for its folder, the words of the error)
+SESSION_ROWS = [
+    ("label_an_unknown_id", "label {p} {d}/unknown_id.csv", "line 3: unknown id '100000'"),
+    ("label_an_unknown_class", "label {p} {d}/unknown_class.csv",
+     "line 3: answer 'cow' is not one of cat, dog, eel, skip, junk, duplicate"),
+    ("label_an_empty_file", "label {p} {d}/empty.csv", "the file is empty"),
+    ("label_a_header_without_rows", "label {p} {d}/header_only.csv", "no answers below"),
+    ("label_a_csv_without_the_id_column", "label {p} {d}/no_id_column.csv", "no id column"),
+    ("label_a_csv_without_an_answer_column", "label {p} {d}/no_answer_column.csv",
+     "no answer column"),
+    ("label_one_id_twice_differently", "label {p} {d}/conflict.csv",
+     "line 3: id '5' is answered 'cat' on line 2, here 'dog'"),
+    ("label_an_empty_id", "label {p} {d}/empty_id.csv", "line 2: the id is empty"),
+    ("label_a_file_with_two_label_columns", "label {p} {d}/two_label_columns.csv",
+     "column 'label' appears twice"),
+    ("label_a_latin1_file_as_utf8", "label {p} {d}/latin1.csv", "not utf-8", "--encoding"),
+    ("label_with_an_unknown_encoding", "label {p} {d}/latin1.csv --encoding klingon",
+     "unknown encoding 'klingon'"),
+    ("label_one_unknown_id", "label {p} --id 999999 --label cat", "unknown id '999999'"),
+    ("label_an_id_with_an_underscore", "label {p} --id 1_0 --label cat", "unknown id '1_0'"),
+    ("label_a_full_width_digit", "label {p} --id \uff13 --label cat", "unknown id '\uff13'"),
+    ("label_an_unknown_class_by_id", "label {p} --id 3 --label cow", "'cow' is not one of"),
+    ("label_with_neither_file_nor_id", "label {p}", "give ANSWERS.csv, or both --id"),
+    ("import_a_broken_json_file", "import {p} {d}/not_json.json", "is not JSON"),
+    ("import_json_that_is_no_task_list", "import {p} {d}/ls_not_list.json",
+     "a Label Studio export is a JSON list of tasks"),
+    ("import_tasks_without_annotations", "import {p} {d}/ls_unannotated.json",
+     "no task has an annotation"),
+    ("import_deeply_nested_label_studio_json", "import {p} {d}/ls_nested.json",
+     "nested too deeply"),
+    ("import_tasks_of_odd_shapes", "import {p} {d}/ls_odd_shapes.json",
+     "task 1: not a Label Studio task", "task 2: a JSON int"),
+    ("import_a_jsonl_line_that_is_no_object", "import {p} {d}/bad_jsonl.jsonl",
+     "line 2: the id is empty"),
+    ("import_a_missing_file", "import {p} {d}/nope.csv", "does not exist"),
+    ("label_a_folder", "label {p} {d}", "is a folder"),
+    ("next_like_no_ids", "next {p} --like ,,,", "--like needs item ids"),
+    ("init_with_an_npz_key_for_an_npy", "init {d}/q --embeddings {d}/emb.npy --npz-key a",
+     "--npz-key names an array inside an .npz"),
+    ("next_with_budget_0", "next {p} --budget 0", "budget must be a positive integer"),
+    ("next_with_a_budget_above_the_pool", "next {p} --budget 100000", "exceeds the 300 items"),
+    ("next_with_an_unknown_strategy", "next {p} --strategy nope", "unknown strategy 'nope'"),
+    ("next_with_a_strategy_that_needs_a_network", "next {p} --strategy bald",
+     "needs MC-dropout samples", "logistic regression"),
+    ("init_with_a_strategy_that_needs_a_network", "init {d}/q --embeddings {d}/emb.npy "
+     "--strategy ibal", "needs penultimate features"),
+    ("next_query_without_text_embeddings", "next {p} --query cats",
+     "--query TEXT needs a session of texts"),
+    ("next_like_an_unknown_id", "next {p} --like 123456", "unknown id '123456'"),
+    ("undo_zero_answers", "undo {p} --last 0", "last must be a positive integer"),
+    ("undo_a_huge_number_of_answers", "undo {p} --last 99999999999999999999",
+     "more than the 12 answers"),
+    ("export_label_studio_before_any_batch", "export {p} --format label-studio",
+     "no batch yet; run raresift next first"),
+    ("export_over_the_session_database", "export {p} --format csv --out {p}/session.db",
+     "file of the project"),
+    ("export_over_the_embeddings_the_session_reads",
+     "export {p} --format jsonl --out {d}/emb.npy", "file of the project"),
+    ("export_under_a_file", "export {p} --format csv --out {d}/empty.csv/x.csv", "is a file"),
+    ("export_into_a_missing_folder", "export {p} --format csv --out {d}/nowhere/x.csv",
+     "does not exist"),
+    ("export_onto_a_folder", "export {p} --format csv --out {d}", "is a folder"),
+    ("status_plot_into_a_missing_folder", "status {p} --plot {d}/nowhere/curve.png",
+     "does not exist"),
+    ("status_plot_over_the_session_database", "status {p} --plot {p}/session.db",
+     "file of the project"),
+    ("status_of_a_folder_without_a_session", "status {d}/nowhere", "no session folder"),
+    ("init_over_an_existing_session", "init {p} --embeddings {d}/emb.npy",
+     "already holds a session"),
+    ("init_from_a_missing_file", "init {d}/q --embeddings {d}/missing.npy", "does not exist"),
+    ("init_from_1d_embeddings", "init {d}/q --embeddings {d}/flat.npy", "must be 2-d"),
+    ("init_from_embeddings_with_inf", "init {d}/q --embeddings {d}/nan.npy", "(first at row 2)"),
+    ("init_from_an_npz_with_two_arrays", "init {d}/q --embeddings {d}/two.npz",
+     "name the embeddings with --npz-key"),
+    ("init_with_items_that_do_not_align",
+     "init {d}/q --embeddings {d}/two.npz --npz-key a --items {d}/items.csv",
+     "has 2 rows but the embeddings have 3"),
+    ("init_with_duplicate_column_names", "init {d}/q --embeddings {d}/three.npy "
+     "--items {d}/dup_columns.csv", "column 'note' appears twice"),
+    ("init_from_ragged_vectors", "init {d}/q --embeddings {d}/vectors.csv",
+     "line 3: vector of length 2, the first row has 3"),
+    ("init_texts_without_a_text_column", "init {d}/q --texts {d}/texts.csv",
+     "texts= needs text_column="),
+    ("init_texts_with_an_empty_text", "init {d}/q --texts {d}/texts.csv --text-column body",
+     "line 3: the text is empty"),
+    ("init_texts_with_a_number_for_a_text", "init {d}/q --texts {d}/texts.jsonl --text-column body",
+     "line 2: the text is a int, not a string"),
+    ("init_with_a_reserved_class_name", "init {d}/q --embeddings {d}/emb.npy --classes a,junk",
+     "are reserved answers"),
+    ("init_with_a_rare_class_not_among_the_classes",
+     "init {d}/q --embeddings {d}/emb.npy --classes a,b --rare-classes c", "are not among"),
+    ("init_failing_deep_in_new_folders", "init {d}/new/deeper/q --embeddings {d}/nan.npy",
+     "(first at row 2)"),
+    ("init_failing_in_an_existing_folder", "init {d} --embeddings {d}/vectors.csv",
+     "vector of length 2"),
+    ("init_into_a_path_under_a_file", "init {d}/empty.csv/q --embeddings {d}/emb.npy",
+     "is a file"),
+    ("init_over_a_users_embeddings_file", "init {d}/mine --embeddings {d}/two.npz --npz-key a",
+     "already holds embeddings.npy", "write over"),
+    ("init_converting_a_users_embeddings_over_itself",
+     "init {d}/mine --embeddings {d}/mine/embeddings.npy", "over itself"),
+    ("init_with_a_negative_seed", "init {d}/q --embeddings {d}/emb.npy --seed -1",
+     "seed=-1 is invalid"),
+    ("init_with_budget_0", "init {d}/q --embeddings {d}/emb.npy --budget 0",
+     "budget=0 is invalid", "positive integer"),
+    ("init_with_an_index_faiss_cannot_build",
+     "init {d}/q --embeddings {d}/emb.npy --candidates seals --index HNSW32xx",
+     "Faiss cannot build index 'HNSW32xx'"),
+    ("init_with_more_lists_than_items",
+     "init {d}/q --embeddings {d}/emb.npy --candidates seals --index IVF4096,Flat",
+     "4096 inverted lists for 300 items"),
+    ("init_with_an_image_size_of_0", "init {d}/q --embeddings {d}/emb.npy --image-size 0",
+     "image_size=0 is invalid"),
+]  # fmt: skip
+
+
+def _register_session_rows() -> None:
+    for name, command, *words in SESSION_ROWS:
+
+        def arguments(tmp_path, command=command):
+            return command.format(p=tmp_path / "p", d=tmp_path).split()
+
+        assert name not in CLI_CASES, name
+        CLI_CASES[name] = CliCase(arguments, tuple(words), 2, project=True)
+
+
+_register_session_rows()
+
+
+@cli_case("more than", "pixels", "huge.png", exit=2)
+def init_images_with_a_huge_png(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    _huge_png(tmp_path / "imgs" / "huge.png")
+    return ["init", str(tmp_path / "q"), "--images", str(tmp_path / "imgs")]
+
+
+def _damaged(sql: str):
+    def arguments(tmp_path):
+        _project(tmp_path)
+        _damage(tmp_path, sql)
+        return ["next", str(tmp_path / "p")]
+
+    return arguments
+
+
+CLI_CASES["session_with_a_hand_damaged_config"] = CliCase(
+    _damaged("UPDATE meta SET value = '{\"kind\": 3}' WHERE key = 'config'"),
+    ("config", "damaged"), 2)  # fmt: skip
+CLI_CASES["session_with_a_hand_damaged_budget"] = CliCase(
+    _damaged("UPDATE meta SET value = json_set(value, '$.defaults.budget', 'x') "
+             "WHERE key = 'config'"), ("defaults", "damaged"), 2)  # fmt: skip
+CLI_CASES["session_with_a_config_that_is_not_json"] = CliCase(
+    _damaged("UPDATE meta SET value = '{{' WHERE key = 'config'"), ("not JSON",), 2
+)
+CLI_CASES["session_with_a_hand_damaged_answer"] = CliCase(
+    _damaged("UPDATE current SET value = 'cow' WHERE iid = 1"), ("answer 'cow'", "hand-edited"), 2
+)
+CLI_CASES["session_with_an_answer_outside_the_pool"] = CliCase(
+    _damaged("UPDATE current SET iid = 99999 WHERE iid = 2"), ("item 99999", "hand-edited"), 2
+)
+CLI_CASES["session_with_a_hand_damaged_id_kind"] = CliCase(
+    _damaged("UPDATE meta SET value = json_set(value, '$.ids', 'int') WHERE key = 'config'"),
+    ("item table", "hand-edited"), 2)  # fmt: skip
+CLI_CASES["session_with_a_hand_damaged_dimension"] = CliCase(
+    _damaged("UPDATE meta SET value = json_set(value, '$.dim', 5) WHERE key = 'config'"),
+    ("300 x 5", "300 x 6"), 2)  # fmt: skip
+CLI_CASES["session_with_a_hand_damaged_version"] = CliCase(
+    _damaged("UPDATE meta SET value = '\"x\"' WHERE key = 'version'"), ("version", "damaged"), 2
+)
+
+
+def _snapshot(root: Path) -> dict:
+    """Every file's bytes, a session database by its SQL dump (its -wal / -shm aside)."""
+    import sqlite3
+
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.name.endswith(("-wal", "-shm")) or path.is_dir():
+            out[path] = None if path.is_dir() else "companion"
+            continue
+        if path.name == "session.db":
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            out[path] = list(conn.iterdump())
+            conn.close()
+        else:
+            out[path] = path.read_bytes()
+    return {p: v for p, v in out.items() if v != "companion"}
+
+
 @pytest.mark.parametrize("name", sorted(CLI_CASES))
 def test_cli_case(name, tmp_path, capsys):
     from raresift.cli import main
 
     case = CLI_CASES[name]
+    if case.project:
+        _project(tmp_path)
     argv = case.arguments(tmp_path)
-    before = {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
+    before = _snapshot(tmp_path)
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse's own usage errors
@@ -873,8 +1191,7 @@ def test_cli_case(name, tmp_path, capsys):
     assert "Traceback" not in captured.err
     missing = [w for w in case.words if w.lower() not in lines[0].lower()]
     assert not missing, f"{missing} not in: {lines[0]}"
-    after = {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
-    assert after == before  # nothing created, nothing already stored lost or changed
+    assert _snapshot(tmp_path) == before  # nothing created, nothing already stored lost or changed
 
 
 def test_the_catalogue_holds_every_case_of_issue_13():
@@ -904,3 +1221,22 @@ def test_the_catalogue_holds_every_case_of_issue_13():
     }  # fmt: skip
     assert issue_rows <= set(API_CASES), issue_rows - set(API_CASES)
     assert cli_rows <= set(CLI_CASES), cli_rows - set(CLI_CASES)
+
+
+def test_the_catalogue_holds_every_case_of_issue_24():
+    """The session and app cases issue 24 named (the app's are in tests/test_app_api.py)."""
+    issue_rows = {
+        "export_over_the_session_database", "export_over_the_embeddings_the_session_reads",
+        "label_an_id_with_an_underscore", "label_a_full_width_digit",
+        "init_with_duplicate_column_names", "label_a_file_with_two_label_columns",
+        "label_a_latin1_file_as_utf8", "init_failing_deep_in_new_folders",
+        "init_failing_in_an_existing_folder", "undo_a_huge_number_of_answers",
+        "import_deeply_nested_label_studio_json", "init_into_a_path_under_a_file",
+        "init_with_a_negative_seed", "export_under_a_file", "status_plot_into_a_missing_folder",
+        "init_images_with_a_huge_png", "session_with_a_hand_damaged_config",
+        "session_with_a_hand_damaged_answer", "session_with_a_hand_damaged_version",
+        "init_with_budget_0", "init_with_an_index_faiss_cannot_build",
+    }  # fmt: skip
+    api_rows = {"session_with_a_negative_seals_k", "session_with_a_negative_model_c"}
+    assert issue_rows <= set(CLI_CASES), issue_rows - set(CLI_CASES)
+    assert api_rows <= set(API_CASES), api_rows - set(API_CASES)

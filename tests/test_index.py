@@ -150,9 +150,10 @@ def test_ivf_nlist_follows_four_root_n_and_respects_training_rows():
 
 
 def test_exact_search_matches_brute_force_across_blocks(pool, monkeypatch):
+    import raresift.exact
     import raresift.index as index_module
 
-    monkeypatch.setattr(index_module, "ROW_BLOCK", 97)  # several blocks, a ragged last one
+    monkeypatch.setattr(raresift.exact, "ROW_BLOCK", 97)  # several blocks, a ragged last one
     unit = normalize_rows(pool.embeddings)
     q = unit[[3, 50, 400]]
     pos, scores = index_module.exact_search(pool.embeddings, q, 7)

@@ -146,6 +146,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         engine=args.engine,
         address=args.address,
         image_size=args.image_size,
+        encoding=args.encoding,
     )
     status = session.status(estimate=False)
     print(f"created {session.root}: {session.n_items} items, {status['task']}, "
@@ -158,7 +159,11 @@ def _cmd_next(args: argparse.Namespace) -> int:
     from raresift.session.views import batch_text, round_header
 
     session = _open_session(args)
-    like = [x.strip() for x in args.like.split(",") if x.strip()] if args.like else None
+    like = None
+    if args.like is not None:
+        like = [x.strip() for x in args.like.split(",") if x.strip()]
+        if not like:
+            raise ValidationError(f"--like needs item ids separated by commas, got {args.like!r}")
     batch = session.next(budget=args.budget, strategy=args.strategy, candidates=args.candidates,
                          query=args.query, like=like, replace=args.replace)  # fmt: skip
     print(round_header(session), file=sys.stderr)
@@ -171,7 +176,9 @@ def _cmd_label(args: argparse.Namespace) -> int:
     if args.answers is not None:
         if args.id is not None or args.label is not None:
             raise ValidationError("give either ANSWERS.csv or --id ID --label LABEL, not both")
-        result = session.import_file(args.answers, partial=args.partial, who=args.who or "cli")
+        result = session.import_file(
+            args.answers, partial=args.partial, who=args.who or "cli", encoding=args.encoding
+        )
         _print_import(args.answers, result)
         return 0
     if args.id is None or args.label is None:
@@ -244,7 +251,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    result = _open_session(args).import_file(args.file, partial=args.partial)
+    result = _open_session(args).import_file(
+        args.file, partial=args.partial, encoding=args.encoding
+    )
     _print_import(args.file, result)
     return 0
 
@@ -318,6 +327,10 @@ def _add_session_commands(sub) -> None:
         help="image side in pixels for the image model (default: the images' typical shorter "
         "side, 64 to 224)",
     )
+    p.add_argument(
+        "--encoding",
+        help="encoding of a text file that is not UTF-8 and has no byte-order mark (latin-1, ...)",
+    )
     p.set_defaults(func=_cmd_init)
 
     p = sub.add_parser("next", help="fit on the answers so far and show the batch to label next")
@@ -354,6 +367,10 @@ def _add_session_commands(sub) -> None:
         "--partial", action="store_true", help="keep the good lines of a file with bad ones"
     )
     p.add_argument("--who", help="who answered (default: cli)")
+    p.add_argument(
+        "--encoding",
+        help="encoding of a text file that is not UTF-8 and has no byte-order mark (latin-1, ...)",
+    )
     p.set_defaults(func=_cmd_label)
 
     p = sub.add_parser("undo", help="take back the most recent answers")
@@ -397,6 +414,10 @@ def _add_session_commands(sub) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument(
         "--partial", action="store_true", help="keep the good lines of a file with bad ones"
+    )
+    p.add_argument(
+        "--encoding",
+        help="encoding of a text file that is not UTF-8 and has no byte-order mark (latin-1, ...)",
     )
     p.set_defaults(func=_cmd_import)
 
@@ -479,12 +500,18 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split())  # one line, whatever the message holds
         print(f"raresift: error: {message}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
-    except KeyboardInterrupt:
-        print("raresift: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # `raresift strategies | head`: the reader left, nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the disk refused (full, read-only, permissions): say so, exit 2
+        from raresift.errors import storage_error
+
+        message = " ".join(str(storage_error(exc, "use")).split())
+        print(f"raresift: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("raresift: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

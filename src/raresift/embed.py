@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from raresift.errors import CorruptFileError, DatasetNotInstalledError, ValidationError
+from raresift.outputs import reserve_disk
 
 log = logging.getLogger("raresift")
 
@@ -260,6 +261,7 @@ def _open_partial(path: Path, done_file: Path, meta: dict) -> tuple[np.memmap, i
     out = np.lib.format.open_memmap(
         path, mode="w+", dtype=np.float32, shape=(meta["count"], meta["dim"])
     )
+    reserve_disk(path)  # a full disk: ENOSPC now, not SIGBUS while embedding
     done_file.write_text(json.dumps({**meta, "done": 0}), encoding="utf-8")
     return out, 0
 

@@ -30,6 +30,36 @@ class CorruptFileError(RaresiftError):
     """A file exists but cannot be parsed."""
 
 
+class StorageError(RaresiftError):
+    """The disk or file system refused a read or write (full, read-only, no permission); the
+    data already stored is intact."""
+
+
+def storage_error(exc: OSError, doing: str) -> StorageError:
+    """A :class:`StorageError` saying what the operating system refused and what to do.
+
+    >>> import errno
+    >>> print(storage_error(OSError(errno.ENOSPC, "No space left on device", "/p/x"), "write"))
+    cannot write /p/x: the disk is full; free some space and run the command again (what was ...
+    """
+    import errno
+
+    where = f" {exc.filename}" if exc.filename else ""
+    what = {
+        errno.ENOSPC: "the disk is full; free some space and run the command again",
+        errno.EDQUOT: "the disk quota is exhausted; free some space and run the command again",
+        errno.EROFS: "the file system is read-only; copy the project to a writable place",
+        errno.EACCES: "permission denied; check the file's and its folder's permissions",
+        errno.EPERM: "the operation is not permitted (an immutable or locked file?); check the "
+        "file's attributes and permissions",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+        errno.EISDIR: "it is a folder; name a file",
+        errno.ENOENT: "no such file or folder",
+        errno.EEXIST: "it exists already; choose another path",
+    }.get(exc.errno, exc.strerror or str(exc))
+    return StorageError(f"cannot {doing}{where}: {what} (what was stored before is intact)")
+
+
 class ConfigError(RaresiftError):
     """A configuration (strategy name, parameter, TOML file) is invalid."""
 

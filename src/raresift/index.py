@@ -22,28 +22,32 @@ Example
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from raresift.density import ROW_BLOCK, normalize_rows
-from raresift.errors import ConfigError, CorruptFileError, ValidationError
+from raresift.density import ROW_BLOCK, normalize_rows  # noqa: F401  (re-exported)
+from raresift.errors import ConfigError, CorruptFileError, StorageError, ValidationError
+from raresift.exact import (  # noqa: F401  (the exact search, re-exported: import it from here)
+    INDEX_METRICS,
+    _faiss_metric,
+    exact_search,
+    flat_search,
+    prepare_rows,
+)
 from raresift.params import (
     Instance,
     Interval,
     Options,
     Parameterized,
-    check_parameters,
     positive_int,
 )
 from raresift.pool import Pool, as_ids, check_matrix, fingerprint, fingerprint_mismatch
@@ -52,45 +56,16 @@ log = logging.getLogger("raresift")
 
 _FORMAT = "raresift-neighbor-index/1"
 _PARALLEL_QUERIES = 16  # fewer queries than this are searched on one thread
-INDEX_METRICS = ("cosine", "dot", "euclidean")
+_SHARDED = ("MemmapSource", "ShardTask", "build_shard", "build_sharded_index", "_memmap_source")
 
 
-def prepare_rows(x: np.ndarray, metric: str = "cosine") -> np.ndarray:
-    """Rows as an index of ``metric`` holds and searches them: unit float32 rows for
-    ``"cosine"``, the float32 rows as given for ``"dot"`` and ``"euclidean"``.
+def __getattr__(name: str):
+    """The sharded build lives in :mod:`raresift.sharded` (which imports this module)."""
+    if name in _SHARDED:
+        import raresift.sharded
 
-    >>> prepare_rows(np.array([[3.0, 4.0]]), "dot").tolist(), prepare_rows([[0.0, 2.0]]).tolist()
-    ([[3.0, 4.0]], [[0.0, 1.0]])
-    """
-    if metric == "cosine":
-        return normalize_rows(x)
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def _faiss_metric(metric: str) -> int:
-    return faiss.METRIC_L2 if metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
-
-
-def flat_search(
-    base: np.ndarray, queries: np.ndarray, k: int, metric: str = "cosine"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` of each query row among the rows of ``base``: one blocked brute-force
-    Faiss pass, no index object. Both arrays hold rows as ``metric`` searches them
-    (:func:`prepare_rows`); ``k <= len(base)``.
-
-    Returns ``(positions, scores)``, each (m, k), best first; scores are higher-is-closer:
-    inner products (``"cosine"``, ``"dot"``) or negative squared L2 distances
-    (``"euclidean"``).
-
-    >>> x = np.array([[0.0], [1.0], [3.0]], dtype=np.float32)
-    >>> pos, scores = flat_search(x, x[2:], 2, "euclidean")
-    >>> pos.tolist(), scores.tolist()
-    ([[2, 1]], [[-0.0, -4.0]])
-    """
-    scores, positions = faiss.knn(queries, base, int(k), _faiss_metric(metric))
-    if metric == "euclidean":
-        np.negative(scores, out=scores)
-    return positions, scores
+        return getattr(raresift.sharded, name)
+    raise AttributeError(f"module 'raresift.index' has no attribute {name!r}")
 
 
 def ivf_nlist(n: int) -> int:
@@ -103,40 +78,6 @@ def ivf_nlist(n: int) -> int:
     if n <= 0:
         raise ValidationError(f"need a positive number of items, got {n}")
     return int(max(1, min(round(4 * math.sqrt(n)), n // 39)))
-
-
-def exact_search(
-    embeddings: np.ndarray,
-    queries: np.ndarray,
-    k: int,
-    metric: str = "cosine",
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` of ``queries`` (m, d; rows as ``metric`` searches them, e.g. unit rows
-    for cosine) over every row of ``embeddings``.
-
-    Rows are read, prepared (:func:`prepare_rows`) and scanned by :func:`flat_search` in
-    :data:`ROW_BLOCK` blocks (memmaps never load whole). Returns ``(positions, scores)``, each
-    (m, k), best first.
-
-    >>> x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
-    >>> exact_search(x, normalize_rows(x[:1]), 2)[0].tolist()
-    [[0, 2]]
-    """
-    k = int(min(k, embeddings.shape[0]))
-    heap = faiss.ResultHeap(queries.shape[0], k, keep_max=True)
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    for lo in tqdm(
-        range(0, embeddings.shape[0], ROW_BLOCK),
-        desc="exact search",
-        unit="block",
-        disable=not progress,
-    ):
-        block = prepare_rows(embeddings[lo : lo + ROW_BLOCK], metric)
-        pos, scores = flat_search(block, queries, min(k, block.shape[0]), metric)
-        heap.add_result(scores, pos + lo)
-    heap.finalize()
-    return heap.I, heap.D
 
 
 def _make_faiss_index(factory: str, dim: int, metric: str = "cosine") -> faiss.Index:
@@ -553,7 +494,14 @@ class NeighborIndex(Parameterized):
                 f"cannot save the index to {path!r}: folder {folder!r} does not exist; create it "
                 "first"
             )
-        faiss.write_index(self.index, path)
+        try:
+            faiss.write_index(self.index, path)
+        except RuntimeError as exc:  # Faiss reports a full or read-only disk this way
+            raise StorageError(
+                f"cannot write the index to {path!r} "
+                f"({str(exc).strip().splitlines()[-1]}); free some space or choose a writable "
+                "folder"
+            ) from None
         meta = {
             "format": _FORMAT,
             "factory": self.factory,
@@ -699,173 +647,3 @@ class KnnGraph:
         rows = np.asarray(self.positions[positions, :k], dtype=np.int64)
         out = np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
         return out
-
-
-# ---------------------------------------------------------------------- sharded build
-@dataclasses.dataclass(frozen=True)
-class MemmapSource:
-    """Where a worker can reopen a C-ordered embedding memmap (instead of receiving its rows)."""
-
-    filename: str
-    dtype: str
-    shape: tuple[int, int]
-    offset: int
-
-    def open(self) -> np.ndarray:
-        return np.memmap(self.filename, self.dtype, "r", self.offset, self.shape)
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardTask:
-    """One shard of a sharded build: rows ``lo:hi`` of ``source`` (an array, or a
-    :class:`MemmapSource`) added to the trained empty index at ``trained_path``, written to
-    ``shard_path``. Small and picklable, so ``map_shards`` may run it anywhere that sees the
-    files."""
-
-    trained_path: str
-    shard_path: str
-    source: Any
-    lo: int
-    hi: int
-    ids: np.ndarray
-    chunk_size: int = 65_536
-
-
-def build_shard(task: ShardTask) -> int:
-    """Run one :class:`ShardTask`; returns the number of rows it added."""
-    rows = task.source.open() if isinstance(task.source, MemmapSource) else task.source
-    index = faiss.read_index(task.trained_path)
-    for lo in range(task.lo, task.hi, task.chunk_size):
-        hi = min(task.hi, lo + task.chunk_size)
-        index.add_with_ids(normalize_rows(rows[lo:hi]), task.ids[lo - task.lo : hi - task.lo])
-    faiss.write_index(index, task.shard_path + ".part")
-    os.replace(task.shard_path + ".part", task.shard_path)
-    return int(index.ntotal)
-
-
-def _memmap_source(x: np.ndarray) -> MemmapSource | None:
-    """The file behind ``x`` if ``x`` is a whole C-ordered memmap of it (not a slice)."""
-    if not isinstance(x, np.memmap) or not x.filename or not x.flags.c_contiguous:
-        return None
-    if os.path.getsize(x.filename) != x.offset + x.nbytes:
-        return None
-    return MemmapSource(os.fspath(x.filename), x.dtype.str, tuple(x.shape), int(x.offset))
-
-
-def _local_map(fn: Callable[[Any], Any], tasks: Sequence[Any], progress: bool = True) -> list:
-    return [fn(t) for t in tqdm(tasks, desc="index shards", unit="shard", disable=not progress)]
-
-
-def build_sharded_index(
-    embeddings: Pool | Any,
-    factory: str,
-    directory: str | os.PathLike,
-    *,
-    ids: Any = None,
-    shard_size: int = 1_000_000,
-    train_size: int = 100_000,
-    seed: int = 0,
-    search_params: str = "",
-    map_shards: Callable[[Callable[[ShardTask], int], list[ShardTask]], list[int]] | None = None,
-    progress: bool = True,
-) -> NeighborIndex:
-    """Build an IVF index too large for RAM: train once, add shards, merge onto disk.
-
-    The coarse quantiser (and PQ/SQ codec) of ``factory`` (an IVF factory string such as
-    ``"IVF40000,PQ16"``) is trained once on ``train_size`` seeded rows; each ``shard_size`` rows
-    are added to a copy of the trained empty index and written as a shard file
-    (``map_shards(build_shard, tasks)`` runs them: a local loop by default; a distributed
-    runner passes its own map); the shards' inverted lists are then merged into one
-    ``index.ivfdata`` file of on-disk inverted lists and the shards deleted. The result,
-    ``directory/index.faiss``, loads with :meth:`NeighborIndex.load` and is searched through
-    memory-mapped lists, so RAM holds only the quantiser.
-
-    ``embeddings`` is a :class:`Pool` (already validated) or an (n, d) array/memmap (checked in
-    chunks) with ``ids``. A memmap that is a whole file is reopened by each shard task rather
-    than shipped to it.
-    """
-    if isinstance(embeddings, Pool):
-        x, ids = embeddings.embeddings, embeddings.ids
-    else:
-        x = check_matrix(embeddings, "embeddings")
-        ids = np.arange(x.shape[0], dtype=np.int64) if ids is None else as_ids(ids)
-    n, dim = x.shape
-    if ids.size != n:
-        raise ValidationError(f"got {ids.size} ids for {n} embedding rows; pass one id per row")
-    check_parameters(
-        "build_sharded_index",
-        {"shard_size": shard_size, "train_size": train_size},
-        {"shard_size": [Interval(int, 1, None)], "train_size": [Interval(int, 1, None)]},
-    )
-    empty = _make_faiss_index(factory, dim)
-    ivf = faiss.try_extract_index_ivf(empty)
-    if ivf is None:
-        raise ConfigError(
-            f"a sharded on-disk build needs an IVF index, not {factory!r}; use a factory string "
-            f"such as 'IVF{ivf_nlist(n)},PQ{max(1, dim // 4)}' or 'IVF{ivf_nlist(n)},SQ8'"
-        )
-    directory = os.path.abspath(os.fspath(directory))
-    os.makedirs(directory, exist_ok=True)
-    start = time.perf_counter()
-    _train(empty, x, factory, train_size, seed)
-    trained_path = os.path.join(directory, "trained.faiss")
-    faiss.write_index(empty, trained_path)
-    source = _memmap_source(x)
-    tasks = []
-    for number, lo in enumerate(range(0, n, shard_size)):
-        hi = min(n, lo + shard_size)
-        tasks.append(
-            ShardTask(
-                trained_path,
-                os.path.join(directory, f"shard-{number:05d}.faiss"),
-                source if source is not None else x[lo:hi],
-                0 if source is None else lo,
-                hi - lo if source is None else hi,
-                np.ascontiguousarray(ids[lo:hi]),
-            )
-        )
-    if map_shards is None:
-        counts = _local_map(build_shard, tasks, progress)
-    else:
-        counts = list(map_shards(build_shard, tasks))
-    if sum(counts) != n:
-        raise CorruptFileError(f"the shards hold {sum(counts)} rows, expected {n}; rebuild")
-    index = _merge_on_disk(empty, [t.shard_path for t in tasks], directory)
-    path = os.path.join(directory, "index.faiss")
-    out = NeighborIndex(factory, search_params, train_size=train_size, seed=seed)
-    out.progress = progress
-    out._index = index
-    out.pool_fingerprint = fingerprint(ids, x)
-    out._apply_search_params()
-    out.save(path)
-    for t in tasks:
-        os.remove(t.shard_path)
-    os.remove(trained_path)
-    out.build_seconds = time.perf_counter() - start
-    if isinstance(embeddings, Pool):
-        out.attach(embeddings)
-    else:
-        out._embeddings, out._ids = x, ids
-    log.info("built sharded %r over %d items in %.1f s", factory, n, out.build_seconds)
-    return out
-
-
-def _merge_on_disk(trained: faiss.Index, shard_paths: list[str], directory: str) -> faiss.Index:
-    """Merge the inverted lists of ``shard_paths`` into on-disk lists under ``directory``."""
-    lists = faiss.InvertedListsPtrVector()
-    keep = []  # the shard indexes own their lists: keep them alive until merged
-    for path in shard_paths:
-        shard = faiss.read_index(path, faiss.IO_FLAG_MMAP)
-        keep.append(shard)
-        lists.push_back(faiss.extract_index_ivf(shard).invlists)
-    ivf = faiss.extract_index_ivf(trained)
-    data_path = os.path.join(directory, "index.ivfdata")
-    if os.path.exists(data_path):
-        os.remove(data_path)  # OnDiskInvertedLists appends to an existing file
-    on_disk = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, data_path)
-    total = on_disk.merge_from_multiple(lists.data(), lists.size(), False)
-    ivf.ntotal = trained.ntotal = total
-    ivf.replace_invlists(on_disk, True)
-    on_disk.this.disown()
-    del keep
-    return trained

@@ -31,6 +31,8 @@ log = logging.getLogger("raresift")
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 TOKEN_HEADER = "x-csrf-token"
+MAX_BODY = 1 << 20  # bytes of a request body: an answer is a few dozen
+BODY_SECONDS = 20.0  # a request body that has not arrived by then is refused (408)
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -94,16 +96,31 @@ class HostPolicy:
 class Guard:
     """ASGI middleware applying :class:`HostPolicy` and the CSRF token to every request."""
 
-    def __init__(self, app, policy: HostPolicy, token: str):
+    def __init__(
+        self,
+        app,
+        policy: HostPolicy,
+        token: str,
+        max_body: int = MAX_BODY,
+        body_seconds: float = BODY_SECONDS,
+    ):
         self.app = app
         self.policy = policy
         self.token = token.encode()
+        self.max_body = max_body
+        self.body_seconds = body_seconds
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         refusal = self.refusal(scope["method"], headers)
+        if refusal is None:
+            refusal = self.body_refusal(headers)
+        if refusal is None and scope["method"] not in SAFE_METHODS:
+            body, refusal = await read_body(receive, self.max_body, self.body_seconds)
+            if refusal is None:
+                return await self.app(scope, replay(body, receive), send)
         if refusal is None:
             return await self.app(scope, receive, send)
         log.warning("refused %s %s: %s", scope["method"], scope.get("path"), refusal[1])
@@ -115,10 +132,27 @@ class Guard:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    def body_refusal(self, headers: dict[str, str]) -> tuple[int, str] | None:
+        """413 when the declared body is over the limit (refused before a byte of it is read,
+        so a declared length with no body does not hold the connection); 400 when the length
+        is not a number."""
+        declared = headers.get("content-length")
+        if declared is None:
+            return None
+        if not declared.strip().isdigit() or not declared.strip().isascii():
+            return 400, "the Content-Length header is not a number"
+        if int(declared) > self.max_body:
+            return 413, (
+                f"the request body of {int(declared)} bytes is over the limit of "
+                f"{self.max_body} bytes"
+            )
+        return None
 
     def refusal(self, method: str, headers: dict[str, str]) -> tuple[int, str] | None:
         """``(status, reason)`` when the request must be refused, else None."""
@@ -132,3 +166,45 @@ class Guard:
             if not hmac.compare_digest(sent, self.token):
                 return 403, "missing or wrong CSRF token (reload the page)"
         return None
+
+
+async def read_body(
+    receive, limit: int, seconds: float = BODY_SECONDS
+) -> tuple[bytes, tuple[int, str] | None]:
+    """The request body, read whole up to ``limit`` bytes (a body sent without a declared
+    length, or longer than declared, is cut off at the limit with a 413); a body that has not
+    all arrived within ``seconds`` is refused with a 408, so a client that declares a length and
+    sends nothing does not hold the connection."""
+    import asyncio
+
+    parts, size = [], 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            return b"", (408, f"the request body did not arrive within {seconds:g} s")
+        if message["type"] == "http.disconnect":
+            return b"", (400, "the client left before sending its request body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", (413, f"the request body is over the limit of {limit} bytes")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts), None
+
+
+def replay(body: bytes, receive):
+    """An ASGI ``receive`` that gives ``body`` once, then what ``receive`` gives."""
+    sent = False
+
+    async def receive_again():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return receive_again

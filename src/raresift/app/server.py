@@ -24,7 +24,13 @@ from typing import Any
 from raresift.app.guard import Guard, HostPolicy
 from raresift.app.jobs import JobRunner
 from raresift.app.thumbnails import Thumbnailer, ThumbnailFailure, media_type, placeholder_svg
-from raresift.errors import RaresiftError, UnknownIdError, ValidationError
+from raresift.errors import (
+    RaresiftError,
+    StorageError,
+    UnknownIdError,
+    ValidationError,
+    storage_error,
+)
 
 log = logging.getLogger("raresift")
 
@@ -32,6 +38,7 @@ HERE = Path(__file__).parent
 THUMB_SIZE = 148
 FULL_SIZE = 1024
 EXCERPT_CHARS = 280
+ERROR_CHARS = 400
 EXPORT_FORMATS = {
     "csv": ("text/csv", "csv"),
     "jsonl": ("application/x-ndjson", "jsonl"),
@@ -103,6 +110,16 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> tuple[str, bool]:
     cut = text[:limit]
     space = cut.rfind(" ")
     return (cut[:space] if space > limit // 2 else cut).rstrip() + "…", True
+
+
+def short(message: str, limit: int = ERROR_CHARS) -> str:
+    """An error message cut to ``limit`` characters (an id or a value from the request can be
+    long; the answer never echoes a whole request back).
+
+    >>> short("unknown id " + "x" * 1000).endswith("x… (1011 chars)")
+    True
+    """
+    return message if len(message) <= limit else f"{message[:limit]}… ({len(message)} chars)"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -218,31 +235,21 @@ def neighbour_card(session, neighbour: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_answer(session, item_id: str, label: str, seen, who: str) -> dict[str, Any]:
-    """Store one answer; the later answer wins.
+    """Store one answer in one transaction; the later answer wins.
 
-    ``seen`` is the ``seq`` of the answer the page showed (None: none). When another writer
-    answered since, the answer is stored all the same and ``replaced`` says what it replaced.
+    ``seen`` is the ``seq`` of the answer the page showed (None: none; "any": not said). When
+    another writer answered since, ``replaced`` says what this answer replaced.
     """
-    from raresift.session import ConflictError
-
-    replaced = None
-    try:
-        record = session.answer(item_id, label, who=who, expected_seq=seen)
-    except ConflictError:
-        item = session.item(item_id)
-        in_force = [h for h in item["history"] if h["seq"] == item["seq"]]
-        replaced = {
-            "label": item["answer"],
-            "who": in_force[0]["who"] if in_force else "another writer",
-            "version": item["seq"],
-        }
-        record = session.answer(item_id, label, who=who)
+    record = session.answer_seen(item_id, label, who=who, seen=seen)
+    replaced = record["replaced"] if seen != "any" else None
     return {
         "saved": True,
         "id": str(record["id"]),
         "label": record["answer"],
         "version": record["seq"],
-        "replaced": replaced,
+        "replaced": None
+        if replaced is None
+        else {"label": replaced["answer"], "who": replaced["who"], "version": replaced["seq"]},
     }
 
 
@@ -373,10 +380,13 @@ def create_app(
         return secured(JSONResponse(data, status_code=status_code))
 
     async def body_of(request) -> dict:
+        from raresift.session.inputs import json_object
+
+        raw = await request.body()
         try:
-            data = await request.json()
-        except ValueError:
-            raise ValidationError("the request body is not JSON") from None
+            data = json_object(raw.decode("utf-8"), "the request body")
+        except UnicodeDecodeError:
+            raise ValidationError("the request body is not UTF-8 JSON") from None
         if not isinstance(data, dict):
             raise ValidationError("the request body must be a JSON object")
         return data
@@ -576,9 +586,17 @@ def create_app(
 
     async def user_error(request, exc):
         status_code = 404 if isinstance(exc, UnknownIdError) else 400
-        return as_json({"error": str(exc)}, status_code=status_code)
+        if isinstance(exc, StorageError):
+            status_code = 503  # the disk refused, not the request: nothing stored is lost
+        return as_json({"error": short(str(exc))}, status_code=status_code)
 
-    app = Starlette(routes=routes, exception_handlers={RaresiftError: user_error})
+    async def disk_error(request, exc):
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return await user_error(request, storage_error(exc, "write"))
+
+    app = Starlette(
+        routes=routes, exception_handlers={RaresiftError: user_error, OSError: disk_error}
+    )
     app.state.session = session
     app.state.jobs = jobs
     return Guard(app, HostPolicy(host, port), token)

@@ -11,8 +11,9 @@ API (stable: the CLI and the web app are thin views over it; names are extended,
 image_column=None, items=None, ids_column=None, vector_column=None, npz_key=None,
 concept=None, classes=None, rare_classes=None, seed_labels=None, strategy=None,
 candidates=None, budget=100, index=None, index_search=None, seals_k=100, seed=0,
-engine="local", image_size=224, model_C=1.0, model_max_iter=1000, progress=None)``
-    -> Session
+engine="local", image_size=224, model_C=1.0, model_max_iter=1000, progress=None,
+encoding=None)`` -> Session; every option checked first (``config.SessionConfig``), and a
+    create that fails leaves nothing behind.
 ``Session.open(path)`` -> Session; checks the database and the files' fingerprints.
 ``session.answer_options()`` -> ``["1", "0", "skip", "junk", "duplicate"]`` or class names +
     the three special answers.
@@ -26,6 +27,8 @@ like=None)`` -> list[BatchItem]; the stored pending batch when no answer arrived
     ``id, answer, previous, who, at, round, seq, source``. ``seq`` increases with every answer
     of the session; pass the ``seq`` you saw (None if the item had no answer) as
     ``expected_seq`` to get :class:`ConflictError` if another writer answered since.
+``session.answer_seen(item_id, label, *, who, seen)`` -> the record with ``replaced`` (what
+    another writer's answer given after ``seen`` it replaced), all in one transaction.
 ``session.answer_many(rows, *, partial=False, who="cli", ...)`` -> ``{"written",
     "unchanged", "problems"}``; :class:`AnswerError` (with ``.problems``) unless partial.
 ``session.undo(last=1)`` -> the undone records, newest first.
@@ -38,6 +41,10 @@ like=None)`` -> list[BatchItem]; the stored pending batch when no answer arrived
 ``session.item(item_id)`` -> ``{id, text, image, meta, answer, seq, history}``;
 ``session.neighbors(item_id, k=8, labeled_only=True)`` -> ``[{id, similarity, answer}]``.
 ``session.iid(user_id)`` / ``session.uid(iid)`` map the user's ids to internal row ids.
+
+Layers: :class:`~raresift.session.project.Project` (store, validated config, id map, answer
+vocabulary; all SQL in ``store.py``) is the floor that rounds, status and exchange read;
+``Session`` is a thin facade over it (``tests/test_layers.py`` checks the directions).
 
 Safe from several processes and threads at once: every write is one SQLite transaction and a
 Session object serialises its own connection.

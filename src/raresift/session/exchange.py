@@ -31,10 +31,12 @@ import numpy as np
 
 import raresift
 from raresift.errors import CorruptFileError, ValidationError
+from raresift.session import inputs
 from raresift.session.errors import AnswerError
 
 if TYPE_CHECKING:
-    from raresift.session.session import Session
+    # typed by the floor below the facade: these functions read and write a Project
+    from raresift.session.project import Project as Session
 
 ID_COLUMNS = ("raresift_id", "id", "item_id")  # raresift_id first: Label Studio CSV / JSON-MIN
 ANSWER_COLUMNS = ("label", "answer", "class", "choice")
@@ -80,7 +82,9 @@ def export(
             )
     if out is None:
         return text
-    out = Path(out)
+    from raresift.outputs import check_output_file
+
+    out = check_output_file(out, "--out", session.project_files())
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)
@@ -106,16 +110,18 @@ def _item_details(session: Session, uids: list[Any]) -> dict[Any, dict[str, Any]
     """Text, image and metadata of items (empty for bare embeddings)."""
     if session.config["ids"] == "row" and session.config["source"]["type"] == "embeddings":
         with session.store.reading() as db:
-            if db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0:
+            if not db.has_items():
                 return {}
     out = {}
     iids = session.iids(uids)
     with session.store.reading() as db:
         for uid, iid in zip(uids, iids, strict=True):
-            row = db.execute("SELECT text, image, meta FROM items WHERE iid = ?", (iid,)).fetchone()
+            row = db.item_row(iid)
             if row is None:
                 continue
             details = {k: row[k] for k in ("text", "image") if row[k] is not None}
+            if "image" in details:  # a path inside the project is stored relative to it
+                details["image"] = str(session._path(details["image"]))
             if row["meta"]:
                 details["meta"] = json.loads(row["meta"])
             out[uid] = details
@@ -307,15 +313,19 @@ def import_answers(
     partial: bool = False,
     who: str | None = None,
     source: str = "import",
+    encoding: str | None = None,
 ) -> dict:
-    """Record the answers in ``path`` (CSV / TSV / JSONL answers, or a Label Studio export)."""
+    """Record the answers in ``path`` (CSV / TSV / JSONL answers, or a Label Studio export);
+    ``encoding`` when the file is neither UTF-8 nor marked with a byte-order mark."""
+    if path.is_dir():
+        raise ValidationError(f"answers file {path} is a folder; give a CSV / JSONL / JSON file")
     if not path.is_file():
         raise ValidationError(f"answers file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        rows, unit, default_who = _label_studio_rows(path)
+        rows, unit, default_who = _label_studio_rows(path, encoding)
     elif suffix in (".csv", ".tsv", ".jsonl", ".ndjson"):
-        rows, unit, default_who = _table_rows(session, path), "line", "import"
+        rows, unit, default_who = _table_rows(session, path, encoding), "line", "import"
     else:
         raise ValidationError(
             f"cannot import {path}: use a CSV / TSV / JSONL answers file or a Label Studio "
@@ -329,23 +339,24 @@ def import_answers(
     return result
 
 
-def _table_rows(session: Session, path: Path) -> list[tuple[int, Any, Any]]:
+def _table_rows(
+    session: Session, path: Path, encoding: str | None = None
+) -> list[tuple[int, Any, Any]]:
     """``(line, id, answer)`` rows of a CSV / TSV / JSONL answers file."""
     # dict.fromkeys: each name once, in order (the id column is often called "id" itself)
     id_names = tuple(dict.fromkeys([*ID_COLUMNS, session.config.get("ids_column") or "id"]))
     answer_names = tuple(dict.fromkeys([*ANSWER_COLUMNS, session.config.get("concept") or "label"]))
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         records = []
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    records.append((number, None))
-                    continue
-                records.append((number, obj if isinstance(obj, dict) else None))
+        for number, line in inputs.text_lines(path, encoding):
+            if not line.strip():
+                continue
+            try:
+                obj = inputs.json_object(line, f"{path} line {number}")
+            except CorruptFileError:
+                records.append((number, None))
+                continue
+            records.append((number, obj if isinstance(obj, dict) else None))
         if not records:
             raise AnswerError(str(path), [(1, "the file is empty")])
         keys = {k for _, r in records if r for k in r}
@@ -357,50 +368,65 @@ def _table_rows(session: Session, path: Path) -> list[tuple[int, Any, Any]]:
         return [
             (n, r.get(id_col) if r else None, r.get(ans_col) if r else None) for n, r in records
         ]
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        header = next(reader, None)
-        if not header or not any(h.strip() for h in header):
-            raise AnswerError(str(path), [(1, "the file is empty (it needs a header: id,label)")])
-        names = [h.strip() for h in header]
-        id_col = next((names.index(c) for c in id_names if c in names), None)
-        ans_col = next((names.index(c) for c in answer_names if c in names), None)
-        if id_col is None:
-            raise AnswerError(
-                str(path),
-                [(1, f"no id column (header: {names}; expected one of {', '.join(id_names)})")],
-            )
-        if ans_col is None:
-            raise AnswerError(
-                str(path),
-                [
-                    (
-                        1,
-                        f"no answer column (header: {names}; expected one "
-                        f"of {', '.join(answer_names)})",
-                    )
-                ],
-            )
-        rows = []
-        for row in reader:
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            line = reader.line_num
-            cells = row + [""] * (max(id_col, ans_col) + 1 - len(row))
-            rows.append((line, cells[id_col], cells[ans_col]))
+    records = inputs.csv_rows(path, encoding)
+    _, header = next(records, (1, None))
+    if not header or not any(h.strip() for h in header):
+        raise AnswerError(str(path), [(1, "the file is empty (it needs a header: id,label)")])
+    names = inputs.check_header(path, [h.strip() for h in header])
+    folded = [n.casefold() for n in names]  # Excel's "ID,Label" names the same columns
+
+    def find(candidates) -> int | None:
+        for c in candidates:
+            if c in names:
+                return names.index(c)
+            if folded.count(c.casefold()) == 1:
+                return folded.index(c.casefold())
+        return None
+
+    id_col, ans_col = find(id_names), find(answer_names)
+    if id_col is None:
+        raise AnswerError(
+            str(path),
+            [(1, f"no id column (header: {names}; expected one of {', '.join(id_names)})")],
+        )
+    if ans_col is None:
+        expected = ", ".join(answer_names)
+        raise AnswerError(
+            str(path), [(1, f"no answer column (header: {names}; expected one of {expected})")]
+        )
+    rows = []
+    for line, row in records:
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        cells = row + [""] * (max(id_col, ans_col) + 1 - len(row))
+        rows.append((line, cells[id_col], cells[ans_col]))
     if not rows:
         raise AnswerError(str(path), [(2, "no answers below the header")])
     return rows
 
 
-def _label_studio_rows(path: Path) -> tuple[list[tuple[int, Any, Any]], str, str]:
+def _as_list(value: Any) -> list:
+    """Label Studio's ``choices``: a list, or one choice written bare."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _label_studio_rows(
+    path: Path, encoding: str | None = None
+) -> tuple[list[tuple[int, Any, Any]], str, str]:
     """``(task number, id, answer)`` from a Label Studio JSON export (latest non-cancelled
     annotation of each task; ``choices`` results)."""
+    name = inputs.text_encoding(path, encoding)
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptFileError(f"{path} is not JSON ({exc})") from None
+        text = path.read_text(encoding=name)
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(f"{path} is not JSON: not {name} text ({exc})") from None
+    tasks = inputs.json_object(text, str(path))
     if not isinstance(tasks, list):
         raise AnswerError(
             str(path), [(1, "a Label Studio export is a JSON list of tasks")], unit="task"
@@ -408,24 +434,35 @@ def _label_studio_rows(path: Path) -> tuple[list[tuple[int, Any, Any]], str, str
     if not tasks:
         raise AnswerError(str(path), [(1, "the export holds no tasks")], unit="task")
     rows = []
+    not_tasks = []
     for number, task in enumerate(tasks, 1):
         if not isinstance(task, dict):
-            rows.append((number, None, None))
+            not_tasks.append((number, f"a JSON {type(task).__name__}, not a task object"))
             continue
         if "data" not in task and "raresift_id" in task:  # Label Studio's JSON-MIN export
             rows.append((number, task["raresift_id"], task.get("label", task.get("choice"))))
             continue
         data = task.get("data") or {}
+        annotations = task.get("annotations") or []
+        if not isinstance(data, dict) or not isinstance(annotations, list):
+            not_tasks.append((number, "not a Label Studio task ('data' must be an object and "
+                                      "'annotations' a list)"))  # fmt: skip
+            continue
         uid = data.get("raresift_id", data.get("id"))
-        annotations = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+        annotations = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
         if not annotations:
             continue  # an unannotated task is not an answer
-        latest = max(annotations, key=lambda a: (a.get("updated_at") or "", a.get("id") or 0))
+        latest = max(
+            annotations, key=lambda a: (str(a.get("updated_at") or ""), _number(a.get("id")))
+        )
+        results = latest.get("result") if isinstance(latest.get("result"), list) else []
         choices = [
-            c
-            for r in latest.get("result") or []
-            if r.get("type") == "choices"
-            for c in (r.get("value") or {}).get("choices") or []
+            str(c)
+            for r in results
+            if isinstance(r, dict)
+            and r.get("type") == "choices"
+            and isinstance(r.get("value"), dict)
+            for c in _as_list(r["value"].get("choices"))
         ]
         rows.append(
             (
@@ -434,6 +471,8 @@ def _label_studio_rows(path: Path) -> tuple[list[tuple[int, Any, Any]], str, str
                 choices[0] if len(choices) == 1 else None if not choices else "|".join(choices),
             )
         )
+    if not_tasks:
+        raise AnswerError(str(path), not_tasks, unit="task")
     if not rows:
         raise AnswerError(str(path), [(1, "no task has an annotation")], unit="task")
     return rows, "task", "label-studio"

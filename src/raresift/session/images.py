@@ -117,7 +117,12 @@ def load_image(path: str, image_size: int) -> np.ndarray:
             left, top = (w - image_size) // 2, (h - image_size) // 2
             img = img.crop((left, top, left + image_size, top + image_size))
             x = np.asarray(img, dtype=np.float32)
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError:
+        raise ValidationError(
+            f"image {path} has more than {2 * Image.MAX_IMAGE_PIXELS} pixels (a decompression "
+            "bomb, or a scan far larger than the model's input); shrink it or remove it"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise CorruptFileError(f"cannot read image {path} ({exc}); remove it or fix it") from None
     return ((x - 127.0) / 128.0).transpose(2, 0, 1)
 

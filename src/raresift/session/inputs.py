@@ -7,16 +7,28 @@ Embeddings
 Item tables
     CSV, JSONL or Parquet (through pyarrow) with an id column (int64 or string ids; row numbers
     when there is none), optional text, image path and any other columns (kept as metadata).
+Text files (item tables and answer files)
+    UTF-8 by default; a byte-order mark selects UTF-8, UTF-16 or UTF-32 (what Excel's "CSV
+    UTF-8" and "Unicode text" write); any other encoding is declared with ``encoding=`` /
+    ``--encoding`` (``latin-1``, ``cp1252``, ...). Fields have no length limit. A column name
+    may appear once in a header (twice, which column is meant would be a guess).
+Ids
+    Read as written, surrounding spaces removed (in the table and in every answer alike); an
+    id is an integer only when it is plain ASCII digits (``1_0`` and full-width digits stay
+    strings).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import logging
 import math
 import os
 import re
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from raresift.errors import CorruptFileError, DatasetNotInstalledError, ValidationError
+from raresift.outputs import reserve_disk
 
 log = logging.getLogger("raresift")
 
@@ -31,8 +44,116 @@ TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "j
 TABLE_SUFFIXES[".parquet"] = "parquet"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 VECTOR_COLUMNS = ("embedding", "vector", "embeddings")
-_INT_ID = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+_INT_ID = re.compile(r"-?(0|[1-9][0-9]*)\Z")  # ASCII digits only, as written
+_ASCII_INT = re.compile(r"-?[0-9]+\Z")
 _CONVERT_BLOCK = 1 << 16
+_BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def text_encoding(path: Path, encoding: str | None = None) -> str:
+    """The encoding to read ``path`` with: ``encoding`` when given (checked), else the one its
+    byte-order mark names, else UTF-8."""
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValidationError(
+                f"unknown encoding {encoding!r}; name one Python knows, such as utf-8, latin-1, "
+                "cp1252 or utf-16"
+            ) from None
+        return encoding
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
+
+
+def _decode_error(path: Path, encoding: str, line: int, exc: UnicodeDecodeError) -> ValidationError:
+    hint = "save it as UTF-8, or name its encoding with --encoding (for example latin-1)"
+    if encoding.lower().replace("_", "-") not in ("utf-8", "utf8", "utf-8-sig"):
+        hint = "name the file's real encoding with --encoding"
+    return ValidationError(
+        f"{path} is not {encoding} text (byte {exc.object[exc.start : exc.start + 1]!r} near "
+        f"line {line}); {hint}"
+    )
+
+
+def text_lines(path: Path, encoding: str | None = None) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a text file, decoded as :func:`text_encoding` says."""
+    name = text_encoding(path, encoding)
+    number = 0
+    try:
+        with open(path, encoding=name, newline="") as fh:
+            for number, line in enumerate(fh, 1):
+                yield number, line
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, name, number + 1, exc) from None
+
+
+def csv_rows(
+    path: Path, encoding: str | None = None, delimiter: str | None = None
+) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, cells)`` of a CSV / TSV file; the header is the first row. Fields of
+    any length; BOMs and declared encodings as :func:`text_encoding` says."""
+    name = text_encoding(path, encoding)
+    if delimiter is None:
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)  # one long e-mail is a field, not an error
+    line = 0
+    try:
+        with open(path, encoding=name, newline="") as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            for row in reader:
+                line = reader.line_num
+                yield line, row
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, name, line + 1, exc) from None
+    except csv.Error as exc:
+        hint = ""
+        if "NUL" in str(exc) and encoding is None:
+            hint = (
+                "; the file looks like UTF-16 without a byte-order mark: pass --encoding utf-16-le"
+            )
+        raise CorruptFileError(f"{path} line {line + 1}: not CSV ({exc}){hint}") from None
+    finally:
+        csv.field_size_limit(limit)
+
+
+def check_header(path: Path, header: list[str]) -> list[str]:
+    """The header's column names, or :class:`ValidationError` when one appears twice."""
+    seen: dict[str, int] = {}
+    for position, column in enumerate(header, 1):
+        if column in seen:
+            raise ValidationError(
+                f"{path}: column {column!r} appears twice in the header (columns {seen[column]} "
+                f"and {position}); rename or remove one"
+            )
+        seen[column] = position
+    return header
+
+
+def json_object(text: str, where: str) -> Any:
+    """``json.loads`` refusing an object with a key twice and nesting Python cannot follow."""
+
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        twice = next((k for k in keys if keys.count(k) > 1), None)
+        if twice is not None:
+            raise ValidationError(f"{where}: key {twice!r} appears twice in one object")
+        return dict(pairs)
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(f"{where} is not JSON ({exc})") from None
+    except RecursionError:
+        raise CorruptFileError(f"{where} is JSON nested too deeply to be raresift data") from None
 
 
 @dataclass
@@ -57,8 +178,9 @@ class Table:
         return self.columns[name]
 
 
-def read_table(path: str | os.PathLike) -> Table:
-    """Read a CSV / TSV, JSONL or Parquet item table into columns."""
+def read_table(path: str | os.PathLike, encoding: str | None = None) -> Table:
+    """Read a CSV / TSV, JSONL or Parquet item table into columns (``encoding``: of a text
+    table, when it has no byte-order mark and is not UTF-8)."""
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"item table {path} does not exist")
@@ -78,37 +200,36 @@ def read_table(path: str | os.PathLike) -> Table:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError types
             raise CorruptFileError(f"cannot read Parquet file {path}: {exc}") from None
-        return Table(path, {name: table.column(name).to_pylist() for name in table.column_names})
+        return Table(
+            path,
+            {
+                name: table.column(i).to_pylist()
+                for i, name in enumerate(check_header(path, table.column_names))
+            },
+        )
     if kind == "jsonl":
         rows = []
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CorruptFileError(f"{path} line {number}: not JSON ({exc})") from None
-                if not isinstance(row, dict):
-                    raise ValidationError(f"{path} line {number}: expected a JSON object")
-                rows.append(row)
+        for number, line in text_lines(path, encoding):
+            if not line.strip():
+                continue
+            row = json_object(line, f"{path} line {number}")
+            if not isinstance(row, dict):
+                raise ValidationError(f"{path} line {number}: expected a JSON object")
+            rows.append(row)
         names = list(dict.fromkeys(k for row in rows for k in row))
         return Table(path, {n: [row.get(n) for row in rows] for n in names}, first_line=1)
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        header = next(reader, None)
-        if not header:
-            raise ValidationError(f"{path} is empty: it needs a header line and one row per item")
-        columns: dict[str, list[Any]] = {name: [] for name in header}
-        for row in reader:
-            if len(row) != len(header):
-                raise ValidationError(
-                    f"{path} line {reader.line_num}: {len(row)} fields, the header has "
-                    f"{len(header)}"
-                )
-            for name, value in zip(header, row, strict=True):
-                columns[name].append(value)
+    records = csv_rows(path, encoding)
+    _, header = next(records, (1, None))
+    if not header:
+        raise ValidationError(f"{path} is empty: it needs a header line and one row per item")
+    columns: dict[str, list[Any]] = {name: [] for name in check_header(path, header)}
+    for line, row in records:
+        if len(row) != len(header):
+            raise ValidationError(
+                f"{path} line {line}: {len(row)} fields, the header has {len(header)}"
+            )
+        for name, value in zip(header, row, strict=True):
+            columns[name].append(value)
     return Table(path, columns)
 
 
@@ -135,7 +256,7 @@ def parse_ids(values: list[Any], where: str, first_line: int) -> ItemIds:
             if v != int(v):
                 raise ValidationError(f"{where} line {i + first_line}: id {v!r} is not an integer")
             v = int(v)
-        s = str(v)
+        s = str(v).strip()
         if all_int and not (_INT_ID.match(s) and -(2**63) <= int(s) < 2**63):
             all_int = False
         uids.append(s)
@@ -148,6 +269,30 @@ def parse_ids(values: list[Any], where: str, first_line: int) -> ItemIds:
             )
         seen[s] = i
     return ItemIds(uids, "int" if all_int else "str", len(uids))
+
+
+def id_key(item_id: Any, kind: str) -> str | None:
+    """The stored form of a user's id in a session whose ids are ``kind`` (``row``, ``int`` or
+    ``str``), or None when it cannot name an item: surrounding spaces removed; for integer ids
+    only plain ASCII digits (``"1_0"``, ``"\uff13"`` and ``"+3"`` name no item); booleans never.
+
+    >>> id_key(" 7 ", "int"), id_key("007", "int"), id_key("1_0", "int"), id_key(7.0, "row")
+    ('7', '7', None, '7')
+    >>> id_key(" a b ", "str"), id_key(True, "str"), id_key("", "str")
+    ('a b', None, None)
+    """
+    if item_id is None or isinstance(item_id, bool):
+        return None
+    if isinstance(item_id, float):
+        if not item_id.is_integer():
+            return None
+        item_id = int(item_id)
+    text = str(item_id).strip()
+    if not text:
+        return None
+    if kind in ("row", "int"):
+        return str(int(text)) if _ASCII_INT.match(text) else None
+    return text
 
 
 def _parse_vector(value: Any, where: str) -> list[float]:
@@ -202,6 +347,8 @@ def open_embeddings(
     if not path.is_file():
         raise ValidationError(f"embeddings file {path} does not exist")
     suffix = path.suffix.lower()
+    if npz_key is not None and suffix != ".npz":
+        raise ValidationError(f"--npz-key names an array inside an .npz; {path} is not one")
     if suffix == ".npy":
         try:
             array = np.load(path, mmap_mode="r")
@@ -210,6 +357,11 @@ def open_embeddings(
         _check_array(array, path)
         if array.dtype in (np.float16, np.float32) and array.flags.c_contiguous:
             return path, False
+        if out.resolve() == path:
+            raise ValidationError(
+                f"{path} holds {array.dtype} values and would be converted to float32 over "
+                "itself; move it out of the project folder"
+            )
         log.info("converting %s (%s) to float32 in %s", path, array.dtype, out)
         _write_float32(array, out)
         return out, True
@@ -249,6 +401,7 @@ def _write_float32(array: np.ndarray, out: Path, keep_float16: bool = False) -> 
     dtype = np.float16 if keep_float16 else np.float32
     tmp = out.with_suffix(".tmp.npy")
     target = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=array.shape)
+    reserve_disk(tmp)  # a full disk: ENOSPC now, not SIGBUS while writing
     for lo in range(0, array.shape[0], _CONVERT_BLOCK):
         target[lo : lo + _CONVERT_BLOCK] = array[lo : lo + _CONVERT_BLOCK]
     target.flush()

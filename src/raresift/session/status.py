@@ -30,7 +30,8 @@ import numpy as np
 from raresift.session.rounds import split_answers
 
 if TYPE_CHECKING:
-    from raresift.session.session import Session
+    # typed by the floor below the facade: these functions read and write a Project
+    from raresift.session.project import Project as Session
 
 KAPPA_THRESHOLD = 0.99
 KAPPA_WINDOW = 3
@@ -232,19 +233,9 @@ def random_pick_estimate(
 def session_status(session: Session, estimate: bool = True) -> dict[str, Any]:
     with session.store.reading() as db:
         current = db.current()
-        in_force = [
-            dict(r)
-            for r in db.execute(
-                "SELECT a.iid, a.value, a.round, a.seq FROM current c "
-                "JOIN answers a ON a.seq = c.seq ORDER BY a.seq"
-            )
-        ]
+        in_force = db.answers_in_force()
         rounds = [dict(r) for r in db.rounds()]
-        random_picks = db.execute(
-            "SELECT b.round, c.value FROM batch b JOIN current c ON c.iid = b.iid "
-            "JOIN rounds r ON r.round = b.round WHERE b.reason LIKE 'random%' "
-            "AND r.candidates IN ('all', 'random')"
-        ).fetchall()
+        random_picks = db.random_pick_answers()
         version = db.version()
     counts: dict[str, int] = {}
     for value, _ in current.values():
@@ -310,7 +301,10 @@ def plot_status(session: Session, path: Path, size: tuple[float, float] = (6, 4)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    status = session.status(estimate=False)
+    from raresift.outputs import check_output_file
+
+    path = check_output_file(path, "--plot", session.project_files())
+    status = session_status(session, estimate=False)
     curve = status["curve"]
     fig, ax = plt.subplots(figsize=size, dpi=dpi)
     xs = [0] + [p["labels_spent"] for p in curve]

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from raresift.errors import StorageError
 from raresift.session.errors import SchemaError, SessionCorruptError
 
 SCHEMA_VERSION = 1
@@ -61,6 +62,30 @@ _TABLES = {"meta", "files", "items", "answers", "current", "rounds", "batch"}
 _QUICK_CHECK_MAX_BYTES = 256 << 20  # full page check below this size, header check above
 
 
+_STORAGE_PROBLEMS = (  # SQLite's words for a refusal of the disk, not damage to the database
+    ("disk is full", "the disk is full; free some space and run the command again"),
+    ("readonly database", "the database or its folder is read-only (or the file is immutable); "
+     "make it writable, or copy the project to a writable place"),
+    ("read-only", "the file system is read-only; copy the project to a writable place"),
+    ("unable to open database file", "it cannot be opened (check the permissions of the file, "
+     "its -wal / -shm companions and the folder)"),
+    ("disk i/o error", "the disk reported an input/output error; check the disk"),
+    ("database is locked", "another process has held it locked too long; retry when it is done"),
+)  # fmt: skip
+
+
+def storage_problem(exc: sqlite3.Error, path: Path, doing: str) -> StorageError | None:
+    """A :class:`StorageError` when SQLite's error is the disk's refusal (full, read-only,
+    permissions, locked), else None (the caller decides whether the file is damaged)."""
+    text = str(exc).lower()
+    for words, what in _STORAGE_PROBLEMS:
+        if words in text:
+            return StorageError(
+                f"cannot {doing} the session database {path}: {what} (what is stored is intact)"
+            )
+    return None
+
+
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
@@ -87,14 +112,21 @@ class Store:
     @classmethod
     def create(cls, path: Path, meta: dict[str, Any], timeout: float = 60.0) -> Store:
         """A new database at ``path`` (which must not exist) with ``meta`` filled in."""
-        conn = _connect(path, timeout)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
+        try:
+            conn = _connect(path, timeout)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise storage_problem(exc, path, "create") or exc from None
         store = cls(conn, path)
-        with store.writing() as db:
-            db.executescript_in_txn(_SCHEMA)
-            for key, value in {"schema_version": SCHEMA_VERSION, "version": 0, **meta}.items():
-                db.execute("INSERT INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        try:
+            with store.writing() as db:
+                db.executescript_in_txn(_SCHEMA)
+                for key, value in {"schema_version": SCHEMA_VERSION, "version": 0, **meta}.items():
+                    db.execute("INSERT INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @classmethod
@@ -125,9 +157,12 @@ class Store:
                     f"{path} is an SQLite file but not a raresift session (tables "
                     f"{sorted(_TABLES - tables)} missing)"
                 )
-            meta = {r[0]: json.loads(r[1]) for r in conn.execute("SELECT key, value FROM meta")}
+            meta = {r[0]: _json(r[0], r[1], where) for r in conn.execute("SELECT * FROM meta")}
             conn.execute("PRAGMA synchronous = FULL")
         except sqlite3.DatabaseError as exc:
+            problem = storage_problem(exc, path, "open")
+            if problem is not None:
+                raise problem from None
             if "not a database" in str(exc):
                 raise not_sqlite from None
             raise SessionCorruptError(
@@ -149,25 +184,55 @@ class Store:
     # ------------------------------------------------------------------ transactions
     @contextlib.contextmanager
     def writing(self) -> Iterator[_Txn]:
-        """One write transaction (``BEGIN IMMEDIATE``): all of it is stored, or none."""
-        with self._lock:
+        """One write transaction (``BEGIN IMMEDIATE``): all of it is stored, or none. A full
+        or read-only disk raises :class:`~raresift.errors.StorageError` (nothing written)."""
+        with self._lock, self._translated("write to"):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield _Txn(self.conn)
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[_Txn]:
         """A read transaction: every query inside sees the same snapshot."""
-        with self._lock:
+        with self._lock, self._translated("read"):
             self.conn.execute("BEGIN DEFERRED")
             try:
                 yield _Txn(self.conn)
             finally:
-                self.conn.execute("COMMIT")
+                if self.conn.in_transaction:
+                    self.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            problem = storage_problem(exc, self.path, doing)
+            if problem is not None:
+                raise problem from None
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+                exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+            ):
+                raise SessionCorruptError(
+                    f"session database {self.path}: {exc}; restore it from a backup, or export "
+                    "what `raresift export` can still read and start a new session"
+                ) from None
+            raise
+
+
+def _json(key: str, text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise SessionCorruptError(
+            f"{where}: the stored value of {key!r} is not JSON (hand-edited?); restore the "
+            "database from a backup"
+        ) from None
 
 
 class _Txn:
@@ -190,7 +255,7 @@ class _Txn:
     # ------------------------------------------------------------------ meta
     def meta(self, key: str) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else _json(key, row[0], "session database")
 
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute(
@@ -199,12 +264,83 @@ class _Txn:
         )
 
     def version(self) -> int:
-        return int(self.meta("version"))
+        version = self.meta("version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise SessionCorruptError(
+                f"session database: the stored version {version!r} is damaged (hand-edited?); "
+                "restore the database from a backup"
+            )
+        return version
 
     def bump_version(self) -> int:
         version = self.version() + 1
         self.set_meta("version", version)
         return version
+
+    # ------------------------------------------------------------------ files and items
+    def files(self) -> dict[str, dict[str, Any]]:
+        """``{role: row}`` of the files the session depends on (path, fingerprint, detail)."""
+        return {r["role"]: dict(r) for r in self.conn.execute("SELECT * FROM files")}
+
+    def record_file(self, role: str, path: str, fp: dict[str, Any], detail: dict) -> None:
+        """Record (or replace) the file of ``role`` with its fingerprint ``fp``."""
+        self.conn.execute(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(role) DO UPDATE SET "
+            "path=excluded.path, size=excluded.size, mtime_ns=excluded.mtime_ns, "
+            "sample_sha256=excluded.sample_sha256, sha256=excluded.sha256, detail=excluded.detail",
+            (role, path, fp["size"], fp["mtime_ns"], fp["sample_sha256"], fp["sha256"],
+             json.dumps(detail)),
+        )  # fmt: skip
+
+    def put_items(self, rows) -> None:
+        """Insert ``(iid, uid, text, image, meta JSON)`` rows."""
+        self.conn.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?)", rows)
+
+    def item_row(self, iid: int) -> sqlite3.Row | None:
+        """``text``, ``image`` and ``meta`` (JSON text) of an item, or None (bare embeddings)."""
+        return self.conn.execute(
+            "SELECT text, image, meta FROM items WHERE iid = ?", (iid,)
+        ).fetchone()
+
+    def has_items(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM items LIMIT 1").fetchone() is not None
+
+    def shape_facts(self) -> dict[str, Any]:
+        """What :func:`project._check_rows` checks cheaply: the distinct answers in force, the
+        range of answered ids and the last item id."""
+        low, high = self.conn.execute("SELECT MIN(iid), MAX(iid) FROM current").fetchone()
+        return {
+            "values": [r[0] for r in self.conn.execute("SELECT DISTINCT value FROM current")],
+            "low": low,
+            "high": high,
+            "last_item": self.conn.execute("SELECT MAX(iid) FROM items").fetchone()[0],
+        }
+
+    # ------------------------------------------------------------------ ids
+    def iids_of(self, uids: list[str]) -> dict[str, int]:
+        """``{uid: iid}`` of the stored user ids among ``uids`` (absent ones left out)."""
+        found: dict[str, int] = {}
+        for lo in range(0, len(uids), 900):
+            chunk = uids[lo : lo + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                (uid, iid)
+                for iid, uid in self.conn.execute(
+                    f"SELECT iid, uid FROM items WHERE uid IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def uids_of(self, iids: list[int]) -> dict[int, str]:
+        """``{iid: uid}`` of internal ids."""
+        out: dict[int, str] = {}
+        for lo in range(0, len(iids), 900):
+            chunk = iids[lo : lo + 900]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                self.conn.execute(f"SELECT iid, uid FROM items WHERE iid IN ({marks})", chunk)
+            )
+        return out
 
     # ------------------------------------------------------------------ answers
     def current(self) -> dict[int, tuple[str, int]]:
@@ -223,6 +359,47 @@ class _Txn:
             ):
                 out[r[0]] = (r[1], r[2])
         return out
+
+    def in_force(self, iid: int) -> sqlite3.Row | None:
+        """The answer in force of ``iid`` (``value``, ``seq``, ``who``), or None."""
+        return self.conn.execute(
+            "SELECT c.value, c.seq, a.who FROM current c JOIN answers a ON a.seq = c.seq "
+            "WHERE c.iid = ?",
+            (iid,),
+        ).fetchone()
+
+    def value_counts(self) -> dict[str, int]:
+        """How many items have each answer in force."""
+        return dict(self.conn.execute("SELECT value, COUNT(*) FROM current GROUP BY value"))
+
+    def item_history(self, iid: int) -> list[dict[str, Any]]:
+        """Every answer ever given to ``iid`` (undone ones too), oldest first."""
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT seq, value, previous, who, at, round, source, undone_at FROM answers "
+                "WHERE iid = ? ORDER BY seq",
+                (iid,),
+            )
+        ]
+
+    def answers_in_force(self) -> list[dict[str, Any]]:
+        """The full answer records in force, in the order they were given."""
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT a.* FROM current c JOIN answers a ON a.seq = c.seq ORDER BY a.seq"
+            )
+        ]
+
+    def random_pick_answers(self) -> list[sqlite3.Row]:
+        """``(round, value)`` of the answered items that random picks chose over all / random
+        candidates (an unbiased sample of the pool for the estimates)."""
+        return self.conn.execute(
+            "SELECT b.round, c.value FROM batch b JOIN current c ON c.iid = b.iid "
+            "JOIN rounds r ON r.round = b.round WHERE b.reason LIKE 'random%' "
+            "AND r.candidates IN ('all', 'random')"
+        ).fetchall()
 
     def record_answer(
         self, iid: int, value: str, who: str, round_index: int, source: str
@@ -253,6 +430,12 @@ class _Txn:
             "source": source,
         }
 
+    def count_in_force(self) -> int:
+        """Answers not undone (what :meth:`undo_last` can take back)."""
+        return int(
+            self.conn.execute("SELECT COUNT(*) FROM answers WHERE undone_at IS NULL").fetchone()[0]
+        )
+
     def undo_last(self, n: int) -> list[dict[str, Any]]:
         """Undo the ``n`` most recent answers still in force; returns them, newest first."""
         rows = self.conn.execute(
@@ -282,11 +465,54 @@ class _Txn:
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY seq")]
 
     # ------------------------------------------------------------------ rounds
+    def round_row(self, round_index: int) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM rounds WHERE round = ?", (round_index,)).fetchone()
+
     def last_round(self) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM rounds ORDER BY round DESC LIMIT 1").fetchone()
 
     def rounds(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM rounds ORDER BY round").fetchall()
+
+    def put_round(
+        self,
+        round_index: int,
+        version: int,
+        picks: Any,
+        options: dict[str, Any],
+        n_labeled: int,
+        n_positive: int,
+    ) -> None:
+        """Store round ``round_index`` and its batch (``picks``: a rounds.Picks), replacing a
+        stored round of that number."""
+        self.conn.execute("DELETE FROM batch WHERE round = ?", (round_index,))
+        self.conn.execute("DELETE FROM rounds WHERE round = ?", (round_index,))
+        self.conn.execute(
+            "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                round_index,
+                time.time(),
+                version,
+                picks.strategy,
+                picks.candidates,
+                options["budget"],
+                json.dumps(options),
+                picks.note,
+                n_labeled,
+                n_positive,
+                json.dumps(picks.seconds),
+                picks.stop_predictions,
+            ),
+        )
+        self.conn.executemany(
+            "INSERT INTO batch VALUES (?, ?, ?, ?, ?)",
+            [
+                (round_index, pos, int(i), float(s), r)
+                for pos, (i, s, r) in enumerate(
+                    zip(picks.iids, picks.scores, picks.reasons, strict=True)
+                )
+            ],
+        )
 
     def batch_rows(self, round_index: int) -> list[sqlite3.Row]:
         return self.conn.execute(

@@ -8,7 +8,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from raresift.session.session import BatchItem, Session
+    from raresift.session.project import BatchItem
+    from raresift.session.project import Project as Session  # views read the floor
 
 BATCH_FORMATS = ("table", "csv", "jsonl")
 
@@ -48,9 +49,9 @@ def _texts(session: Session, uids: list[Any]) -> dict[Any, str]:
     with session.store.reading() as db:
         out = {}
         for uid, iid in zip(uids, iids, strict=True):
-            row = db.execute("SELECT text FROM items WHERE iid = ?", (iid,)).fetchone()
-            if row is not None and row[0] is not None:
-                out[uid] = row[0]
+            row = db.item_row(iid)
+            if row is not None and row["text"] is not None:
+                out[uid] = row["text"]
     return out
 
 

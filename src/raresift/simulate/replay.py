@@ -453,13 +453,7 @@ def run_replay_study(
     commands = []
     if resume and saved.exists():
         old = json.loads(saved.read_text())
-        if {
-            k: v for k, v in old["config"].items() if k not in ("strategies", "jobs", "description")
-        } != {
-            k: v
-            for k, v in config.as_dict().items()
-            if k not in ("strategies", "jobs", "description")
-        }:
+        if not _resumable(old["config"], config.as_dict()):
             raise ConfigError(
                 f"{out_dir} holds a replay study with other data sets, seeds or budget; choose "
                 "another output folder or run without resume"
@@ -524,6 +518,17 @@ def run_replay_study(
         saved.write_text(json.dumps(study, indent=2))
         write_table(collect_replay_rows(config, out_dir), out_dir / "results.csv")
     return out_dir / "results.csv"
+
+
+def _resumable(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a study may resume into a folder written with ``old``: same seeds, budget,
+    labels and seed examples, and every data set of both under the same label unchanged (data
+    sets and strategies may be added)."""
+    keys = ("seeds", "budget", "labels", "seed_examples")
+    if any(old.get(k) != new.get(k) for k in keys):
+        return False
+    before = {ds["label"]: ds for ds in old["datasets"]}
+    return all(before.get(ds["label"], ds) == ds for ds in new["datasets"])
 
 
 def replay_command(

@@ -342,10 +342,21 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None) ->
     return path
 
 
+def _saved_kind(saved: Path) -> str | None:
+    """The study kind a study.json records; None when it cannot be read (write_report then
+    names what is wrong with it)."""
+    try:
+        design = json.loads(saved.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = design.get("config") if isinstance(design, dict) else None
+    return config.get("kind") if isinstance(config, dict) else None
+
+
 def report_command(results_path: str | Path, out_dir: str | Path | None = None) -> Path:
     """``raresift report RESULTS``: (re)write the report of a results table; returns its path."""
     saved = Path(results_path).parent / "study.json"
-    if saved.exists() and json.loads(saved.read_text()).get("config", {}).get("kind") == "replay":
+    if saved.exists() and _saved_kind(saved) == "replay":
         from raresift.simulate.replay import write_replay_report
 
         return write_replay_report(results_path, out_dir)
