@@ -92,7 +92,7 @@ def choose_image_size(paths: Sequence[str]) -> int:
         try:
             with Image.open(p) as img:
                 sides.append(min(img.size))
-        except (UnidentifiedImageError, OSError):
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
             continue  # embedding says which file is bad
     if not sides:
         return MAX_SIZE

@@ -18,6 +18,7 @@ import numpy as np
 from raresift.errors import ConfigError, ValidationError
 from raresift.session.config import CANDIDATE_NAMES, check_session_strategy
 from raresift.session.create import create_session
+from raresift.session.errors import SessionError
 from raresift.session.project import BatchItem, Project, _progress
 from raresift.session.rounds import compute_round
 
