@@ -159,7 +159,7 @@ def _cmd_next(args: argparse.Namespace) -> int:
     session = _open_session(args)
     like = [x.strip() for x in args.like.split(",") if x.strip()] if args.like else None
     batch = session.next(budget=args.budget, strategy=args.strategy, candidates=args.candidates,
-                         query=args.query, like=like)  # fmt: skip
+                         query=args.query, like=like, audit=args.audit)  # fmt: skip
     print(round_header(session), file=sys.stderr)
     sys.stdout.write(batch_text(session, batch, args.format))
     return 0
@@ -304,6 +304,12 @@ def _add_session_commands(sub) -> None:
     )
     p.add_argument(
         "--like", metavar="ID,ID", help="cold start: pick the items closest to these items"
+    )
+    p.add_argument(
+        "--audit",
+        type=int,
+        metavar="N",
+        help="N items drawn at random, stratified by model score: what `status` certifies from",
     )
     p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
     p.set_defaults(func=_cmd_next)

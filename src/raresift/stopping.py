@@ -150,9 +150,89 @@ def _alphas(strata: list[Stratum], alpha: float) -> list[float]:
     return [alpha * w / total if w else 0.0 for w in weights]
 
 
+_LAMBDAS = 10.0 ** np.linspace(-3.0, 1.7, 32)  # Chernoff parameters, times the largest weight
+
+
+def _worst_case_log_p(t: float, s: float, strata: list[Stratum]) -> float:
+    """log of an upper bound on ``max P(S <= s)`` over every split of ``t`` positives among the
+    strata, ``S = sum_h (N_h / n_h) X_h`` the stratified (Horvitz-Thompson) estimate.
+
+    Chernoff: ``P(S <= s) <= exp(lambda s) prod_h E exp(-lambda w_h X_h)``, and each factor is
+    at most its binomial value ``(1 - T_h a_h / N_h)^n_h``, ``a_h = 1 - exp(-lambda w_h)``
+    (Hoeffding 1963: sampling without replacement is dominated in convex order). Each log factor
+    is concave in ``T_h``, so the worst split is a water-filling (bisection on the multiplier);
+    the minimum over a fixed grid of ``lambda`` is still a bound.
+    """
+    N = np.array([st.size for st in strata], dtype=np.float64)
+    n = np.array([st.drawn for st in strata], dtype=np.float64)
+    low = np.array([st.positive for st in strata], dtype=np.float64)
+    high = N - (n - low - np.array([st.unknown for st in strata], dtype=np.float64))
+    if t > high.sum():
+        return -np.inf
+    w = np.where(n > 0, N / np.maximum(n, 1.0), 0.0)
+    lam = _LAMBDAS[:, None] / max(float(w.max()), 1e-300)
+    a = np.where(n > 0, -np.expm1(-lam * w), 1.0)  # (L, H)
+    lo_nu = np.full(lam.shape[0], -60.0)  # bisection on log(nu), per lambda
+    hi_nu = np.full(lam.shape[0], 60.0)
+
+    def split(log_nu):
+        nu = np.exp(log_nu)[:, None]
+        return np.clip(N / a - n / nu, low, high)
+
+    for _ in range(48):
+        mid = (lo_nu + hi_nu) / 2
+        more = split(mid).sum(axis=1) < t
+        lo_nu = np.where(more, mid, lo_nu)
+        hi_nu = np.where(more, hi_nu, mid)
+    T = split(hi_nu)  # sums to at least t (up to the bisection's last step): a larger T_h
+    # only lowers each factor, so scale down to exactly t where it overshoots
+    total = T.sum(axis=1, keepdims=True)
+    excess = np.maximum(total - t, 0.0)
+    room = T - low
+    T = T - excess * room / np.maximum(room.sum(axis=1, keepdims=True), 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factors = np.where(n > 0, n * np.log1p(-a * T / np.maximum(N, 1.0)), 0.0)
+    logs = lam[:, 0] * s + factors.sum(axis=1)
+    return float(logs.min())
+
+
 def stratified_upper(strata: list[Stratum], alpha: float) -> int:
     """Upper bound on the positives of all strata together, holding with probability at least
-    ``1 - alpha``."""
+    ``1 - alpha``.
+
+    One stratum: the exact hypergeometric bound. Several: the largest total ``t`` whose worst
+    split among the strata (see :func:`_worst_case_log_p`) still makes the observed stratified
+    estimate at least ``alpha`` likely. Unlike a sum of per-stratum bounds, this does not grow
+    with the number of strata (with no positive sampled, it is about the thinnest stratum's
+    own bound).
+    """
+    _check_level(alpha)
+    for st in strata:
+        st.check()
+    if len(strata) == 1:
+        st = strata[0]
+        if st.drawn == 0:
+            return st.size
+        return hypergeom_upper(st.size, st.drawn, st.positive + st.unknown, alpha)
+    w = [st.size / st.drawn if st.drawn else 0.0 for st in strata]
+    s = sum(wh * (st.positive + st.unknown) for wh, st in zip(w, strata, strict=True))
+    lo = sum(st.positive + st.unknown for st in strata)  # never rejected: P(S <= s) = 1 there
+    hi = sum(st.size - (st.drawn - st.positive - st.unknown) for st in strata)
+    log_alpha = math.log(alpha)
+    if _worst_case_log_p(hi, s, strata) > log_alpha:
+        return int(hi)
+    while hi - lo > 1:  # lo not rejected, hi rejected
+        mid = (lo + hi) // 2
+        if _worst_case_log_p(mid, s, strata) > log_alpha:
+            lo = mid
+        else:
+            hi = mid
+    return int(lo)
+
+
+def bonferroni_upper(strata: list[Stratum], alpha: float) -> int:
+    """The sum of per-stratum exact upper bounds at a Bonferroni split of ``alpha``: valid, but
+    it grows with the number of strata (kept to compare with :func:`stratified_upper`)."""
     _check_level(alpha)
     bound = 0
     for s, a in zip(strata, _alphas(strata, alpha), strict=True):
@@ -232,7 +312,12 @@ def stratified_interval(strata: list[Stratum], confidence: float = CONFIDENCE) -
         stratified_lower(strata, alpha),
         stratified_upper(strata, alpha),
         confidence,
-        f"stratified audit ({len(strata)} strata), exact hypergeometric bounds, Bonferroni",
+        (
+            f"stratified audit ({len(strata)} strata): upper bound from the worst split of the"
+            " positives among strata (Chernoff), lower bound exact per stratum (Bonferroni)"
+            if len(strata) > 1
+            else "random sample: exact hypergeometric bounds"
+        ),
     )
 
 
@@ -309,8 +394,35 @@ class AuditDraw:
         }
 
 
-def _n_strata(n: int, N: int, max_strata: int, min_per_stratum: int) -> int:
+def n_strata(n: int, N: int, max_strata: int, min_per_stratum: int) -> int:
     return max(1, min(max_strata, n // max(1, min_per_stratum), N))
+
+
+def stratify(sorted_scores: np.ndarray, n: int, n_strata: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ascending ``sorted_scores`` into at most ``n_strata`` runs of equal
+    ``sum sqrt(q (1 - q))`` and allocate ``n`` picks equally (never more than a stratum holds,
+    the remainder to the highest strata with room). Returns the run edges (``H + 1`` positions)
+    and the picks per stratum."""
+    N = sorted_scores.size
+    q = np.clip(sorted_scores, _SCORE_CLIP, 1.0 - _SCORE_CLIP)
+    mass = np.cumsum(np.sqrt(q * (1.0 - q)))
+    cuts = np.searchsorted(mass, mass[-1] * np.arange(1, n_strata) / n_strata, side="right")
+    edges = np.unique(np.concatenate([[0], np.clip(cuts, 1, N - 1), [N]]))
+    return edges, _allocate(np.diff(edges), n)
+
+
+def _allocate(sizes: np.ndarray, n: int) -> np.ndarray:
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if n > int(sizes.sum()):
+        raise ValidationError(f"{n} picks exceed the {int(sizes.sum())} items of the strata")
+    drawn = np.minimum(sizes, n // sizes.size)
+    left = n - int(drawn.sum())
+    while left > 0:
+        for h in range(sizes.size - 1, -1, -1):
+            if left and drawn[h] < sizes[h]:
+                drawn[h] += 1
+                left -= 1
+    return drawn
 
 
 def draw_audit(
@@ -350,22 +462,11 @@ def draw_audit(
         scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != (N,) or not np.all(np.isfinite(scores)):
             raise ValidationError(f"audit scores must be {N} finite numbers, one per id")
-        H = _n_strata(n, N, max_strata, min_per_stratum)
+        H = n_strata(n, N, max_strata, min_per_stratum)
     order = np.lexsort((ids, scores))  # ascending score, ties by id
-    q = np.clip(scores[order], _SCORE_CLIP, 1.0 - _SCORE_CLIP)
-    mass = np.cumsum(np.sqrt(q * (1.0 - q)))
-    cuts = np.searchsorted(mass, mass[-1] * np.arange(1, H) / H, side="right")
-    edges = np.unique(np.concatenate([[0], np.clip(cuts, 1, N - 1), [N]]))
-    H = edges.size - 1
+    edges, drawn = stratify(scores[order], n, H)
     sizes = np.diff(edges)
-    # equal allocation, capped by stratum sizes, leftovers to the highest strata with room
-    drawn = np.minimum(sizes, n // H)
-    left = n - int(drawn.sum())
-    while left > 0:
-        for h in range(H - 1, -1, -1):
-            if left and drawn[h] < sizes[h]:
-                drawn[h] += 1
-                left -= 1
+    H = sizes.size
     picks, stratum, inclusion, lows, highs = [], [], [], [], []
     for h in range(H):
         members = order[edges[h] : edges[h + 1]]
@@ -406,16 +507,10 @@ def strata_from_answers(
 
 # ---------------------------------------------------------------------- planner
 def _expected_strata(sizes, rates, n: int) -> list[Stratum]:
-    H = len(sizes)
-    drawn = np.minimum(np.asarray(sizes), n // H)
-    left = n - int(drawn.sum())
-    for h in range(H - 1, -1, -1):
-        room = sizes[h] - drawn[h]
-        take = min(room, left)
-        drawn[h] += take
-        left -= take
+    drawn = _allocate(np.asarray(sizes), n)
     return [
-        Stratum(int(sizes[h]), int(drawn[h]), int(round(rates[h] * drawn[h]))) for h in range(H)
+        Stratum(int(sizes[h]), int(drawn[h]), int(round(rates[h] * drawn[h])))
+        for h in range(len(sizes))
     ]
 
 
@@ -463,7 +558,9 @@ def plan_audit(
 
 
 # ---------------------------------------------------------------------- Callaghan & Müller-Hansen
-def hypergeometric_p(labels, N: int, recall_target: float = 0.95) -> float:
+def hypergeometric_p(
+    labels, N: int, recall_target: float = 0.95, max_urn: int | None = None
+) -> float:
     """p-value of H0 "the recall of the items screened so far is below ``recall_target``"
     (Callaghan & Müller-Hansen 2020), from ``labels`` (1 relevant, 0 not) in screening order
     among ``N`` items: for each urn of the last ``j`` screened items, treated as a random draw
@@ -471,7 +568,8 @@ def hypergeometric_p(labels, N: int, recall_target: float = 0.95) -> float:
     relevant ones if ``floor(r / target + 1 - r_before)`` were relevant; the minimum over urns.
     Reject H0 (stop) when it is below ``1 - confidence``. Equals buscarpy's ``calculate_h0``
     where that is defined; where an urn's population cannot hold ``floor(...)`` relevant items
-    H0 is impossible, and this gives 0 where buscarpy gives NaN.
+    H0 is impossible, and this gives 0 where buscarpy gives NaN. ``max_urn`` limits the urns
+    to the last ``max_urn`` items (fewer urns: a p-value at least as large, still valid).
     """
     from scipy.stats import hypergeom
 
@@ -491,6 +589,9 @@ def hypergeometric_p(labels, N: int, recall_target: float = 0.95) -> float:
     sizes = np.arange(1, urns.size + 1)
     k_hat = np.floor(r_seen / recall_target + 1 - (r_seen - seen_in_urn))
     population = N - (urns.size - sizes)
+    if max_urn is not None:
+        urns, seen_in_urn, sizes = urns[:max_urn], seen_in_urn[:max_urn], sizes[:max_urn]
+        k_hat, population = k_hat[:max_urn], population[:max_urn]
     possible = k_hat <= population  # else H0 cannot hold in this urn: p = 0 (buscarpy: NaN)
     p = np.zeros(urns.size)
     p[possible] = hypergeom.cdf(

@@ -876,23 +876,32 @@ class Session:
         *,
         query: str | None = None,
         like: Iterable[Any] | None = None,
+        audit: int | None = None,
     ) -> list[BatchItem]:
         """The batch to label now: the stored pending batch when no answer arrived since it
         was chosen (and no different option is asked for), else a new one (model fitted on the
         answers in force, items selected, batch stored in one transaction).
 
         ``query`` (a text) or ``like`` (example ids) aim the batch at the most similar items.
+        ``audit``: a stratified random sample of that many unlabeled items instead (see
+        :mod:`raresift.session.audit`); asked again while it is not fully answered, the same.
         """
-        explicit = any(x is not None for x in (budget, strategy, candidates, query, like))
-        options = self._options(budget, strategy, candidates, query, like)
+        explicit = any(x is not None for x in (budget, strategy, candidates, query, like, audit))
+        if audit is not None:
+            from raresift.session.audit import audit_options
+
+            options = audit_options(self, audit, budget, strategy, candidates, query, like)
+        else:
+            options = self._options(budget, strategy, candidates, query, like)
         with self.store.reading() as db:
             version = db.version()
             last = db.last_round()
             current = db.current()
+        stored_options = None if last is None else _without_design(last["options"])
         if (
             last is not None
-            and last["version"] == version
-            and (not explicit or json.loads(last["options"]) == options)
+            and (last["version"] == version or (audit is not None and self.pending()))
+            and (not explicit or stored_options == options)
         ):
             return self.batch(int(last["round"]))
         same = last is not None and last["version"] == version
@@ -904,7 +913,7 @@ class Session:
             if (
                 now is not None
                 and now["version"] == version
-                and json.loads(now["options"]) == options
+                and _without_design(now["options"]) == options
             ):
                 stored = int(now["round"])  # another process stored this very batch meanwhile
             elif now is not None and now["version"] > version:
@@ -925,7 +934,9 @@ class Session:
                         picks.strategy,
                         picks.candidates,
                         options["budget"],
-                        json.dumps(options),
+                        json.dumps(
+                            options if picks.design is None else {**options, "design": picks.design}
+                        ),
                         picks.note,
                         len(current),
                         n_positive,
@@ -1048,6 +1059,13 @@ class Session:
 
 
 # ---------------------------------------------------------------------- helpers
+def _without_design(stored: str) -> dict[str, Any]:
+    """A round's stored options less an audit's design (which the caller never gives)."""
+    options = json.loads(stored)
+    options.pop("design", None)
+    return options
+
+
 def _check_classes(classes: Iterable[str]) -> list[str]:
     out = [str(c).strip() for c in classes]
     if len(out) < 2:
