@@ -150,50 +150,51 @@ def _alphas(strata: list[Stratum], alpha: float) -> list[float]:
     return [alpha * w / total if w else 0.0 for w in weights]
 
 
-_LAMBDAS = 10.0 ** np.linspace(-3.0, 1.7, 32)  # Chernoff parameters, times the largest weight
+_LAMBDAS = 10.0 ** np.linspace(-3.0, 1.7, 24)  # Chernoff parameters, times the largest weight
 
 
-def _worst_case_log_p(t: float, s: float, strata: list[Stratum]) -> float:
+def _worst_case_log_p(ts: np.ndarray, s: float, strata: list[Stratum]) -> np.ndarray:
     """log of an upper bound on ``max P(S <= s)`` over every split of ``t`` positives among the
-    strata, ``S = sum_h (N_h / n_h) X_h`` the stratified (Horvitz-Thompson) estimate.
+    strata (for each ``t`` of ``ts``), ``S = sum_h (N_h / n_h) X_h`` the stratified
+    (Horvitz-Thompson) estimate.
 
     Chernoff: ``P(S <= s) <= exp(lambda s) prod_h E exp(-lambda w_h X_h)``, and each factor is
     at most its binomial value ``(1 - T_h a_h / N_h)^n_h``, ``a_h = 1 - exp(-lambda w_h)``
     (Hoeffding 1963: sampling without replacement is dominated in convex order). Each log factor
-    is concave in ``T_h``, so the worst split is a water-filling (bisection on the multiplier);
-    the minimum over a fixed grid of ``lambda`` is still a bound.
+    is concave in ``T_h``, so the worst split is a water-filling whose Lagrange dual, at the
+    multiplier a bisection finds, bounds it from above; the minimum over a fixed grid of
+    ``lambda`` is still a bound.
     """
     N = np.array([st.size for st in strata], dtype=np.float64)
     n = np.array([st.drawn for st in strata], dtype=np.float64)
     low = np.array([st.positive for st in strata], dtype=np.float64)
     high = N - (n - low - np.array([st.unknown for st in strata], dtype=np.float64))
-    if t > high.sum():
-        return -np.inf
+    ts = np.asarray(ts, dtype=np.float64)[:, None]  # (M, 1)
     w = np.where(n > 0, N / np.maximum(n, 1.0), 0.0)
-    lam = _LAMBDAS[:, None] / max(float(w.max()), 1e-300)
+    lam = _LAMBDAS[:, None] / max(float(w.max()), 1e-300)  # (L, 1)
     a = np.where(n > 0, -np.expm1(-lam * w), 1.0)  # (L, H)
-    lo_nu = np.full(lam.shape[0], -60.0)  # bisection on log(nu), per lambda
-    hi_nu = np.full(lam.shape[0], 60.0)
+    lo_nu = np.full((ts.shape[0], lam.shape[0]), -60.0)  # bisection on log(nu): (M, L)
+    hi_nu = np.full_like(lo_nu, 60.0)
 
-    def split(log_nu):
-        nu = np.exp(log_nu)[:, None]
-        return np.clip(N / a - n / nu, low, high)
+    def split(log_nu):  # (M, L, H)
+        return np.clip(N / a - n / np.exp(log_nu)[..., None], low, high)
 
-    for _ in range(48):
+    for _ in range(40):
         mid = (lo_nu + hi_nu) / 2
-        more = split(mid).sum(axis=1) < t
+        more = split(mid).sum(axis=2) < ts
         lo_nu = np.where(more, mid, lo_nu)
         hi_nu = np.where(more, hi_nu, mid)
-    T = split(hi_nu)  # sums to at least t (up to the bisection's last step): a larger T_h
-    # only lowers each factor, so scale down to exactly t where it overshoots
-    total = T.sum(axis=1, keepdims=True)
-    excess = np.maximum(total - t, 0.0)
-    room = T - low
-    T = T - excess * room / np.maximum(room.sum(axis=1, keepdims=True), 1e-300)
+    # Lagrange dual: for any multiplier mu >= 0, sum_h f_h(T_h(mu)) + mu (sum_h T_h(mu) - t)
+    # bounds the worst split from above (f_h decreasing and concave), and it is tight at the
+    # bisection's limit; hi_nu keeps sum_h T_h >= t.
+    mu = np.exp(hi_nu)
+    T = split(hi_nu)
     with np.errstate(divide="ignore", invalid="ignore"):
         factors = np.where(n > 0, n * np.log1p(-a * T / np.maximum(N, 1.0)), 0.0)
-    logs = lam[:, 0] * s + factors.sum(axis=1)
-    return float(logs.min())
+    dual = factors.sum(axis=2) + mu * (T.sum(axis=2) - ts)
+    logs = lam[:, 0] * s + dual  # (M, L)
+    out = logs.min(axis=1)
+    return np.where(ts[:, 0] > high.sum(), -np.inf, out)
 
 
 def stratified_upper(strata: list[Stratum], alpha: float) -> int:
@@ -219,14 +220,19 @@ def stratified_upper(strata: list[Stratum], alpha: float) -> int:
     lo = sum(st.positive + st.unknown for st in strata)  # never rejected: P(S <= s) = 1 there
     hi = sum(st.size - (st.drawn - st.positive - st.unknown) for st in strata)
     log_alpha = math.log(alpha)
-    if _worst_case_log_p(hi, s, strata) > log_alpha:
+    if _worst_case_log_p(np.array([hi]), s, strata)[0] > log_alpha:
         return int(hi)
-    while hi - lo > 1:  # lo not rejected, hi rejected
-        mid = (lo + hi) // 2
-        if _worst_case_log_p(mid, s, strata) > log_alpha:
-            lo = mid
-        else:
-            hi = mid
+    while hi - lo > 1:  # lo not rejected, hi rejected; 32 probes a step
+        probes = np.unique(np.linspace(lo, hi, 34).round().astype(np.int64)[1:-1])
+        probes = probes[(probes > lo) & (probes < hi)]
+        if probes.size == 0:
+            break
+        kept = _worst_case_log_p(probes, s, strata) > log_alpha
+        if kept.any():
+            lo = int(probes[np.flatnonzero(kept)[-1]])
+        rejected = probes[~kept & (probes > lo)]
+        if rejected.size:
+            hi = int(rejected[0])
     return int(lo)
 
 
