@@ -12,6 +12,10 @@ items are all answered (else the latest audit), or before any audit the largest 
 cold-start batch (one stratum). Sampled items answered ``skip``/``junk``/``duplicate`` count as
 unknown (positive for the upper bound, negative for the lower); unanswered ones are left out,
 which assumes the person answers the audit without regard to what the items are.
+
+Each audit certifies on its own (audits do not pool): decide its size before drawing it (the
+``certify`` plan is a good choice); drawing audit after audit until one certifies would spend
+the 5 % error rate again on each.
 """
 
 from __future__ import annotations
