@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CACHE ?= $(HOME)/.cache/raresift
-STUDIES := $(basename $(notdir $(wildcard experiments/*.toml)))
+STUDIES := $(filter-out replay-sessions,$(basename $(notdir $(wildcard experiments/*.toml))))
 
-.PHONY: demo test test-fast lint data browser venv clean results results-studies results-demo results-seals results-stopping
+.PHONY: demo test test-fast lint data browser venv clean results results-studies results-demo results-seals \
+	results-replay results-stopping
 
 venv: $(STAMP)
 
@@ -59,6 +60,13 @@ results-studies: $(STAMP) results-demo
 results-demo: $(STAMP)
 	$(BIN)/raresift simulate src/raresift/demo_study.toml --out docs/results/demo --no-resume
 	$(BIN)/raresift simulate src/raresift/demo_study_mnist5k.toml --out docs/results/demo-mnist5k --no-resume
+
+# The replayed labeling sessions of issue 22 (docs/results/replay-sessions): five real data sets
+# (Fashion-MNIST, MNIST 5k, Reuters and SpamAssassin through MiniLM, animal silhouettes through
+# EfficientNet-Lite0), embedded once into ~/.cache/raresift/replay. Needs `make data`, the npm
+# SpamAssassin package and animal-mnist (shared/DATA.md); about an hour on 2 cores.
+results-replay: $(STAMP)
+	$(BIN)/raresift simulate experiments/replay-sessions.toml --out docs/results/replay-sessions --no-resume
 
 results-seals: $(STAMP)
 	@for out in benchmarks/results/seals-*.txt; do \

@@ -36,6 +36,10 @@ log = logging.getLogger("raresift")
 
 SPECIAL = ("skip", "junk", "duplicate")
 UNCERTAINTY = {"entropy", "margin", "least-confidence", "variation-ratio", "bald"}
+# strategies that seek the positives; in a class session, any rare class named at init
+SEEKERS = {"mlp", "information-density", "rare-search"}
+# strategies with their own cold start (they pick before any model or positive exists)
+SELF_STARTING = {"rare-search", "coverage"}
 _COVERAGE_SAMPLE = 20_000  # candidates sampled to say how much of the pool a pick represents
 
 
@@ -130,11 +134,25 @@ def _candidates(session: Session, name: str, progress: bool):
     raise ConfigError(f"unknown candidates {name!r}; choose all, seals or random")
 
 
-def _strategy(session: Session, name: str, progress: bool):
-    """The round's strategy; on the Ray engine its selection runs on Ray workers."""
-    from raresift.strategies import make_strategy
+def rare_indices(session: Session) -> list[int]:
+    """Class indices of the rare classes (a class session), or [1] (a concept)."""
+    if session.kind == "concept":
+        return [1]
+    return [session.label_index(c) for c in session.rare_classes]
 
-    strategy = make_strategy(name)
+
+def _strategy(session: Session, name: str, progress: bool):
+    """The round's strategy (:func:`raresift.strategies.rare.session_strategy`: concept
+    strategies seek the rare classes); on the Ray engine its selection runs on Ray workers."""
+    from raresift.strategies.rare import session_strategy
+
+    strategy = session_strategy(
+        name,
+        kind=session.kind,
+        positive=rare_indices(session),
+        params=session.config.get("strategy_params", {}).get(name),
+        n_classes=session.n_classes,
+    )
     if session.config.get("engine") == "ray":
         from raresift.distributed import RayStrategy
 
@@ -203,19 +221,30 @@ def compute_round(
     if options.get("query") or options.get("like"):
         return _similar_picks(session, sets, options, budget, start)
     needs_q, _ = _needs(strategy)
+    seeks = needs_q or (session.kind == "classes" and strategy in SEEKERS)
     cold = None
     if sets.train_iids.size == 0:
-        cold = "random: no answers yet, so no model can rank items"
+        cold = "no answers yet, so no model can rank items"
     elif sets.n_classes_seen < 2:
         only = session.label_name(int(sets.train_labels[0]))
         cold = (
-            f"random: every answer so far is {only!r}; a model needs two classes to rank "
+            f"every answer so far is {only!r}; a model needs two classes to rank "
             "items (give --query TEXT or --like ID to aim instead)"
         )
-    elif needs_q and sets.positive_iids.size == 0:
-        cold = f"random: no positives yet, and {strategy} needs labeled positives as its query set"
-    if cold is not None:
-        strategy, cand = "random", "all"
+    elif seeks and sets.positive_iids.size == 0:
+        cold = f"no positives yet, and {strategy} needs labeled positives"
+    elif seeks and sets.positive_iids.size == sets.train_iids.size:
+        cold = "every answer so far is a rare class; a model needs other answers to rank items"
+    own = cold is not None and strategy in SELF_STARTING  # the strategy starts cold itself
+    if cold is not None and not own:
+        # a class session starts with rare-search's cold start (coverage, or similarity to the
+        # known rare items), a concept session at random (its first batch is the status page's
+        # unbiased sample); `--strategy random` stays random
+        search = session.kind == "classes" and strategy != "random"
+        cold = f"{'cold start' if search else 'random'}: {cold}"
+        strategy, cand = ("rare-search" if search else "random"), "all"
+    elif own and cand == "seals" and sets.answered_iids.size == 0:
+        cand = "all"
     session.pool()  # memory-maps the embeddings
     seconds = {"pool": time.perf_counter() - start}
     if cand == "seals":
@@ -234,7 +263,12 @@ def compute_round(
         seconds["selection"] = max(0.0, seconds["selection"] - knn)
     t0 = time.perf_counter()
     if cold is not None:
-        reasons = [cold] * len(batch)
+        if strategy == "random":
+            reasons = [cold] * len(batch)
+        elif own:
+            reasons = explain(session, learner, batch, sets, cand, fitted=learner.is_fitted)
+        else:
+            reasons = [f"{cold}; {r}" for r in batch.reasons]
         stop = None
     else:
         reasons = explain(session, learner, batch, sets, cand)
@@ -257,20 +291,51 @@ def _probabilities(learner, ids: np.ndarray) -> np.ndarray:
     return learner.model.predict_proba(learner.pool.embeddings_of(ids))
 
 
-def explain(session: Session, learner, batch, sets: AnswerSets, candidates: str) -> list[str]:
-    """One reason per pick, specific to the strategy that chose it."""
-    name = learner.strategy.name
+def rare_odds(session: Session, p: np.ndarray) -> str:
+    """A class session's probabilities for a pick, naming the rare classes first: the most
+    likely rare class, p(any rare class) when there are several, then the most likely class."""
+    rare = rare_indices(session)
+    best = max(rare, key=lambda c: p[c])
+    parts = [f"p({session.label_name(best)})={p[best]:.2f}"]
+    if len(rare) > 1:
+        parts.append(f"p(any rare)={p[rare].sum():.2f}")
+    top = int(np.argmax(p))
+    if top not in rare:
+        parts.append(f"most likely {session.label_name(top)} ({p[top]:.2f})")
+    return ", ".join(parts)
+
+
+def explain(
+    session: Session, learner, batch, sets: AnswerSets, candidates: str, fitted: bool = True
+) -> list[str]:
+    """One reason per pick, specific to the strategy that chose it (the batch names it: a
+    strategy that fell back names its fallback)."""
+    name = batch.strategy
+    if name in SELF_STARTING:  # its own reasons say how it picked; the odds follow
+        if not fitted:
+            return list(batch.reasons)
+        proba = _probabilities(learner, batch.ids)
+        odds = [
+            rare_odds(session, p) if session.kind == "classes" else f"p(positive)={p[1]:.2f}"
+            for p in proba
+        ]
+        reasons = [f"{r}; {o}" for r, o in zip(batch.reasons, odds, strict=True)]
+        return _explain_seals(session, learner, batch, sets, reasons) if candidates == "seals" \
+            else reasons  # fmt: skip
     proba = _probabilities(learner, batch.ids)
     reasons = []
     for i, score in enumerate(batch.scores):
         p = proba[i]
         if session.kind == "concept":
             odds = f"p({session.config['concept']})={p[1]:.2f}"
+        elif name in SEEKERS:
+            odds = rare_odds(session, p)
         else:
             top = np.argsort(-p)[:2]
             odds = ", ".join(f"p({session.label_name(int(c))})={p[c]:.2f}" for c in top)
         if name == "mlp":
-            reasons.append(f"most likely positive: {odds}")
+            what = "rare class" if session.kind == "classes" else "positive"
+            reasons.append(f"most likely {what}: {odds}")
         elif name in UNCERTAINTY:
             reasons.append(f"most uncertain ({name} {score:.3g}): {odds}")
         elif name == "information-density":

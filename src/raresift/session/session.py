@@ -37,6 +37,7 @@ CANDIDATE_NAMES = ("all", "seals", "random")
 NEEDS_NETWORK = frozenset(
     {"bald", "variation-ratio", "pcc", "fisher", "fisher-weak", "ibal", "ibal-d"}
 )
+CLASS_DEFAULT = "rare-search"  # a class session's default strategy (the replay study's choice)
 SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with an index
 STOP_SET_SIZE = 1_000
 _CONCEPT_ALIASES = {
@@ -150,6 +151,7 @@ class Session:
         rare_classes: Iterable[str] | None = None,
         seed_labels: str | os.PathLike | None = None,
         strategy: str | None = None,
+        strategy_params: dict[str, dict[str, Any]] | None = None,
         candidates: str | None = None,
         budget: int = 100,
         index: str | None = None,
@@ -179,7 +181,9 @@ class Session:
         string for SEALS (built now when SEALS is the default). ``engine`` is where rounds run:
         ``"local"``, or ``"ray"`` (:mod:`raresift.distributed`: "all" rounds scored on Ray
         workers, SEALS searches on index actors, the same picks as local) on the cluster at
-        ``address``, or a local Ray when it is None.
+        ``address``, or a local Ray when it is None. ``strategy_params`` maps strategy names to
+        constructor parameters used whenever that strategy runs (e.g. ``{"flqmi":
+        {"representation": "gradient"}}``).
         """
         root = Path(path).resolve()
         if (root / DB_NAME).exists():
@@ -233,13 +237,14 @@ class Session:
                 f"unknown candidates {candidates!r}; choose {', '.join(CANDIDATE_NAMES)}"
             )
         default_cand = candidates or ("all" if n <= SMALL_POOL else "seals")
-        if strategy is None:
-            strategy = "flqmi" if class_list is not None and default_cand == "all" else "mlp"
+        if strategy is None:  # chosen from the replay study (docs/results/replay-sessions)
+            strategy = CLASS_DEFAULT if class_list is not None else "mlp"
         from raresift.strategies import strategy_names
 
         if strategy not in strategy_names():
             raise ConfigError(f"unknown strategy {strategy!r}; see raresift strategies")
         _check_session_strategy(strategy)
+        params = _check_strategy_params(strategy_params, class_list)
         factory, search = default_index_factory(n)
         factory, search = index or factory, index_search if index_search is not None else search
         stop = np.sort(
@@ -263,6 +268,7 @@ class Session:
             "seed": int(seed),
             "model": {"kind": "logistic", "C": float(model_C), "max_iter": int(model_max_iter)},
             "defaults": {"strategy": strategy, "candidates": default_cand, "budget": int(budget)},
+            "strategy_params": params,
             "index": {"factory": factory, "search_params": search, "path": "index.faiss"},
             "seals_k": int(seals_k),
             "random_fraction": 0.1,
@@ -1087,6 +1093,27 @@ def _check_session_strategy(name: str) -> None:
             "logistic regression on the embeddings, so use entropy, margin, mlp, "
             "information-density, badge, coreset or a SIMILAR function such as flqmi"
         )
+
+
+def _check_strategy_params(params, class_list) -> dict[str, dict[str, Any]]:
+    """``strategy_params`` checked: names of strategies, parameters they accept."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ValidationError("strategy_params must map strategy names to parameter dicts")
+    from raresift.strategies import strategy_names
+    from raresift.strategies.rare import session_strategy
+
+    kind = "concept" if class_list is None else "classes"
+    out = {}
+    for name, values in params.items():
+        if name not in strategy_names():
+            raise ConfigError(f"strategy_params names unknown strategy {name!r}")
+        if not isinstance(values, dict):
+            raise ValidationError(f"strategy_params[{name!r}] must be a dict of parameters")
+        session_strategy(name, kind=kind, positive=[1], params=values)  # bad ones raise now
+        out[str(name)] = dict(values)
+    return out
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -253,6 +253,11 @@ def load_config(path: str | Path) -> StudyConfig:
 
     Python 3.11+ reads TOML with the standard library; on 3.10 the ``tomli`` package is needed.
     """
+    return StudyConfig.from_dict(read_toml(path))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A study config file as parsed TOML (not yet validated)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -276,4 +281,4 @@ def load_config(path: str | Path) -> StudyConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    return StudyConfig.from_dict(raw)
+    return raw

@@ -344,6 +344,11 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None) ->
 
 def report_command(results_path: str | Path, out_dir: str | Path | None = None) -> Path:
     """``raresift report RESULTS``: (re)write the report of a results table; returns its path."""
+    saved = Path(results_path).parent / "study.json"
+    if saved.exists() and json.loads(saved.read_text()).get("config", {}).get("kind") == "replay":
+        from raresift.simulate.replay import write_replay_report
+
+        return write_replay_report(results_path, out_dir)
     return write_report(results_path, out_dir)
 
 

@@ -54,7 +54,7 @@ from raresift.simulate.build import (
     build_strategy,
     check_study,
 )
-from raresift.simulate.config import StudyConfig, load_config
+from raresift.simulate.config import StudyConfig
 from raresift.simulate.joblog import (
     append_log,
     collect_rows,
@@ -469,9 +469,16 @@ def simulate_command(
     ``out_dir`` defaults to ``runs/<study name>``. ``command`` is the command line recorded in the
     report (default: the equivalent ``raresift simulate`` call).
     """
+    from raresift.simulate.config import read_toml
+    from raresift.simulate.replay import is_replay_config, replay_command
     from raresift.simulate.report import write_report
 
-    config = load_config(config_path)
+    raw = read_toml(config_path)
+    if is_replay_config(raw):  # replayed labeling sessions (raresift.simulate.replay)
+        if only:
+            raise ConfigError("--only selects strategies of a class study, not of a replay")
+        return replay_command(config_path, raw, out_dir, resume, jobs, progress, command)
+    config = StudyConfig.from_dict(raw)
     out_dir = Path(out_dir) if out_dir is not None else Path("runs") / config.name
     if command is None:
         command = f"raresift simulate {config_path} --out {out_dir}"

@@ -17,39 +17,69 @@ import numpy as np
 
 from raresift.density import mean_cosine, unit_vector_sum
 from raresift.errors import ValidationError
-from raresift.params import Interval
+from raresift.params import Instance, Interval
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
 from raresift.strategies.uncertainty import entropy_scores, predict_proba
 
 
-def positive_proba(state: SelectionState, ids: np.ndarray, positive: int = 1) -> np.ndarray:
-    """p(y = positive) for ``ids`` under the state's fitted model.
+def positive_proba(state: SelectionState, ids: np.ndarray, positive=1) -> np.ndarray:
+    """p(y = positive) for ``ids`` under the state's fitted model; ``positive`` is one class
+    index or several (a class session's rare classes), whose probabilities add up: the
+    probability that the item belongs to any of them.
 
     Columns follow the model's ``classes_`` when there is one per column (scikit-learn);
     otherwise column ``positive`` is class ``positive`` (raresift's adapters, which keep a column
     for every class, seen or not). A model that cannot know the positive class gives 0.
     """
     proba = predict_proba(state, ids)
+    if isinstance(positive, (list, tuple, np.ndarray)):
+        return sum(
+            (_column(state, proba, int(c)) for c in positive), np.zeros(len(ids), np.float64)
+        )
+    return _column(state, proba, positive)
+
+
+def _column(state: SelectionState, proba: np.ndarray, positive: int) -> np.ndarray:
+    n = proba.shape[0]
     classes = getattr(state.model, "classes_", None)
     if classes is not None and len(classes) == proba.shape[1]:
         hits = np.flatnonzero(np.asarray(classes) == positive)
-        return proba[:, hits[0]] if hits.size else np.zeros(len(ids))
+        return proba[:, hits[0]] if hits.size else np.zeros(n)
     if 0 <= positive < proba.shape[1]:
         return proba[:, positive]
     if classes is not None:
-        return np.zeros(len(ids))
+        return np.zeros(n)
     raise ValidationError(
         f"the model's probabilities have {proba.shape[1]} columns and no classes_; cannot find "
         f"class {positive}"
     )
 
 
+class ClassList:
+    """A non-empty list (or tuple) of distinct class indices >= 0."""
+
+    def holds(self, value) -> bool:
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) > 0
+            and len(set(value)) == len(value)
+            and all(Interval(int, 0, None).holds(v) for v in value)
+        )
+
+    def __str__(self) -> str:
+        return "a non-empty list of distinct class indices >= 0"
+
+
 @register_strategy("mlp")
 class MostLikelyPositiveStrategy(ScoringStrategy):
-    """Pick the items most likely to be positive (active search; argmax p(y=1))."""
+    """Pick the items most likely to be positive (active search; argmax p(y=1)).
+
+    ``positive`` is the positive class index, or a list of them: a class session passes its
+    rare classes, and the score is the probability of any of them.
+    """
 
     requirements = frozenset({"probabilities"})
-    parameter_constraints = {"positive": [Interval(int, 0, None)]}
+    parameter_constraints = {"positive": [Interval(int, 0, None), ClassList()]}
 
     def __init__(self, positive: int = 1):
         self.positive = positive
@@ -94,7 +124,23 @@ class DensityWeightedStrategy(ScoringStrategy):
 
 @register_strategy("information-density")
 class InformationDensityStrategy(DensityWeightedStrategy):
-    """Information density (Settles & Craven 2008): entropy weighted by density, beta = 1."""
+    """Information density (Settles & Craven 2008): entropy weighted by density, beta = 1.
+
+    With ``positive`` (a class index or a list, as :class:`MostLikelyPositiveStrategy` takes
+    it; a class session passes its rare classes) the entropy is that of "any positive class"
+    against the rest, so the uncertainty is about the classes sought.
+    """
+
+    parameter_constraints = {
+        "positive": [Interval(int, 0, None), ClassList(), Instance(None)],
+    }
+
+    def __init__(self, beta: float = 1.0, positive=None):
+        super().__init__(beta)
+        self.positive = positive
 
     def informativeness(self, state, ids):
-        return entropy_scores(predict_proba(state, ids))
+        if self.positive is None:
+            return entropy_scores(predict_proba(state, ids))
+        p = np.clip(positive_proba(state, ids, self.positive), 0.0, 1.0)
+        return entropy_scores(np.column_stack([1.0 - p, p]))

@@ -37,6 +37,7 @@ _UNCERTAINTY = "raresift.strategies.uncertainty"
 _DROPOUT = "raresift.strategies.mc_dropout"
 _SIMILAR = "raresift.strategies.similar"
 _BINARY = "raresift.strategies.binary"
+_RARE = "raresift.strategies.rare"
 _FISHER = "raresift.strategies.fisher"
 _IMPORTANCE = "raresift.strategies.importance"
 
@@ -182,6 +183,35 @@ _ROWS = [
         "active search (SEALS)",
         "entropy weighted by similarity to the candidate pool",
         "a binary model",
+    ),
+    StrategyInfo(
+        "rare-search",
+        _RARE,
+        "rare classes (sessions)",
+        "a class session's default: coverage and random picks until a rare item is known, then "
+        "the items most likely in any rare class, with a share exploring for the others",
+        "positive= (the rare classes); a model with predict_proba once two classes are answered",
+    ),
+    StrategyInfo(
+        "galaxy",
+        "raresift.strategies.imbalance",
+        "imbalance",
+        "GALAXY: bisect the shortest path between opposite labels in the K margin orders",
+        "a fitted model (predict_proba) and labeled items",
+    ),
+    StrategyInfo(
+        "direct",
+        "raresift.strategies.imbalance",
+        "imbalance",
+        "DIRECT: items nearest each class's best 1-D threshold, rare classes first",
+        "a fitted model (predict_proba) and labeled items",
+    ),
+    StrategyInfo(
+        "coverage",
+        _RARE,
+        "rare classes (sessions)",
+        "ProbCover cold start: the items covering most of what no answer covers yet",
+        "embeddings only",
     ),
     StrategyInfo(
         "fisher",
