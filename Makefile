@@ -10,7 +10,7 @@ STUDIES := $(filter-out replay-sessions,$(basename $(notdir $(wildcard experimen
 
 .PHONY: demo test test-fast lint data browser venv clean results results-studies results-demo results-seals \
 	results-spread \
-	results-replay
+	results-replay results-stopping
 
 venv: $(STAMP)
 
@@ -80,6 +80,11 @@ results-seals: $(STAMP)
 	  echo "make: $$command > $$out"; \
 	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -u $$command > $$out.tmp && mv $$out.tmp $$out || exit 1; \
 	done
+
+# Issue 23's coverage study: replayed sessions read through `status --json` (about 20 minutes on
+# one core, needs `make data` and mlxtend); writes docs/results/stopping/.
+results-stopping: $(STAMP)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/stopping_coverage.py --out docs/results/stopping
 
 # System data sets of shared/DATA.md (Debian packages) and the weka Reuters files, unpacked
 # into $(CACHE). Skips with a note where apt-get is unavailable or not root.

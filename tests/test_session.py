@@ -391,8 +391,9 @@ def test_status_has_estimates_and_verdicts(session, tmp_path):
     )
     est = status["estimates"][0]
     assert est["low"] <= est["positives_left"] <= est["high"]
-    assert {r["verdict"] for r in status["stopping"]} <= {"stop", "continue"}
-    assert len(status["stopping"][0]["kappas"]) == 3
+    assert {r["verdict"] for r in status["stop"]} <= {"stop", "continue", "cannot judge"}
+    kappa = next(r for r in status["stop"] if r["rule"].startswith("stabilizing"))
+    assert len(kappa["kappas"]) == 3 and kappa["heuristic"]
     png = session.status_plot(tmp_path / "curve.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -165,7 +165,8 @@ def _cmd_next(args: argparse.Namespace) -> int:
         if not like:
             raise ValidationError(f"--like needs item ids separated by commas, got {args.like!r}")
     batch = session.next(budget=args.budget, strategy=args.strategy, candidates=args.candidates,
-                         query=args.query, like=like, replace=args.replace)  # fmt: skip
+                         query=args.query, like=like, replace=args.replace,
+                         audit=args.audit)  # fmt: skip
     print(round_header(session), file=sys.stderr)
     sys.stdout.write(batch_text(session, batch, args.format))
     return 0
@@ -348,6 +349,12 @@ def _add_session_commands(sub) -> None:
         "--replace",
         action="store_true",
         help="with --query/--like: set aside the pending batch's unanswered items",
+    )
+    p.add_argument(
+        "--audit",
+        type=int,
+        metavar="N",
+        help="N items drawn at random, stratified by model score: what `status` certifies from",
     )
     p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
     p.set_defaults(func=_cmd_next)

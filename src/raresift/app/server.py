@@ -264,8 +264,10 @@ def progress_context(status: dict[str, Any]) -> dict[str, Any]:
             {
                 "value": f"{est['positives_left']:.1f}",
                 "label": (
-                    f"positives probably left (95 %: {est['low']:.1f}–{est['high']:.1f}; "
-                    f"{est['method']} estimate)"
+                    f"positives left ({est['confidence']:.0%}: {est['low']:.1f}–"
+                    f"{est['high']:.1f}; {est['method']})"
+                    if est.get("confidence")
+                    else f"positives left, a guess with no confidence claim ({est['method']})"
                 ),
             }
         )
@@ -276,11 +278,19 @@ def progress_context(status: dict[str, Any]) -> dict[str, Any]:
         [p["round"], p["answers"], p["new_positives"], p["labels_spent"], p["positives_found"]]
         for p in status["curve"]
     ]
+    verdicts = {"stop": "stop", "continue": "keep labeling", "cannot judge": "cannot judge"}
     rules = [
-        {"name": r["rule"], "stop": r["verdict"] == "stop", "detail": r["why"]}
-        for r in status["stopping"]
+        {
+            "name": r["rule"] + (" (heuristic)" if r.get("heuristic") else ""),
+            "stop": r["verdict"] == "stop",
+            "verdict": verdicts[r["verdict"]],
+            "detail": r["why"],
+        }
+        for r in status["stop"]
     ]
     return {
+        "summary": status.get("summary"),
+        "audit_size": 200,
         "figures": figures,
         "rounds": rounds,
         "round_columns": ["round", "answers", "new positives", "labels spent", "positives found"],
@@ -566,6 +576,11 @@ def create_app(
     def api_status(request):
         return as_json(session.status())
 
+    async def api_audit(request):
+        data = await body_of(request)
+        batch = await run_in_threadpool(session.next, audit=data.get("n", 200))
+        return as_json({"batch": batch_key(session), "size": len(batch)})
+
     routes = [
         Route("/", index),
         Route("/label", label_page),
@@ -581,6 +596,7 @@ def create_app(
         Route("/api/job", api_job),
         Route("/api/batch", api_batch),
         Route("/api/status", api_status),
+        Route("/api/audit", api_audit, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 

@@ -55,6 +55,7 @@ class Picks:
     note: str
     seconds: dict[str, float] = field(default_factory=dict)
     stop_predictions: bytes | None = None
+    design: dict | None = None  # an audit batch's strata (stored with the round's options)
 
 
 @dataclass
@@ -200,6 +201,10 @@ def compute_round(
 ) -> Picks:
     """Select the batch of round ``round_index`` with ``options`` (budget, strategy,
     candidates, query, like)."""
+    if options.get("audit"):  # a stratified random sample, not chosen by the strategy
+        from raresift.session.audit import audit_picks
+
+        return audit_picks(session, current, round_index, options["budget"])
     start = time.perf_counter()
     sets = split_answers(session, current)
     budget, strategy, cand = options["budget"], options["strategy"], options["candidates"]

@@ -224,6 +224,7 @@ class Session(Project):
         query: str | None = None,
         like: Iterable[Any] | None = None,
         replace: bool = False,
+        audit: int | None = None,
     ) -> list[BatchItem]:
         """The batch to label now: the stored pending batch when no answer arrived since it
         was chosen (and no different option is asked for), else a new one (model fitted on the
@@ -232,9 +233,16 @@ class Session(Project):
         ``query`` (a text) or ``like`` (example ids) aim the batch at the most similar items
         (the examples themselves excluded). While the pending batch still has unanswered items
         an aimed batch is refused (SessionError) unless ``replace=True`` sets them aside.
+        ``audit``: a stratified random sample of that many unlabeled items instead (see
+        :mod:`raresift.session.audit`); asked again while it is not fully answered, the same.
         """
-        explicit = any(x is not None for x in (budget, strategy, candidates, query, like))
-        options = self._options(budget, strategy, candidates, query, like)
+        explicit = any(x is not None for x in (budget, strategy, candidates, query, like, audit))
+        if audit is not None:
+            from raresift.session.audit import audit_options
+
+            options = audit_options(self, audit, budget, strategy, candidates, query, like)
+        else:
+            options = self._options(budget, strategy, candidates, query, like)
         with self.store.reading() as db:
             version = db.version()
             last = db.last_round()
@@ -242,10 +250,11 @@ class Session(Project):
         unanswered = self.n_items - len(current)
         if budget is None and 0 < unanswered < options["budget"]:  # the default, not the user's
             options["budget"] = unanswered
+        stored_options = None if last is None else _without_design(last["options"])
         if (
             last is not None
-            and last["version"] == version
-            and (not explicit or json.loads(last["options"]) == options)
+            and (last["version"] == version or (audit is not None and self.pending()))
+            and (not explicit or stored_options == options)
         ):
             return self.batch(int(last["round"]))
         for example in options["like"] or ():  # an unknown example: the first thing to say
@@ -270,7 +279,7 @@ class Session(Project):
             if (
                 now is not None
                 and now["version"] == version
-                and json.loads(now["options"]) == options
+                and _without_design(now["options"]) == options
             ):
                 stored = int(now["round"])  # another process stored this very batch meanwhile
             elif now is not None and now["version"] > version:
@@ -284,7 +293,7 @@ class Session(Project):
                     stored,
                     version,
                     picks,
-                    options,
+                    options if picks.design is None else {**options, "design": picks.design},
                     n_labeled=len(current),
                     n_positive=n_positive,
                 )
@@ -342,3 +351,10 @@ class Session(Project):
         return import_answers(
             self, Path(path), partial=partial, who=who, source=source, encoding=encoding
         )
+
+
+def _without_design(stored: str) -> dict[str, Any]:
+    """A round's stored options less an audit's design (which the caller never gives)."""
+    options = json.loads(stored)
+    options.pop("design", None)
+    return options

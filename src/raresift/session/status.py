@@ -1,14 +1,19 @@
 """How far a session has come, how much is left, and whether to stop.
 
 Estimates of the positives still unlabeled
+    *audit* (``positives_left``, ``recall``, ``certify``): from the latest random sample (an
+    audit batch, ``next --audit N``, or a random cold-start batch): exact intervals, a recall
+    lower bound and the audit size that would certify the target (raresift.session.audit,
+    raresift.stopping). The only figures that claim a confidence level.
     *model*: the current model's probabilities summed over the unlabeled items (a uniform sample
-    of at most 200,000 of them on large pools), with a 95 % normal interval from the
-    Poisson-binomial variance plus the sampling variance. It assumes calibrated probabilities;
-    actively chosen labels bias them, so read it as a guide.
-    *random picks*: where batches were drawn at random (cold start), the positive rate among
-    them estimates the prevalence without that bias; Clopper-Pearson 95 % interval.
+    of at most 200,000 of them on large pools). A heuristic: actively chosen labels bias the
+    model, so its spread (Poisson-binomial plus sampling variance) claims no confidence.
 
-Stopping rules (both published, both reported with their verdict)
+Stopping rules (each says whether it is a heuristic; verdict stop, continue or cannot judge)
+    *audit certificate*: stop once the audit's recall lower bound reaches the target (valid).
+    *hypergeometric test* (Callaghan & Müller-Hansen 2020) on the answers in screening order:
+    valid when the last items screened were drawn at random; the session's last items are the
+    model's picks, so here a heuristic.
     *stabilizing predictions* (Bloodgood & Vijay-Shanker, CoNLL 2009): Cohen's kappa between
     the predictions of successive rounds' models on a fixed stop set; stop once the mean kappa
     over the last ``KAPPA_WINDOW`` round pairs reaches ``KAPPA_THRESHOLD``.
@@ -27,12 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from raresift.session.audit import certificate, latest_sample, summary
 from raresift.session.rounds import split_answers
+from raresift.stopping import CONFIDENCE, TARGET_RECALL
 
 if TYPE_CHECKING:
     # typed by the floor below the facade: these functions read and write a Project
     from raresift.session.project import Project as Session
 
+MIN_STOP_SET_POSITIVES = 5  # fewer predicted positives on the stop set: kappa is degenerate
+HYPERGEOMETRIC_MAX_URN = 5_000
 KAPPA_THRESHOLD = 0.99
 KAPPA_WINDOW = 3
 KNEE_RHO = 156
@@ -93,11 +102,18 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
     return (observed - expected) / (1.0 - expected)
 
 
-def stabilizing_predictions(predictions: list[np.ndarray]) -> dict[str, Any]:
-    """Bloodgood & Vijay-Shanker's rule over the stop-set predictions of successive rounds."""
+def stabilizing_predictions(
+    predictions: list[np.ndarray], positive_classes: list[int] | None = None
+) -> dict[str, Any]:
+    """Bloodgood & Vijay-Shanker's rule over the stop-set predictions of successive rounds.
+
+    A heuristic. With ``positive_classes``, it cannot judge while any model of the window
+    predicts fewer than ``MIN_STOP_SET_POSITIVES`` positives on the stop set (kappa between
+    models that predict no positive is a trivial 1.0)."""
     kappas = [cohen_kappa(a, b) for a, b in zip(predictions, predictions[1:], strict=False)]
     rule = {
         "rule": "stabilizing predictions (Bloodgood & Vijay-Shanker 2009)",
+        "heuristic": True,
         "threshold": f"mean kappa of the last {KAPPA_WINDOW} round pairs >= {KAPPA_THRESHOLD}",
         "kappas": [round(k, 4) for k in kappas],
     }
@@ -107,6 +123,17 @@ def stabilizing_predictions(predictions: list[np.ndarray]) -> dict[str, Any]:
             f"{len(kappas)} round pair(s) with a fitted model so far; the rule needs {KAPPA_WINDOW}"
         )
         return rule
+    if positive_classes is not None:
+        window = predictions[-(KAPPA_WINDOW + 1) :]
+        counts = [int(np.isin(p, positive_classes).sum()) for p in window]
+        rule["predicted_positives"] = counts
+        if min(counts) < MIN_STOP_SET_POSITIVES:
+            rule["verdict"] = "cannot judge"
+            rule["why"] = (
+                f"the models predict {min(counts)} positive(s) on the stop set (fewer than "
+                f"{MIN_STOP_SET_POSITIVES}), so their agreement says nothing about the positives"
+            )
+            return rule
     mean = float(np.mean(kappas[-KAPPA_WINDOW:]))
     rule["value"] = round(mean, 4)
     rule["verdict"] = "stop" if mean >= KAPPA_THRESHOLD else "continue"
@@ -118,6 +145,7 @@ def knee_rule(gains: np.ndarray) -> dict[str, Any]:
     """Cormack & Grossman's knee method on a 0/1 sequence of answers (1 = positive found)."""
     rule = {
         "rule": "knee method (Cormack & Grossman 2016)",
+        "heuristic": True,
         "threshold": f"slope ratio >= {KNEE_RHO} - min(positives, 150), "
         f">= {KNEE_MIN_LABELS} labels",
     }
@@ -125,6 +153,9 @@ def knee_rule(gains: np.ndarray) -> dict[str, Any]:
     r = int(gains.sum())
     if s == 0:
         rule.update(verdict="continue", why="no answers yet")
+        return rule
+    if r == 0:
+        rule.update(verdict="cannot judge", why="no positive found yet: the curve has no knee")
         return rule
     found = np.cumsum(gains)
     x = np.arange(1, s + 1)
@@ -149,28 +180,39 @@ def knee_rule(gains: np.ndarray) -> dict[str, Any]:
     return rule
 
 
-def model_estimate(session: Session, model, unlabeled_mask: np.ndarray) -> dict[str, Any]:
-    """Expected positives among the unlabeled items under ``model``, with a 95 % interval."""
-    pool = session.pool()
+def unlabeled_scores(session: Session, model, unlabeled_mask: np.ndarray) -> np.ndarray:
+    """The model's positive probabilities on the unlabeled items (a uniform sample of at most
+    ``ESTIMATE_SAMPLE`` of them on large pools)."""
+    from raresift.session.audit import positive_scores
+
     free = np.flatnonzero(unlabeled_mask)
-    n_free = free.size
-    if n_free == 0:
-        return {"method": "model", "positives_left": 0.0, "low": 0.0, "high": 0.0}
     rng = np.random.default_rng(session.config["seed"])
     sample = (
         free
-        if n_free <= ESTIMATE_SAMPLE
+        if free.size <= ESTIMATE_SAMPLE
         else np.sort(rng.choice(free, ESTIMATE_SAMPLE, replace=False))
     )
-    positive = [session.label_index(c) for c in session.rare_classes]
-    p = np.concatenate(
-        [
-            model.predict_proba(pool.embeddings_of(sample[lo : lo + 65_536]))[:, positive].sum(
-                axis=1
-            )
-            for lo in range(0, sample.size, 65_536)
-        ]
-    )
+    return positive_scores(session, model, sample)
+
+
+def model_estimate(
+    session: Session, model, unlabeled_mask: np.ndarray, p: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Expected positives among the unlabeled items under ``model`` (a heuristic: its spread,
+    ``low``-``high``, claims no confidence). ``p``: :func:`unlabeled_scores` if computed."""
+    n_free = int(np.count_nonzero(unlabeled_mask))
+    if n_free == 0:
+        return {
+            "method": "model heuristic",
+            "heuristic": True,
+            "confidence": None,
+            "positives_left": 0.0,
+            "low": 0.0,
+            "high": 0.0,
+        }
+    if p is None:
+        p = unlabeled_scores(session, model, unlabeled_mask)
+    sample = p
     scale = n_free / sample.size
     mean = float(p.sum() * scale)
     variance = float((p * (1 - p)).sum() * scale)
@@ -178,7 +220,12 @@ def model_estimate(session: Session, model, unlabeled_mask: np.ndarray) -> dict[
         variance += n_free**2 * float(p.var(ddof=1)) / sample.size * (1 - sample.size / n_free)
     half = 1.96 * math.sqrt(variance)
     return {
-        "method": "model (sum of predicted probabilities; biased by active picks)",
+        "method": (
+            "model heuristic (sum of predicted probabilities; biased by active picks; the "
+            "spread is 1.96 standard deviations of that sum, with no confidence claim)"
+        ),
+        "heuristic": True,
+        "confidence": None,
         "positives_left": round(mean, 2),
         "low": round(max(0.0, mean - half), 2),
         "high": round(mean + half, 2),
@@ -186,48 +233,60 @@ def model_estimate(session: Session, model, unlabeled_mask: np.ndarray) -> dict[
     }
 
 
-def _positives(k: int) -> str:
-    return "positive" if k == 1 else "positives"
+def hypergeometric_rule(
+    gains: np.ndarray, n_items: int, target: float = TARGET_RECALL, confidence: float = CONFIDENCE
+) -> dict[str, Any]:
+    """Callaghan & Müller-Hansen's test on the answers in screening order (a heuristic here:
+    the test holds when the last items screened were drawn at random, and a session's last
+    items are mostly the model's picks)."""
+    from raresift.stopping import hypergeometric_p
 
-
-def random_pick_estimate(
-    session: Session,
-    rounds: list[dict],
-    picks: list[tuple],
-    found: int,
-) -> dict | None:
-    """Positives left from a batch drawn uniformly at random from the unlabeled items.
-
-    For such a round t with m answered picks of which k are positive, the unlabeled pool then
-    held about ``k / m * U_t`` positives (U_t unlabeled items when it was drawn), so the pool
-    holds ``found_t + k / m * U_t`` in all (``found_t`` positives answered before); minus those
-    found by now is what is left. Clopper-Pearson 95 % interval on ``k / m``. Uses the random
-    round with the most answered picks.
-    """
-    from scipy.stats import beta
-
-    by_round: dict[int, list[str]] = {}
-    for round_index, value in picks:
-        by_round.setdefault(round_index, []).append(value)
-    if not by_round:
-        return None
-    best = max(by_round, key=lambda r: (len(by_round[r]), r))
-    info = next(r for r in rounds if r["round"] == best)
-    values = by_round[best]
-    m, k = len(values), sum(session.is_positive(v) for v in values)
-    unlabeled = session.n_items - info["n_labeled"]
-    low = 0.0 if k == 0 else float(beta.ppf(0.025, k, m - k + 1))
-    high = 1.0 if k == m else float(beta.ppf(0.975, k + 1, m - k))
-
-    def left(rate: float) -> float:
-        return round(max(0.0, info["n_positive"] + rate * unlabeled - found), 2)
-
-    return {
-        "method": f"random picks of round {best} ({k} {_positives(k)} of {m} answered)",
-        "positives_left": left(k / m),
-        "low": left(low),
-        "high": left(high),
+    rule: dict[str, Any] = {
+        "rule": "hypergeometric test (Callaghan & Müller-Hansen 2020)",
+        "heuristic": True,
+        "threshold": f"p < {1 - confidence:.2f} for H0 'recall < {target:.0%}'",
+        "assumption": "the last items screened are at least as likely positive as random ones",
     }
+    r = int(gains.sum())
+    if r == 0:
+        rule.update(verdict="cannot judge", why="no positive found yet: recall is undefined")
+        return rule
+    p = hypergeometric_p(gains, n_items, target, max_urn=HYPERGEOMETRIC_MAX_URN)
+    rule["value"] = round(p, 4)
+    if p < 1 - confidence:
+        rule.update(verdict="stop", why=f"p = {p:.3g}: H0 'recall < {target:.0%}' rejected")
+    else:
+        rule.update(verdict="continue", why=f"p = {p:.3g}: H0 'recall < {target:.0%}' stands")
+    return rule
+
+
+def certificate_rule(cert: dict[str, Any]) -> dict[str, Any]:
+    """Stop once a random sample's recall lower bound reaches the target (not a heuristic)."""
+    plan = cert["certify"]
+    rule: dict[str, Any] = {
+        "rule": "audit certificate (stratified random sample, exact bounds)",
+        "heuristic": False,
+        "threshold": f"recall lower bound >= {plan['target']:.0%} at {plan['confidence']:.0%}",
+    }
+    recall = cert.get("recall")
+    if recall is None:
+        rule.update(
+            verdict="cannot judge",
+            why="no random sample yet: ask for an audit (raresift next PROJECT --audit 200)",
+        )
+        return rule
+    bound = recall["lower_bound"]
+    rule["value"] = bound
+    if bound >= plan["target"]:
+        rule.update(verdict="stop", why=f"recall >= {bound:.1%} with {recall['confidence']:.0%}")
+    else:
+        more = plan["extra_labels"]
+        tail = f"; a new audit of about {more} would certify it" if more else ""
+        rule.update(
+            verdict="continue",
+            why=f"recall >= {bound:.1%} only, below {plan['target']:.0%}{tail}",
+        )
+    return rule
 
 
 def session_status(session: Session, estimate: bool = True) -> dict[str, Any]:
@@ -235,7 +294,7 @@ def session_status(session: Session, estimate: bool = True) -> dict[str, Any]:
         current = db.current()
         in_force = db.answers_in_force()
         rounds = [dict(r) for r in db.rounds()]
-        random_picks = db.random_pick_answers()
+        sample = latest_sample(session, db, current) if estimate else None
         version = db.version()
     counts: dict[str, int] = {}
     for value, _ in current.values():
@@ -279,17 +338,37 @@ def session_status(session: Session, estimate: bool = True) -> dict[str, Any]:
         "engine": session.config["engine"],
     }
     estimates = []
+    positive_classes = [session.label_index(c) for c in session.rare_classes]
+    rules = [
+        stabilizing_predictions(predictions, positive_classes),
+        knee_rule(gains),
+    ]
     if estimate:
+        scores = None
         model = fitted_model(session, current)
         if model is not None:
             mask = np.ones(session.n_items, dtype=bool)
             mask[np.fromiter(current, dtype=np.int64, count=len(current))] = False
-            estimates.append(model_estimate(session, model, mask))
-    rand = random_pick_estimate(session, rounds, [tuple(r) for r in random_picks], n_pos)
-    if rand is not None:
-        estimates.append(rand)
+            scores = unlabeled_scores(session, model, mask)
+            estimates.append(model_estimate(session, model, mask, scores))
+        cert = certificate(sample, n_pos, session.n_items - len(current), scores)
+        left = cert["positives_left"]
+        if left is not None and left["confidence"] is not None:
+            estimates.append(
+                {
+                    "method": left["method"],
+                    "heuristic": False,
+                    "confidence": left["confidence"],
+                    "positives_left": left["estimate"],
+                    "low": left["low"],
+                    "high": left["high"],
+                }
+            )
+        status.update(cert)
+        status["summary"] = summary(n_pos, cert, str(session.root))
+        rules = [certificate_rule(cert), hypergeometric_rule(gains, session.n_items), *rules]
     status["estimates"] = estimates
-    status["stopping"] = [stabilizing_predictions(predictions), knee_rule(gains)]
+    status["stop"] = rules
     return json.loads(json.dumps(status))
 
 

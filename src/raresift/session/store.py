@@ -392,15 +392,6 @@ class _Txn:
             )
         ]
 
-    def random_pick_answers(self) -> list[sqlite3.Row]:
-        """``(round, value)`` of the answered items that random picks chose over all / random
-        candidates (an unbiased sample of the pool for the estimates)."""
-        return self.conn.execute(
-            "SELECT b.round, c.value FROM batch b JOIN current c ON c.iid = b.iid "
-            "JOIN rounds r ON r.round = b.round WHERE b.reason LIKE 'random%' "
-            "AND r.candidates IN ('all', 'random')"
-        ).fetchall()
-
     def record_answer(
         self, iid: int, value: str, who: str, round_index: int, source: str
     ) -> dict[str, Any]:

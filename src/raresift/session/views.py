@@ -75,7 +75,8 @@ def round_header(session: Session) -> str:
 def status_text(status: dict[str, Any]) -> str:
     """The status dict as a short report."""
     answers = ", ".join(f"{k} {v}" for k, v in status["answers"].items())
-    lines = [
+    lines = [status["summary"]] if status.get("summary") else []
+    lines += [
         f"project   {status['project']} ({status['items']} items, {status['task']})",
         f"labels    {status['labels_spent']} spent" + (f": {answers}" if answers else ""),
         f"positives {status['positives_found']} found in {status['rounds']} round(s)",
@@ -88,14 +89,32 @@ def status_text(status: dict[str, Any]) -> str:
             )
         )
     for est in status["estimates"]:
+        spread = (
+            f"{est['confidence']:.0%} interval {est['low']:.1f}-{est['high']:.1f}"
+            if est.get("confidence")
+            else f"spread {est['low']:.1f}-{est['high']:.1f}, no confidence claim"
+        )
         lines.append(
-            f"left      {est['positives_left']:.1f} positives unlabeled "
-            f"(95 % {est['low']:.1f}-{est['high']:.1f}; {est['method']})"
+            f"left      {est['positives_left']:.1f} positives unlabeled ({spread}; {est['method']})"
         )
     if not status["estimates"]:
-        lines.append("left      no estimate yet (needs answers of two classes)")
-    for rule in status["stopping"]:
-        lines.append(f"stop?     {rule['verdict'].upper()}: {rule['rule']}: {rule['why']}")
+        lines.append("left      no estimate yet (needs answers of two classes or an audit)")
+    recall = status.get("recall")
+    if recall is not None:
+        lines.append(
+            f"recall    >= {recall['lower_bound']:.1%} with {recall['confidence']:.0%} confidence "
+            f"over {recall['frame']['items']} items ({recall['frame']['description']})"
+        )
+    plan = status.get("certify")
+    if plan is not None:
+        more = "?" if plan["extra_labels"] is None else plan["extra_labels"]
+        lines.append(
+            f"certify   {plan['target']:.0%} at {plan['confidence']:.0%}: {more} audit labels "
+            f"({plan['why']})"
+        )
+    for rule in status["stop"]:
+        kind = " (heuristic)" if rule.get("heuristic") else ""
+        lines.append(f"stop?     {rule['verdict'].upper()}: {rule['rule']}{kind}: {rule['why']}")
     pending = status["pending"]
     if pending is not None:
         state = "pending" if pending["up_to_date"] else "answered since; next makes a new one"

@@ -355,3 +355,19 @@ getJSON("/api/job").then((state) => {
   job.show(state);
   if (state.state === "running") job.poll();
 }, () => {});
+
+// ---------------------------------------------------------------- progress: ask for an audit batch
+
+const auditForm = document.getElementById("audit-form");
+if (auditForm) {
+  auditForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const n = Number(auditForm.elements.n.value);
+    try {
+      await post("/api/audit", { n });
+      window.location.href = "/label";
+    } catch (error) {
+      notice(error.message, "error");
+    }
+  });
+}
