@@ -57,7 +57,7 @@ Example
 >>> s = Session.create(f"{folder}/p", embeddings=f"{folder}/emb.npy", progress=False)
 >>> first = s.next(budget=3)
 >>> first[0].reason
-'random: no answers yet, so no model can rank items'
+'random: no answers yet, so no model can rank items; score = chance of being drawn'
 """
 
 from raresift.session.errors import (

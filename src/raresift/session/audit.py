@@ -30,7 +30,8 @@ from raresift import stopping
 from raresift.session.rounds import Picks
 
 if TYPE_CHECKING:
-    from raresift.session.session import Session
+    # typed by the floor below the facade: these functions read a Project
+    from raresift.session.project import Project as Session
 
 _BLOCK = 65_536
 
@@ -89,7 +90,7 @@ def audit_picks(
     """Draw the stratified audit of ``n`` unlabeled items for round ``round_index``."""
     import time
 
-    from raresift.session.status import fitted_model
+    from raresift.session.rounds import fitted_model
 
     start = time.perf_counter()
     labeled = np.fromiter(current, dtype=np.int64, count=len(current))

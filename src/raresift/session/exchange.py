@@ -221,7 +221,7 @@ def _predictions(session: Session, uids: list[Any], full: bool):
     """The current model's p(positive) and predicted choice for ``uids`` (blockwise over the
     whole memmap when ``full``), or (None, None) while no model can be fitted."""
     from raresift.index import ROW_BLOCK
-    from raresift.session.status import fitted_model
+    from raresift.session.rounds import fitted_model
 
     version = f"raresift-{raresift.__version__}"
     model = fitted_model(session)

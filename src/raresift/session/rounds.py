@@ -192,6 +192,19 @@ def build_learner(
     return learner, note
 
 
+def fitted_model(session: Session, current: dict | None = None):
+    """The session's model fitted on the answers in force, or None with fewer than 2 classes."""
+    if current is None:
+        with session.store.reading() as db:
+            current = db.current()
+    sets = split_answers(session, current)
+    if sets.n_classes_seen < 2:
+        return None
+    model = _model(session)
+    model.fit(session.pool().embeddings_of(sets.train_iids), sets.train_labels)
+    return model
+
+
 def compute_round(
     session: Session,
     current: dict[int, tuple[str, int]],
@@ -201,10 +214,6 @@ def compute_round(
 ) -> Picks:
     """Select the batch of round ``round_index`` with ``options`` (budget, strategy,
     candidates, query, like)."""
-    if options.get("audit"):  # a stratified random sample, not chosen by the strategy
-        from raresift.session.audit import audit_picks
-
-        return audit_picks(session, current, round_index, options["budget"])
     start = time.perf_counter()
     sets = split_answers(session, current)
     budget, strategy, cand = options["budget"], options["strategy"], options["candidates"]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from raresift.errors import ConfigError, ValidationError
+from raresift.session.audit import audit_options, audit_picks
 from raresift.session.config import CANDIDATE_NAMES, check_session_strategy
 from raresift.session.create import create_session
 from raresift.session.errors import SessionError
@@ -238,8 +239,6 @@ class Session(Project):
         """
         explicit = any(x is not None for x in (budget, strategy, candidates, query, like, audit))
         if audit is not None:
-            from raresift.session.audit import audit_options
-
             options = audit_options(self, audit, budget, strategy, candidates, query, like)
         else:
             options = self._options(budget, strategy, candidates, query, like)
@@ -272,7 +271,10 @@ class Session(Project):
         round_index = 1 if last is None else int(last["round"]) + (0 if same else 1)
         if unanswered == 0:
             raise ValidationError("every item is answered: there is nothing left to label")
-        picks = compute_round(self, current, round_index, options, _progress(progress))
+        if options.get("audit"):  # a stratified random sample, not chosen by the strategy
+            picks = audit_picks(self, current, round_index, options["budget"])
+        else:
+            picks = compute_round(self, current, round_index, options, _progress(progress))
         n_positive = sum(self.is_positive(v) for v, _ in current.values())
         with self.store.writing() as db:
             now = db.last_round()

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from raresift.session.audit import certificate, latest_sample, summary
-from raresift.session.rounds import split_answers
+from raresift.session.rounds import fitted_model
 from raresift.stopping import CONFIDENCE, TARGET_RECALL
 
 if TYPE_CHECKING:
@@ -47,21 +47,6 @@ KAPPA_WINDOW = 3
 KNEE_RHO = 156
 KNEE_MIN_LABELS = 150
 ESTIMATE_SAMPLE = 200_000
-
-
-def fitted_model(session: Session, current: dict | None = None):
-    """The session's model fitted on the answers in force, or None with fewer than 2 classes."""
-    from raresift.session.rounds import _model
-
-    if current is None:
-        with session.store.reading() as db:
-            current = db.current()
-    sets = split_answers(session, current)
-    if sets.n_classes_seen < 2:
-        return None
-    model = _model(session)
-    model.fit(session.pool().embeddings_of(sets.train_iids), sets.train_labels)
-    return model
 
 
 def _curve(session: Session, rows: list[dict]) -> list[dict[str, Any]]:
