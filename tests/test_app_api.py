@@ -207,3 +207,27 @@ def test_a_disk_that_refuses_is_a_503_with_a_json_error(client, monkeypatch):
     monkeypatch.setattr(session_module.Session, "status_plot", full)
     response = client.get("/progress.png")
     assert response.status_code == 503 and "the disk is full" in response.json()["error"]
+
+
+def test_routes_are_module_level_handlers_over_the_app_state(client, project, tmp_path):
+    """Every route is a plain function of raresift.app.server (no closure over one session),
+    so two apps in one process each serve their own project."""
+    from starlette.routing import Route
+
+    from raresift.app import server
+
+    routes = [r for r in client.app.app.routes if isinstance(r, Route)]
+    assert len(routes) == len(server.ROUTES)
+    for route in routes:
+        assert getattr(server, route.endpoint.__name__) is route.endpoint, route.path
+        assert route.endpoint.__qualname__ == route.endpoint.__name__, route.path
+
+    import shutil
+
+    shutil.copytree(project, tmp_path / "copy")
+    other = create_app(tmp_path / "copy", who="other", token=TOKEN)
+    with TestClient(other, base_url="http://127.0.0.1:8765") as c:
+        c.headers["X-CSRF-Token"] = TOKEN
+        assert c.post("/api/answer", json={"id": "item2", "label": "1"}).status_code == 200
+    assert client.session.item("item2")["answer"] is None
+    assert client.get("/api/batch").status_code == 200

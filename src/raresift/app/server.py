@@ -322,6 +322,329 @@ def _seen_version(data: dict) -> int | None | str:
     return seen
 
 
+# ---------------------------------------------------------------------- the request's context
+# Every handler below is a plain module-level function of the request: what the app serves
+# (session, job runner, thumbnails, templates, token) lives on ``request.app.state``, set once
+# by :func:`create_app`, so the handlers hold no state of their own.
+
+
+def select_next(session) -> dict[str, Any]:
+    """The background job: the next round. The session holds its store's lock only while it
+    reads or writes, not while it fits and selects, so answers keep being stored meanwhile."""
+    batch = session.next()
+    return {"batch": batch_key(session), "size": len(batch)}
+
+
+def image_path(state, item_id: str) -> str | None:
+    """The image path of ``item_id`` (UnknownIdError if foreign); remembered, since an item's
+    path never changes."""
+    if item_id not in state.image_paths:
+        state.image_paths[item_id] = state.session.item(item_id)["image"]
+    return state.image_paths[item_id]
+
+
+def secured(response):
+    for key, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(key, value)
+    return response
+
+
+def as_json(data: Any, status_code: int = 200):
+    from starlette.responses import JSONResponse
+
+    return secured(JSONResponse(data, status_code=status_code))
+
+
+def page(request, name: str, view: str, **context):
+    """The page ``name`` rendered with ``context`` and what every page shows."""
+    state = request.app.state
+    context.update(
+        csrf_token=state.token,
+        project_name=state.project.name,
+        project_path=str(state.project),
+        view=view,
+        status_line=status_line(state.session),
+    )
+    return secured(state.templates.TemplateResponse(request, name, context))
+
+
+async def body_of(request) -> dict:
+    """The request's JSON object (duplicate keys, deep nesting and non-UTF-8 refused)."""
+    from raresift.session.inputs import json_object
+
+    raw = await request.body()
+    try:
+        data = json_object(raw.decode("utf-8"), "the request body")
+    except UnicodeDecodeError:
+        raise ValidationError("the request body is not UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise ValidationError("the request body must be a JSON object")
+    return data
+
+
+def item_id_of(request) -> str:
+    value = request.query_params.get("id")
+    if not value:
+        raise ValidationError("missing ?id= (the id of an item of this project)")
+    return value
+
+
+def options_of(session) -> list[dict[str, str]]:
+    return option_keys(session.answer_options(), session.kind == "concept")
+
+
+async def in_thread(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a worker thread: the event loop never waits on the disk or
+    the model."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def inline_thumbnail(state, item: dict[str, Any]) -> str | None:
+    """A made thumbnail as a data: URL, so a batch page is one request, not 1 + 100."""
+    path = image_path(state, item["id"]) if item["image"] else None
+    data = None if path is None else state.thumbs.cached_jpeg(path, THUMB_SIZE)
+    if data is None:
+        return None
+    return f"data:{media_type(data)};base64," + b64encode(data).decode()
+
+
+# ---------------------------------------------------------------------- pages
+
+
+def index(request):
+    from starlette.responses import RedirectResponse
+
+    return RedirectResponse("/label", status_code=303)
+
+
+def label_page(request):
+    state = request.app.state
+    session = state.session
+    items = [item_card(session, b) for b in session.batch()]
+    for item in items:
+        item["inline"] = inline_thumbnail(state, item)
+    info = session.round_info()
+    return page(
+        request,
+        "label.html",
+        "label",
+        items=items,
+        options=options_of(session),
+        round=None if info is None else info["round"],
+        strategy=None if info is None else f"{info['strategy']} over {info['candidates']}",
+        note=None if info is None else info["note"],
+        batch_key=batch_key(session),
+        answered=sum(item["answer"] is not None for item in items),
+        thumb_size=THUMB_SIZE,
+    )
+
+
+def progress_page(request):
+    status = request.app.state.session.status()
+    return page(request, "progress.html", "progress", **progress_context(status))
+
+
+def item_page(request):
+    session = request.app.state.session
+    item_id = item_id_of(request)
+    item = item_view(session.item(item_id))
+    neighbours = [neighbour_card(session, n) for n in session.neighbors(item_id, k=12)]
+    buttons = options_of(session)
+    return page(
+        request,
+        "item.html",
+        "item",
+        item=item,
+        options=buttons,
+        titles={o["label"]: o for o in buttons},
+        neighbours=neighbours,
+    )
+
+
+def progress_png(request):
+    from starlette.responses import FileResponse
+
+    state = request.app.state
+    phone = request.query_params.get("size") == "phone"
+    target = state.project / "cache" / "app" / ("status-phone.png" if phone else "status.png")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    state.session.status_plot(target, phone=phone)
+    return secured(FileResponse(target, media_type="image/png"))
+
+
+async def image_response(request, size: int):
+    """An item's image at ``size`` px. Held in memory: answered on the event loop at once;
+    otherwise looked up and made in a worker thread."""
+    from starlette.responses import Response
+
+    state = request.app.state
+    item_id = item_id_of(request)
+    path = state.image_paths.get(item_id)
+    data = None if path is None else state.thumbs.in_memory(path, size)
+    if data is None:
+        path = await in_thread(image_path, state, item_id)
+        if not path:
+            raise UnknownIdError(f"item {item_id!r} has no image")
+        try:
+            data = await in_thread(state.thumbs.jpeg, path, size)
+        except ThumbnailFailure as failure:
+            log.warning("item %r: %s (%s)", item_id, failure.reason, path)
+            return secured(
+                Response(
+                    placeholder_svg(failure.reason, size),
+                    media_type="image/svg+xml",
+                    headers={"X-Raresift-Image-Error": failure.reason},
+                )
+            )
+    return secured(
+        Response(
+            data, media_type=media_type(data), headers={"Cache-Control": "private, max-age=300"}
+        )
+    )
+
+
+async def thumb(request):
+    return await image_response(request, THUMB_SIZE)
+
+
+async def image(request):
+    return await image_response(request, FULL_SIZE)
+
+
+def export(request):
+    from starlette.responses import Response
+
+    state = request.app.state
+    fmt = request.query_params.get("format", "csv")
+    if fmt not in EXPORT_FORMATS:
+        raise ValidationError(
+            f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
+        )
+    mime, suffix = EXPORT_FORMATS[fmt]
+    items = "all" if fmt == "label-studio" else "batch"
+    text = state.session.export(fmt, None, items=items)
+    name = f"{state.project.name}-{'tasks' if fmt == 'label-studio' else 'answers'}.{suffix}"
+    return secured(
+        Response(
+            text.encode("utf-8"),
+            media_type=mime,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    )
+
+
+# ---------------------------------------------------------------------- api
+
+
+async def api_answer(request):
+    state = request.app.state
+    data = await body_of(request)
+    if "id" not in data or "label" not in data:
+        raise ValidationError("an answer needs 'id' and 'label'")
+    seen = _seen_version(data)
+    saved = await in_thread(
+        record_answer, state.session, str(data["id"]), str(data["label"]), seen, state.who
+    )
+    return as_json(saved)
+
+
+def undo_answers(session, last) -> list[dict[str, Any]]:
+    """Undo the last ``last`` answers; each undone item with the answer now in force."""
+    items = []
+    for record in session.undo(last=last):
+        now = session.item(record["id"])
+        items.append(
+            {
+                "id": str(record["id"]),
+                "undone": record["answer"],
+                "label": now["answer"],
+                "version": now["seq"],
+            }
+        )
+    return items
+
+
+async def api_undo(request):
+    data = await body_of(request)
+    items = await in_thread(undo_answers, request.app.state.session, data.get("last", 1))
+    return as_json({"items": items})
+
+
+def job_state(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if k != "result"}
+
+
+async def api_next(request):
+    state = request.app.state
+    info = await in_thread(state.session.round_info)
+    expected = sum(info["seconds"].values()) if info and info["seconds"] else None
+    return as_json(job_state(state.jobs.start(expected_seconds=expected)))
+
+
+def api_job(request):
+    return as_json(job_state(request.app.state.jobs.state()))
+
+
+def api_batch(request):
+    session = request.app.state.session
+    return as_json(
+        {
+            "batch": batch_key(session),
+            "status_line": status_line(session),
+            "items": [
+                {"id": str(b.id), "answer": b.answer, "version": b.seq} for b in session.batch()
+            ],
+        }
+    )
+
+
+def api_status(request):
+    return as_json(request.app.state.session.status())
+
+
+async def api_audit(request):
+    session = request.app.state.session
+    data = await body_of(request)
+    batch = await in_thread(session.next, audit=data.get("n", 200))
+    return as_json({"batch": batch_key(session), "size": len(batch)})
+
+
+async def user_error(request, exc):
+    """A RaresiftError as a JSON error: 404 for an unknown id, 503 when the disk refused (the
+    request was fine and nothing stored is lost), 400 otherwise."""
+    status_code = 404 if isinstance(exc, UnknownIdError) else 400
+    if isinstance(exc, StorageError):
+        status_code = 503
+    return as_json({"error": short(str(exc))}, status_code=status_code)
+
+
+async def disk_error(request, exc):
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return await user_error(request, storage_error(exc, "write"))
+
+
+# (path, handler, methods): GET (and HEAD) unless methods are named
+ROUTES = (
+    ("/", index, None),
+    ("/label", label_page, None),
+    ("/progress", progress_page, None),
+    ("/progress.png", progress_png, None),
+    ("/item", item_page, None),
+    ("/thumb", thumb, None),
+    ("/image", image, None),
+    ("/export", export, None),
+    ("/api/answer", api_answer, ["POST"]),
+    ("/api/undo", api_undo, ["POST"]),
+    ("/api/next", api_next, ["POST"]),
+    ("/api/job", api_job, None),
+    ("/api/batch", api_batch, None),
+    ("/api/status", api_status, None),
+    ("/api/audit", api_audit, ["POST"]),
+)
+
+
 def create_app(
     project: str | os.PathLike,
     host: str = "127.0.0.1",
@@ -329,16 +652,17 @@ def create_app(
     who: str | None = None,
     token: str | None = None,
 ):
-    """The ASGI application serving ``project`` as ``http://host:port``.
+    """The ASGI application serving ``project`` as ``http://host:port``: the routes of
+    :data:`ROUTES` over one open session, behind the request :class:`Guard`.
 
     ``who`` is recorded with each answer (default: the login name); ``token`` is the CSRF token
     the pages carry (a fresh random one by default).
     """
     _require_app_extra()
+    from functools import partial
+
     import jinja2
     from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
     from starlette.templating import Jinja2Templates
@@ -347,275 +671,25 @@ def create_app(
 
     project = Path(project).resolve()
     session = Session.open(project)
-    who = who or _login_name()
-    token = token or secrets.token_urlsafe(32)
-    thumbs = Thumbnailer(project / "cache" / "thumbnails")
-    templates = Jinja2Templates(
+    routes = [Route(path, handler, methods=methods) for path, handler, methods in ROUTES]
+    routes.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
+    app = Starlette(
+        routes=routes, exception_handlers={RaresiftError: user_error, OSError: disk_error}
+    )
+    state = app.state
+    state.project = project
+    state.session = session
+    state.who = who or _login_name()
+    state.token = token or secrets.token_urlsafe(32)
+    state.jobs = JobRunner(partial(select_next, session))
+    state.thumbs = Thumbnailer(project / "cache" / "thumbnails")
+    state.image_paths = {}  # item id -> image path
+    state.templates = Jinja2Templates(
         env=jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True
         )
     )
-
-    def select_next():
-        # The session holds its store's lock only while it reads or writes, not while it fits
-        # and selects, so answers keep being stored meanwhile; its pool and index stay loaded.
-        batch = session.next()
-        return {"batch": batch_key(session), "size": len(batch)}
-
-    jobs = JobRunner(select_next)
-
-    image_paths: dict[str, str | None] = {}  # item id -> image path (paths never change)
-
-    def image_path(item_id: str) -> str | None:
-        if item_id not in image_paths:
-            image_paths[item_id] = session.item(item_id)["image"]  # UnknownIdError if foreign
-        return image_paths[item_id]
-
-    def secured(response):
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
-
-    def page(request, name: str, view: str, **context):
-        context.update(
-            csrf_token=token,
-            project_name=project.name,
-            project_path=str(project),
-            view=view,
-            status_line=status_line(session),
-        )
-        return secured(templates.TemplateResponse(request, name, context))
-
-    def as_json(data: Any, status_code: int = 200):
-        return secured(JSONResponse(data, status_code=status_code))
-
-    async def body_of(request) -> dict:
-        from raresift.session.inputs import json_object
-
-        raw = await request.body()
-        try:
-            data = json_object(raw.decode("utf-8"), "the request body")
-        except UnicodeDecodeError:
-            raise ValidationError("the request body is not UTF-8 JSON") from None
-        if not isinstance(data, dict):
-            raise ValidationError("the request body must be a JSON object")
-        return data
-
-    def item_id_of(request) -> str:
-        value = request.query_params.get("id")
-        if not value:
-            raise ValidationError("missing ?id= (the id of an item of this project)")
-        return value
-
-    def options():
-        return option_keys(session.answer_options(), session.kind == "concept")
-
-    # ------------------------------------------------------------------ pages
-    def index(request):
-        return RedirectResponse("/label", status_code=303)
-
-    def inline_thumbnail(item: dict[str, Any]) -> str | None:
-        """A made thumbnail as a data: URL, so a batch page is one request, not 1 + 100."""
-        path = image_path(item["id"]) if item["image"] else None
-        data = None if path is None else thumbs.cached_jpeg(path, THUMB_SIZE)
-        if data is None:
-            return None
-        return f"data:{media_type(data)};base64," + b64encode(data).decode()
-
-    def label_page(request):
-        items = [item_card(session, b) for b in session.batch()]
-        for item in items:
-            item["inline"] = inline_thumbnail(item)
-        info = session.round_info()
-        return page(
-            request,
-            "label.html",
-            "label",
-            items=items,
-            options=options(),
-            round=None if info is None else info["round"],
-            strategy=None if info is None else f"{info['strategy']} over {info['candidates']}",
-            note=None if info is None else info["note"],
-            batch_key=batch_key(session),
-            answered=sum(item["answer"] is not None for item in items),
-            thumb_size=THUMB_SIZE,
-        )
-
-    def progress_page(request):
-        return page(request, "progress.html", "progress", **progress_context(session.status()))
-
-    def item_page(request):
-        item_id = item_id_of(request)
-        item = item_view(session.item(item_id))
-        neighbours = [neighbour_card(session, n) for n in session.neighbors(item_id, k=12)]
-        buttons = options()
-        return page(
-            request,
-            "item.html",
-            "item",
-            item=item,
-            options=buttons,
-            titles={o["label"]: o for o in buttons},
-            neighbours=neighbours,
-        )
-
-    def progress_png(request):
-        phone = request.query_params.get("size") == "phone"
-        target = project / "cache" / "app" / ("status-phone.png" if phone else "status.png")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        session.status_plot(target, phone=phone)
-        return secured(FileResponse(target, media_type="image/png"))
-
-    async def image_response(request, size: int):
-        """An item's image at ``size`` px. Held in memory: answered on the event loop at once;
-        otherwise looked up and made in a worker thread."""
-        item_id = item_id_of(request)
-        path = image_paths.get(item_id)
-        data = None if path is None else thumbs.in_memory(path, size)
-        if data is None:
-            path = await run_in_threadpool(image_path, item_id)
-            if not path:
-                raise UnknownIdError(f"item {item_id!r} has no image")
-            try:
-                data = await run_in_threadpool(thumbs.jpeg, path, size)
-            except ThumbnailFailure as failure:
-                log.warning("item %r: %s (%s)", item_id, failure.reason, path)
-                return secured(
-                    Response(
-                        placeholder_svg(failure.reason, size),
-                        media_type="image/svg+xml",
-                        headers={"X-Raresift-Image-Error": failure.reason},
-                    )
-                )
-        return secured(
-            Response(
-                data,
-                media_type=media_type(data),
-                headers={"Cache-Control": "private, max-age=300"},
-            )
-        )
-
-    async def thumb(request):
-        return await image_response(request, THUMB_SIZE)
-
-    async def image(request):
-        return await image_response(request, FULL_SIZE)
-
-    def export(request):
-        fmt = request.query_params.get("format", "csv")
-        if fmt not in EXPORT_FORMATS:
-            raise ValidationError(
-                f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
-            )
-        media_type, suffix = EXPORT_FORMATS[fmt]
-        items = "all" if fmt == "label-studio" else "batch"
-        text = session.export(fmt, None, items=items)
-        name = f"{project.name}-{'tasks' if fmt == 'label-studio' else 'answers'}.{suffix}"
-        return secured(
-            Response(
-                text.encode("utf-8"),
-                media_type=media_type,
-                headers={"Content-Disposition": f'attachment; filename="{name}"'},
-            )
-        )
-
-    # ------------------------------------------------------------------ api
-    async def api_answer(request):
-        data = await body_of(request)
-        if "id" not in data or "label" not in data:
-            raise ValidationError("an answer needs 'id' and 'label'")
-        seen = _seen_version(data)
-        saved = await run_in_threadpool(
-            record_answer, session, str(data["id"]), str(data["label"]), seen, who
-        )
-        return as_json(saved)
-
-    async def api_undo(request):
-        data = await body_of(request)
-        last = data.get("last", 1)
-
-        def undo():
-            undone = session.undo(last=last)
-            items = []
-            for record in undone:
-                now = session.item(record["id"])
-                items.append(
-                    {
-                        "id": str(record["id"]),
-                        "undone": record["answer"],
-                        "label": now["answer"],
-                        "version": now["seq"],
-                    }
-                )
-            return items
-
-        return as_json({"items": await run_in_threadpool(undo)})
-
-    async def api_next(request):
-        info = await run_in_threadpool(session.round_info)
-        expected = sum(info["seconds"].values()) if info and info["seconds"] else None
-        return as_json(job_state(jobs.start(expected_seconds=expected)))
-
-    def job_state(state):
-        return {k: v for k, v in state.items() if k != "result"}
-
-    def api_job(request):
-        return as_json(job_state(jobs.state()))
-
-    def api_batch(request):
-        return as_json(
-            {
-                "batch": batch_key(session),
-                "status_line": status_line(session),
-                "items": [
-                    {"id": str(b.id), "answer": b.answer, "version": b.seq} for b in session.batch()
-                ],
-            }
-        )
-
-    def api_status(request):
-        return as_json(session.status())
-
-    async def api_audit(request):
-        data = await body_of(request)
-        batch = await run_in_threadpool(session.next, audit=data.get("n", 200))
-        return as_json({"batch": batch_key(session), "size": len(batch)})
-
-    routes = [
-        Route("/", index),
-        Route("/label", label_page),
-        Route("/progress", progress_page),
-        Route("/progress.png", progress_png),
-        Route("/item", item_page),
-        Route("/thumb", thumb),
-        Route("/image", image),
-        Route("/export", export),
-        Route("/api/answer", api_answer, methods=["POST"]),
-        Route("/api/undo", api_undo, methods=["POST"]),
-        Route("/api/next", api_next, methods=["POST"]),
-        Route("/api/job", api_job),
-        Route("/api/batch", api_batch),
-        Route("/api/status", api_status),
-        Route("/api/audit", api_audit, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
-    ]
-
-    async def user_error(request, exc):
-        status_code = 404 if isinstance(exc, UnknownIdError) else 400
-        if isinstance(exc, StorageError):
-            status_code = 503  # the disk refused, not the request: nothing stored is lost
-        return as_json({"error": short(str(exc))}, status_code=status_code)
-
-    async def disk_error(request, exc):
-        log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return await user_error(request, storage_error(exc, "write"))
-
-    app = Starlette(
-        routes=routes, exception_handlers={RaresiftError: user_error, OSError: disk_error}
-    )
-    app.state.session = session
-    app.state.jobs = jobs
-    return Guard(app, HostPolicy(host, port), token)
+    return Guard(app, HostPolicy(host, port), state.token)
 
 
 def _login_name() -> str:
