@@ -66,10 +66,10 @@ def test_pages_and_reads_answer(client):
 def test_one_answer_is_one_transaction(client):
     response, count = _transactions(
         client.session,
-        lambda: client.post("/api/answer", json={"id": "item3", "label": "1", "version": None}),
+        lambda: client.post("/api/answer", json={"id": "item3", "answer": "1", "version": None}),
     )
     assert response.status_code == 200, response.text
-    assert response.json()["replaced"] is None and response.json()["label"] == "1"
+    assert response.json()["replaced"] is None and response.json()["answer"] == "1"
     assert count == 1
 
 
@@ -79,11 +79,11 @@ def test_an_answer_over_another_writer_says_what_it_replaced_in_one_transaction(
     other.close()
     response, count = _transactions(
         client.session,
-        lambda: client.post("/api/answer", json={"id": "item4", "label": "1", "version": None}),
+        lambda: client.post("/api/answer", json={"id": "item4", "answer": "1", "version": None}),
     )
     assert count == 1
     body = response.json()
-    assert body["replaced"] == {"label": "0", "who": "other tab", "version": first["seq"]}
+    assert body["replaced"] == {"answer": "0", "who": "other tab", "version": first["seq"]}
     assert client.session.item("item4")["answer"] == "1"  # the later answer won
 
 
@@ -92,16 +92,17 @@ def test_an_answer_over_another_writer_says_what_it_replaced_in_one_transaction(
     [
         ("/api/answer", "[" * 100_000 + "]" * 100_000, 400, "nested too deeply"),
         ("/api/answer", "{not json", 400, "not JSON"),
-        ("/api/answer", '{"id": "item1", "id": "item2", "label": "1"}', 400, "appears twice"),
+        ("/api/answer", '{"id": "item1", "id": "item2", "answer": "1"}', 400, "appears twice"),
         ("/api/answer", b"\xff\xfe{", 400, "not UTF-8"),
         ("/api/answer", "[1, 2]", 400, "must be a JSON object"),
-        ("/api/answer", '{"id": "item1"}', 400, "needs 'id' and 'label'"),
-        ("/api/answer", '{"id": "nope", "label": "1"}', 404, "unknown id"),
-        ("/api/answer", '{"id": "item1", "label": "maybe"}', 400, "is not one of"),
-        ("/api/answer", '{"id": "item1", "label": "1", "version": "x"}', 400, "version"),
-        ("/api/answer", '{"id": ["item1"], "label": "1"}', 404, "unknown id"),
-        ("/api/answer", '{"id": "item1", "label": NaN}', 400, "is not one of"),
-        ("/api/answer", '{"id": "item1", "label": ["1"]}', 400, "is not one of"),
+        ("/api/answer", '{"id": "item1"}', 400, "needs 'id' and 'answer'"),
+        ("/api/answer", '{"id": "item1", "label": "1"}', 400, "'label' is called 'answer'"),
+        ("/api/answer", '{"id": "nope", "answer": "1"}', 404, "unknown id"),
+        ("/api/answer", '{"id": "item1", "answer": "maybe"}', 400, "is not one of"),
+        ("/api/answer", '{"id": "item1", "answer": "1", "version": "x"}', 400, "version"),
+        ("/api/answer", '{"id": ["item1"], "answer": "1"}', 404, "unknown id"),
+        ("/api/answer", '{"id": "item1", "answer": NaN}', 400, "is not one of"),
+        ("/api/answer", '{"id": "item1", "answer": ["1"]}', 400, "is not one of"),
         ("/api/undo", json.dumps({"last": 2**70}), 400, "nothing to undo"),
         ("/api/undo", '{"last": 1.5}', 400, "positive integer"),
         ("/api/undo", '{"last": "all"}', 400, "positive integer"),
@@ -117,14 +118,14 @@ def test_mistakes_get_a_json_4xx(client, path, body, status, words):
 
 
 def test_undo_of_more_than_recorded_is_refused(client):
-    client.post("/api/answer", json={"id": "item1", "label": "1"})
+    client.post("/api/answer", json={"id": "item1", "answer": "1"})
     response = client.post("/api/undo", json={"last": 2**70})
     assert response.status_code == 400 and "more than the 1 answers" in response.json()["error"]
     assert len(client.session.answers()) == 1
 
 
 def test_a_long_id_is_not_echoed_back(client):
-    response = client.post("/api/answer", json={"id": "x" * 100_000, "label": "1"})
+    response = client.post("/api/answer", json={"id": "x" * 100_000, "answer": "1"})
     assert response.status_code == 404
     assert len(response.text) < 1000
 
@@ -228,6 +229,23 @@ def test_routes_are_module_level_handlers_over_the_app_state(client, project, tm
     other = create_app(tmp_path / "copy", who="other", token=TOKEN)
     with TestClient(other, base_url="http://127.0.0.1:8765") as c:
         c.headers["X-CSRF-Token"] = TOKEN
-        assert c.post("/api/answer", json={"id": "item2", "label": "1"}).status_code == 200
+        assert c.post("/api/answer", json={"id": "item2", "answer": "1"}).status_code == 200
     assert client.session.item("item2")["answer"] is None
     assert client.get("/api/batch").status_code == 200
+
+
+def test_one_vocabulary_at_the_http_edge(client):
+    """``id`` (a string), ``answer`` and ``version`` in every reply; no ``label`` or ``value``."""
+    saved = client.post("/api/answer", json={"id": "item5", "answer": "1"}).json()
+    assert saved == {"saved": True, "id": "item5", "answer": "1", "version": saved["version"],
+                     "replaced": None}  # fmt: skip
+    client.post("/api/answer", json={"id": "item5", "answer": "0", "version": saved["version"]})
+    undone = client.post("/api/undo", json={}).json()["items"]
+    assert undone == [{"id": "item5", "undone": "0", "answer": "1", "version": saved["version"]}]
+    client.post("/api/next", json={})
+    client.app.app.state.jobs.wait(60)
+    items = client.get("/api/batch").json()["items"]
+    assert items and all(set(i) == {"id", "answer", "version"} for i in items)
+    assert all(isinstance(i["id"], str) for i in items)
+    page = client.get("/item?id=item5").text
+    assert 'data-answer="1"' in page and "data-label" not in page

@@ -281,9 +281,9 @@ def test_two_tabs_the_later_answer_wins_and_the_other_tab_is_told(
     item = cards(first)[0]["id"]
     card = f'.card[data-id="{item}"]'
 
-    first.click(f'{card} button[data-label="1"]')
+    first.click(f'{card} button[data-answer="1"]')
     first.wait_for_selector(f'{card} .state:text("saved")')
-    second.click(f'{card} button[data-label="0"]')  # this tab never saw the first answer
+    second.click(f'{card} button[data-answer="0"]')  # this tab never saw the first answer
     second.wait_for_selector(f'{card} .state:text("saved")')
     second.wait_for_selector(".notice.warn")
     assert "replaced" in second.locator(".notice.warn").first.text_content()
@@ -393,7 +393,7 @@ def test_images_by_item_id_only_and_bad_files_get_a_placeholder(
 def _request(url: str, method: str = "GET", path: str = "/label", **headers) -> int:
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    body = json.dumps({"id": "t003", "label": "1"}) if method == "POST" else None
+    body = json.dumps({"id": "t003", "answer": "1"}) if method == "POST" else None
     connection.putrequest(method, path, skip_host="host" in headers)
     for key, value in headers.items():
         connection.putheader(key.replace("_", "-"), value)
@@ -424,7 +424,7 @@ def test_dns_rebinding_cross_site_writes_and_missing_tokens_are_refused(
     page.goto(attacker + "/")
     outcome = page.evaluate(
         """async url => {
-            const body = JSON.stringify({id: "t003", label: "1"});
+            const body = JSON.stringify({id: "t003", answer: "1"});
             try {  // a blind cross-site write: refused by the server, if the browser sends it
                 await fetch(url + "/api/answer", {method: "POST", mode: "no-cors", body,
                                                    headers: {"Content-Type": "text/plain"}});

@@ -201,7 +201,7 @@ def _class_of_key(session, label: str) -> str:
         return label
     from raresift.app.server import option_keys
 
-    keys = {o["key"]: o["label"] for o in option_keys(session.answer_options(), concept=False)}
+    keys = {o["key"]: o["answer"] for o in option_keys(session.answer_options(), concept=False)}
     return keys.get(text, label)
 
 

@@ -6,7 +6,32 @@ POST and one session transaction; the page marks an answer *saved* only after th
 answered that request, so a server killed at any moment loses nothing the page showed as saved.
 
 Run it with ``raresift serve PROJECT`` (see :func:`serve`); :func:`create_app` builds the ASGI
-application alone.
+application alone. Each route is a module-level handler (the table :data:`ROUTES`) that reaches
+the session and the app's other parts through ``request.app.state``.
+
+The HTTP API speaks one vocabulary, in JSON in and out (and in the pages' ``data-`` attributes):
+
+- ``id``: an item's id, always a JSON string (an item of a project with integer ids is named by
+  its digits, ``"17"``; a JSON number sent as an id is read as its digits too); in a query
+  string ``?id=``.
+- ``answer``: an answer, one of the session's answer options (``"1"``, ``"0"``, ``"skip"``,
+  ``"junk"``, ``"duplicate"`` in a concept session; a class name in a class session); ``null``
+  where no answer is in force.
+- ``version``: the sequence number of the answer in force (``null``: none). A page sends back
+  the version it showed, so the server can say which other writer's answer it replaced.
+
+The writes (POST, with the page's ``X-CSRF-Token`` header and a JSON object body):
+
+- ``/api/answer`` ``{"id", "answer", "version"?}`` -> ``{"saved": true, "id", "answer",
+  "version", "replaced": null | {"answer", "who", "version"}}``;
+- ``/api/undo`` ``{"last"?: 1}`` -> ``{"items": [{"id", "undone", "answer", "version"}]}``
+  (``undone``: the answer taken back; ``answer``: the one in force now);
+- ``/api/next`` ``{}`` and ``/api/audit`` ``{"n"?: 200}`` start the next round / an audit batch.
+
+The reads: ``/api/batch`` -> ``{"batch", "status_line", "items": [{"id", "answer",
+"version"}]}``, ``/api/job`` (the background round's state), ``/api/status`` (the session's
+status). A mistake is a 4xx with ``{"error": message}`` (404: an unknown id; 503: the disk
+refused a write), never a 500.
 """
 
 from __future__ import annotations
@@ -67,24 +92,26 @@ def _require_app_extra():
 
 
 def option_keys(options: list[str], concept: bool) -> list[dict[str, str]]:
-    """The answer buttons: label, title, keyboard key and kind of each answer option.
+    """The answer buttons: answer, title, keyboard key and kind of each answer option.
 
     >>> [o["key"] for o in option_keys(["1", "0", "skip", "junk", "duplicate"], concept=True)]
     ['y', 'n', 's', 'j', 'd']
-    >>> [(o["label"], o["key"]) for o in option_keys(["cat", "dog", "skip"], concept=False)]
+    >>> [(o["answer"], o["key"]) for o in option_keys(["cat", "dog", "skip"], concept=False)]
     [('cat', '1'), ('dog', '2'), ('skip', 's')]
     """
     special = {"skip": "s", "junk": "j", "duplicate": "d"}
     buttons, digit = [], 0
-    for label in options:
-        label = str(label)
-        if label in special:
-            buttons.append({"label": label, "title": label, "key": special[label], "kind": label})
+    for answer in options:
+        answer = str(answer)
+        if answer in special:
+            buttons.append(
+                {"answer": answer, "title": answer, "key": special[answer], "kind": answer}
+            )
         elif concept:
-            positive = label == "1"
+            positive = answer == "1"
             buttons.append(
                 {
-                    "label": label,
+                    "answer": answer,
                     "title": "yes" if positive else "no",
                     "key": "y" if positive else "n",
                     "kind": "positive" if positive else "negative",
@@ -93,7 +120,7 @@ def option_keys(options: list[str], concept: bool) -> list[dict[str, str]]:
         else:
             digit += 1
             key = str(digit % 10) if digit <= 10 else ""
-            buttons.append({"label": label, "title": label, "key": key, "kind": "class"})
+            buttons.append({"answer": answer, "title": answer, "key": key, "kind": "class"})
     return buttons
 
 
@@ -204,7 +231,7 @@ def item_view(item: dict[str, Any]) -> dict[str, Any]:
     meta = [(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in item["meta"].items()]
     history = [
         {
-            "value": h["value"],
+            "answer": h["value"],
             "who": h["who"],
             "round": h["round"],
             "at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h["at"])),
@@ -234,22 +261,22 @@ def neighbour_card(session, neighbour: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def record_answer(session, item_id: str, label: str, seen, who: str) -> dict[str, Any]:
+def record_answer(session, item_id: str, answer: str, seen, who: str) -> dict[str, Any]:
     """Store one answer in one transaction; the later answer wins.
 
     ``seen`` is the ``seq`` of the answer the page showed (None: none; "any": not said). When
     another writer answered since, ``replaced`` says what this answer replaced.
     """
-    record = session.answer_seen(item_id, label, who=who, seen=seen)
+    record = session.answer_seen(item_id, answer, who=who, seen=seen)
     replaced = record["replaced"] if seen != "any" else None
     return {
         "saved": True,
         "id": str(record["id"]),
-        "label": record["answer"],
+        "answer": record["answer"],
         "version": record["seq"],
         "replaced": None
         if replaced is None
-        else {"label": replaced["answer"], "who": replaced["who"], "version": replaced["seq"]},
+        else {"answer": replaced["answer"], "who": replaced["who"], "version": replaced["seq"]},
     }
 
 
@@ -458,7 +485,7 @@ def item_page(request):
         "item",
         item=item,
         options=buttons,
-        titles={o["label"]: o for o in buttons},
+        titles={o["answer"]: o for o in buttons},
         neighbours=neighbours,
     )
 
@@ -541,11 +568,12 @@ def export(request):
 async def api_answer(request):
     state = request.app.state
     data = await body_of(request)
-    if "id" not in data or "label" not in data:
-        raise ValidationError("an answer needs 'id' and 'label'")
+    if "id" not in data or "answer" not in data:
+        renamed = " (the field 'label' is called 'answer')" if "label" in data else ""
+        raise ValidationError(f"an answer needs 'id' and 'answer'{renamed}")
     seen = _seen_version(data)
     saved = await in_thread(
-        record_answer, state.session, str(data["id"]), str(data["label"]), seen, state.who
+        record_answer, state.session, str(data["id"]), str(data["answer"]), seen, state.who
     )
     return as_json(saved)
 
@@ -559,7 +587,7 @@ def undo_answers(session, last) -> list[dict[str, Any]]:
             {
                 "id": str(record["id"]),
                 "undone": record["answer"],
-                "label": now["answer"],
+                "answer": now["answer"],
                 "version": now["seq"],
             }
         )

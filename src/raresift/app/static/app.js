@@ -10,7 +10,7 @@ function notice(text, kind = "info") {
   const box = document.getElementById("notices");
   const p = document.createElement("p");
   p.className = "notice " + kind;
-  p.textContent = text; // never innerHTML: ids and labels come from user data
+  p.textContent = text; // never innerHTML: ids and answers come from user data
   box.prepend(p);
   while (box.children.length > 4) box.lastChild.remove();
   setTimeout(() => p.remove(), 8000);
@@ -96,14 +96,14 @@ class Grid {
     this.cards.forEach((card) => (card.dataset.saved = card.dataset.answer));
     (this.cards.length ? this.cards[0] : root).querySelectorAll(".answer").forEach((button) => {
       const kbd = button.querySelector("kbd");
-      if (kbd) this.keys.set(kbd.textContent.trim(), button.dataset.label);
+      if (kbd) this.keys.set(kbd.textContent.trim(), button.dataset.answer);
     });
     root.addEventListener("click", (event) => {
       const card = event.target.closest(".card");
       if (!card) return;
       this.focus(this.cards.indexOf(card), false);
       const button = event.target.closest("button.answer");
-      if (button) this.answer(card, button.dataset.label);
+      if (button) this.answer(card, button.dataset.answer);
     });
     // A new batch (after Enter, or a reload) opens on its first unanswered card, in view: the
     // browser's restored scroll position belongs to the previous batch.
@@ -139,8 +139,8 @@ class Grid {
     state.dataset.kind = kind;
   }
 
-  show(card, label, version) {
-    card.dataset.answer = label === null || label === undefined ? "" : String(label);
+  show(card, answer, version) {
+    card.dataset.answer = answer === null || answer === undefined ? "" : String(answer);
     if (version !== undefined) {
       // version given: this is the server's state of the card
       card.dataset.version = version === null ? "" : String(version);
@@ -148,7 +148,7 @@ class Grid {
     }
     card.classList.toggle("answered", card.dataset.answer !== "");
     card.querySelectorAll(".answer").forEach((button) => {
-      button.setAttribute("aria-pressed", String(button.dataset.label === card.dataset.answer));
+      button.setAttribute("aria-pressed", String(button.dataset.answer === card.dataset.answer));
     });
     const count = document.getElementById("answered-count");
     if (count) count.textContent = this.cards.filter((c) => c.dataset.answer !== "").length;
@@ -161,32 +161,32 @@ class Grid {
   // Answers are sent one after the other, in the order they were typed, each with the version
   // its card shows: the store's order is the typing order (so undo takes back the last key),
   // and a quick y-then-n on one card is two ordered writes, not a conflict with itself.
-  answer(card, label) {
-    this.show(card, label);
+  answer(card, answer) {
+    this.show(card, answer);
     this.setState(card, "saving…", "saving");
     this.inflight += 1;
     this.writes += 1;
     card.dataset.pending = String(Number(card.dataset.pending || 0) + 1);
     const next = this.cards.findIndex((c, i) => i > this.current && !c.dataset.answer);
     if (next >= 0) this.focus(next);
-    this.queue = this.queue.then(() => this.save(card, label));
+    this.queue = this.queue.then(() => this.save(card, answer));
     return this.queue;
   }
 
-  async save(card, label) {
+  async save(card, answer) {
     try {
       const saved = await post("/api/answer", {
-        id: card.dataset.id, label: label, version: this.version(card),
+        id: card.dataset.id, answer: answer, version: this.version(card),
       });
       if (Number(card.dataset.pending) === 1) {
-        this.show(card, saved.label, saved.version);
+        this.show(card, saved.answer, saved.version);
         this.setState(card, "saved", "saved");
       } else {  // a later answer to this card is on its way: keep showing that one
         card.dataset.version = String(saved.version);
-        card.dataset.saved = String(saved.label);
+        card.dataset.saved = String(saved.answer);
       }
       if (saved.replaced) {
-        notice(`${card.dataset.id}: your answer replaced "${saved.replaced.label}" given by ` +
+        notice(`${card.dataset.id}: your answer replaced "${saved.replaced.answer}" given by ` +
                `${saved.replaced.who} in another tab or process`, "warn");
       }
     } catch (error) {
@@ -232,8 +232,8 @@ class Grid {
     for (const item of undone.items) {
       const card = this.byId.get(String(item.id));
       if (card) {
-        this.show(card, item.label, item.version);
-        this.setState(card, item.label === null ? "undone" : "undone (back to earlier answer)", "saved");
+        this.show(card, item.answer, item.version);
+        this.setState(card, item.answer === null ? "undone" : "undone (back to earlier answer)", "saved");
         this.focus(this.cards.indexOf(card));
       } else {
         notice(`undid the answer for ${item.id} (not in this batch)`, "info");
@@ -263,12 +263,12 @@ class Grid {
         const card = this.byId.get(String(item.id));
         if (!card || Number(card.dataset.pending || 0) > 0) continue;
         if (item.version === this.version(card)) continue;
-        const label = item.answer === null ? "" : String(item.answer);
-        const changed = label !== card.dataset.answer;
+        const answer = item.answer === null ? "" : String(item.answer);
+        const changed = answer !== card.dataset.answer;
         this.show(card, item.answer, item.version);
         if (changed) {
           this.setState(card, "changed in another tab or process", "warn");
-          notice(`${item.id} is now "${label || "unanswered"}": changed in another tab or process`,
+          notice(`${item.id} is now "${answer || "unanswered"}": changed in another tab or process`,
                  "warn");
         }
       }
@@ -337,12 +337,12 @@ document.querySelectorAll(".item-answers button.answer").forEach((button) => {
     const root = button.closest(".item-answers");
     try {
       const saved = await post("/api/answer", {
-        id: root.dataset.id, label: button.dataset.label,
+        id: root.dataset.id, answer: button.dataset.answer,
         version: root.dataset.version === "" ? null : Number(root.dataset.version),
       });
       root.dataset.version = String(saved.version);
       root.querySelectorAll("button.answer").forEach((b) =>
-        b.setAttribute("aria-pressed", String(b.dataset.label === String(saved.label))));
+        b.setAttribute("aria-pressed", String(b.dataset.answer === String(saved.answer))));
       root.querySelector(".state").textContent = "saved";
     } catch (error) {
       root.querySelector(".state").textContent = "not saved: " + error.message;
