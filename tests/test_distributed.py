@@ -514,7 +514,7 @@ def test_distributed_image_embedding_equals_local_embedding(tmp_path):
     from raresift.distributed import embed_parquet, read_embedding_shards
 
     try:
-        from raresift.session.images import encode, load_image
+        from raresift.embed_images import encode, load_image
     except Exception as exc:  # the image model is part of the dev extra
         pytest.skip(f"the image model is unavailable: {exc}")
     rng = np.random.default_rng(0)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from raresift import embed
+from raresift import embed_images as image_model
 from raresift.session import Session
-from raresift.session import images as image_model
 
 from .test_embed import fake_encode
 

@@ -4,7 +4,8 @@ Faiss; the kernels and the submodular engine reach k-NN search only through rare
 The product layer on top: the session floor (store <- project <- rounds / status / exchange
 <- create) imports neither the Session facade nor the web app, the CLI or the Ray path; only
 the facade wires the Ray engine; the app imports no CLI; the Ray path imports no facade, app or
-CLI; and no import circle runs through session/."""
+CLI; and no import circle runs through session/. The embedders (embed.py for texts,
+embed_images.py for images) sit below all of them."""
 
 import ast
 import subprocess
@@ -28,6 +29,11 @@ FORBIDDEN = {
     # the product layer: nothing below it reaches up into it
     "pool.py": ("raresift.session", "raresift.app", "raresift.distributed", "raresift.cli"),
     "loop.py": ("raresift.session", "raresift.app", "raresift.distributed", "raresift.cli"),
+    # the embedders, side by side below every caller (session, distributed, simulate)
+    "embed.py": ("raresift.session", "raresift.app", "raresift.distributed", "raresift.cli",
+                 "raresift.loop", "raresift.strategies", "raresift.embed_images"),
+    "embed_images.py": ("raresift.session", "raresift.app", "raresift.distributed",
+                        "raresift.cli", "raresift.loop", "raresift.strategies"),
     "session": ("raresift.app", "raresift.cli"),
     "session/store.py": ("raresift.session.project", *(UPPER := (
         "raresift.session.session", "raresift.session.create", "raresift.session.rounds",

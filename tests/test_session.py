@@ -604,7 +604,7 @@ def test_image_folder_session_embeds_with_efficientnet(tmp_path):
     pytest.importorskip("efficientnet_lite_pytorch")
     from PIL import Image
 
-    from raresift.session import images
+    from raresift import embed_images as images
 
     folder = tmp_path / "imgs"
     (folder / "sub").mkdir(parents=True)

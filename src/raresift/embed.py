@@ -10,7 +10,8 @@ texts reads the ``.npy`` back (as a memmap), and an interrupted run resumes wher
 (blocks are flushed to a ``.partial.npy`` file as they finish). The finished file is written
 under a temporary name and renamed, so a cache is either complete or absent.
 :func:`cached_embeddings` is the one mechanism, for texts and images alike; labeling sessions
-keep it in :func:`embeddings_cache`, one folder shared by every project of the user.
+keep it in :func:`embeddings_cache`, one folder shared by every project of the user. The image
+embedder (EfficientNet-Lite0) lives beside this one, in :mod:`raresift.embed_images`.
 
 Example
 -------

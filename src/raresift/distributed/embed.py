@@ -4,7 +4,7 @@ Input: a folder of Parquet files, one shard each, with an int64 id column and a 
 texts or image file paths. Output: one folder per shard, ``<destination>/<shard>/``, holding
 Parquet files with the ids and their embeddings (a fixed-size list of float32; L2-normalised
 all-MiniLM-L6-v2 for texts, exactly :func:`raresift.embed.encode_texts`; EfficientNet-Lite0
-for images, exactly :mod:`raresift.session.images`). A shard's folder appears (by an atomic
+for images, exactly :mod:`raresift.embed_images`). A shard's folder appears (by an atomic
 rename) only once all its rows are embedded, so a run that stops resumes by skipping the shards
 already there.
 
@@ -138,17 +138,17 @@ class TextEmbedder(_Embedder):
 
 
 class ImageEmbedder(_Embedder):
-    """EfficientNet-Lite0 on the CPU (:mod:`raresift.session.images`) of image file paths."""
+    """EfficientNet-Lite0 on the CPU (:mod:`raresift.embed_images`) of image file paths."""
 
     def __init__(self, column, id_column, batch_size, device="cpu", image_size=224):
-        from raresift.session.images import load_model
+        from raresift.embed_images import load_model
 
         super().__init__(column, id_column, batch_size)
         self.image_size = image_size
         load_model()
 
     def encode(self, values):
-        from raresift.session.images import encode, load_image
+        from raresift.embed_images import encode, load_image
 
         return encode(np.stack([load_image(p, self.image_size) for p in values]))
 

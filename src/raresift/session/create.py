@@ -278,7 +278,7 @@ def _read_source(
         }
         return source, table, inputs.link_or_copy(Path(array.filename), out), True, embed.MODEL
     from raresift import embed
-    from raresift.session import images as image_model
+    from raresift import embed_images as image_model
 
     path = Path(images)
     if path.is_dir():

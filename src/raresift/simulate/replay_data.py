@@ -182,7 +182,7 @@ def _spam(spec, folder):
 def _animal(spec, folder):
     from PIL import Image
 
-    from raresift.session import images
+    from raresift import embed_images as images
 
     try:
         import animal_mnist
