@@ -96,7 +96,7 @@ def test_an_answer_over_another_writer_says_what_it_replaced_in_one_transaction(
         ("/api/answer", b"\xff\xfe{", 400, "not UTF-8"),
         ("/api/answer", "[1, 2]", 400, "must be a JSON object"),
         ("/api/answer", '{"id": "item1"}', 400, "needs 'id' and 'answer'"),
-        ("/api/answer", '{"id": "item1", "label": "1"}', 400, "'label' is called 'answer'"),
+        ("/api/answer", '{"id": "item1", "label": "1", "answer": "0"}', 400, "not both"),
         ("/api/answer", '{"id": "nope", "answer": "1"}', 404, "unknown id"),
         ("/api/answer", '{"id": "item1", "answer": "maybe"}', 400, "is not one of"),
         ("/api/answer", '{"id": "item1", "answer": "1", "version": "x"}', 400, "version"),
@@ -249,3 +249,11 @@ def test_one_vocabulary_at_the_http_edge(client):
     assert all(isinstance(i["id"], str) for i in items)
     page = client.get("/item?id=item5").text
     assert 'data-answer="1"' in page and "data-label" not in page
+
+
+def test_a_request_in_the_earlier_vocabulary_is_still_stored(client):
+    """Scripts written for the API's earlier name of the answer (``label``) keep working."""
+    saved = client.post("/api/answer", json={"id": "item6", "label": "1"}).json()
+    assert saved["saved"] and saved["answer"] == "1" and "label" not in saved
+    assert client.get("/api/batch").status_code == 200
+    assert client.app.app.state.session.item("item6")["answer"] == "1"

@@ -23,7 +23,8 @@ The HTTP API speaks one vocabulary, in JSON in and out (and in the pages' ``data
 The writes (POST, with the page's ``X-CSRF-Token`` header and a JSON object body):
 
 - ``/api/answer`` ``{"id", "answer", "version"?}`` -> ``{"saved": true, "id", "answer",
-  "version", "replaced": null | {"answer", "who", "version"}}``;
+  "version", "replaced": null | {"answer", "who", "version"}}`` (a request may still call the
+  answer ``label``, its earlier name; replies always say ``answer``);
 - ``/api/undo`` ``{"last"?: 1}`` -> ``{"items": [{"id", "undone", "answer", "version"}]}``
   (``undone``: the answer taken back; ``answer``: the one in force now);
 - ``/api/next`` ``{}`` and ``/api/audit`` ``{"n"?: 200}`` start the next round / an audit batch.
@@ -568,9 +569,12 @@ def export(request):
 async def api_answer(request):
     state = request.app.state
     data = await body_of(request)
+    if "answer" not in data and "label" in data:  # the API's earlier name, still read
+        data["answer"] = data.pop("label")
+    elif "answer" in data and "label" in data:
+        raise ValidationError("an answer has 'answer' or its earlier name 'label', not both")
     if "id" not in data or "answer" not in data:
-        renamed = " (the field 'label' is called 'answer')" if "label" in data else ""
-        raise ValidationError(f"an answer needs 'id' and 'answer'{renamed}")
+        raise ValidationError("an answer needs 'id' and 'answer'")
     seen = _seen_version(data)
     saved = await in_thread(
         record_answer, state.session, str(data["id"]), str(data["answer"]), seen, state.who
