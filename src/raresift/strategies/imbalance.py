@@ -119,7 +119,7 @@ def best_thresholds(sorted_labels: np.ndarray, k: int) -> tuple[int, int]:
     the fewest labeled items of ``sorted_labels`` (-1: unlabeled, ignored), and that count.
 
     >>> best_thresholds(np.array([0, -1, 0, -1, 2, -1, 2]), 2)
-    (3, 0)
+    (4, 0)
     """
     pos = (sorted_labels == k).astype(np.int64)
     neg = ((sorted_labels >= 0) & (sorted_labels != k)).astype(np.int64)

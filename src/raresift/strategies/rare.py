@@ -93,8 +93,8 @@ def coverage_picks(
         rng.choice(cands, COVERAGE_SAMPLE, replace=False)
     )  # fmt: skip
     labeled = state.labels.ids
-    if labeled.size > COVERAGE_SAMPLE:
-        labeled = np.sort(rng.choice(labeled, COVERAGE_SAMPLE, replace=False))
+    if labeled.size > COVERAGE_SAMPLE // 2:  # what covers: a sample of the answers
+        labeled = np.sort(rng.choice(labeled, COVERAGE_SAMPLE // 2, replace=False))
     points = np.concatenate([sample, labeled])
     units = _unit(state.pool.embeddings_of(points))
     sims = units @ units.T
