@@ -28,4 +28,4 @@ def test_quickstart_finds_most_of_the_rare_digit():
     )
     assert (labels, total) == (50 + 6 * 20, 45)
     assert found >= 25  # random labeling would find about 170 * 1 % = 2
-    assert "first pick: item " in out.stdout and "entropy score" in out.stdout
+    assert "first pick: item " in out.stdout and "most uncertain (entropy " in out.stdout

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("raresift")
 
-UNCERTAINTY = {"entropy", "margin", "least-confidence", "variation-ratio", "bald"}
 # strategies that seek the positives; in a class session, any rare class named at init
 SEEKERS = {"mlp", "information-density", "rare-search"}
 # strategies with their own cold start (they pick before any model or positive exists)
@@ -277,6 +276,8 @@ def compute_round(
         stop = None
     else:
         reasons = explain(session, learner, batch, sets, cand)
+        if learner.strategy.name == "random":
+            reasons = [f"{r}; score = chance of being drawn" for r in reasons]
         stop = stop_set_predictions(session, learner)
     seconds["reasons"] = time.perf_counter() - t0
     return Picks(
@@ -329,8 +330,7 @@ def explain(
             else reasons  # fmt: skip
     proba = _probabilities(learner, batch.ids)
     reasons = []
-    for i, score in enumerate(batch.scores):
-        p = proba[i]
+    for reason, p in zip(batch.reasons, proba, strict=True):  # the strategy's words, the odds
         if session.kind == "concept":
             odds = f"p({session.config['concept']})={p[1]:.2f}"
         elif name in SEEKERS:
@@ -338,19 +338,7 @@ def explain(
         else:
             top = np.argsort(-p)[:2]
             odds = ", ".join(f"p({session.label_name(int(c))})={p[c]:.2f}" for c in top)
-        if name == "mlp":
-            what = "rare class" if session.kind == "classes" else "positive"
-            reasons.append(f"most likely {what}: {odds}")
-        elif name in UNCERTAINTY:
-            reasons.append(f"most uncertain ({name} {score:.3g}): {odds}")
-        elif name == "information-density":
-            reasons.append(
-                f"uncertain and typical of the pool (density-weighted {score:.3g}): {odds}"
-            )
-        elif name == "random":
-            reasons.append(f"random pick (baseline; score = chance of being drawn): {odds}")
-        else:
-            reasons.append(f"{name} score {score:.3g}: {odds}")
+        reasons.append(f"{reason}: {odds}")
     needs_q, needs_p = _needs(name)
     if needs_q or needs_p or name in {"fl", "gc", "logdet"}:
         reasons = _explain_submodular(session, learner, batch, reasons, needs_q, needs_p)

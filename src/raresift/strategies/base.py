@@ -106,7 +106,15 @@ class ScoringStrategy(Strategy):
     """A strategy that ranks items independently: higher score, earlier pick.
 
     Ties are broken at random with the state's generator, so equal scores never favour low ids.
+    Each pick's reason is :meth:`reason` of its score (``reason_format``), so a batch explains
+    itself wherever it is shown.
     """
+
+    reason_format: ClassVar[str] = "{name} score {score:.4g}"
+
+    def reason(self, score: float) -> str:
+        """Why an item with this score was picked, in words."""
+        return self.reason_format.format(name=self.name, score=score)
 
     def score(self, state: SelectionState, ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -126,7 +134,9 @@ class ScoringStrategy(Strategy):
         if scores.shape != ids.shape or not np.all(np.isfinite(scores)):
             raise ValidationError(f"strategy {self.name!r} produced invalid scores")
         order = top_scores(scores, budget, state.rng)
-        reasons = _all_tied_reasons(self, state, scores, budget)
+        reasons = _all_tied_reasons(self, state, scores, budget) or [
+            self.reason(s) for s in scores[order]
+        ]
         return Batch(ids[order], scores[order], self.name, state.round, reasons)
 
 
@@ -173,6 +183,8 @@ def top_scores(scores: np.ndarray, budget: int, rng: np.random.Generator) -> np.
 @register_strategy("random")
 class RandomStrategy(ScoringStrategy):
     """Uniform random picks (the baseline every paper compares against)."""
+
+    reason_format = "random pick (baseline)"
 
     def score(self, state: SelectionState, ids: np.ndarray) -> np.ndarray:
         return state.rng.random(ids.size)

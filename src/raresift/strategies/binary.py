@@ -84,6 +84,10 @@ class MostLikelyPositiveStrategy(ScoringStrategy):
     def __init__(self, positive: int = 1):
         self.positive = positive
 
+    def reason(self, score: float) -> str:
+        what = "rare class" if isinstance(self.positive, (list, tuple)) else "positive"
+        return f"most likely {what} (p={score:.2f})"
+
     def score(self, state, ids):
         return positive_proba(state, ids, self.positive)
 
@@ -130,6 +134,8 @@ class InformationDensityStrategy(DensityWeightedStrategy):
     it; a class session passes its rare classes) the entropy is that of "any positive class"
     against the rest, so the uncertainty is about the classes sought.
     """
+
+    reason_format = "uncertain and typical of the pool (density-weighted {score:.3g})"
 
     parameter_constraints = {
         "positive": [Interval(int, 0, None), ClassList(), Instance(None)],

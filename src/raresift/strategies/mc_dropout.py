@@ -12,7 +12,7 @@ from raresift.errors import ValidationError
 from raresift.models.base import require_capability
 from raresift.params import Interval
 from raresift.strategies.base import ScoringStrategy, SelectionState, register_strategy
-from raresift.strategies.uncertainty import entropy_scores
+from raresift.strategies.uncertainty import UNCERTAIN, entropy_scores
 
 
 def bald_scores(samples: np.ndarray) -> np.ndarray:
@@ -47,6 +47,7 @@ class _MCDropoutStrategy(ScoringStrategy):
     """Score candidates in chunks from ``n_samples`` dropout masks seeded by the round's rng."""
 
     requirements = frozenset({"dropout_samples"})
+    reason_format = UNCERTAIN
 
     parameter_constraints = {
         "n_samples": [Interval(int, 2, None)],

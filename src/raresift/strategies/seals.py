@@ -144,7 +144,10 @@ def select_expanding(strategy: Any, state: SelectionState, candidates: Any, budg
             density.add(normalize_rows(state.pool.embeddings_of(new_ids)))
         n += new_ids.size
         taken.update(new)
-    return Batch(np.array(picks, dtype=np.int64), np.array(pick_scores), strategy.name, state.round)
+    reasons = [strategy.reason(s) for s in pick_scores]
+    return Batch(
+        np.array(picks, dtype=np.int64), np.array(pick_scores), strategy.name, state.round, reasons
+    )
 
 
 class RunningDensity:

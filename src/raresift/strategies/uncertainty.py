@@ -136,9 +136,14 @@ def margin_scores(proba: np.ndarray) -> np.ndarray:
     return 1.0 - (top2[:, 1] - top2[:, 0])
 
 
+UNCERTAIN = "most uncertain ({name} {score:.3g})"  # the reason of an uncertainty pick
+
+
 @register_strategy("entropy")
 class EntropyStrategy(ScoringStrategy):
     """Pick the items whose predicted class distribution has the highest entropy (MaxEnt)."""
+
+    reason_format = UNCERTAIN
 
     requirements = frozenset({"probabilities"})
 
@@ -150,6 +155,8 @@ class EntropyStrategy(ScoringStrategy):
 class LeastConfidenceStrategy(ScoringStrategy):
     """Pick the items whose most likely class is least likely."""
 
+    reason_format = UNCERTAIN
+
     requirements = frozenset({"probabilities"})
 
     def score(self, state, ids):
@@ -159,6 +166,8 @@ class LeastConfidenceStrategy(ScoringStrategy):
 @register_strategy("margin")
 class MarginStrategy(ScoringStrategy):
     """Pick the items with the smallest gap between the two most likely classes."""
+
+    reason_format = UNCERTAIN
 
     requirements = frozenset({"probabilities"})
 
