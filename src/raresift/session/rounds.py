@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from raresift.errors import ConfigError, ValidationError
-from raresift.index import ROW_BLOCK, normalize_rows
+from raresift.index import exact_search, normalize_rows
 
 if TYPE_CHECKING:
     # typed by the floor below the facade: these functions read and write a Project
@@ -349,10 +349,9 @@ def explain(
 
 def _nearest(session: Session, unit_rows: np.ndarray, ref_ids: np.ndarray):
     """For each row, the closest of ``ref_ids`` (by cosine) and the similarity."""
-    ref = normalize_rows(session.pool().embeddings_of(ref_ids))
-    sims = unit_rows @ ref.T
-    best = sims.argmax(axis=1)
-    return ref_ids[best], sims[np.arange(sims.shape[0]), best]
+    ref = np.asarray(ref_ids, dtype=np.int64)
+    positions, sims = exact_search(session.pool().embeddings_of(ref), unit_rows, 1)
+    return ref[positions[:, 0]], sims[:, 0]
 
 
 def _explain_submodular(session, learner, batch, reasons, needs_q, needs_p) -> list[str]:
@@ -365,11 +364,8 @@ def _explain_submodular(session, learner, batch, reasons, needs_q, needs_p) -> l
         if cands.size <= _COVERAGE_SAMPLE
         else rng.choice(cands, _COVERAGE_SAMPLE, replace=False)
     )
-    owner = np.zeros(batch.ids.size, dtype=np.int64)
-    for lo in range(0, sample.size, ROW_BLOCK):
-        block = normalize_rows(pool.embeddings_of(sample[lo : lo + ROW_BLOCK]))
-        owner += np.bincount((block @ picks.T).argmax(axis=1), minlength=batch.ids.size)
-    share = owner / max(1, sample.size)
+    nearest_pick, _ = exact_search(picks, normalize_rows(pool.embeddings_of(sample)), 1)
+    share = np.bincount(nearest_pick[:, 0], minlength=batch.ids.size) / max(1, sample.size)
     out = []
     q, p = learner.query_ids, learner.conditioning_ids
     near_q = _nearest(session, picks, q) if needs_q and q is not None and len(q) else None
@@ -454,27 +450,25 @@ def _similar_picks(session: Session, sets: AnswerSets, options, budget: int, sta
 
 def top_similar(session: Session, targets: np.ndarray, k: int, exclude: np.ndarray):
     """The ``k`` items (not in ``exclude``) with the highest cosine to any of ``targets``
-    (unit rows): ids, similarities and which target, best first. Exact, in blocks."""
+    (unit rows): ids, similarities and which target, best first (ties by id).
+
+    Through :func:`raresift.index.exact_search`, the one exact k-NN path: an item in the top
+    ``k`` by its best target is among that target's top ``k + len(exclude)``, so the union of
+    the targets' lists holds the answer.
+    """
     pool = session.pool()
-    n_free = len(pool) - np.unique(exclude).size
+    excluded = np.unique(exclude)
+    n_free = len(pool) - excluded.size
     if k > n_free:
         raise ValidationError(f"budget {k} exceeds the {n_free} unanswered items")
     targets = np.asarray(targets, dtype=np.float32)
-    excluded = np.unique(exclude)
-    best_ids = np.empty(0, dtype=np.int64)
-    best_sims = np.empty(0, dtype=np.float32)
-    best_which = np.empty(0, dtype=np.int64)
-    for lo in range(0, len(pool), ROW_BLOCK):
-        ids = pool.ids[lo : lo + ROW_BLOCK]
-        block = normalize_rows(pool.embeddings[lo : lo + ROW_BLOCK]) @ targets.T
-        which = block.argmax(axis=1)
-        sims = block[np.arange(block.shape[0]), which]
-        keep = ~np.isin(ids, excluded)
-        best_ids = np.concatenate([best_ids, ids[keep]])
-        best_sims = np.concatenate([best_sims, sims[keep]])
-        best_which = np.concatenate([best_which, which[keep]])
-        if best_ids.size > k:
-            top = np.argpartition(-best_sims, k - 1)[:k]
-            best_ids, best_sims, best_which = best_ids[top], best_sims[top], best_which[top]
-    order = np.lexsort((best_ids, -best_sims))[:k]
-    return best_ids[order], best_sims[order].astype(np.float64), best_which[order]
+    positions, sims = exact_search(pool.embeddings, targets, k + excluded.size)
+    which = np.repeat(np.arange(targets.shape[0]), positions.shape[1])
+    ids, sims = pool.ids[positions.ravel()], sims.ravel()
+    keep = ~np.isin(ids, excluded)
+    ids, sims, which = ids[keep], sims[keep], which[keep]
+    order = np.lexsort((which, ids, -sims))  # each item once, at its best target
+    ids, sims, which = ids[order], sims[order], which[order]
+    _, first = np.unique(ids, return_index=True)
+    first = np.sort(first)[:k]
+    return ids[first], sims[first].astype(np.float64), which[first]
