@@ -43,6 +43,7 @@ Three ways to hold the ``n x n`` similarity of the candidates, all with the same
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -152,10 +153,13 @@ def similarity(
     Y: Any = None,
     metric: str = DEFAULT_METRIC,
     out: np.ndarray | None = None,
+    on_block: Callable[[int, int, np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """Dense float32 similarity matrix ``S[i, j] = s(X[i], Y[j])`` (``Y`` defaults to ``X``).
 
-    Built in row blocks; pass ``out`` (e.g. a memmap) to fill an existing array.
+    Built in row blocks; pass ``out`` (e.g. a memmap) to fill an existing array. ``on_block(start,
+    stop, rows)`` is called with each finished block ``S[start:stop]`` while it is still in cache
+    (a reduction over the kernel then costs no second pass over memory); it must not modify it.
     """
     check_metric(metric)
     X = check_matrix(X, "X", allow_empty=True)
@@ -179,6 +183,8 @@ def similarity(
         if same and metric == "euclidean":  # exact 1 on the diagonal despite float32 cancellation
             rows = np.arange(start, stop)
             out[rows, rows] = 1.0
+        if on_block is not None:
+            on_block(start, stop, out[start:stop])
     return out
 
 
