@@ -146,10 +146,17 @@ class FacilityLocationFamily(SetFunction):
         cap = np.inf if self.cap is None else self.cap
         if isinstance(self.cover, SparseKernel):  # non-neighbours (s = 0 <= lo) add nothing
             t = self.cover.transposed
-            owner = np.repeat(np.arange(n), np.diff(t.indptr))
-            low = lo[t.indices]
-            after = np.clip(t.data, low, cap if self.cap is None else cap[t.indices]) - low
-            gains = np.bincount(owner, weights=after, minlength=n)
+            gains = np.empty(n, dtype=np.float64)
+            step = max(1, BLOCK_ELEMENTS // max(1, t.nnz // max(n, 1)))
+            for start in range(0, n, step):  # a block of candidates at a time: O(block) memory
+                stop = min(n, start + step)
+                first, last = t.indptr[start], t.indptr[stop]
+                owner = np.repeat(np.arange(stop - start), np.diff(t.indptr[start : stop + 1]))
+                items = t.indices[first:last]
+                low = lo[items]
+                after = np.clip(t.data[first:last], low, cap if self.cap is None else cap[items])
+                after -= low
+                gains[start:stop] = np.bincount(owner, weights=after, minlength=stop - start)
         elif isinstance(self.cover, DenseKernel):
             gains = self._clipped_row_sums(None, lo, self.cap)
             gains -= lo.sum(dtype=np.float64)
@@ -221,6 +228,8 @@ class FacilityLocationFamily(SetFunction):
         """``sum_i clip(S[i, :], lo_i, hi_i)`` over the dense kernel's rows ``items`` (all rows
         when None; ``hi`` None: no upper bound), float64 (n,); see :func:`_row_sums`."""
         matrix = self.cover.matrix
+        if items is not None and items.size == matrix.shape[0]:  # every row: read in order
+            items = None
         if self._buffer is None:
             self._buffer = np.empty((_rows_per_pass(matrix.shape[1]), matrix.shape[1]), np.float32)
         return _row_sums(matrix, items, lo, hi, self._buffer, np.zeros(matrix.shape[1]))
