@@ -179,7 +179,8 @@ def make_objective(
     Kp = rect(conditioning_kernel, Xp, "conditioning") if spec.conditioning else None
     if data_kernel is None and X is not None and spec.data_kernel:
         kernel = _kernel_kind(name, spec, kernel, n, k)
-    if spec.family == "fl" and name != "flqmi" and kernel == "dense" and data_kernel is None:
+    fused = spec.family == "fl" and name != "flqmi" and kernel == "dense"
+    if fused and data_kernel is None and X is not None:
         K = None  # built below, with the first gains summed while it is built
     elif spec.data_kernel:
         K = _data_kernel(name, X, data_kernel, metric, kernel, k, knn_index, knn_mode)
