@@ -8,8 +8,17 @@ kernel (SIMILAR's), eta = nu = lambda = 1. raresift uses ``kernel="auto"``: dens
 family up to 32,768 candidates, a sparse k = 100 nearest-neighbour kernel above; graph cut and log
 det never store n x n (rows are computed on demand). submodlib gets the dense kernels.
 
+The kernel bound: each raresift worker also times the one sgemm that builds its n x n kernel
+(``xs @ xs.T`` of the prepared float32 rows, into fresh memory, ``xs.T`` contiguous so BLAS runs a
+plain sgemm) right before each repeat of the selection, in the same process, and reports the
+selection's time over it: ``x gemm`` (min over repeats of each, and median of each). Pin BLAS to one
+thread (OMP/OPENBLAS/MKL_NUM_THREADS=1) so both sides run on one core.
+
 Quick run:   python benchmarks/submodular_vs_submodlib.py --sizes 2000 --objectives fl,flqmi
 Full run:    python benchmarks/submodular_vs_submodlib.py          (takes long; run in background)
+Kernel bound of the facility-location family (the README's table):
+             python benchmarks/submodular_vs_submodlib.py --sizes 10000,30000 \
+                 --objectives fl,flvmi,flcg,flcmi --optimizers lazy,naive --repeats 3
 """
 
 from __future__ import annotations
@@ -64,10 +73,41 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _worker(lib: str, name: str, optimizer: str, n: int, kernel: str) -> dict:
+def _sgemm_seconds(X: np.ndarray) -> tuple[float, float]:
+    """Wall and CPU seconds of the one sgemm that builds the n x n kernel of ``X``'s rows (the
+    shifted cosine's dot products of unit rows), into fresh memory like the kernel itself."""
+    xs = X / np.linalg.norm(X, axis=1, keepdims=True)
+    xt = np.ascontiguousarray(xs.T)
+    cpu, start = time.process_time(), time.perf_counter()
+    product = xs @ xt
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    del product
+    return seconds, cpu
+
+
+def _worker(lib: str, name: str, optimizer: str, n: int, kernel: str, repeats: int = 1) -> dict:
+    """``repeats`` timed runs of one case; raresift's each after a timed sgemm of its kernel."""
+    runs = [_one_run(lib, name, optimizer, n, kernel) for _ in range(repeats)]
+    out = dict(runs[0])
+    out["seconds"] = min(r["seconds"] for r in runs)
+    out["median"] = float(np.median([r["seconds"] for r in runs]))
+    out["cpu"] = min(r["cpu"] for r in runs)
+    out["peak_mb"] = _peak_rss_mb()
+    if lib == "raresift":
+        out["gemm"] = min(r["gemm"] for r in runs)
+        out["gemm_median"] = float(np.median([r["gemm"] for r in runs]))
+        out["gemm_cpu"] = min(r["gemm_cpu"] for r in runs)
+    out["repeats"] = repeats
+    return out
+
+
+def _one_run(lib: str, name: str, optimizer: str, n: int, kernel: str) -> dict:
     X, Q, P = _data(n)
+    gemm = gemm_cpu = None
     if lib == "submodlib":
         import submodlib  # noqa: F401  (import time is not the library's selection time)
+    else:
+        gemm, gemm_cpu = _sgemm_seconds(X)
     before = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = before.ru_utime + before.ru_stime
     start = time.perf_counter()
@@ -97,19 +137,21 @@ def _worker(lib: str, name: str, optimizer: str, n: int, kernel: str) -> dict:
         picks, gains = submodlib_select(fn, BUDGET, optimizer)
     seconds = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak_mb = _peak_rss_mb()
     return {
         "seconds": seconds,
         "cpu": usage.ru_utime + usage.ru_stime - cpu_before,
-        "peak_mb": peak_mb,
+        "gemm": gemm,
+        "gemm_cpu": gemm_cpu,
         "picks": picks[:10].tolist(),
         "gains": gains[:10].tolist(),
         "value": float(np.sum(gains)),
     }
 
 
-def _run_case(lib: str, name: str, optimizer: str, n: int, kernel: str, timeout: float) -> dict:
-    cmd = [sys.executable, __file__, "--worker", lib, name, optimizer, str(n), kernel]
+def _run_case(
+    lib: str, name: str, optimizer: str, n: int, kernel: str, timeout: float, repeats: int = 1
+) -> dict:
+    cmd = [sys.executable, __file__, "--worker", lib, name, optimizer, str(n), kernel, str(repeats)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -133,7 +175,23 @@ def _agreement(ours: dict, ref: dict) -> str:
 def _fmt(result: dict) -> tuple[str, str, str]:
     if "status" in result:
         return result["status"], "-", "-"
-    return f"{result['seconds']:.2f}", f"{result['cpu']:.1f}", f"{result['peak_mb']:.0f}"
+    seconds = f"{result['seconds']:.2f}"
+    if result.get("repeats", 1) > 1:
+        seconds += f"/{result['median']:.2f}"
+    return seconds, f"{result['cpu']:.1f}", f"{result['peak_mb']:.0f}"
+
+
+def _bound(result: dict) -> tuple[str, str]:
+    """The sgemm's wall seconds (min/median) and the selection's time over it: min/min,
+    median/median, and CPU min/min."""
+    if "gemm" not in result:
+        return "-", "-"
+    gemm = f"{result['gemm']:.3f}/{result['gemm_median']:.3f}"
+    ratio = (
+        f"{result['seconds'] / result['gemm']:.2f}/{result['median'] / result['gemm_median']:.2f}"
+        f" ({result['cpu'] / result['gemm_cpu']:.2f})"
+    )
+    return gemm, ratio
 
 
 def main() -> None:
@@ -154,11 +212,24 @@ def main() -> None:
         choices=["auto", "dense", "sparse", "features"],
         help="how raresift holds candidate similarities (sparse = k-NN, k=100)",
     )
-    parser.add_argument("--worker", nargs=5, metavar=("LIB", "NAME", "OPT", "N", "KERNEL"))
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="timed runs of each raresift case (min, median)"
+    )
+    parser.add_argument(
+        "--submodlib-repeats", type=int, default=1, help="timed runs of each submodlib case"
+    )
+    parser.add_argument(
+        "--submodlib-optimizers",
+        default="lazy,naive,stochastic,lazier",
+        help="optimizers for which submodlib runs (it is skipped for the others, with the reason)",
+    )
+    parser.add_argument(
+        "--worker", nargs=6, metavar=("LIB", "NAME", "OPT", "N", "KERNEL", "REPEATS")
+    )
     args = parser.parse_args()
     if args.worker:
-        lib, name, optimizer, n, kernel = args.worker
-        print(json.dumps(_worker(lib, name, optimizer, int(n), kernel)))
+        lib, name, optimizer, n, kernel, repeats = args.worker
+        print(json.dumps(_worker(lib, name, optimizer, int(n), kernel, int(repeats))))
         return
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -173,21 +244,26 @@ def main() -> None:
     if args.million:
         cases += [(1_000_000, name, opt) for name in ("flqmi", "gcmi") for opt in ("lazy",)]
     header = (
-        f"{'n':>8} {'objective':<10} {'optimizer':<10} {'raresift s':>10} {'cpu s':>7} {'MB':>6}  "
-        f"{'submodlib s':<44} {'cpu s':>7} {'MB':>6} {'speedup':>8} {'same top-10':>11}"
+        f"{'n':>8} {'objective':<10} {'optimizer':<10} {'raresift s':>11} {'cpu s':>6} {'MB':>6} "
+        f"{'sgemm s':>11} {'x sgemm (cpu)':>17}  {'submodlib s':<36} {'cpu s':>6} {'MB':>6} "
+        f"{'speedup':>8} {'same top-10':>11}"
     )
     print(header)
     print("-" * len(header), flush=True)
     for n, name, opt in cases:
-        ours = _run_case("raresift", name, opt, n, args.kernel, args.timeout)
+        ours = _run_case("raresift", name, opt, n, args.kernel, args.timeout, args.repeats)
         if not have_ref:
             ref = {"status": "skipped: submodlib not installed"}
+        elif opt not in args.submodlib_optimizers.split(","):
+            ref = {"status": "skipped (--submodlib-optimizers)"}
         elif submodlib_gb(name, n) > SUBMODLIB_LIMIT_GB:
             ref = {"status": f"skipped: needs ~{submodlib_gb(name, n):.0f} GB list-of-lists kernel"}
         elif n not in ref_sizes and OBJECTIVES[name].data_kernel:
             ref = {"status": "skipped (--submodlib-sizes)"}
         else:
-            ref = _run_case("submodlib", name, opt, n, args.kernel, args.timeout)
+            ref = _run_case(
+                "submodlib", name, opt, n, args.kernel, args.timeout, args.submodlib_repeats
+            )
         speed = same = "-"
         if "seconds" in ours and "seconds" in ref:
             speed = f"{ref['seconds'] / ours['seconds']:.1f}x"
@@ -195,16 +271,20 @@ def main() -> None:
                 same = _agreement(ours, ref)
         rs, rc, rm = _fmt(ours)
         ss, sc, sm = _fmt(ref)
+        gemm, ratio = _bound(ours)
         print(
-            f"{n:>8} {name:<10} {opt:<10} {rs:>10} {rc:>7} {rm:>6}  {ss:<44} {sc:>7} {sm:>6} "
-            f"{speed:>8} {same:>11}",
+            f"{n:>8} {name:<10} {opt:<10} {rs:>11} {rc:>6} {rm:>6} {gemm:>11} {ratio:>17}  "
+            f"{ss:<36} {sc:>6} {sm:>6} {speed:>8} {same:>11}",
             flush=True,
         )
     print(
         f"(B={BUDGET}, d={DIM}, q={N_QUERY}, p={N_CONDITIONING}, shifted cosine, epsilon=0.1; "
-        f"raresift kernel={args.kernel}; seconds include building kernels; "
-        "cpu s = user + system seconds of all the worker's threads; "
-        "MB = the worker's peak RSS)"
+        f"raresift kernel={args.kernel}; seconds include building kernels, min/median over "
+        f"{args.repeats} raresift and {args.submodlib_repeats} submodlib repeat(s); "
+        "sgemm s = the n x n kernel's one sgemm timed in the raresift worker before each repeat; "
+        "x sgemm = raresift s over it, min/min and median/median, (cpu: min/min of CPU seconds); "
+        "speedup = submodlib s over raresift s, both min; "
+        "cpu s = user + system seconds of all the worker's threads; MB = the worker's peak RSS)"
     )
 
 

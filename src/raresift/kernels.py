@@ -43,6 +43,7 @@ Three ways to hold the ``n x n`` similarity of the candidates, all with the same
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -152,10 +153,13 @@ def similarity(
     Y: Any = None,
     metric: str = DEFAULT_METRIC,
     out: np.ndarray | None = None,
+    on_block: Callable[[int, int, np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """Dense float32 similarity matrix ``S[i, j] = s(X[i], Y[j])`` (``Y`` defaults to ``X``).
 
-    Built in row blocks; pass ``out`` (e.g. a memmap) to fill an existing array.
+    Built in row blocks; pass ``out`` (e.g. a memmap) to fill an existing array. ``on_block(start,
+    stop, rows)`` is called with each finished block ``S[start:stop]`` while it is still in cache
+    (a reduction over the kernel then costs no second pass over memory); it must not modify it.
     """
     check_metric(metric)
     X = check_matrix(X, "X", allow_empty=True)
@@ -179,6 +183,8 @@ def similarity(
         if same and metric == "euclidean":  # exact 1 on the diagonal despite float32 cancellation
             rows = np.arange(start, stop)
             out[rows, rows] = 1.0
+        if on_block is not None:
+            on_block(start, stop, out[start:stop])
     return out
 
 
@@ -433,8 +439,13 @@ def knn_kernel(
         ).fit(xs)
         nbrs, scores = index.search(xs, k)
     values = _neighbour_similarities(scores, metric, X.shape[1])
+    del xs, scores
     log.debug("built %s k-NN kernel: n=%d k=%d (%s)", metric, n, k, factory)
-    return SparseKernel(neighbour_graph(values, nbrs, _self_similarity(X, metric), mode))
+    kernel = SparseKernel(neighbour_graph(values, nbrs, _self_similarity(X, metric), mode))
+    if mode == "union":  # mirrored entry for entry: its own transpose, exactly
+        kernel._symmetric = True
+        kernel._transposed = kernel.matrix
+    return kernel
 
 
 def _neighbour_similarities(scores: np.ndarray, metric: str, dim: int) -> np.ndarray:
@@ -475,9 +486,10 @@ def neighbour_graph(
     if mode not in KNN_MODES:
         raise ValidationError(f"unknown k-NN mode {mode!r}; choose one of: {', '.join(KNN_MODES)}")
     n = nbrs.shape[0]
-    nbrs = nbrs.astype(np.int64, copy=True)
+    index = np.int32 if n * max(nbrs.shape[1], 1) * 2 < 2**31 else np.int64
+    nbrs = nbrs.astype(index, copy=True)
     values = values.astype(np.float32, copy=True)
-    rows = np.arange(n)
+    rows = np.arange(n, dtype=index)
     is_self = nbrs == rows[:, None]
     lacking = ~is_self.any(axis=1)
     if lacking.any():  # put i where its weakest neighbour (or an empty slot) was
@@ -486,28 +498,62 @@ def neighbour_graph(
         nbrs[lacking, slot] = rows[lacking]
         is_self[lacking, slot] = True
     values[is_self] = np.broadcast_to(self_similarity[:, None], is_self.shape)[is_self]
+    del is_self
     valid = nbrs >= 0  # approximate Faiss indexes may return fewer than k neighbours
-    r = np.broadcast_to(rows[:, None], nbrs.shape)[valid]
-    c, v = nbrs[valid], values[valid]
-    if mode == "union":  # one value per pair {i, j} (the lower row's, if both found it), mirrored
-        lo, hi = np.minimum(r, c), np.maximum(r, c)
-        # one int64 key per entry, ordered by (lo, hi, found by the higher row): a single sort
-        pair = lo * n + hi
-        order = np.argsort(2 * pair + (r != lo))
-        pair = pair[order]
+    found = sp.csr_matrix(
+        (values[valid], nbrs[valid], np.concatenate([[0], np.cumsum(valid.sum(axis=1))])),
+        shape=(n, n),
+    )
+    del nbrs, values, valid
+    if mode == "rows":
+        found.sum_duplicates()
+        return found
+    return _union(found)
+
+
+def _union(found: sp.csr_matrix) -> sp.csr_matrix:
+    """The symmetric union of a k-NN graph (row ``i`` of ``found`` holds what ``i``'s search
+    found): ``s_ij`` wherever ``i`` found ``j`` or ``j`` found ``i``, with one value per pair
+    {i, j}, the lower row's if both found it.
+
+    Built block by block of rows into arrays sized for the largest possible result (pages
+    never written are never resident): each block merges its rows of ``found`` with those of
+    its transpose, ``O(block)`` extra memory."""
+    n = found.shape[0]
+    mirror = found.T.tocsr()  # row i: the rows j that found i, with s_ji
+    bound = found.nnz + mirror.nnz
+    index = np.int32 if bound < 2**31 else np.int64
+    indices = np.empty(bound, dtype=index)
+    data = np.empty(bound, dtype=np.float32)
+    indptr = np.zeros(n + 1, dtype=index)
+    step = max(1, (1 << 20) // max(1, bound // max(n, 1)))
+    filled = 0
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        parts = []
+        for matrix, lower_first in ((found, True), (mirror, False)):
+            lo, hi = matrix.indptr[start], matrix.indptr[stop]
+            row = np.repeat(np.arange(start, stop), np.diff(matrix.indptr[start : stop + 1]))
+            col = matrix.indices[lo:hi].astype(np.int64)
+            # 0 for the entry that holds the lower row's value: found's where i < j (row i found
+            # j), the mirror's where i > j (row j found i)
+            later = (row > col) if lower_first else (row < col)
+            parts.append(((row - start) * n + col, later, matrix.data[lo:hi]))
+        key = np.concatenate([2 * p[0] + p[1] for p in parts])
+        value = np.concatenate([p[2] for p in parts])
+        order = np.argsort(key, kind="stable")
+        pair = key[order] >> 1
         first = np.ones(pair.size, dtype=bool)
         np.not_equal(pair[1:], pair[:-1], out=first[1:])
-        keep = order[first]
-        lo, hi, v = lo[keep], hi[keep], v[keep]
-        off = lo != hi
-        r, c, v = (
-            np.concatenate([lo, hi[off]]),
-            np.concatenate([hi, lo[off]]),
-            np.concatenate([v, v[off]]),
+        pair, kept = pair[first], value[order[first]]
+        count = pair.size
+        indices[filled : filled + count] = pair % n
+        data[filled : filled + count] = kept
+        indptr[start + 1 : stop + 1] = filled + np.cumsum(
+            np.bincount(pair // n, minlength=stop - start)
         )
-    matrix = sp.csr_matrix((v, (r, c)), shape=(n, n))
-    matrix.sum_duplicates()
-    return matrix
+        filled += count
+    return sp.csr_matrix((data[:filled], indices[:filled], indptr), shape=(n, n), copy=False)
 
 
 def _sl(arr: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:

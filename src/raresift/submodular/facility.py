@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from raresift.kernels import DenseKernel, SparseKernel
+from raresift.kernels import DenseKernel, SparseKernel, similarity
 from raresift.submodular.base import (
     BLOCK_ELEMENTS,
     Kernel,
@@ -49,6 +49,9 @@ class FacilityLocationFamily(SetFunction):
         Per represented item, see the module docstring.
     modular : ndarray (n,), optional
         Added to the gain of each candidate.
+    initial_gains : ndarray (n,), optional
+        Every candidate's gain from the empty selection, when already known
+        (:meth:`from_embeddings` sums them while it builds the kernel).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class FacilityLocationFamily(SetFunction):
         floor: np.ndarray | None = None,
         modular: np.ndarray | None = None,
         name: str = "fl",
+        initial_gains: np.ndarray | None = None,
     ):
         self.cover = cover
         n = cover.shape[0] if isinstance(cover, np.ndarray) else cover.n
@@ -68,7 +72,38 @@ class FacilityLocationFamily(SetFunction):
         self.floor = None if floor is None else np.asarray(floor, dtype=np.float32)
         self.modular = None if modular is None else np.asarray(modular, dtype=np.float64)
         self.name = name
+        self._initial = None if initial_gains is None else np.asarray(initial_gains, np.float64)
+        self._buffer: np.ndarray | None = None  # rows clipped at once, reused (see _row_sums)
         self._reset()
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        X: np.ndarray,
+        metric: str,
+        cap: np.ndarray | None = None,
+        floor: np.ndarray | None = None,
+        name: str = "fl",
+    ) -> FacilityLocationFamily:
+        """The objective over the dense kernel of ``X``'s rows, built in one pass: every row
+        block of the kernel, while still in cache, adds its share of the initial gains
+        (``sum_i clip(s_ij, lo_i, cap_i) - lo_i``), so the first gains cost no pass of their
+        own."""
+        n = X.shape[0]
+        cap = None if cap is None else np.asarray(cap, dtype=np.float32)
+        floor = None if floor is None else np.asarray(floor, dtype=np.float32)
+        lo = _clip(np.zeros(n, dtype=np.float32), floor, cap)
+        gains = np.zeros(n, dtype=np.float64)
+        buffer = np.empty((_rows_per_pass(n), n), dtype=np.float32)
+
+        def add_block(start: int, stop: int, rows: np.ndarray) -> None:
+            part = slice(start, stop)
+            hi = None if cap is None else cap[part]
+            _row_sums(rows, None, lo[part], hi, buffer, gains)
+
+        matrix = similarity(X, metric=metric, on_block=add_block)
+        gains -= lo.sum(dtype=np.float64)
+        return cls(DenseKernel(matrix, check=False), cap, floor, name=name, initial_gains=gains)
 
     all_gains_cheap = True  # every gain is kept up to date incrementally
 
@@ -91,7 +126,9 @@ class FacilityLocationFamily(SetFunction):
 
     def _gains(self, idx: np.ndarray) -> np.ndarray:
         if self._gain_cache is None:
-            self._gain_cache = self._initial_gains()
+            if self._initial is None:
+                self._initial = self._initial_gains()
+            self._gain_cache = self._initial.copy()
         return self._gain_cache[idx]
 
     def _bounded(self, m: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
@@ -99,7 +136,7 @@ class FacilityLocationFamily(SetFunction):
         differences, so every gain and gain change below is a single clip and a sum."""
         floor = self.floor if items is None or self.floor is None else self.floor[items]
         cap = self.cap if items is None or self.cap is None else self.cap[items]
-        return np.clip(m, -np.inf if floor is None else floor, np.inf if cap is None else cap)
+        return _clip(m.copy(), floor, cap)
 
     def _initial_gains(self) -> np.ndarray:
         """Gains of every candidate for the current running maxima (one pass over the kernel):
@@ -109,12 +146,20 @@ class FacilityLocationFamily(SetFunction):
         cap = np.inf if self.cap is None else self.cap
         if isinstance(self.cover, SparseKernel):  # non-neighbours (s = 0 <= lo) add nothing
             t = self.cover.transposed
-            owner = np.repeat(np.arange(n), np.diff(t.indptr))
-            low = lo[t.indices]
-            after = np.clip(t.data, low, cap if self.cap is None else cap[t.indices]) - low
-            gains = np.bincount(owner, weights=after, minlength=n)
+            gains = np.empty(n, dtype=np.float64)
+            step = max(1, BLOCK_ELEMENTS // max(1, t.nnz // max(n, 1)))
+            for start in range(0, n, step):  # a block of candidates at a time: O(block) memory
+                stop = min(n, start + step)
+                first, last = t.indptr[start], t.indptr[stop]
+                owner = np.repeat(np.arange(stop - start), np.diff(t.indptr[start : stop + 1]))
+                items = t.indices[first:last]
+                low = lo[items]
+                after = np.clip(t.data[first:last], low, cap if self.cap is None else cap[items])
+                after -= low
+                gains[start:stop] = np.bincount(owner, weights=after, minlength=stop - start)
         elif isinstance(self.cover, DenseKernel):
             gains = self._clipped_row_sums(None, lo, self.cap)
+            gains -= lo.sum(dtype=np.float64)
         else:
             gains = np.empty(n, dtype=np.float64)
             block = max(1, BLOCK_ELEMENTS // max(self.n_represented, 1))
@@ -167,6 +212,7 @@ class FacilityLocationFamily(SetFunction):
             return
         if isinstance(self.cover, DenseKernel):
             self._gain_cache -= self._clipped_row_sums(changed, lo, hi)
+            self._gain_cache += lo.sum(dtype=np.float64)
             return
         block = max(1, BLOCK_ELEMENTS // self.n)
         for start in range(0, changed.size, block):
@@ -179,28 +225,14 @@ class FacilityLocationFamily(SetFunction):
     def _clipped_row_sums(
         self, items: np.ndarray | None, lo: np.ndarray, hi: np.ndarray | None
     ) -> np.ndarray:
-        """``sum_i clip(S[i, :], lo_i, hi_i) - lo_i`` over the dense kernel's rows ``items`` (all
-        rows when None; ``hi`` None: no upper bound), float64 (n,). Contiguous row blocks are
-        clipped straight from the kernel into one reused buffer; scattered rows are gathered
-        once and clipped in place."""
+        """``sum_i clip(S[i, :], lo_i, hi_i)`` over the dense kernel's rows ``items`` (all rows
+        when None; ``hi`` None: no upper bound), float64 (n,); see :func:`_row_sums`."""
         matrix = self.cover.matrix
-        n = matrix.shape[1]
-        count = matrix.shape[0] if items is None else items.size
-        block = max(1, min(count, BLOCK_ELEMENTS // max(n, 1)))
-        buffer = np.empty((block, n), dtype=np.float32) if items is None else None
-        total = np.zeros(n, dtype=np.float64)
-        for start in range(0, count, block):
-            stop = min(count, start + block)
-            low = lo[start:stop, None]
-            high = np.inf if hi is None else hi[start:stop, None]
-            if items is None:
-                rows = np.clip(matrix[start:stop], low, high, out=buffer[: stop - start])
-            else:
-                rows = matrix[items[start:stop]]
-                np.clip(rows, low, high, out=rows)
-            total += rows.sum(axis=0, dtype=np.float64)
-        total -= lo.sum(dtype=np.float64)
-        return total
+        if items is not None and items.size == matrix.shape[0]:  # every row: read in order
+            items = None
+        if self._buffer is None:
+            self._buffer = np.empty((_rows_per_pass(matrix.shape[1]), matrix.shape[1]), np.float32)
+        return _row_sums(matrix, items, lo, hi, self._buffer, np.zeros(matrix.shape[1]))
 
     def _represented_rows(self, items: np.ndarray) -> np.ndarray:
         """Similarities of represented ``items`` to every candidate, (len(items), n) float32."""
@@ -228,3 +260,41 @@ class FacilityLocationFamily(SetFunction):
         cap = None if self.cap is None else self.cap[idx]
         floor = None if self.floor is None else self.floor[idx]
         return FacilityLocationFamily(self.cover.restrict(idx), cap, floor, modular, self.name)
+
+
+def _clip(m: np.ndarray, floor: np.ndarray | None, cap: np.ndarray | None) -> np.ndarray:
+    """``clip(m, floor, cap)`` in place (a missing bound does not clip)."""
+    if floor is not None:
+        np.maximum(m, floor, out=m)
+    if cap is not None:
+        np.minimum(m, cap, out=m)
+    return m
+
+
+def _rows_per_pass(n: int) -> int:
+    """Kernel rows clipped and summed at once: about 1 MB of float32, so the gathered rows, their
+    clipped values and the column sums stay in the core's cache."""
+    return max(1, min(256, (1 << 18) // max(n, 1)))
+
+
+def _row_sums(
+    matrix: np.ndarray,
+    items: np.ndarray | None,
+    lo: np.ndarray,
+    hi: np.ndarray | None,
+    buffer: np.ndarray,
+    total: np.ndarray,
+) -> np.ndarray:
+    """Add ``sum_i clip(matrix[i, :], lo_i, hi_i)`` over rows ``items`` (every row when None) to
+    ``total`` (float64) and return it. A few rows at a time are clipped into ``buffer`` (straight
+    from ``matrix`` when contiguous, else gathered first) and summed there while in cache, so
+    each kernel entry is read from memory once."""
+    count = matrix.shape[0] if items is None else items.size
+    step = buffer.shape[0]
+    for start in range(0, count, step):
+        stop = min(count, start + step)
+        rows = matrix[start:stop] if items is None else matrix[items[start:stop]]
+        high = np.inf if hi is None else hi[start:stop, None]
+        clipped = np.clip(rows, lo[start:stop, None], high, out=buffer[: stop - start])
+        total += clipped.sum(axis=0, dtype=np.float64)
+    return total

@@ -177,11 +177,15 @@ def make_objective(
 
     Kq = rect(query_kernel, Xq, "query") if spec.query else None
     Kp = rect(conditioning_kernel, Xp, "conditioning") if spec.conditioning else None
-    K = (
-        _data_kernel(name, spec, X, data_kernel, metric, kernel, k, knn_index, knn_mode, n)
-        if spec.data_kernel
-        else None
-    )
+    if data_kernel is None and X is not None and spec.data_kernel:
+        kernel = _kernel_kind(name, spec, kernel, n, k)
+    fused = spec.family == "fl" and name != "flqmi" and kernel == "dense"
+    if fused and data_kernel is None and X is not None:
+        K = None  # built below, with the first gains summed while it is built
+    elif spec.data_kernel:
+        K = _data_kernel(name, X, data_kernel, metric, kernel, k, knn_index, knn_mode)
+    else:
+        K = None
 
     if spec.family == "fl":
         if name == "flqmi":
@@ -190,7 +194,10 @@ def make_objective(
             m_q = None if Kq is None else eta * Kq.max(axis=1)
             cap = None if m_q is None else (m_q if name == "flvmi" else np.maximum(m_q, 0))
             floor = None if Kp is None else np.maximum(nu * Kp.max(axis=1), 0)
-            obj = FacilityLocationFamily(K, cap=cap, floor=floor, name=name)
+            if K is None:
+                obj = FacilityLocationFamily.from_embeddings(X, metric, cap, floor, name)
+            else:
+                obj = FacilityLocationFamily(K, cap=cap, floor=floor, name=name)
     elif spec.family == "gc":
         if name == "gcmi":
             obj = GraphCutFamily(
@@ -247,21 +254,27 @@ def _side_set(name, needed, embeddings, given_kernel, what, dim):
     return check_matrix(embeddings, what, dim=dim)
 
 
-def _data_kernel(name, spec, X, given, metric, kernel, k, knn_index, knn_mode, n) -> Kernel:
+def _kernel_kind(name: str, spec: _Spec, kernel: str, n: int, k: int) -> str:
+    """``kernel`` with ``"auto"`` resolved: features for graph cut and log det (exact, they only
+    read rows of picked items), dense for the facility-location family up to
+    :data:`DENSE_LIMIT` candidates and sparse k-NN above."""
+    if kernel != "auto":
+        return kernel
+    if spec.family != "fl":
+        return "features"
+    if n <= DENSE_LIMIT:
+        return "dense"
+    log.info("%s: %d candidates, using a sparse %d-NN kernel", name, n, k)
+    return "sparse"
+
+
+def _data_kernel(name, X, given, metric, kernel, k, knn_index, knn_mode) -> Kernel:
     if given is not None:
         if isinstance(given, (SparseKernel, FeatureKernel, DenseKernel)):
             return given
         return DenseKernel(given)
     if X is None:
         raise ValidationError(f"{name} needs the candidates' embeddings (data=...) or data_kernel")
-    if kernel == "auto":
-        if spec.family != "fl":
-            kernel = "features"
-        elif n <= DENSE_LIMIT:
-            kernel = "dense"
-        else:
-            kernel = "sparse"
-            log.info("%s: %d candidates, using a sparse %d-NN kernel", name, n, k)
     if kernel == "dense":
         return DenseKernel(similarity(X, metric=metric), check=False)
     if kernel == "sparse":
