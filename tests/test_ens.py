@@ -122,3 +122,10 @@ def test_batches_find_positives_and_repeat_with_the_seed(blobs):
 def test_bad_parameters_raise_config_errors(params):
     with pytest.raises(ConfigError):
         make_strategy("ens", **params)
+
+
+def test_a_class_session_seeks_its_rare_classes():
+    from raresift.strategies.rare import session_strategy
+
+    assert session_strategy("ens", kind="classes", positive=[2, 4]).positive == [2, 4]
+    assert session_strategy("ens", kind="concept", positive=[1]).positive == 1
