@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("raresift")
 
 # strategies that seek the positives; in a class session, any rare class named at init
-SEEKERS = {"mlp", "information-density", "rare-search"}
+SEEKERS = {"mlp", "information-density", "rare-search", "ens"}
 # strategies with their own cold start (they pick before any model or positive exists)
 SELF_STARTING = {"rare-search", "coverage"}
 _COVERAGE_SAMPLE = 20_000  # candidates sampled to say how much of the pool a pick represents

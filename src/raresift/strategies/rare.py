@@ -300,7 +300,7 @@ def session_strategy(
 
     params = dict(params or {})
     target = positive if kind == "classes" else 1
-    if name in ("mlp", "information-density", "rare-search"):
+    if name in ("mlp", "information-density", "rare-search", "ens"):
         params.setdefault("positive", list(target) if isinstance(target, list) else target)
     if name in ("rare-search", "coverage") and n_classes:
         params.setdefault("clusters", max(2, n_classes))

@@ -178,6 +178,14 @@ _ROWS = [
         "a binary model",
     ),
     StrategyInfo(
+        "ens",
+        "raresift.strategies.ens",
+        "active search (nonmyopic)",
+        "efficient nonmyopic search: p(positive) plus the positives a label would reveal "
+        "within the remaining budget (horizon), under a k-NN model",
+        "embeddings only (its own k-NN model)",
+    ),
+    StrategyInfo(
         "information-density",
         _BINARY,
         "active search (SEALS)",
