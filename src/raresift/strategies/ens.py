@@ -23,7 +23,7 @@ paper's pruning bound only skips candidates a Python loop would otherwise visit;
 every candidate costs the same small row, so no pruning is done.)
 
 The graph is built over the candidates and the labeled items with the exact brute-force search of
-:func:`raresift.index.exact_search` (over a SEALS pool, the pool and its labeled seeds), so a
+:func:`raresift.kernels.knn_kernel` (over a SEALS pool, the pool and its labeled seeds), so a
 round costs O(n^2 d) for n = candidates + labels: meant for SEALS pools and session-sized sets.
 
 A batch is chosen greedily with fictional labels (the simple variant of the batch paper's
@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from raresift.errors import ValidationError
-from raresift.index import exact_search, normalize_rows
+from raresift.kernels import knn_kernel
 from raresift.params import Interval
 from raresift.pool import as_ids, check_budget
 from raresift.strategies.base import Batch, Strategy, register_strategy, top_scores
@@ -60,14 +60,12 @@ def knn_graph(embeddings: np.ndarray, k: int) -> sp.csr_matrix:
     k = min(int(k), n - 1)
     if k < 1:
         return sp.csr_matrix((n, n), dtype=np.float64)
-    found, _ = exact_search(embeddings, normalize_rows(embeddings), k + 1)
-    rows = np.repeat(np.arange(n), found.shape[1])
-    cols = found.ravel()
-    keep = (cols >= 0) & (cols != rows)
-    a = sp.csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(n, n))
-    a = a.maximum(a.T).tocsr()
-    a.data[:] = 1.0
-    return a
+    # the symmetric ("union") k-NN kernel of each item and its k nearest, as a 0/1 pattern
+    a = knn_kernel(embeddings, k + 1, metric="cosine").matrix.tocoo()
+    off = a.row != a.col
+    return sp.csr_matrix(
+        (np.ones(int(off.sum())), (a.row[off], a.col[off])), shape=(n, n), dtype=np.float64
+    )
 
 
 def knn_probabilities(
