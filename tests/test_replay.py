@@ -19,6 +19,7 @@ from raresift.simulate.replay import (
     run_replay_study,
     write_replay_report,
 )
+from raresift.simulate.reproduce import read_table
 
 DIGITS = {"label": "digits", "source": "digits", "common": 60, "rare": {"3": 6, "8": 6}}
 
@@ -119,3 +120,12 @@ def test_simulate_command_runs_a_replay_config(tmp_path, capsys):
     assert (tmp_path / "o" / "report.md").exists()
     assert main(["report", str(tmp_path / "o" / "results.csv")]) == 0
     assert "rare items" in (tmp_path / "o" / "report.md").read_text().lower()
+
+
+def test_two_workers_give_the_in_process_table(tmp_path):
+    """Parallel replay jobs run through the runner's one worker pool (watchdog, cancellation)."""
+    one = run_replay_study(_config(), tmp_path / "one", progress=False, jobs=1)
+    two = run_replay_study(_config(), tmp_path / "two", progress=False, jobs=2)
+    untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in read_table(t)]
+               for t in (one, two)]  # fmt: skip
+    assert untimed[0] == untimed[1] and len(untimed[0]) == 2 * 2 * 4

@@ -47,9 +47,7 @@ import logging
 import os
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +57,7 @@ from tqdm.auto import tqdm
 from raresift.errors import ConfigError, StudyFailedError, ValidationError
 from raresift.simulate.config import check_known_keys
 from raresift.simulate.joblog import append_log, log_path, read_log, write_log
+from raresift.simulate.runner import run_in_workers
 
 logger = logging.getLogger("raresift")
 
@@ -502,25 +501,8 @@ def run_replay_study(
                     failed(job, exc)
                 bar.update()
         else:
-            context = get_context("spawn")
-            with ProcessPoolExecutor(n_jobs, mp_context=context) as executor:
-                futures = {
-                    executor.submit(_worker, config.as_dict(), job, str(out_dir)): job
-                    for job in unfinished
-                }
-                pending = set(futures)
-                try:
-                    while pending:
-                        finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                        for future in finished:
-                            try:
-                                future.result()
-                            except Exception as exc:
-                                failed(futures[future], exc)
-                            bar.update()
-                except BaseException:
-                    executor.shutdown(wait=False, cancel_futures=True)
-                    raise
+            tasks = {job: (config.as_dict(), job, str(out_dir)) for job in unfinished}
+            run_in_workers(_worker, tasks, n_jobs, failed, lambda done: bar.update(len(done)))
     finally:
         bar.close()
         saved.write_text(json.dumps(study, indent=2))

@@ -277,20 +277,21 @@ def _start_watchdog(parent_pid: int, stop) -> None:
     threading.Thread(target=watch, name="raresift-parent-watch", daemon=True).start()
 
 
-def _run_parallel(config, todo, n_jobs, out_dir, failed, bar, logs, per_job) -> None:
-    """Run jobs on ``n_jobs`` spawned workers, the bar following the workers' round logs. On an
-    interrupt (Ctrl-C, or SIGTERM turned into KeyboardInterrupt) queued jobs are cancelled and
-    running ones stopped before re-raising."""
+def run_in_workers(worker, tasks: dict, n_jobs: int, failed, after_wait) -> None:
+    """Run ``worker(*tasks[key])`` for every key on ``n_jobs`` spawned processes.
+
+    ``failed(key, exc)`` is told of each job that raised; ``after_wait(finished_keys)`` runs
+    after every wait (at least once a second), e.g. to move a progress bar. The workers watch
+    this process and stop if it dies; on an interrupt (Ctrl-C, or SIGTERM turned into
+    KeyboardInterrupt) queued jobs are cancelled and running ones stopped before re-raising.
+    """
     context = get_context("spawn")
     stop = context.Event()
     pool = ProcessPoolExecutor(
         n_jobs, mp_context=context, initializer=_start_watchdog, initargs=(os.getpid(), stop)
     )
     try:
-        futures = {
-            pool.submit(_job_worker, config.as_dict(), label, seed, str(out_dir)): (label, seed)
-            for label, seed in todo
-        }
+        futures = {pool.submit(worker, *args): key for key, args in tasks.items()}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -298,14 +299,23 @@ def _run_parallel(config, todo, n_jobs, out_dir, failed, bar, logs, per_job) -> 
                 try:
                     future.result()
                 except Exception as exc:
-                    failed(*futures[future], exc)
-            if (new := rounds_logged(logs, per_job) - bar.n) > 0:
-                bar.update(new)
+                    failed(futures[future], exc)
+            after_wait([futures[f] for f in finished])
     except BaseException:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _follow_logs(bar, logs: list[Path], per_job: int):
+    """An ``after_wait`` that moves ``bar`` to the rounds the workers' logs hold."""
+
+    def after_wait(_finished) -> None:
+        if (new := rounds_logged(logs, per_job) - bar.n) > 0:
+            bar.update(new)
+
+    return after_wait
 
 
 # --------------------------------------------------------------------------- the study
@@ -439,7 +449,14 @@ def run_study(
         else:
             if round_callback is not None:
                 raise ValidationError("round_callback needs jobs=1")
-            _run_parallel(config, todo, n_jobs, out_dir, failed, bar, logs, per_job)
+            tasks = {job: (config.as_dict(), *job, str(out_dir)) for job in todo}
+            run_in_workers(
+                _job_worker,
+                tasks,
+                n_jobs,
+                lambda job, exc: failed(*job, exc),
+                _follow_logs(bar, logs, per_job),
+            )
     finally:
         bar.close()
         study["failures"] = failures
