@@ -85,8 +85,9 @@ class MostLikelyPositiveStrategy(ScoringStrategy):
         self.positive = positive
 
     def reason(self, score: float) -> str:
-        what = "rare class" if isinstance(self.positive, (list, tuple)) else "positive"
-        return f"most likely {what} (p={score:.2f})"
+        """The pick's words; its score, p(positive), stands beside them in the batch."""
+        return "most likely rare class" if isinstance(self.positive, (list, tuple)) \
+            else "most likely positive"  # fmt: skip
 
     def score(self, state, ids):
         return positive_proba(state, ids, self.positive)
