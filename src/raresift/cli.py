@@ -114,6 +114,49 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- labeling sessions
+def _cmd_label_studio(args: argparse.Namespace) -> int:
+    from raresift.app import is_loopback
+    from raresift.app.ml_backend import serve_backend, sync
+
+    token = args.token or os.environ.get("LABEL_STUDIO_API_KEY") or None
+    if args.sync:
+        result = sync(args.project, args.url, token, args.ls_project)
+        pushed = result["pushed"]
+        print(
+            f"raresift: round {pushed['round']}{' (new)' if result['ran'] else ''}: "
+            f"raresift_priority pushed to {pushed['updated']} of {pushed['tasks']} tasks of "
+            f"Label Studio project {args.ls_project}"
+        )
+        return 0
+    if not is_loopback(args.host):
+        print(
+            f"raresift: warning: serving on {args.host}: anyone who can reach this port can "
+            "label the project through it (set BASIC_AUTH_USER and BASIC_AUTH_PASS)",
+            file=sys.stderr,
+        )
+
+    def ready(url: str) -> None:
+        pushing = (
+            f", pushing raresift_priority to project {args.ls_project} at {args.url}"
+            if args.url
+            else ""
+        )
+        print(
+            f"raresift: ML backend of {args.project} at {url}{pushing} (Ctrl-C stops)", flush=True
+        )
+
+    serve_backend(
+        args.project,
+        host=args.host,
+        port=args.port,
+        url=args.url,
+        token=token,
+        ls_project=args.ls_project,
+        ready=ready,
+    )
+    return 0
+
+
 def _open_session(args: argparse.Namespace):
     from raresift.session import Session
 
@@ -482,6 +525,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--open", action="store_true", help="open the app in a web browser")
     p.add_argument("--who", help="name recorded with each answer (default: your login name)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "label-studio",
+        help="serve a session as Label Studio's ML backend (predictions, answers, priorities)",
+        description="Label Studio's ML backend over a session: /predict gives raresift's "
+        "predictions, /webhook records annotations as answers, and each new batch's order is "
+        "pushed into the tasks' raresift_priority (sort the Data Manager by it, ascending).",
+    )
+    p.add_argument("project", help="session folder made by raresift init")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=int, default=9090, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    p.add_argument("--url", help="Label Studio's address, e.g. http://localhost:8080")
+    p.add_argument(
+        "--token",
+        help="a Label Studio access token (default: $LABEL_STUDIO_API_KEY): a personal access "
+        "token, or a legacy token where the organization enabled them",
+    )
+    p.add_argument("--ls-project", type=_positive_int, help="the Label Studio project's id")
+    p.add_argument(
+        "--sync",
+        action="store_true",
+        help="push raresift_priority once (after the next round if the batch is answered) and exit",
+    )
+    p.set_defaults(func=_cmd_label_studio)
 
     p = sub.add_parser(
         "strategies", help="list the acquisition strategies: family, purpose, what each needs"

@@ -25,6 +25,10 @@ class ConflictError(SessionError):
     """Another writer answered the item after the version the caller expected."""
 
 
+class LabelStudioError(RaresiftError):
+    """Label Studio could not be reached, refused the token, or refused a request."""
+
+
 class AnswerError(ValidationError):
     """Some answers were refused; ``problems`` lists ``(line, message)`` pairs.
 
@@ -53,6 +57,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "FingerprintError",
+    "LabelStudioError",
     "SchemaError",
     "SessionCorruptError",
     "SessionError",

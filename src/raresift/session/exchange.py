@@ -3,8 +3,9 @@
 Answer files (import and ``raresift label ANSWERS.csv``) are CSV, TSV or JSONL with an id
 column (``id``, or the session's id column) and an answer column (``label``, ``answer`` or
 ``class``). Label Studio: :func:`label_studio_tasks` writes tasks with ``data``
-(``raresift_id``, the text or an image URL of Label Studio's local-files storage), the answers
-in force as ``annotations`` and raresift's priority as ``predictions[0].score``; importing a
+(``raresift_id``, ``raresift_priority``, the text or an image URL of Label Studio's local-files
+storage), the answers in force as ``annotations`` and raresift's priority as
+``predictions[0].score``; importing a
 Label Studio JSON export records each task's latest non-cancelled annotation, so an export read
 back changes nothing. :func:`label_studio_config` writes the matching labeling config, e.g.::
 
@@ -38,7 +39,9 @@ if TYPE_CHECKING:
     # typed by the floor below the facade: these functions read and write a Project
     from raresift.session.project import Project as Session
 
-ID_COLUMNS = ("raresift_id", "id", "item_id")  # raresift_id first: Label Studio CSV / JSON-MIN
+ID_FIELD = "raresift_id"  # a Label Studio task's data field naming its item
+PRIORITY_FIELD = "raresift_priority"  # its data field of raresift's order: 1 = label first
+ID_COLUMNS = (ID_FIELD, "id", "item_id")  # raresift_id first: Label Studio CSV / JSON-MIN
 ANSWER_COLUMNS = ("label", "answer", "class", "choice")
 FORMATS = ("csv", "jsonl", "label-studio")
 _EXPORT_FIELDS = ("id", "answer", "previous", "who", "at", "round", "seq", "source")
@@ -138,14 +141,13 @@ def label_studio_tasks(
     """Label Studio tasks: the pending batch (``"batch"``), every answered item
     (``"answered"``) or every item (``"all"``).
 
-    Each task's ``data`` holds ``raresift_id``, the text (``text``) or the image (``image``, a
+    Each task's ``data`` holds ``raresift_id``, ``raresift_priority`` (:func:`priority_ranks`:
+    sort ascending to label in raresift's order), the text (``text``) or the image (``image``, a
     URL of Label Studio's local-files storage, see :func:`image_url`), and for a pending pick its
     ``raresift_reason``. An answered item carries its answer as an annotation (a ``choices``
     result, the raresift answer itself: ``1``/``0``, a class, ``skip``, ``junk``,
     ``duplicate``), so importing the file back records the same answers. ``predictions[0]``
-    holds raresift's priority as ``score`` (sort descending to label in raresift's order: the
-    pending batch first, 2 down to 1 in its order, then the other items by the model's
-    p(positive), 0 to 1) and, once a model can be fitted, its predicted choice.
+    is :func:`label_studio_predictions`' (its ``score``: sort descending).
     """
     if items not in LABEL_STUDIO_ITEMS:
         raise ValidationError(
@@ -174,13 +176,14 @@ def label_studio_tasks(
             raise ValidationError("no answers yet; export --items batch or all instead")
     else:
         uids = session.uids(range(session.n_items))
-    p_positive, choices, model_version = _predictions(session, uids, full=items == "all")
+    predictions = label_studio_predictions(session, uids, full=items == "all")
+    ranks = priority_ranks(session)
     details = _item_details(session, uids)
     urls = _image_urls(session, details, image_root)
     tasks = []
-    for k, uid in enumerate(uids):
+    for k, (uid, prediction) in enumerate(zip(uids, predictions, strict=True)):
         item = details.get(uid, {})
-        data: dict[str, Any] = {"raresift_id": uid}
+        data: dict[str, Any] = {ID_FIELD: uid, PRIORITY_FIELD: ranks.get(uid, ranks[None])}
         if "text" in item:
             data["text"] = item["text"]
         if uid in urls:
@@ -188,11 +191,6 @@ def label_studio_tasks(
         pick = pending.get(uid)
         if pick is not None:
             data["raresift_reason"] = pick.reason
-            score = 2.0 - pick.position / len(batch)  # raresift's order, ahead of the rest
-        else:
-            score = float(p_positive[k]) if p_positive is not None else 0.0
-        prediction: dict[str, Any] = {"model_version": model_version, "score": score}
-        prediction["result"] = [] if choices is None else [_choice(choices[k])]
         task: dict[str, Any] = {"id": k + 1, "data": data, "predictions": [prediction]}
         answer = answers.get(uid)
         if answer is not None:
@@ -208,13 +206,61 @@ def label_studio_tasks(
     return tasks
 
 
-def _choice(value: str) -> dict[str, Any]:
+def _choice(value: str, names: tuple[str, str] = ("label", "item")) -> dict[str, Any]:
+    """A Choices result: ``names`` are the ``<Choices>`` tag's ``name`` and ``toName``."""
     return {
-        "from_name": "label",
-        "to_name": "item",
+        "from_name": names[0],
+        "to_name": names[1],
         "type": "choices",
         "value": {"choices": [str(value)]},
     }
+
+
+def priority_ranks(session: Session) -> dict[Any, int]:
+    """The ``raresift_priority`` of items: the latest batch's items 1, 2, ... in raresift's
+    order (1 = label first); under the key None, the rank of every other item (the number of
+    items + 1, after them all). Empty of items before the first batch.
+
+    >>> import tempfile, numpy as np
+    >>> from raresift.session import Session
+    >>> folder = tempfile.mkdtemp()
+    >>> np.save(f"{folder}/e.npy", np.random.default_rng(0).normal(size=(50, 4)).astype("f4"))
+    >>> s = Session.create(f"{folder}/p", embeddings=f"{folder}/e.npy", progress=False)
+    >>> priority_ranks(s)
+    {None: 51}
+    >>> batch = s.next(budget=3)
+    >>> [priority_ranks(s)[b.id] for b in batch], priority_ranks(s)[None]
+    ([1, 2, 3], 51)
+    """
+    ranks: dict[Any, int] = {b.id: b.position + 1 for b in session.batch()}
+    ranks[None] = session.n_items + 1
+    return ranks
+
+
+def label_studio_predictions(
+    session: Session,
+    uids: list[Any],
+    full: bool = False,
+    names: tuple[str, str] = ("label", "item"),
+) -> list[dict[str, Any]]:
+    """raresift's Label Studio prediction of each item of ``uids`` (every item, in order, when
+    ``full``): ``score`` is its priority (sort descending to label in raresift's order: the
+    pending batch's unanswered picks first, 2 down to 1 in the batch's order, then the other
+    items by the model's p(positive), 0 to 1); ``result`` the predicted choice (a ``choices``
+    result for the ``<Choices>`` tag ``names``: name, toName) once a model can be fitted."""
+    batch = session.batch()
+    pending = {b.id: b for b in batch if b.answer is None}
+    p_positive, choices, model_version = _predictions(session, uids, full)
+    out = []
+    for k, uid in enumerate(uids):
+        pick = pending.get(uid)
+        if pick is not None:
+            score = 2.0 - pick.position / len(batch)  # raresift's order, ahead of the rest
+        else:
+            score = float(p_positive[k]) if p_positive is not None else 0.0
+        result = [] if choices is None else [_choice(choices[k], names)]
+        out.append({"model_version": model_version, "score": score, "result": result})
+    return out
 
 
 def _predictions(session: Session, uids: list[Any], full: bool):
@@ -416,6 +462,25 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
+def annotation_choice(annotation: dict[str, Any]) -> str | None:
+    """The answer a Label Studio annotation gives: its ``choices`` result (several choices
+    joined by ``|``, which no answer option matches), or None when it has none.
+
+    >>> annotation_choice({"result": [{"type": "choices", "value": {"choices": ["1"]}}]})
+    '1'
+    >>> annotation_choice({"result": []}) is None
+    True
+    """
+    results = annotation.get("result") if isinstance(annotation.get("result"), list) else []
+    choices = [
+        str(c)
+        for r in results
+        if isinstance(r, dict) and r.get("type") == "choices" and isinstance(r.get("value"), dict)
+        for c in _as_list(r["value"].get("choices"))
+    ]
+    return choices[0] if len(choices) == 1 else None if not choices else "|".join(choices)
+
+
 def _label_studio_rows(
     path: Path, encoding: str | None = None
 ) -> tuple[list[tuple[int, Any, Any]], str, str]:
@@ -439,8 +504,8 @@ def _label_studio_rows(
         if not isinstance(task, dict):
             not_tasks.append((number, f"a JSON {type(task).__name__}, not a task object"))
             continue
-        if "data" not in task and "raresift_id" in task:  # Label Studio's JSON-MIN export
-            rows.append((number, task["raresift_id"], task.get("label", task.get("choice"))))
+        if "data" not in task and ID_FIELD in task:  # Label Studio's JSON-MIN export
+            rows.append((number, task[ID_FIELD], task.get("label", task.get("choice"))))
             continue
         data = task.get("data") or {}
         annotations = task.get("annotations") or []
@@ -448,29 +513,14 @@ def _label_studio_rows(
             not_tasks.append((number, "not a Label Studio task ('data' must be an object and "
                                       "'annotations' a list)"))  # fmt: skip
             continue
-        uid = data.get("raresift_id", data.get("id"))
+        uid = data.get(ID_FIELD, data.get("id"))
         annotations = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
         if not annotations:
             continue  # an unannotated task is not an answer
         latest = max(
             annotations, key=lambda a: (str(a.get("updated_at") or ""), _number(a.get("id")))
         )
-        results = latest.get("result") if isinstance(latest.get("result"), list) else []
-        choices = [
-            str(c)
-            for r in results
-            if isinstance(r, dict)
-            and r.get("type") == "choices"
-            and isinstance(r.get("value"), dict)
-            for c in _as_list(r["value"].get("choices"))
-        ]
-        rows.append(
-            (
-                number,
-                uid,
-                choices[0] if len(choices) == 1 else None if not choices else "|".join(choices),
-            )
-        )
+        rows.append((number, uid, annotation_choice(latest)))
     if not_tasks:
         raise AnswerError(str(path), not_tasks, unit="task")
     if not rows:

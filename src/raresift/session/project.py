@@ -505,6 +505,16 @@ class Project:
             db.bump_version()
         return [self._public(r) for r in rows]
 
+    def undo_source(self, source: str) -> list[dict[str, Any]]:
+        """Undo every answer recorded with ``source`` (e.g. one Label Studio annotation's,
+        created then updated) in one transaction; each item gets back the answer it had
+        before them (or none). Returns the undone records, newest first (empty: none)."""
+        with self.store.writing() as db:
+            rows = db.undo_source(source)
+            if rows:
+                db.bump_version()
+        return [self._public(r) for r in rows]
+
     def answers(self) -> list[dict[str, Any]]:
         """Every answer in force: id, answer, previous, who, at, round, seq, source."""
         with self.store.reading() as db:

@@ -429,9 +429,25 @@ class _Txn:
 
     def undo_last(self, n: int) -> list[dict[str, Any]]:
         """Undo the ``n`` most recent answers still in force; returns them, newest first."""
-        rows = self.conn.execute(
-            "SELECT * FROM answers WHERE undone_at IS NULL ORDER BY seq DESC LIMIT ?", (n,)
-        ).fetchall()
+        return self._undo(
+            self.conn.execute(
+                "SELECT * FROM answers WHERE undone_at IS NULL ORDER BY seq DESC LIMIT ?", (n,)
+            ).fetchall()
+        )
+
+    def undo_source(self, source: str) -> list[dict[str, Any]]:
+        """Undo every answer not undone yet that was recorded with ``source``; returns them,
+        newest first."""
+        return self._undo(
+            self.conn.execute(
+                "SELECT * FROM answers WHERE undone_at IS NULL AND source = ? ORDER BY seq DESC",
+                (source,),
+            ).fetchall()
+        )
+
+    def _undo(self, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+        """Mark ``rows`` (newest first) undone; each item falls back to its latest answer not
+        undone (or none)."""
         now = time.time()
         for r in rows:
             self.conn.execute("UPDATE answers SET undone_at = ? WHERE seq = ?", (now, r["seq"]))
