@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 CACHE ?= $(HOME)/.cache/raresift
 STUDIES := $(filter-out replay-sessions replay-sessions-before,$(basename $(notdir $(wildcard experiments/*.toml))))
 
-.PHONY: demo test test-fast lint data browser venv clean results results-studies results-demo results-seals \
+.PHONY: demo test test-fast lint data browser label-studio venv clean results results-studies \
+	results-demo results-seals \
 	results-spread \
 	results-replay results-stopping
 
@@ -117,5 +118,31 @@ browser:
 	  echo "browser: apt-get unavailable or not root; install chromium, or the browser tests skip"; \
 	fi
 
+# Label Studio for tests/test_label_studio_e2e.py (raresift as its ML backend), pinned here
+# only. It gets its own environment, $(LS_VENV): its Django and other pins clash with raresift's.
+# Its data dir is migrated once into $(LS_VENV)/template, which each test run copies, so Label
+# Studio starts in seconds instead of migrating for a minute or more. Without it that test skips
+# and says so.
+LABEL_STUDIO_VERSION := 1.23.2
+LS_VENV := .venv-label-studio
+LS_STAMP := $(LS_VENV)/.installed-$(LABEL_STUDIO_VERSION)
+
+label-studio: $(LS_STAMP)
+
+$(LS_STAMP):
+	@echo "make: installing Label Studio $(LABEL_STUDIO_VERSION) into $(LS_VENV): about 3 minutes" \
+	  "the first time"
+	@test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	@$(LS_VENV)/bin/pip install -q --upgrade pip
+	@$(LS_VENV)/bin/pip install label-studio==$(LABEL_STUDIO_VERSION) > $(LS_VENV)/pip-install.log 2>&1 \
+	  || { tail -30 $(LS_VENV)/pip-install.log; echo "make: the install failed; log in" \
+	    "$(LS_VENV)/pip-install.log"; exit 1; }
+	@echo "make: migrating Label Studio's template data dir $(LS_VENV)/template (about a minute)"
+	@rm -rf $(LS_VENV)/template && mkdir -p $(LS_VENV)/template
+	@LABEL_STUDIO_BASE_DATA_DIR=$(abspath $(LS_VENV)/template) $(LS_VENV)/bin/label-studio version \
+	  > $(LS_VENV)/migrate.log 2>&1 || { tail -30 $(LS_VENV)/migrate.log; exit 1; }
+	@touch $@
+	@echo "make: Label Studio $(LABEL_STUDIO_VERSION) is installed in $(LS_VENV)"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache raresift-demo
+	rm -rf $(VENV) $(LS_VENV) .pytest_cache .ruff_cache raresift-demo

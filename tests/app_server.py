@@ -30,17 +30,26 @@ CHROMIUM_FLAGS = [
 
 
 class ServerProcess:
-    """``raresift serve PROJECT --port 0`` in a child process; ``url`` once it listens."""
+    """``raresift serve PROJECT --port 0`` (or another ``command`` that prints its URL, such as
+    ``label-studio``) in a child process; ``url`` once it listens."""
 
-    def __init__(self, project: Path, log_path: Path, *args: str, timeout: float = 90.0):
+    def __init__(
+        self,
+        project: Path,
+        log_path: Path,
+        *args: str,
+        timeout: float = 90.0,
+        command: str = "serve",
+    ):
         env = dict(os.environ)
         env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = "1"
         self.log = open(log_path, "ab")
-        command = [sys.executable, "-m", "raresift.cli", "serve", str(project), "--port", "0"]
+        who = ["--who", "browser-test"] if command == "serve" else []
+        program = [sys.executable, "-m", "raresift.cli", command, str(project), "--port", "0"]
         self.proc = subprocess.Popen(
-            [*command, "--who", "browser-test", *args],
+            [*program, *who, *args],
             stdout=subprocess.PIPE,
             stderr=self.log,
             env=env,
@@ -60,7 +69,7 @@ class ServerProcess:
                 if b"http://" in line:
                     return line.decode().split(" at ", 1)[1].split()[0].rstrip("/")
         self.kill()
-        raise RuntimeError(f"raresift serve did not start (output {line!r}; see {self.log.name})")
+        raise RuntimeError(f"raresift did not start (output {line!r}; see {self.log.name})")
 
     @property
     def pid(self) -> int:

@@ -28,6 +28,12 @@ def pytest_configure(config):
         sys.modules["torch"].set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``label_studio`` run first: under ``-n 2`` one worker starts Label Studio
+    and runs them while the other works through the rest, instead of both waiting at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("label_studio") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def embeddings_cache(tmp_path_factory):
     """Labeling sessions cache embeddings per user (``~/.cache/raresift/embeddings``); the tests

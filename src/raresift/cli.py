@@ -136,13 +136,9 @@ def _cmd_label_studio(args: argparse.Namespace) -> int:
         )
 
     def ready(url: str) -> None:
-        pushing = (
-            f", pushing raresift_priority to project {args.ls_project} at {args.url}"
-            if args.url
-            else ""
-        )
+        pushing = f"; pushes raresift_priority to {args.url}" if args.url else ""
         print(
-            f"raresift: ML backend of {args.project} at {url}{pushing} (Ctrl-C stops)", flush=True
+            f"raresift: ML backend of {args.project} at {url} (Ctrl-C stops){pushing}", flush=True
         )
 
     serve_backend(
