@@ -151,6 +151,23 @@ def test_job_runner_runs_one_job_at_a_time():
     assert calls == [1, 1]
 
 
+def test_a_rerun_job_started_while_running_runs_once_more():
+    release, calls = threading.Event(), []
+
+    def work():
+        calls.append(len(calls))
+        release.wait(5)
+        return len(calls)
+
+    runner = JobRunner(work, rerun=True)
+    first = runner.start()
+    runner.start(), runner.start()  # while it runs: one more run, not two
+    release.set()
+    done = runner.wait(5)
+    assert calls == [0, 1] and done["state"] == "done" and done["result"] == 2
+    assert done["run"] == first["run"]
+
+
 def test_job_fraction_stays_below_one_while_running():
     release = threading.Event()
     runner = JobRunner(lambda: release.wait(5))

@@ -20,7 +20,7 @@ from raresift.app.ml_backend import create_backend  # noqa: E402
 from raresift.cli import main  # noqa: E402
 from raresift.session import Session  # noqa: E402
 from raresift.session.exchange import label_studio_config  # noqa: E402
-from raresift.session.labelstudio import Loop, push_priorities  # noqa: E402
+from raresift.session.labelstudio import Loop, pull_annotations, push_priorities  # noqa: E402
 
 N = 60
 LS_PROJECT = 3
@@ -202,7 +202,7 @@ def test_answering_the_whole_batch_runs_the_next_round(client):
     assert not {b.id for b in session.batch()} & {b.id for b in first}
     metrics = client.get("/metrics").json()
     assert metrics["round"] == first[0].round + 1 and metrics["answers"] == 4 + len(first)
-    assert metrics["next_round"]["result"] == {"ran": True, "pushed": None}
+    assert metrics["next_round"]["result"] == {"pulled": None, "ran": True, "pushed": None}
 
 
 @pytest.mark.parametrize(
@@ -245,8 +245,15 @@ class RecordingLabelStudio:
         self.stored = {t["id"]: t for t in tasks}
         self.patched = []
 
-    def tasks(self, project):
-        return [json.loads(json.dumps(t)) for t in self.stored.values()]
+    def tasks(self, project, annotations=False):
+        return [
+            {
+                k: v
+                for k, v in json.loads(json.dumps(t)).items()
+                if annotations or k != "annotations"
+            }
+            for t in self.stored.values()
+        ]
 
     def set_data(self, task, data):
         self.patched.append(task["id"])
@@ -273,6 +280,7 @@ def test_priorities_are_pushed_where_they_changed(project):
         session.answer(b.id, "0")
     result = Loop(session, studio, LS_PROJECT).advance()
     assert result["ran"] and result["pushed"]["updated"] == 8
+    assert result["pulled"] == {"tasks": N + 1, "recorded": 0}  # the exported answers: in force
     changed = {b.id for b in session.batch()} | {b.id for b in batch}
     assert sorted(studio.patched) == sorted(
         t["id"] for t in tasks[:-1] if t["data"]["raresift_id"] in changed
@@ -302,3 +310,27 @@ def test_no_traceback_is_logged_for_a_refused_request(client, caplog):
     with caplog.at_level(logging.DEBUG):
         client.post("/predict", json={"tasks": "x", "project": PROJECT})
     assert "Traceback" not in caplog.text
+
+
+def test_annotations_missed_while_no_backend_ran_are_pulled_once(project):
+    session = Session.open(project)
+    tasks = {t["data"]["raresift_id"]: t for t in _tasks(session)}
+    a, b, c, d = (b.id for b in session.batch())
+
+    def annotate(uid, annotation):
+        tasks[uid].setdefault("annotations", []).append(annotation)
+
+    annotate(a, {**_annotation(31, "1"), "updated_at": "2026-12-05T10:00:00Z"})
+    annotate(a, {**_annotation(32, "0"), "updated_at": "2026-12-05T11:00:00Z"})  # the latest
+    annotate(b, _annotation(33, "1", was_cancelled=True))
+    annotate(c, {"id": 34, "result": []})  # no choice: no answer
+    annotate(d, _annotation(35, "1"))
+    session.answer_many([(1, d, "1")], source="label-studio annotation 35")  # seen live
+    session.answer(d, "0")  # then relabeled in raresift: stays in force
+    studio = RecordingLabelStudio(list(tasks.values()))
+    assert pull_annotations(session, studio, LS_PROJECT) == {"tasks": N, "recorded": 2}
+    answers = {r["id"]: r for r in session.answers()}
+    assert answers[a]["answer"] == "0" and answers[a]["source"] == "label-studio annotation 32"
+    assert answers[b]["answer"] == "skip" and c not in answers and answers[d]["answer"] == "0"
+    assert pull_annotations(session, studio, LS_PROJECT)["recorded"] == 0
+    session.close()

@@ -233,10 +233,8 @@ def test_label_studio_loop_with_raresift_as_its_ml_backend(label_studio, project
         # the batch answered: the next round ran and its top pick leads Label Studio's order
         def next_round_pushed():
             """The backend's job (round then push) done after the batch was answered."""
-            with urllib.request.urlopen(backend.url + "/metrics", timeout=10) as reply:
-                metrics = json.loads(reply.read())
-            job = metrics["next_round"]
-            return metrics["round"] == 2 and job["state"] != "running" and job
+            job = _job(backend)
+            return session.round_info()["round"] == 2 and job["state"] != "running" and job
 
         job = _wait(next_round_pushed, 120, "the next round and its push")
         assert job["state"] == "done" and job["result"]["ran"], job
@@ -274,8 +272,23 @@ def test_label_studio_loop_with_raresift_as_its_ml_backend(label_studio, project
         session.close()
         after = {r["id"]: r["answer"] for r in Session.open(project).answers()}
         assert len(acknowledged) >= 3 and all(after.get(uid) == "0" for uid in acknowledged)
+
+        # an annotation made while the backend is down reaches the store when it restarts
+        missed = next(uid for uid in rest if uid not in after)
+        _annotate(api, by_id[missed], "1")  # Label Studio's webhook fails and is never resent
+        backend = ServerProcess(project, tmp_path / "backend.log", "--url", url, "--token", token,
+                                "--ls-project", str(pid), command="label-studio")  # fmt: skip
+        pulled = _wait(lambda: _job(backend)["state"] == "done" and _job(backend), 60, "the pull")
+        assert pulled["result"]["pulled"]["recorded"] == 1, pulled
+        assert Session.open(project).item(missed)["answer"] == "1"
     finally:
         backend.kill()
+
+
+def _job(backend) -> dict:
+    """The backend's background job (pull, round, push) as its /metrics say."""
+    with urllib.request.urlopen(backend.url + "/metrics", timeout=10) as reply:
+        return json.loads(reply.read())["next_round"]
 
 
 def _post_while_killed(backend, by_id, pid, uids) -> list:

@@ -1,7 +1,9 @@
 """The next round, run in a background thread so the page never waits on retraining.
 
-One job runs at a time per server: asking again while one runs returns the running job's state.
-Answers keep being written by the request threads while the model retrains and selects.
+One job runs at a time per server: asking again while one runs returns the running job's state
+(and, for a runner made with ``rerun=True``, runs the work once more when it ends, so a request
+that came in after the work had looked at the answers is never lost). Answers keep being written
+by the request threads while the model retrains and selects.
 
 The session reports no progress of its own, so the shown fraction is the time elapsed over the
 time the previous round took (``expected_seconds``), held below 1 until the work returns.
@@ -30,10 +32,13 @@ RUNNING_CAP = 0.95
 
 
 class JobRunner:
-    """Run ``work()`` in a background thread, one run at a time, and tell how far it is."""
+    """Run ``work()`` in a background thread, one run at a time, and tell how far it is;
+    ``rerun``: a start while it runs runs it once more afterwards (several starts, once)."""
 
-    def __init__(self, work: Callable[[], Any]):
+    def __init__(self, work: Callable[[], Any], rerun: bool = False):
         self.work = work
+        self.rerun = rerun
+        self._again = False
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._state: dict[str, Any] = {"state": "idle", "run": 0, "fraction": None, "message": ""}
@@ -60,7 +65,9 @@ class JobRunner:
     def start(self, expected_seconds: float | None = None) -> dict[str, Any]:
         """Start the work unless it is running already; returns the state either way."""
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            if self._state["state"] == "running":
+                self._again = self.rerun
+            else:
                 self._state = {
                     "state": "running",
                     "run": self._state["run"] + 1,
@@ -81,18 +88,22 @@ class JobRunner:
         return self.state()
 
     def _run(self) -> None:
-        try:
-            result = self.work()
-        except RaresiftError as exc:
-            self._finish("failed", error=str(exc))
-        except Exception as exc:  # shown to the user, logged in full for the developer
-            log.error("selecting the next batch failed:\n%s", traceback.format_exc())
-            self._finish("failed", error=f"{type(exc).__name__}: {exc}")
-        else:
-            self._finish("done", result=result)
+        while True:
+            try:
+                outcome = ("done", {"result": self.work()})
+            except RaresiftError as exc:
+                outcome = ("failed", {"error": str(exc)})
+            except Exception as exc:  # shown to the user, logged in full for the developer
+                log.error("selecting the next batch failed:\n%s", traceback.format_exc())
+                outcome = ("failed", {"error": f"{type(exc).__name__}: {exc}"})
+            with self._lock:  # a start from here on sees the state below, not "running"
+                if not self._again:
+                    self._finish(outcome[0], **outcome[1])
+                    return
+                self._again = False
 
     def _finish(self, state: str, **extra: Any) -> None:
-        with self._lock:
-            self._state.update(state=state, fraction=1.0 if state == "done" else None, **extra)
-            self._state["seconds"] = round(time.time() - self._state["started"], 3)
-            self._state["message"] = "next batch ready" if state == "done" else "failed"
+        """Under the lock: the run's outcome."""
+        self._state.update(state=state, fraction=1.0 if state == "done" else None, **extra)
+        self._state["seconds"] = round(time.time() - self._state["started"], 3)
+        self._state["message"] = "next batch ready" if state == "done" else "failed"

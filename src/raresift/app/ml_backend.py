@@ -37,7 +37,16 @@ from typing import Any
 
 import raresift
 from raresift.app.jobs import JobRunner
-from raresift.app.server import as_json, bind, body_of, in_thread, short, url_of, user_error
+from raresift.app.server import (
+    _require_app_extra,
+    as_json,
+    bind,
+    body_of,
+    in_thread,
+    short,
+    url_of,
+    user_error,
+)
 from raresift.errors import RaresiftError, ValidationError
 from raresift.session import labelstudio
 
@@ -167,6 +176,7 @@ def create_backend(
     """The ASGI application of the ML backend over the session in ``project``; with ``url``,
     ``token`` and ``ls_project`` it pushes priorities to that Label Studio project, with
     ``basic_auth`` (user, password) it requires those credentials."""
+    _require_app_extra()
     from starlette.applications import Starlette
     from starlette.routing import Route
 
@@ -184,7 +194,8 @@ def create_backend(
     state.session = session
     state.ls_project = ls_project
     state.client = client
-    state.jobs = JobRunner(partial(advance, labelstudio.Loop(session, client, ls_project)))
+    loop = labelstudio.Loop(session, client, ls_project)
+    state.jobs = JobRunner(partial(advance, loop), rerun=True)  # no completed batch missed
     return app if basic_auth is None else BasicAuth(app, *basic_auth)
 
 
@@ -218,6 +229,7 @@ def sync(project, url: str, token: str, ls_project: int) -> dict[str, Any]:
     client = connect(url, token, ls_project)
     if client is None:
         raise ValidationError("--sync needs --url, --token and --ls-project")
+    client.project(ls_project)  # reachable, before a round is stored
     with Session.open(project) as session:
         return labelstudio.Loop(session, client, ls_project).advance()
 
@@ -247,7 +259,7 @@ def serve_backend(
         )
         state = (app.app if isinstance(app, BasicAuth) else app).state
         if state.client is not None:  # a wrong --url, --token or --ls-project: say so now
-            state.client.request("GET", f"/api/projects/{ls_project}/")
+            state.client.project(ls_project)
         state.jobs.start()
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="off"

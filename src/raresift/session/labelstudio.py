@@ -140,23 +140,8 @@ def record_event(session: Session, action: str, payload: dict[str, Any]) -> dict
         if not isinstance(annotation, dict) or "id" not in annotation:
             raise ValidationError(f"{action} needs an annotation object with an id")
         uid = task_item(session, payload.get("task"))
-        answer = "skip" if annotation.get("was_cancelled") else annotation_choice(annotation)
-        if answer is None:
-            raise ValidationError(
-                f"annotation {annotation['id']} of item {uid!r} has no choice; choose one of "
-                f"{', '.join(session.answer_options())}"
-            )
-        who = annotation.get("completed_by")
-        if isinstance(who, dict):
-            who = who.get("email") or who.get("id")
-        result = session.answer_many(
-            [(1, uid, answer)],
-            who=f"label-studio user {who}" if who is not None else "label-studio",
-            source=annotation_source(annotation["id"]),
-            what=f"annotation {annotation['id']}",
-            unit="annotation",
-        )
-        return {"id": uid, "answer": answer, "written": result["written"]}
+        answer = annotation_answer(session, uid, annotation)
+        return {"id": uid, "answer": answer, "written": _record(session, uid, annotation, answer)}
     if action in DELETE_EVENTS:
         found = payload.get("annotations", [payload.get("annotation")])
         if not isinstance(found, list) or not all(isinstance(a, dict) and "id" in a for a in found):
@@ -166,6 +151,60 @@ def record_event(session: Session, action: str, payload: dict[str, Any]) -> dict
     if action == "START_TRAINING":
         return {}
     raise ValidationError(f"unknown event {action!r}; raresift handles {', '.join(EVENTS)}")
+
+
+def annotation_answer(session: Session, uid: Any, annotation: dict[str, Any]) -> str:
+    """The answer an annotation of item ``uid`` gives: ``skip`` when it was skipped
+    (cancelled), else its choice."""
+    answer = "skip" if annotation.get("was_cancelled") else annotation_choice(annotation)
+    if answer is None:
+        raise ValidationError(
+            f"annotation {annotation['id']} of item {uid!r} has no choice; choose one of "
+            f"{', '.join(session.answer_options())}"
+        )
+    return answer
+
+
+def _record(session: Session, uid: Any, annotation: dict[str, Any], answer: str) -> int:
+    """Record one annotation's answer in one transaction; 1 if written, 0 if unchanged."""
+    who = annotation.get("completed_by")
+    if isinstance(who, dict):
+        who = who.get("email") or who.get("id")
+    result = session.answer_many(
+        [(1, uid, answer)],
+        who=f"label-studio user {who}" if who is not None else "label-studio",
+        source=annotation_source(annotation["id"]),
+        what=f"annotation {annotation['id']}",
+        unit="annotation",
+    )
+    return result["written"]
+
+
+def pull_annotations(session: Session, client: LabelStudio, project: int) -> dict[str, int]:
+    """Record the annotations the backend missed (Label Studio sends each webhook once and
+    never again, so an annotation made while the backend was down is only in Label Studio):
+    each task's latest annotation whose answer the store has not recorded from that
+    annotation yet. An answer given in raresift after an annotation's stays in force.
+    Returns ``{"tasks", "recorded"}``."""
+    with session.store.reading() as db:
+        seen = {(r["source"], r["value"]) for r in db.history(include_undone=False)}
+    tasks = client.tasks(project, annotations=True)
+    recorded = 0
+    for task in tasks:
+        annotations = [
+            a for a in task.get("annotations") or [] if isinstance(a, dict) and "id" in a
+        ]
+        if ID_FIELD not in (task.get("data") or {}) or not annotations:
+            continue
+        latest = max(annotations, key=lambda a: (str(a.get("updated_at") or ""), a["id"]))
+        uid = task["data"][ID_FIELD]
+        try:
+            answer = annotation_answer(session, uid, latest)
+        except ValidationError:
+            continue  # an annotation without a choice gives no answer
+        if (annotation_source(latest["id"]), answer) not in seen and session.iids([uid])[0] >= 0:
+            recorded += _record(session, uid, latest, answer)
+    return {"tasks": len(tasks), "recorded": recorded}
 
 
 def next_round_if_answered(session: Session) -> bool:
@@ -192,7 +231,12 @@ class Loop:
         self.pushed: tuple[int, float] | None = None  # (round, created) of the batch pushed
 
     def advance(self) -> dict[str, Any]:
-        """``{"ran": bool, "pushed": push_priorities' counts or None}``."""
+        """``{"pulled", "ran", "pushed"}``: the first call first records the annotations
+        missed while no backend ran (:func:`pull_annotations`); then the next round if the
+        batch is answered, and the push when the batch changed."""
+        pulled = None
+        if self.client is not None and self.pushed is None:
+            pulled = pull_annotations(self.session, self.client, self.project)
         ran = next_round_if_answered(self.session)
         info = self.session.round_info()
         batch = None if info is None else (info["round"], info["created"])
@@ -200,7 +244,7 @@ class Loop:
         if self.client is not None and batch != self.pushed:
             pushed = push_priorities(self.session, self.client, self.project)
             self.pushed = batch
-        return {"ran": ran, "pushed": pushed}
+        return {"pulled": pulled, "ran": ran, "pushed": pushed}
 
 
 class LabelStudio:
@@ -261,13 +305,28 @@ class LabelStudio:
             ) from None
         return json.loads(text) if text else None
 
-    def tasks(self, project: int) -> list[dict[str, Any]]:
-        """Every task of ``project`` (``id`` and ``data``), page by page."""
+    def project(self, project: int) -> dict[str, Any]:
+        """The project ``project`` (its title, labeling config, ...): the first call a backend
+        makes, so a wrong ``--url``, ``--token`` or ``--ls-project`` is said at once."""
+        try:
+            return self.request("GET", f"/api/projects/{project}/")
+        except LabelStudioError as exc:
+            if "answered 404" not in str(exc):
+                raise
+        raise LabelStudioError(
+            f"Label Studio at {self.url} has no project {project} that this token's user can "
+            "see; check --ls-project (the number in the project's URL, /projects/N/)"
+        )
+
+    def tasks(self, project: int, annotations: bool = False) -> list[dict[str, Any]]:
+        """Every task of ``project`` (``id`` and ``data``; and ``annotations`` when asked),
+        page by page."""
         out: list[dict[str, Any]] = []
         page = 1
+        fields = "&fields=all" if annotations else ""
         while True:
             reply = self.request(
-                "GET", f"/api/tasks/?project={project}&page={page}&page_size={PAGE_SIZE}"
+                "GET", f"/api/tasks/?project={project}&page={page}&page_size={PAGE_SIZE}{fields}"
             )
             tasks = reply.get("tasks", []) if isinstance(reply, dict) else reply
             out.extend(tasks)
