@@ -150,10 +150,10 @@ def project(tmp_path):
     return tmp_path / "p"
 
 
-def _cli(*args: str) -> str:
+def _cli(*args: str, **env: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "raresift.cli", *args],
-        capture_output=True, text=True, timeout=300, env=_child_env(),
+        capture_output=True, text=True, timeout=300, env={**_child_env(), **env},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -281,6 +281,13 @@ def test_label_studio_loop_with_raresift_as_its_ml_backend(label_studio, project
         pulled = _wait(lambda: _job(backend)["state"] == "done" and _job(backend), 60, "the pull")
         assert pulled["result"]["pulled"]["recorded"] == 1, pulled
         assert Session.open(project).item(missed)["answer"] == "1"
+        backend.kill()
+
+        # --sync: one push (nothing moved since the backend's own), with the token from the
+        # environment
+        synced = _cli("label-studio", str(project), "--url", url, "--ls-project", str(pid),
+                      "--sync", LABEL_STUDIO_API_KEY=token)  # fmt: skip
+        assert f"to 0 of {N} tasks of Label Studio project {pid}" in synced, synced
     finally:
         backend.kill()
 

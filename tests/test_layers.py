@@ -47,6 +47,8 @@ FORBIDDEN = {
                           "raresift.distributed", "raresift.app", "raresift.cli"),
     "session/exchange.py": ("raresift.session.session", "raresift.session.create",
                             "raresift.distributed", "raresift.app", "raresift.cli"),
+    "session/labelstudio.py": ("raresift.session.session", "raresift.session.create",
+                               "raresift.distributed", "raresift.app", "raresift.cli"),
     "session/create.py": ("raresift.session.session", "raresift.distributed", "raresift.app",
                           "raresift.cli"),
     "app": ("raresift.cli", "raresift.distributed"),

@@ -31,7 +31,8 @@ like=None)`` -> list[BatchItem]; the stored pending batch when no answer arrived
     another writer's answer given after ``seen`` it replaced), all in one transaction.
 ``session.answer_many(rows, *, partial=False, who="cli", ...)`` -> ``{"written",
     "unchanged", "problems"}``; :class:`AnswerError` (with ``.problems``) unless partial.
-``session.undo(last=1)`` -> the undone records, newest first.
+``session.undo(last=1)`` -> the undone records, newest first; ``session.undo_source(source)``
+    undoes every answer recorded with ``source`` (one Label Studio annotation's).
 ``session.answers()`` -> every answer in force.
 ``session.status(estimate=True)`` -> JSON-serialisable dict: ``labels_spent``, ``answers``,
     ``positives_found``, ``curve`` (per round), ``estimates`` (positives left, ``low``/``high``
