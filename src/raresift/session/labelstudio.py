@@ -5,9 +5,9 @@ Label Studio never asks a backend for the next task; it sorts its Data Manager b
 field. So the loop is: each annotation becomes an answer (:func:`record_event`, one
 transaction); once the latest batch is fully answered the next round runs
 (:func:`next_round_if_answered`) and :func:`push_priorities` writes ``raresift_priority`` into
-every task's data through Label Studio's API (:class:`LabelStudio`): 1, 2, ... for the new
-batch in raresift's order, the number of items + 1 for every other task. Sorting the Data
-Manager by that field ascending is the loop.
+the data of every unlabeled task through Label Studio's API (:class:`LabelStudio`): 1, 2, ...
+for the new batch in raresift's order, the number of items + 1 for every other task. Sorting
+the Data Manager by that field ascending is the loop.
 
 Tasks name their item by the data field ``raresift_id``, which ``raresift export --format
 label-studio`` writes. An annotation's answers are recorded with the source ``label-studio
@@ -341,19 +341,23 @@ class LabelStudio:
 
 
 def push_priorities(session: Session, client: LabelStudio, project: int) -> dict[str, int]:
-    """Write :func:`priority_ranks` into ``data.raresift_priority`` of every task of Label
-    Studio ``project`` that names an item, changing only the tasks whose value differs.
-    Returns ``{"tasks", "updated", "round"}``."""
+    """Write :func:`priority_ranks` into ``data.raresift_priority`` of the tasks of Label
+    Studio ``project`` that name an unanswered item, changing only those whose value differs
+    (a PATCH each, about 0.2 s in Label Studio 1.23; an answered task keeps its value, since
+    Label Studio's labeling stream skips labeled tasks). Returns ``{"tasks", "updated",
+    "round"}``."""
     ranks = priority_ranks(session)
     later = ranks.pop(None)
     by_row = dict(zip(session.iids(list(ranks)), ranks.values(), strict=True))
+    with session.store.reading() as db:
+        answered = set(db.current())
     tasks = [t for t in client.tasks(project) if ID_FIELD in (t.get("data") or {})]
     rows = session.iids([t["data"][ID_FIELD] for t in tasks])  # -1: not an item of the session
     updated = 0
     for task, row in zip(tasks, rows, strict=True):
         data = task["data"]
         rank = by_row.get(row, later)
-        if data.get(PRIORITY_FIELD) != rank:
+        if row not in answered and data.get(PRIORITY_FIELD) != rank:
             client.set_data(task, {**data, PRIORITY_FIELD: rank})
             updated += 1
     info = session.round_info()
