@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 
 from raresift.session import Session
+from raresift.session.labelstudio import LabelStudio
 from tests.app_server import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,6 +201,11 @@ def test_label_studio_loop_with_raresift_as_its_ml_backend(label_studio, project
     api("POST", f"/api/projects/{pid}/import", tasks)
     token = api("POST", "/api/token/")["token"]  # a personal access token (a JWT)
     assert token.count(".") == 2
+    # raresift's client takes either kind of token, and refreshes an access token refused
+    assert LabelStudio(url, LEGACY_TOKEN).project(pid)["id"] == pid
+    personal = LabelStudio(url, token)
+    personal._access = "an.expired.token"
+    assert personal.project(pid)["id"] == pid and personal._access != "an.expired.token"
 
     backend = ServerProcess(project, tmp_path / "backend.log", "--url", url, "--token", token,
                             "--ls-project", str(pid), command="label-studio")  # fmt: skip
