@@ -253,6 +253,11 @@ def test_label_studio_loop_with_raresift_as_its_ml_backend(label_studio, project
             range(1, BUDGET + 1)
         )
         # ... and Label Studio's own next task, in a Data Manager tab sorted by raresift_priority
+        # (a column its Order by menu offers)
+        columns = api("GET", f"/api/dm/columns/?project={pid}")["columns"]
+        assert {"id": "raresift_priority", "parent": "data"}.items() <= next(
+            c for c in columns if c["id"] == "raresift_priority"
+        ).items()
         tab = {"project": pid, "data": {"ordering": ["tasks:data.raresift_priority"]}}
         view = api("POST", "/api/dm/views/", tab)
         assert (
