@@ -36,7 +36,8 @@ import pytest
 
 from raresift.session import Session
 from raresift.session.labelstudio import LabelStudio
-from tests.app_server import ServerProcess
+
+from .app_server import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv-label-studio"
