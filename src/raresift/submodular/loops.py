@@ -1,0 +1,61 @@
+"""Compiled loops of the facility-location family on a dense kernel (numba, imported on first
+use so that ``import raresift`` stays light; compiled once per machine, then cached).
+
+Every gain and every change of a gain is a sum over kernel rows ``i`` of
+
+    clip(S[i, j], lo_i, hi_i) - lo_i        (lo = clip(m, floor, cap) before, hi after a move)
+
+added into a float64 vector over the candidates ``j``, four rows at a time, so each kernel
+entry is read once, the additions vectorise over ``j`` and the sums are read and written once
+per four rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _term(row, j, low, high):  # pragma: no cover - compiled
+    return np.float64(min(max(row[j], low), high)) - np.float64(low)
+
+
+@njit(cache=True, nogil=True)
+def add_clipped_rows(matrix, rows, lo, hi, total, sign):  # pragma: no cover - compiled
+    """``total += sign * sum_k clip(matrix[rows[k]], lo[k], hi[k]) - lo[k]`` (float64)."""
+    count, k = rows.shape[0], 0
+    while k + 4 <= count:
+        r0, r1, r2, r3 = (
+            matrix[rows[k]],
+            matrix[rows[k + 1]],
+            matrix[rows[k + 2]],
+            matrix[rows[k + 3]],
+        )
+        l0, l1, l2, l3 = lo[k], lo[k + 1], lo[k + 2], lo[k + 3]
+        h0, h1, h2, h3 = hi[k], hi[k + 1], hi[k + 2], hi[k + 3]
+        for j in range(total.shape[0]):
+            first = _term(r0, j, l0, h0) + _term(r1, j, l1, h1)
+            second = _term(r2, j, l2, h2) + _term(r3, j, l3, h3)
+            total[j] += sign * (first + second)
+        k += 4
+    for rest in range(k, count):
+        row, low, high = matrix[rows[rest]], lo[rest], hi[rest]
+        for j in range(total.shape[0]):
+            total[j] += sign * _term(row, j, low, high)
+
+
+@njit(cache=True, nogil=True)
+def finish_and_sum(block, shift, scale, lo, hi, total):  # pragma: no cover - compiled
+    """Finish a block of raw dot products in place (``(v + shift) * scale``, float32) and add
+    its rows' ``clip(v, lo[r], hi[r]) - lo[r]`` to ``total``: one pass, four rows at a time
+    (:func:`add_clipped_rows`) while they are in cache."""
+    for start in range(0, block.shape[0], 4):
+        stop = min(block.shape[0], start + 4)
+        if shift != 0 or scale != 1:
+            for r in range(start, stop):
+                row = block[r]
+                for j in range(row.shape[0]):
+                    row[j] = (row[j] + shift) * scale
+        rows = np.arange(start, stop)
+        add_clipped_rows(block, rows, lo[start:stop], hi[start:stop], total, 1.0)
