@@ -45,17 +45,35 @@ def add_clipped_rows(matrix, rows, lo, hi, total, sign):  # pragma: no cover - c
             total[j] += sign * _term(row, j, low, high)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _finish(row, j, shift, scale):  # pragma: no cover - compiled
+    value = (row[j] + shift) * scale
+    row[j] = value
+    return value
+
+
 @njit(cache=True, nogil=True)
 def finish_and_sum(block, shift, scale, lo, hi, total):  # pragma: no cover - compiled
     """Finish a block of raw dot products in place (``(v + shift) * scale``, float32) and add
-    its rows' ``clip(v, lo[r], hi[r]) - lo[r]`` to ``total``: one pass, four rows at a time
-    (:func:`add_clipped_rows`) while they are in cache."""
-    for start in range(0, block.shape[0], 4):
-        stop = min(block.shape[0], start + 4)
-        if shift != 0 or scale != 1:
-            for r in range(start, stop):
-                row = block[r]
-                for j in range(row.shape[0]):
-                    row[j] = (row[j] + shift) * scale
-        rows = np.arange(start, stop)
-        add_clipped_rows(block, rows, lo[start:stop], hi[start:stop], total, 1.0)
+    its rows' ``clip(v, lo[r], hi[r]) - lo[r]`` to ``total``: one pass, four rows at a time,
+    each entry finished and summed while in a register."""
+    if shift == 0 and scale == 1:
+        add_clipped_rows(block, np.arange(block.shape[0]), lo, hi, total, 1.0)
+        return
+    count, k = block.shape[0], 0
+    while k + 4 <= count:
+        r0, r1, r2, r3 = block[k], block[k + 1], block[k + 2], block[k + 3]
+        l0, l1, l2, l3 = lo[k], lo[k + 1], lo[k + 2], lo[k + 3]
+        h0, h1, h2, h3 = hi[k], hi[k + 1], hi[k + 2], hi[k + 3]
+        for j in range(total.shape[0]):
+            a = np.float64(min(max(_finish(r0, j, shift, scale), l0), h0)) - np.float64(l0)
+            b = np.float64(min(max(_finish(r1, j, shift, scale), l1), h1)) - np.float64(l1)
+            c = np.float64(min(max(_finish(r2, j, shift, scale), l2), h2)) - np.float64(l2)
+            d = np.float64(min(max(_finish(r3, j, shift, scale), l3), h3)) - np.float64(l3)
+            total[j] += (a + b) + (c + d)
+        k += 4
+    for rest in range(k, count):
+        row = block[rest]
+        for j in range(row.shape[0]):
+            _finish(row, j, shift, scale)
+    add_clipped_rows(block, np.arange(k, count), lo[k:], hi[k:], total, 1.0)
