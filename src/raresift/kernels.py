@@ -157,11 +157,11 @@ def similarity(
     metric: str = DEFAULT_METRIC,
     out: np.ndarray | None = None,
     on_block: Callable[[int, int, np.ndarray, float, float], None] | None = None,
-    block_elements: int = _BLOCK_ELEMENTS,
 ) -> np.ndarray:
     """Dense float32 similarity matrix ``S[i, j] = s(X[i], Y[j])`` (``Y`` defaults to ``X``).
 
-    Built in row blocks of about ``block_elements`` entries; pass ``out`` (e.g. a memmap) to fill
+    Built in row blocks of about 64 MB (big enough that the sgemm of each block runs at full
+    speed, small enough to stay in a large last-level cache); pass ``out`` (e.g. a memmap) to fill
     an existing array. With ``on_block``, the finishing of each block is handed to it, so that a
     reduction over the kernel is fused with it in one pass while the block is still in cache:
     ``on_block(start, stop, rows, shift, scale)`` gets ``S[start:stop]`` as raw dot products and
@@ -180,7 +180,7 @@ def similarity(
     n, m = xs.shape[0], ys.shape[0]
     if out is None:
         out = np.empty((n, m), dtype=np.float32)
-    block = max(1, block_elements // max(m, 1) // (2 if euclidean else 1))
+    block = max(1, _BLOCK_ELEMENTS // max(m, 1) // (2 if euclidean else 1))
     for start in range(0, n, block):
         stop = min(n, start + block)
         dots = np.matmul(xs[start:stop], ys.T, out=None if euclidean else out[start:stop])

@@ -100,7 +100,7 @@ class FacilityLocationFamily(SetFunction):
         def add_block(start: int, stop: int, rows: np.ndarray, shift, scale) -> None:
             loops.finish_and_sum(rows, shift, scale, lo[start:stop], hi[start:stop], gains)
 
-        matrix = similarity(X, metric=metric, on_block=add_block, block_elements=_FUSED_BLOCK)
+        matrix = similarity(X, metric=metric, on_block=add_block)
         return cls(DenseKernel(matrix, check=False), cap, floor, name=name, initial_gains=gains)
 
     all_gains_cheap = True  # every gain is kept up to date incrementally
@@ -270,10 +270,6 @@ def _clip(m: np.ndarray, floor: np.ndarray | None, cap: np.ndarray | None) -> np
     if cap is not None:
         np.minimum(m, cap, out=m)
     return m
-
-
-#: Kernel entries per row block when the block is finished and summed while in cache.
-_FUSED_BLOCK = 1 << 22
 
 
 def _upper(cap: np.ndarray | None, n: int) -> np.ndarray:
