@@ -56,15 +56,21 @@ def _finish(row, j, shift, scale):  # pragma: no cover - compiled
 def finish_and_sum(block, shift, scale, lo, hi, total):  # pragma: no cover - compiled
     """Finish a block of raw dot products in place (``(v + shift) * scale``, float32) and add
     its rows' ``clip(v, lo[r], hi[r]) - lo[r]`` to ``total``: one pass, four rows at a time,
-    each entry finished and summed while in a register."""
+    each entry finished and summed while in a register. Rows with ``lo == hi`` (capped at
+    their floor) add nothing and are only finished."""
+    live = np.flatnonzero(lo < hi)
     if shift == 0 and scale == 1:
-        add_clipped_rows(block, np.arange(block.shape[0]), lo, hi, total, 1.0)
+        add_clipped_rows(block, live, lo[live], hi[live], total, 1.0)
         return
-    count, k = block.shape[0], 0
+    for r in np.flatnonzero(lo >= hi):
+        row = block[r]
+        for j in range(row.shape[0]):
+            _finish(row, j, shift, scale)
+    count, k = live.shape[0], 0
     while k + 4 <= count:
-        r0, r1, r2, r3 = block[k], block[k + 1], block[k + 2], block[k + 3]
-        l0, l1, l2, l3 = lo[k], lo[k + 1], lo[k + 2], lo[k + 3]
-        h0, h1, h2, h3 = hi[k], hi[k + 1], hi[k + 2], hi[k + 3]
+        r0, r1, r2, r3 = block[live[k]], block[live[k + 1]], block[live[k + 2]], block[live[k + 3]]
+        l0, l1, l2, l3 = lo[live[k]], lo[live[k + 1]], lo[live[k + 2]], lo[live[k + 3]]
+        h0, h1, h2, h3 = hi[live[k]], hi[live[k + 1]], hi[live[k + 2]], hi[live[k + 3]]
         for j in range(total.shape[0]):
             a = np.float64(min(max(_finish(r0, j, shift, scale), l0), h0)) - np.float64(l0)
             b = np.float64(min(max(_finish(r1, j, shift, scale), l1), h1)) - np.float64(l1)
@@ -72,8 +78,9 @@ def finish_and_sum(block, shift, scale, lo, hi, total):  # pragma: no cover - co
             d = np.float64(min(max(_finish(r3, j, shift, scale), l3), h3)) - np.float64(l3)
             total[j] += (a + b) + (c + d)
         k += 4
-    for rest in range(k, count):
-        row = block[rest]
+    rest = live[k:]
+    for r in rest:
+        row = block[r]
         for j in range(row.shape[0]):
             _finish(row, j, shift, scale)
-    add_clipped_rows(block, np.arange(k, count), lo[k:], hi[k:], total, 1.0)
+    add_clipped_rows(block, rest, lo[rest], hi[rest], total, 1.0)
