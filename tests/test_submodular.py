@@ -335,3 +335,25 @@ def test_lazy_names_the_naive_loop_it_runs_for_objectives_that_keep_every_gain()
     sel = select(fn, 5, "lazy")
     assert (sel.optimizer, sel.note) == ("naive", "")
     assert sel.indices.tolist() == select(fn, 5, "naive").indices.tolist()
+
+
+@pytest.mark.parametrize("rows", [[], [3], [0, 2, 5], [1, 4, 0, 6, 2, 7, 3]])
+def test_compiled_loops_match_numpy(rows):
+    from raresift.submodular import loops
+
+    rng = np.random.default_rng(len(rows))
+    matrix = rng.normal(size=(8, 11)).astype(np.float32)
+    lo = rng.normal(size=8).astype(np.float32)
+    hi = (lo + rng.random(8)).astype(np.float32)
+    hi[::3] = lo[::3]  # capped at the floor: adds nothing
+    rows = np.array(rows, dtype=np.int64)
+    total = np.arange(11, dtype=np.float64)
+    loops.add_clipped_rows(matrix, rows, lo[rows], hi[rows], total, -1.0)
+    terms = np.clip(matrix[rows], lo[rows, None], hi[rows, None]) - lo[rows, None]
+    np.testing.assert_allclose(total, np.arange(11) - terms.sum(axis=0), rtol=1e-6, atol=1e-6)
+
+    block, sums = matrix.copy(), np.zeros(11)
+    loops.finish_and_sum(block, np.float32(1.0), np.float32(0.5), lo, hi, sums)
+    np.testing.assert_array_equal(block, (matrix + np.float32(1.0)) * np.float32(0.5))
+    terms = np.clip(block, lo[:, None], hi[:, None]) - lo[:, None]
+    np.testing.assert_allclose(sums, terms.sum(axis=0), rtol=1e-6, atol=1e-6)

@@ -58,6 +58,8 @@ log = logging.getLogger("raresift")
 METRICS = ("cosine", "cosine_raw", "euclidean", "dot")
 DEFAULT_METRIC = "cosine"
 _BLOCK_ELEMENTS = 1 << 24  # float32 entries per block (64 MB)
+#: Metrics that finish a dot product ``v`` as ``(v + shift) * scale``: ``{metric: (shift, scale)}``.
+AFFINE = {"cosine": (1.0, 0.5), "cosine_raw": (0.0, 1.0), "dot": (0.0, 1.0)}
 
 
 def check_metric(metric: str) -> str:
@@ -132,11 +134,12 @@ def squared_distances(X: Any, Y: Any, centre: np.ndarray, dtype=np.float64) -> n
 
 def _finish(dots: np.ndarray, metric: str, dim: int, sq_x=None, sq_y=None) -> np.ndarray:
     """Turn a block of dot products into similarities, in place."""
-    if metric == "cosine":
-        dots += 1.0
-        dots *= 0.5
-    elif metric == "cosine_raw":
-        pass
+    if metric in AFFINE:
+        shift, scale = AFFINE[metric]
+        if shift:
+            dots += shift
+        if scale != 1:
+            dots *= scale
     elif metric == "euclidean":
         dots *= -2.0
         dots += sq_x[:, None]
@@ -153,13 +156,17 @@ def similarity(
     Y: Any = None,
     metric: str = DEFAULT_METRIC,
     out: np.ndarray | None = None,
-    on_block: Callable[[int, int, np.ndarray], None] | None = None,
+    on_block: Callable[[int, int, np.ndarray, float, float], None] | None = None,
 ) -> np.ndarray:
     """Dense float32 similarity matrix ``S[i, j] = s(X[i], Y[j])`` (``Y`` defaults to ``X``).
 
-    Built in row blocks; pass ``out`` (e.g. a memmap) to fill an existing array. ``on_block(start,
-    stop, rows)`` is called with each finished block ``S[start:stop]`` while it is still in cache
-    (a reduction over the kernel then costs no second pass over memory); it must not modify it.
+    Built in row blocks of about 64 MB (big enough that the sgemm of each block runs at full
+    speed, small enough to stay in a large last-level cache); pass ``out`` (e.g. a memmap) to fill
+    an existing array. With ``on_block``, the finishing of each block is handed to it, so that a
+    reduction over the kernel is fused with it in one pass while the block is still in cache:
+    ``on_block(start, stop, rows, shift, scale)`` gets ``S[start:stop]`` as raw dot products and
+    must finish it in place, ``rows = (rows + shift) * scale`` (float32; ``AFFINE``); a euclidean
+    block comes finished, with ``(0.0, 1.0)``.
     """
     check_metric(metric)
     X = check_matrix(X, "X", allow_empty=True)
@@ -177,6 +184,9 @@ def similarity(
     for start in range(0, n, block):
         stop = min(n, start + block)
         dots = np.matmul(xs[start:stop], ys.T, out=None if euclidean else out[start:stop])
+        if on_block is not None and not euclidean:
+            on_block(start, stop, dots, *(np.float32(v) for v in AFFINE[metric]))
+            continue
         dots = _finish(dots, metric, X.shape[1], _sl(sq_x, start, stop), sq_y)
         if euclidean:  # float64 block; the other metrics were finished in place in ``out``
             out[start:stop] = dots
@@ -184,7 +194,7 @@ def similarity(
             rows = np.arange(start, stop)
             out[rows, rows] = 1.0
         if on_block is not None:
-            on_block(start, stop, out[start:stop])
+            on_block(start, stop, out[start:stop], np.float32(0.0), np.float32(1.0))
     return out
 
 

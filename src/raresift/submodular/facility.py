@@ -73,7 +73,6 @@ class FacilityLocationFamily(SetFunction):
         self.modular = None if modular is None else np.asarray(modular, dtype=np.float64)
         self.name = name
         self._initial = None if initial_gains is None else np.asarray(initial_gains, np.float64)
-        self._buffer: np.ndarray | None = None  # rows clipped at once, reused (see _row_sums)
         self._reset()
 
     @classmethod
@@ -86,23 +85,22 @@ class FacilityLocationFamily(SetFunction):
         name: str = "fl",
     ) -> FacilityLocationFamily:
         """The objective over the dense kernel of ``X``'s rows, built in one pass: every row
-        block of the kernel, while still in cache, adds its share of the initial gains
-        (``sum_i clip(s_ij, lo_i, cap_i) - lo_i``), so the first gains cost no pass of their
-        own."""
+        block of the kernel is finished and, while still in cache, adds its share of the
+        initial gains (``sum_i clip(s_ij, lo_i, cap_i) - lo_i``), so the first gains cost no
+        pass of their own."""
+        from raresift.submodular import loops
+
         n = X.shape[0]
         cap = None if cap is None else np.asarray(cap, dtype=np.float32)
         floor = None if floor is None else np.asarray(floor, dtype=np.float32)
         lo = _clip(np.zeros(n, dtype=np.float32), floor, cap)
+        hi = _upper(cap, n)
         gains = np.zeros(n, dtype=np.float64)
-        buffer = np.empty((_rows_per_pass(n), n), dtype=np.float32)
 
-        def add_block(start: int, stop: int, rows: np.ndarray) -> None:
-            part = slice(start, stop)
-            hi = None if cap is None else cap[part]
-            _row_sums(rows, None, lo[part], hi, buffer, gains)
+        def add_block(start: int, stop: int, rows: np.ndarray, shift, scale) -> None:
+            loops.finish_and_sum(rows, shift, scale, lo[start:stop], hi[start:stop], gains)
 
         matrix = similarity(X, metric=metric, on_block=add_block)
-        gains -= lo.sum(dtype=np.float64)
         return cls(DenseKernel(matrix, check=False), cap, floor, name=name, initial_gains=gains)
 
     all_gains_cheap = True  # every gain is kept up to date incrementally
@@ -158,8 +156,7 @@ class FacilityLocationFamily(SetFunction):
                 after -= low
                 gains[start:stop] = np.bincount(owner, weights=after, minlength=stop - start)
         elif isinstance(self.cover, DenseKernel):
-            gains = self._clipped_row_sums(None, lo, self.cap)
-            gains -= lo.sum(dtype=np.float64)
+            gains = self._clipped_row_sums(np.arange(n), lo, _upper(self.cap, n), 1.0)
         else:
             gains = np.empty(n, dtype=np.float64)
             block = max(1, BLOCK_ELEMENTS // max(self.n_represented, 1))
@@ -211,8 +208,7 @@ class FacilityLocationFamily(SetFunction):
             self._gain_cache -= np.bincount(rows.indices, weights=drop, minlength=self.n)
             return
         if isinstance(self.cover, DenseKernel):
-            self._gain_cache -= self._clipped_row_sums(changed, lo, hi)
-            self._gain_cache += lo.sum(dtype=np.float64)
+            self._clipped_row_sums(changed, lo, hi, -1.0, self._gain_cache)
             return
         block = max(1, BLOCK_ELEMENTS // self.n)
         for start in range(0, changed.size, block):
@@ -223,16 +219,21 @@ class FacilityLocationFamily(SetFunction):
             self._gain_cache += float(lo[part].sum(dtype=np.float64))
 
     def _clipped_row_sums(
-        self, items: np.ndarray | None, lo: np.ndarray, hi: np.ndarray | None
+        self,
+        items: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        sign: float,
+        total: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``sum_i clip(S[i, :], lo_i, hi_i)`` over the dense kernel's rows ``items`` (all rows
-        when None; ``hi`` None: no upper bound), float64 (n,); see :func:`_row_sums`."""
-        matrix = self.cover.matrix
-        if items is not None and items.size == matrix.shape[0]:  # every row: read in order
-            items = None
-        if self._buffer is None:
-            self._buffer = np.empty((_rows_per_pass(matrix.shape[1]), matrix.shape[1]), np.float32)
-        return _row_sums(matrix, items, lo, hi, self._buffer, np.zeros(matrix.shape[1]))
+        """``total + sign * sum_i clip(S[i, :], lo_i, hi_i) - lo_i`` over the dense kernel's
+        rows ``items`` (``total`` float64 (n,), updated in place; zeros when None), by the
+        compiled loop of :mod:`raresift.submodular.loops`: each row is read once."""
+        from raresift.submodular import loops
+
+        total = np.zeros(self.n) if total is None else total
+        loops.add_clipped_rows(self.cover.matrix, items, lo, hi, total, sign)
+        return total
 
     def _represented_rows(self, items: np.ndarray) -> np.ndarray:
         """Similarities of represented ``items`` to every candidate, (len(items), n) float32."""
@@ -271,30 +272,6 @@ def _clip(m: np.ndarray, floor: np.ndarray | None, cap: np.ndarray | None) -> np
     return m
 
 
-def _rows_per_pass(n: int) -> int:
-    """Kernel rows clipped and summed at once: about 1 MB of float32, so the gathered rows, their
-    clipped values and the column sums stay in the core's cache."""
-    return max(1, min(256, (1 << 18) // max(n, 1)))
-
-
-def _row_sums(
-    matrix: np.ndarray,
-    items: np.ndarray | None,
-    lo: np.ndarray,
-    hi: np.ndarray | None,
-    buffer: np.ndarray,
-    total: np.ndarray,
-) -> np.ndarray:
-    """Add ``sum_i clip(matrix[i, :], lo_i, hi_i)`` over rows ``items`` (every row when None) to
-    ``total`` (float64) and return it. A few rows at a time are clipped into ``buffer`` (straight
-    from ``matrix`` when contiguous, else gathered first) and summed there while in cache, so
-    each kernel entry is read from memory once."""
-    count = matrix.shape[0] if items is None else items.size
-    step = buffer.shape[0]
-    for start in range(0, count, step):
-        stop = min(count, start + step)
-        rows = matrix[start:stop] if items is None else matrix[items[start:stop]]
-        high = np.inf if hi is None else hi[start:stop, None]
-        clipped = np.clip(rows, lo[start:stop, None], high, out=buffer[: stop - start])
-        total += clipped.sum(axis=0, dtype=np.float64)
-    return total
+def _upper(cap: np.ndarray | None, n: int) -> np.ndarray:
+    """The caps as float32 upper bounds (``+inf`` where there is none)."""
+    return np.full(n, np.inf, dtype=np.float32) if cap is None else cap
