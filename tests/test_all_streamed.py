@@ -17,7 +17,7 @@ from raresift.strategies.base import SelectionState, least_reaching, stream_top_
 def tied_pool(rng, n=3000, dtype=np.float16):
     """Rows with exact duplicates (tied scores) and far-out rows (p(positive) saturated at 1),
     under shuffled, non-contiguous ids."""
-    x = rng.standard_normal((n, 8)).astype(np.float32)
+    x = rng.standard_normal((n, 64)).astype(np.float32)
     x[rng.choice(n, 400, replace=False)] = x[rng.choice(n, 400)]  # duplicates
     x[rng.choice(n, 50, replace=False), 0] = 900.0  # saturated: expit(z) == 1.0
     ids = rng.permutation(n).astype(np.int64) * 7 + 5
@@ -40,12 +40,13 @@ def both_ways(pool, strategy, model_labels, labeled, budget, seed):
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
-@pytest.mark.parametrize("rows", [64, 1 << 16])
+@pytest.mark.parametrize("rows", [100, 1 << 16])
 @pytest.mark.parametrize("positive", [1, [1], [3, 1]])
 def test_streamed_all_round_equals_scoring_every_candidate(rng, monkeypatch, dtype, rows, positive):
     monkeypatch.setattr(base, "STREAM_ROWS", rows)
     pool = tied_pool(rng, dtype=dtype)
-    labeled = pool.ids[rng.choice(len(pool), 60, replace=False)]
+    # the first and last rows labeled: the scored path's blocks start and end elsewhere
+    labeled = pool.ids[np.r_[0, len(pool) - 1, rng.choice(np.arange(1, len(pool) - 1), 58, False)]]
     y = (pool.embeddings_of(labeled)[:, 0] > 0.5).astype(int)
     strategy = make_strategy("mlp", positive=positive)
     streamed = []
@@ -54,13 +55,13 @@ def test_streamed_all_round_equals_scoring_every_candidate(rng, monkeypatch, dty
         "_select_streamed",
         lambda self, *a, f=base.ScoringStrategy._select_streamed: streamed.append(1) or f(self, *a),
     )
-    for budget in (1, 10, 70, 200):
+    for budget in (1, 10, 70, 200, len(pool) - labeled.size):  # the last: every score
         for seed in (0, 1):
             model, (fast, slow) = both_ways(pool, strategy, y, labeled, budget, seed)
             assert np.array_equal(fast.ids, slow.ids)
             assert np.array_equal(fast.scores, slow.scores)
             assert fast.reasons == slow.reasons
-    assert len(streamed) == 8  # every batch above went through the streamed path once
+    assert len(streamed) == 10  # every batch above went through the streamed path once
     assert np.sum(fast.scores == 1.0) > 0  # saturated ties were among the picks
 
 
@@ -92,7 +93,7 @@ def test_models_without_a_linear_decision_score_every_candidate(rng):
     state = SelectionState(pool, Labels(labeled, y), model)
     assert strategy.streamed_scoring(state) is None
     assert np.array_equal(a.ids, b.ids)
-    binary = SklearnModel(LogisticRegression(), n_classes=2).fit(
+    binary = SklearnModel(LogisticRegression(max_iter=1000), n_classes=2).fit(
         pool.embeddings_of(labeled), (y > 0).astype(int)
     )
     state = SelectionState(pool, Labels(labeled, (y > 0).astype(int)), binary)

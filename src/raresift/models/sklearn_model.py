@@ -28,17 +28,21 @@ def widen_rows(rows: np.ndarray) -> int:
 
 
 class LinearScorer:
-    """``X @ w`` in float32 for blocks of float16 or float32 rows, through one reused buffer.
+    """``X @ w`` in float32 for float16 or float32 rows, each row's dot product on its own
+    (``np.einsum("ij,j->i", X, w)``): a row scores the same to the last bit in any block, alone
+    or among millions, gathered or sliced (BLAS' matrix-vector product does not promise that:
+    its tail rows take other kernels).
 
-    Float32 rows go straight to the matrix-vector product. Float16 rows are widened without
-    torch and without numpy's half-to-float cast (scalar, about 1.3 ns a value): three integer
-    passes over the block's bits give the exact float32 values scaled by 2^-112 (finite rows
-    only, as every pool's are), and the weights carry the 2^112, so each product, and so every
-    sum, is bit for bit what the same product over ``rows.astype(np.float32)`` gives.
+    Float16 rows are widened without torch and without numpy's half-to-float cast (scalar,
+    about 1.3 ns a value) through one reused buffer: three integer passes over the block's bits
+    give the exact float32 values scaled by 2^-112 (finite rows only, as every pool's are), and
+    the weights carry the 2^112, so each product, and so every sum, is bit for bit what
+    the same dot products over ``rows.astype(np.float32)`` give.
 
     >>> rows = np.array([[1.5, -2.0], [6e-8, 65504.0]], dtype=np.float16)
     >>> scorer = LinearScorer(np.array([2.0, 1.0], dtype=np.float32))
-    >>> scorer.decide(rows).tolist() == (rows.astype(np.float32) @ scorer.w).tolist()
+    >>> widened = np.einsum("ij,j->i", rows.astype(np.float32), scorer.w)
+    >>> scorer.decide(rows).tolist() == widened.tolist()
     True
     """
 
@@ -57,7 +61,7 @@ class LinearScorer:
         if out is None:
             out = np.empty(n, dtype=np.float32)
         if rows.dtype != np.float16:
-            return np.matmul(rows, self.w, out=out)
+            return np.einsum("ij,j->i", rows, self.w, out=out)
         step = widen_rows(rows)
         if self._bits is None or self._bits.shape[1] != rows.shape[1]:
             self._bits = np.empty((min(step, max(n, 1)), rows.shape[1]), dtype=np.int32)
@@ -66,14 +70,15 @@ class LinearScorer:
             if half.shape[0] > self._bits.shape[0]:
                 self._bits = np.empty((half.shape[0], rows.shape[1]), dtype=np.int32)
             bits = self._bits[: half.shape[0]]
-            np.left_shift(half, 13, out=bits, dtype=np.int32, casting="unsafe")
+            np.copyto(bits, half)  # the sign copied into bits 15-31
+            np.left_shift(bits, 13, out=bits)
             np.bitwise_and(bits, _HALF_BITS, out=bits)
             values = bits.view(np.float32)
             if self._scaled is None:
                 np.multiply(values, _HALF_SCALE, out=values)
-                np.matmul(values, self.w, out=out[lo : lo + half.shape[0]])
+                np.einsum("ij,j->i", values, self.w, out=out[lo : lo + half.shape[0]])
             else:
-                np.matmul(values, self._scaled, out=out[lo : lo + half.shape[0]])
+                np.einsum("ij,j->i", values, self._scaled, out=out[lo : lo + half.shape[0]])
         return out
 
 
@@ -169,8 +174,8 @@ class SklearnModel(Parameterized):
 
     def _decision(self, X: np.ndarray) -> np.ndarray:
         """Binary logistic regression's ``X w + b`` (float64, (n,)). Float64 rows are scored
-        as scikit-learn scores them; float32 and float16 rows by one float32 matrix-vector
-        product (:class:`LinearScorer`: a single read of X, no float64 copy)."""
+        as scikit-learn scores them; float32 and float16 rows by float32 dot products
+        (:class:`LinearScorer`: a single read of X, no float64 copy)."""
         coef, intercept = self.estimator_.coef_, self.estimator_.intercept_
         if X.dtype == np.float64:
             return (X @ coef.T + intercept).ravel()
