@@ -1,0 +1,137 @@
+"""The pieces behind 10^8-item sessions, at small sizes: the index default chosen by pool size,
+two-level training, calibration of any factory string, memory-mapped loads and the resumable
+on-disk build a large session runs at init."""
+
+import numpy as np
+import pytest
+
+import raresift.index as index_module
+from raresift.index import NeighborIndex, build_sharded_index
+from raresift.pool import Pool
+from raresift.session import Session
+from raresift.session import config as session_config
+
+
+@pytest.fixture
+def clustered(rng):
+    centres = rng.standard_normal((12, 8))
+    rows = centres[rng.integers(12, size=3000)] + 0.4 * rng.standard_normal((3000, 8))
+    return Pool(rows.astype(np.float32))
+
+
+def test_the_default_index_follows_the_pool_size():
+    plan = session_config.SessionConfig().index_plan
+    assert plan(10_000, 8).factory == "Flat"
+    assert plan(500_000, 8).factory.endswith(",Flat") and not plan(500_000, 8).on_disk
+    assert plan(10**7, 8).factory == "IVF4096,SQ8" and not plan(10**7, 8).calibrate
+    large = plan(10**8, 64)
+    assert large.factory == "IVF65536_HNSW32,SQ8" and large.on_disk and large.calibrate
+    assert large.max_scan == session_config.MAX_SCAN
+    user = session_config.SessionConfig(index="IVF256,Flat").index_plan(10**8, 64)
+    assert user.factory == "IVF256,Flat" and user.on_disk and user.max_scan is None
+
+
+def test_two_level_training_gives_every_list_a_centroid(clustered, monkeypatch):
+    monkeypatch.setattr(index_module, "TWO_LEVEL_LISTS", 16)
+    index = NeighborIndex("IVF64,Flat", "nprobe=64", train_size=3000, progress=False)
+    index.fit(clustered)
+    ivf = index_module.faiss.extract_index_ivf(index.index)
+    assert ivf.quantizer.ntotal == 64
+    centroids = ivf.quantizer.reconstruct_n(0, 64)
+    np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-4)
+    assert index.measure_recall(10, 50) == 1.0  # every list probed: exact
+
+
+@pytest.mark.parametrize("factory", ["IVF32_HNSW8,Flat", "IVF32,SQ8", "HNSW8"])
+def test_calibration_of_any_factory_takes_the_cheapest_setting_reaching_the_target(
+    clustered, factory
+):
+    index = NeighborIndex(factory, train_size=3000, calibration_queries=60, progress=False)
+    index.fit(clustered)
+    chosen = index.calibrate(0.9)
+    settings = index_module._search_settings(index.index, factory, len(index), None)
+    assert chosen in settings and index.recall_ >= 0.9
+    position = settings.index(chosen)
+    if position:  # the setting before it falls short of the target
+        index.search_params = settings[position - 1]
+        index._apply_search_params()
+        assert index.measure_recall(10, 60) < 0.9
+
+
+def test_calibration_stops_at_the_scan_cap(clustered):
+    index = NeighborIndex("IVF32_HNSW8,Flat", train_size=3000, progress=False).fit(clustered)
+    # at most 400 of 3000 codes a query: nprobe <= 400 * 32 / 3000 = 4
+    assert index.calibrate(1.0, max_scan=400) == "nprobe=4,quantizer_efSearch=16"
+
+
+def test_a_loaded_ivf_index_maps_its_lists_and_answers_alike(clustered, tmp_path):
+    built = NeighborIndex("IVF16,SQ8", "nprobe=4", progress=False).fit(clustered)
+    built.save(tmp_path / "i.faiss")
+    loaded = NeighborIndex.load(tmp_path / "i.faiss", pool=clustered, verify=False)
+    lists = index_module.faiss.extract_index_ivf(loaded.index).invlists
+    assert isinstance(
+        index_module.faiss.downcast_InvertedLists(lists), index_module.faiss.OnDiskInvertedLists
+    )
+    q = clustered.ids[:30]
+    np.testing.assert_array_equal(loaded.neighbors(q, 10), built.neighbors(q, 10))
+
+
+def test_an_interrupted_sharded_build_resumes_without_rebuilding_finished_shards(
+    clustered, tmp_path
+):
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first(fn, tasks):
+        fn(tasks[0])
+        raise Interrupted
+
+    kwargs = dict(shard_size=1000, train_size=3000, search_params="nprobe=4", progress=False)
+    with pytest.raises(Interrupted):
+        build_sharded_index(
+            clustered, "IVF16,Flat", tmp_path, map_shards=stop_after_first, **kwargs
+        )
+    first = tmp_path / "shard-00000.faiss"
+    stamp = first.stat().st_mtime_ns
+    seen = []
+
+    def recording(fn, tasks):
+        seen.append([(tmp_path / t.shard_path).exists() for t in tasks])
+        assert first.stat().st_mtime_ns == stamp  # kept, with the trained quantiser
+        return [fn(t) for t in tasks]
+
+    resumed = build_sharded_index(clustered, "IVF16,Flat", tmp_path, map_shards=recording, **kwargs)
+    assert seen == [[True, False, False]]
+    whole = NeighborIndex("IVF16,Flat", "nprobe=4", train_size=3000, progress=False)
+    whole.fit(clustered)
+    q = clustered.ids[:25]
+    np.testing.assert_array_equal(resumed.neighbors(q, 10), whole.neighbors(q, 10))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "index.faiss",
+        "index.faiss.json",
+        "index.ivfdata",
+    ]
+
+
+def test_a_large_session_builds_its_lists_on_disk_calibrated_and_reopens_them(
+    clustered, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(session_config, "SMALL_POOL", 1000)
+    monkeypatch.setattr(session_config, "LARGE_POOL", 2000)
+    monkeypatch.setattr(session_config, "LARGE_LISTS", 32)
+    monkeypatch.setattr(session_config, "MAX_SCAN", 1500)
+    np.save(tmp_path / "emb.npy", clustered.embeddings.astype(np.float16))
+    s = Session.create(
+        tmp_path / "p", embeddings=tmp_path / "emb.npy", candidates="seals", progress=False
+    )
+    spec = s.config["index"]
+    assert spec["factory"] == "IVF32_HNSW32,SQ8" and spec["path"] == "index/index.faiss"
+    assert (tmp_path / "p" / "index" / "index.ivfdata").exists()
+    assert spec["search_params"].startswith("nprobe=")  # calibrated, within 1500 codes
+    assert int(spec["search_params"].split(",")[0].split("=")[1]) <= 1500 * 32 // 3000
+    q = np.arange(20)
+    expected = s.index().neighbors(q, 10)
+    s.close()
+    again = Session.open(tmp_path / "p")
+    np.testing.assert_array_equal(again.index().neighbors(q, 10), expected)
+    again.close()
