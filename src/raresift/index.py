@@ -57,6 +57,7 @@ log = logging.getLogger("raresift")
 _FORMAT = "raresift-neighbor-index/1"
 _PARALLEL_QUERIES = 16  # fewer queries than this are searched on one thread
 TWO_LEVEL_LISTS = 8192  # from this many inverted lists on, the quantiser trains in two levels
+CODEC_TRAIN_ROWS = 262_144  # rows that train the codec after a two-level quantiser
 _SHARDED = ("MemmapSource", "ShardTask", "build_shard", "build_sharded_index", "_memmap_source")
 
 
@@ -662,7 +663,8 @@ def _train(
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None and ivf.nlist >= TWO_LEVEL_LISTS and ivf.quantizer.ntotal == 0:
             _train_two_level(ivf, rows, metric, seed)
-        index.train(rows)  # the codec (SQ, PQ); the coarse quantiser is trained already
+            rows = rows[:: -(-rows.shape[0] // CODEC_TRAIN_ROWS)]  # the codec needs fewer
+        index.train(rows)  # the coarse quantiser (unless trained above) and the codec
     except RuntimeError as exc:
         raise ConfigError(
             f"training Faiss index {factory!r} on {m} rows failed: "
