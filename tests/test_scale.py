@@ -135,3 +135,91 @@ def test_a_large_session_builds_its_lists_on_disk_calibrated_and_reopens_them(
     again = Session.open(tmp_path / "p")
     np.testing.assert_array_equal(again.index().neighbors(q, 10), expected)
     again.close()
+
+
+def _seals_session(tmp_path, monkeypatch, clustered):
+    monkeypatch.setattr(session_config, "SMALL_POOL", 1000)
+    y = np.zeros(3000, dtype=int)
+    y[np.linalg.norm(clustered.embeddings - clustered.embeddings[0], axis=1) < 1.2] = 1
+    np.save(tmp_path / "emb.npy", clustered.embeddings)
+    seeds = np.r_[np.flatnonzero(y)[:3], np.flatnonzero(y == 0)[:20]]
+    (tmp_path / "seed.csv").write_text("id,label\n" + "".join(f"{i},{y[i]}\n" for i in seeds))
+    s = Session.create(
+        tmp_path / "p",
+        embeddings=tmp_path / "emb.npy",
+        concept="rare",
+        seed_labels=tmp_path / "seed.csv",
+        candidates="seals",
+        budget=10,
+        progress=False,
+    )
+    return s, y
+
+
+def test_seals_reads_earlier_rows_instead_of_searching_and_picks_alike(clustered):
+    from raresift.candidates import NeighborRows, SEALSCandidates
+    from raresift.pool import Labels
+
+    index = NeighborIndex("IVF16,Flat", "nprobe=2", progress=False).fit(clustered)
+    labels = Labels(np.arange(5), np.array([1, 0, 0, 0, 0]))
+    graph = NeighborRows(k=20)
+    first = SEALSCandidates(index, k=20, graph=graph)
+    first.start(clustered, labels)
+    first.update([100, 200])
+    assert first.knn_queries == 7 and len(graph) == 7
+    again = SEALSCandidates(index, k=20, graph=graph)  # a later round, another process
+    again.start(clustered, Labels(np.arange(5), np.array([1, 0, 0, 0, 0])))
+    again.update([100, 200, 300])
+    assert again.knn_queries == 1  # only the new item is searched
+    fresh = SEALSCandidates(index, k=20)
+    fresh.start(clustered, Labels(np.arange(5), np.array([1, 0, 0, 0, 0])))
+    fresh.update([100, 200, 300])
+    np.testing.assert_array_equal(again.candidates(), fresh.candidates())
+    for i in [0, 100, 300]:  # a stored row is what a fresh search gives
+        np.testing.assert_array_equal(graph.get(i), index.neighbors([i], 20)[0])
+    with pytest.raises(Exception, match="k=30"):
+        SEALSCandidates(index, k=30, graph=graph).start(clustered, labels)
+
+
+def test_a_session_stores_neighbour_rows_and_measures_and_shows_its_index_recall(
+    clustered, tmp_path, monkeypatch
+):
+    from raresift.index import exact_search, prepare_rows
+    from raresift.session import probe as probe_module
+    from raresift.session.views import status_text
+
+    monkeypatch.setattr(probe_module, "PROBE_SLICE", 1000)  # three slices, progress stored
+    s, y = _seals_session(tmp_path, monkeypatch, clustered)
+    batch = s.next()
+    s._probe_thread.join()
+    status = s.status(estimate=False)
+    last = status["index_recall"]["last"]
+    assert status["index_recall"]["pending"] is None and last["round"] == 1
+    k = s.config["seals_k"]
+    queries = np.array(last["query_ids"])
+    found = s.index().neighbors(queries, k)
+    exact, _ = exact_search(
+        clustered.embeddings, prepare_rows(clustered.embeddings[queries]), k + 1
+    )
+    exact = [[i for i in row if i != q][:k] for row, q in zip(exact, queries, strict=True)]
+    expected = np.mean([np.isin(e, f).mean() for e, f in zip(exact, found, strict=True)])
+    assert last["recall"] == pytest.approx(expected) and last["k"] == k and last["items"] == 3000
+    assert f"recall@{k} {expected:.2f} against exact search" in status_text(status)
+    # the rows of round 1 are stored: a new process searches only what is new
+    key = probe_module.rows_key(s)
+    with s.store.reading() as db:
+        stored = db.neighbor_rows(key)
+    assert set(stored) >= set(queries.tolist())
+    for i, row in list(stored.items())[:5]:
+        np.testing.assert_array_equal(np.frombuffer(row, np.int64), s.index().neighbors([i], k)[0])
+    s.answer_many([(b.id, int(y[b.id])) for b in batch], who="oracle")
+    s.close()
+    again = Session.open(tmp_path / "p")
+    rows = probe_module.neighbor_rows(again)
+    assert len(rows) == len(stored)
+    again.next()
+    again.close()  # stops the new round's probe; a later process resumes it
+    with Session.open(tmp_path / "p") as third:
+        state = third.status(estimate=False)["index_recall"]
+        assert state["last"]["round"] == 1
+        assert state["pending"] is None or state["pending"]["round"] == 2

@@ -686,6 +686,112 @@ def _train_two_level(ivf: faiss.IndexIVF, rows: np.ndarray, metric: str, seed: i
     ivf.quantizer.add(centroids)
 
 
+# ---------------------------------------------------------------------- recall probe
+class RecallProbe:
+    """recall@k of an index's neighbour rows against exact search, for a few query items.
+
+    The rows the index gave (``found``: (m, k) ids, the queries themselves left out) are
+    compared with the exact top ``k`` of each query (itself left out) over every row of the
+    pool. The exact scan runs in slices of rows (:meth:`advance`), so it can be spread over
+    time (a background thread, several processes: the state round-trips through
+    :meth:`as_dict`); :attr:`recall` is None until every row has been scanned.
+
+    >>> x = np.array([[1, 0], [0.9, 0.1], [0.5, 0.5], [0, 1]], dtype=np.float32)
+    >>> probe = RecallProbe(np.array([0]), np.array([[1, 3]]), round_index=1)  # exact: 1, 2
+    >>> probe.advance(x, max_rows=3), probe.recall, probe.advance(x, max_rows=3)
+    (False, None, True)
+    >>> probe.recall, RecallProbe.from_dict(probe.as_dict()).recall
+    (0.5, 0.5)
+    """
+
+    def __init__(self, queries: np.ndarray, found: np.ndarray, round_index: int = 0):
+        self.queries = np.asarray(queries, dtype=np.int64)
+        self.found = np.asarray(found, dtype=np.int64)
+        self.round = int(round_index)
+        self.k = int(self.found.shape[1])
+        self.cursor = 0
+        self.top_ids = np.full((self.queries.size, self.k), -1, np.int64)
+        self.top_scores = np.full((self.queries.size, self.k), -np.inf, np.float32)
+        self.seconds = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.cursor < 0
+
+    @property
+    def recall(self) -> float | None:
+        """Mean share of each query's exact top k that the index found (None: scanning)."""
+        return _recall(self.found, self.top_ids) if self.done else None
+
+    def advance(
+        self,
+        embeddings: np.ndarray,
+        max_rows: int,
+        ids: np.ndarray | None = None,
+        metric: str = "cosine",
+    ) -> bool:
+        """Scan the next ``max_rows`` rows of the pool (``ids``: its ids, default positions);
+        True once every row is scanned."""
+        if self.done:
+            return True
+        start = time.perf_counter()
+        n = embeddings.shape[0]
+        pos = self.queries if ids is None else _positions_of(ids, self.queries)
+        q = prepare_rows(embeddings[pos], metric)
+        hi = min(n, self.cursor + max_rows)
+        for lo in range(self.cursor, hi, ROW_BLOCK):
+            block = embeddings[lo : min(hi, lo + ROW_BLOCK)]
+            rows = prepare_rows(block, metric)
+            scores = (q @ rows.T).astype(np.float32)
+            block_pos = np.arange(lo, lo + rows.shape[0])
+            scores[block_pos[None, :] == pos[:, None]] = -np.inf  # a query is not its neighbour
+            block_ids = block_pos if ids is None else ids[block_pos]
+            self._merge(np.broadcast_to(block_ids, scores.shape), scores)
+        self.cursor = -1 if hi >= n else hi
+        self.seconds += time.perf_counter() - start
+        return self.done
+
+    def _merge(self, ids: np.ndarray, scores: np.ndarray) -> None:
+        all_ids = np.concatenate([self.top_ids, ids], axis=1)
+        all_scores = np.concatenate([self.top_scores, scores], axis=1)
+        k = min(self.k, all_scores.shape[1])
+        best = np.argpartition(-all_scores, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(-all_scores, best, axis=1).argsort(axis=1, kind="stable")
+        best = np.take_along_axis(best, order, axis=1)
+        self.top_ids = np.take_along_axis(all_ids, best, axis=1)
+        self.top_scores = np.take_along_axis(all_scores, best, axis=1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "k": self.k,
+            "queries": self.queries.tolist(),
+            "found": self.found.tolist(),
+            "cursor": self.cursor,
+            "top_ids": self.top_ids.tolist(),
+            "top_scores": [[float(v) for v in row] for row in self.top_scores],
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> RecallProbe:
+        probe = cls(np.array(state["queries"]), np.array(state["found"]), state["round"])
+        probe.cursor = int(state["cursor"])
+        probe.top_ids = np.array(state["top_ids"], dtype=np.int64).reshape(probe.top_ids.shape)
+        probe.top_scores = np.array(state["top_scores"], dtype=np.float32).reshape(
+            probe.top_ids.shape
+        )
+        probe.seconds = float(state.get("seconds", 0.0))
+        return probe
+
+
+def _positions_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions of ``wanted`` in ``ids`` (contiguous ids: arithmetic, else a search)."""
+    if ids.size and ids[-1] - ids[0] == ids.size - 1:
+        return wanted - ids[0]
+    return np.array([int(np.flatnonzero(ids == w)[0]) for w in wanted.tolist()], dtype=np.int64)
+
+
 # ---------------------------------------------------------------------- k-NN graph
 class KnnGraph:
     """Each pool item's ``k`` nearest neighbours (itself excluded), precomputed once.

@@ -138,7 +138,11 @@ class Project:
             check_fingerprint(index_path, files["index"], "index file")
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Stop the index recall probe's scan (a later process resumes it) and close the
+        database connection."""
+        from raresift.session.probe import stop_probe
+
+        stop_probe(self)
         self.store.close()
 
     def __enter__(self):
