@@ -32,12 +32,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale_pool import N_CONCEPTS, PREVALENCE, pool_paths  # noqa: E402
-
 from raresift.index import NeighborIndex, build_sharded_index  # noqa: E402
 from raresift.simulate.concepts import Method, summarize, synthetic_tasks  # noqa: E402
 from raresift.simulate.runner import run_concept_study  # noqa: E402
 from raresift.simulate.synthetic import SyntheticConcepts, make_synthetic_concepts  # noqa: E402
+from scale_pool import N_CONCEPTS, PREVALENCE, pool_paths  # noqa: E402
 
 TEST_ROWS = 200_000
 
