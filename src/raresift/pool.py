@@ -201,6 +201,19 @@ class IdIndex:
                     "than once"
                 )
 
+    @classmethod
+    def positions_as_ids(cls, n: int) -> IdIndex:
+        """The ids ``0 .. n-1`` (nothing to check: at 10^8 rows, a second saved).
+
+        >>> IdIndex.positions_as_ids(3).positions([2, 0]).tolist()
+        [2, 0]
+        """
+        self = cls.__new__(cls)
+        self.ids = np.arange(n, dtype=np.int64)
+        self._offset = 0
+        self._sorted_ids = self._order = None
+        return self
+
     def __len__(self) -> int:
         return self.ids.size
 
@@ -264,7 +277,7 @@ class Pool:
     ):
         self.embeddings = check_matrix(embeddings, "embeddings", finite=not values_checked)
         n = self.embeddings.shape[0]
-        self._index = IdIndex(np.arange(n, dtype=np.int64) if ids is None else ids)
+        self._index = IdIndex.positions_as_ids(n) if ids is None else IdIndex(ids)
         self.ids = self._index.ids
         if self.ids.shape[0] != n:
             raise ValidationError(
