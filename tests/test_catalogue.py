@@ -905,6 +905,35 @@ def simulate_with_negative_jobs(tmp_path):
     return ["simulate", str(_study_toml(tmp_path)), "--jobs", "-1"]
 
 
+def _touched_project(tmp_path: Path, offset: int | None) -> Path:
+    """A session over a 5 MB embeddings file (more than the sampled blocks), whose file then
+    got a new modification time and, at ``offset``, one byte changed in place."""
+    import os
+
+    from raresift.session import Session
+
+    emb = tmp_path / "big.npy"
+    np.save(emb, _points(20_000, 64))
+    Session.create(tmp_path / "p", embeddings=emb, concept="cats", progress=False).close()
+    if offset is not None:
+        with open(emb, "r+b") as fh:
+            fh.seek(offset)
+            fh.write(b"\xff\xfe")
+    st = emb.stat()
+    os.utime(emb, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    return tmp_path / "p"
+
+
+@cli_case("was touched since the session recorded it", "raresift verify")
+def status_over_a_touched_embeddings_file(tmp_path):
+    return ["status", str(_touched_project(tmp_path, None))]
+
+
+@cli_case("changed since the session recorded it", "whole-file SHA-256", "restore the original")
+def verify_a_file_changed_between_its_sampled_blocks(tmp_path):
+    return ["verify", str(_touched_project(tmp_path, 70_000))]  # between blocks 0 and 1
+
+
 @cli_case("--jobs", "positive integer", "got 0")
 def simulate_with_zero_jobs(tmp_path):
     return ["simulate", str(_study_toml(tmp_path)), "--jobs", "0"]

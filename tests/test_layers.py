@@ -96,6 +96,32 @@ def test_importing_the_strategies_loads_no_faiss():
     assert out.stdout.strip() == "[]"
 
 
+def test_a_scikit_learn_session_round_loads_no_torch(tmp_path):
+    """A fresh process that opens a session with a scikit-learn model and picks a batch (SEALS
+    and -All, float16 embeddings: the rows a model widens) never imports torch: its import
+    costs more than the round."""
+    import numpy as np
+
+    from raresift.session import Session
+
+    np.save(tmp_path / "e.npy", np.random.default_rng(0).normal(size=(400, 8)).astype(np.float16))
+    with Session.create(tmp_path / "p", embeddings=tmp_path / "e.npy", concept="x",
+                        progress=False) as s:  # fmt: skip
+        s.answer_many([(i, i % 2) for i in range(20)])
+    code = (
+        "import sys\n"
+        "from raresift.session import Session\n"
+        f"s = Session.open({str(tmp_path / 'p')!r})\n"
+        "for candidates in ('seals', 'all'):\n"
+        "    batch = s.next(budget=5, candidates=candidates, replace=True, progress=False)\n"
+        "    assert batch[0].reason.startswith('most likely positive'), batch[0].reason\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(SRC.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

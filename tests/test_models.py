@@ -269,3 +269,21 @@ def test_training_batches_are_near_equal_never_a_tiny_remainder():
     y = np.arange(65) % 2  # labels unrelated to X: no early stop within two epochs
     TorchModel(net, epochs=2, batch_size=32).fit(X, y)
     assert sorted(sizes) == [21, 21, 22, 22, 22, 22]
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-30, 1e6])
+def test_linear_scorer_widens_float16_exactly(rng, scale):
+    """Every finite half (subnormals, zeros, the largest) widened without torch: the products
+    and sums are those over ``astype(np.float32)``, bit for bit, whatever the weights' scale
+    (weights beyond 2^16 take the path that scales the block, not the weights), and a row
+    scores the same alone as in a block."""
+    from raresift.models.sklearn_model import LinearScorer
+
+    every_half = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    every_half = every_half[np.isfinite(every_half)]
+    rows = rng.permutation(np.resize(every_half, 64 * 2100)).reshape(-1, 64)
+    w = (rng.standard_normal(64) * scale).astype(np.float32)
+    expected = np.einsum("ij,j->i", rows.astype(np.float32), w)
+    assert np.array_equal(LinearScorer(w).decide(rows), expected)
+    assert np.array_equal(LinearScorer(w).decide(rows[5:7]), expected[5:7])
+    assert np.array_equal(LinearScorer(w).decide(rows[3:4].astype(np.float32)), expected[3:4])

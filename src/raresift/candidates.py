@@ -55,15 +55,33 @@ class CandidateView:
 
     def __init__(self, source: CandidatePool):
         self._source = source
-        ids = source.candidates().view()
-        ids.flags.writeable = False
-        self.ids = ids
+        self._ids: np.ndarray | None = None
         self.expand: str | None = getattr(source, "expand", None)
         self.k: int | None = getattr(source, "k", None)
         self.search_ahead: int = getattr(source, "search_ahead", 0)
 
+    @property
+    def ids(self) -> np.ndarray:
+        """The eligible ids, made on first use (a -All round streamed over
+        :meth:`eligible_mask` never makes them)."""
+        if self._ids is None:
+            ids = self._source.candidates().view()
+            ids.flags.writeable = False
+            self._ids = ids
+        return self._ids
+
+    def eligible_mask(self) -> np.ndarray | None:
+        """Read-only boolean mask over the pool's rows (positions, not ids) of the eligible
+        items, for pools that keep one (:class:`AllCandidates`); else None."""
+        mask = self._source.eligible_mask()
+        if mask is None:
+            return None
+        mask = mask.view()
+        mask.flags.writeable = False
+        return mask
+
     def __len__(self) -> int:
-        return int(self.ids.size)
+        return len(self._source)
 
     def __array__(self, dtype=None, copy=None):
         if copy or (dtype is not None and np.dtype(dtype) != self.ids.dtype):
@@ -130,6 +148,10 @@ class CandidatePool(Parameterized):
     def update(self, newly_labeled_ids) -> None:
         """Take note of items labeled since the last call: the only change of membership."""
 
+    def eligible_mask(self) -> np.ndarray | None:
+        """Boolean mask over the pool's rows of the eligible items, where the pool keeps one."""
+        return None
+
     def is_labeled(self, ids: np.ndarray) -> np.ndarray:
         """Mask of ``ids`` that are labeled."""
         return self.labels.mask(ids)
@@ -189,6 +211,9 @@ class AllCandidates(CandidatePool):
             self._unlabeled[pos] = False
             self._left(left)
             self._candidates = None
+
+    def eligible_mask(self) -> np.ndarray:
+        return self._unlabeled
 
     def candidates(self) -> np.ndarray:
         if self._candidates is None:  # cached until the next update; read-only

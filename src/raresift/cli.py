@@ -233,6 +233,21 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import time
+
+    from raresift.session import Session
+
+    start = time.perf_counter()
+    session = Session.open(args.project, full=True)
+    seconds = time.perf_counter() - start
+    for f in session.checked_files:
+        note = "; its new modification time is recorded" if f["retimed"] else ""
+        print(f"{f['role']} file {f['path']}: unchanged ({f['size']:,} bytes hashed whole){note}")
+    print(f"verified in {seconds:.2f} s")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     session = _open_session(args)
     result = session.export(
@@ -390,6 +405,14 @@ def _add_session_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="FILE.png", help="also write the positives-found curve")
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser(
+        "verify",
+        help="check the session's files whole (every command checks their size, time and "
+        "sampled blocks)",
+    )
+    p.add_argument("project", metavar="PROJECT")
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("export", help="write the answers (CSV/JSONL) or Label Studio tasks")
     p.add_argument("project", metavar="PROJECT")

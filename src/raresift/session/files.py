@@ -1,10 +1,10 @@
-"""Fingerprints of the files a session depends on (embeddings, index).
+"""Fingerprints of the files a session depends on (embeddings, index), checked with the
+session's errors (:mod:`raresift.filehash` holds the fingerprint itself).
 
-A fingerprint holds the size, the modification time, a SHA-256 of 66 blocks of 64 KiB spread
-evenly through the file (first and last included) and, when the file was recorded, the SHA-256 of
-the whole file. Opening a session checks size and sampled hash (milliseconds even for a 10 GB
-memmap); where the modification time moved, it also recomputes the full hash, so a file rewritten
-with the same bytes is accepted and a changed one refused.
+Opening a session checks each file's size, modification time and sampled blocks (milliseconds
+even for a 10 GB memmap); the whole file is hashed when it is recorded (init, the index's first
+build) and on demand by ``raresift verify PROJECT`` (``Session.open(path, full=True)``), which
+also records the new time of a file whose contents are unchanged (a copy, a touch).
 
 >>> import tempfile, os
 >>> with tempfile.TemporaryDirectory() as d:
@@ -21,67 +21,43 @@ raresift.session.errors.FingerprintError: test file ... changed since the sessio
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any
 
+from raresift.filehash import RETIMED, file_change
+from raresift.filehash import file_fingerprint as fingerprint  # noqa: F401  (re-exported)
 from raresift.session.errors import FingerprintError
 
-_BLOCK = 1 << 16
-_SAMPLES = 64
 
+def check_fingerprint(
+    path: str | os.PathLike,
+    recorded: dict[str, Any],
+    what: str,
+    full: bool = False,
+    project: str | os.PathLike = "PROJECT",
+) -> bool:
+    """Raise :class:`FingerprintError` unless ``path`` still has the ``recorded`` contents.
 
-def _sampled_sha256(path: str, size: int) -> str:
-    digest = hashlib.sha256(size.to_bytes(8, "little"))
-    with open(path, "rb") as fh:
-        if size <= _BLOCK * (_SAMPLES + 2):
-            digest.update(fh.read())
-        else:
-            step = (size - _BLOCK) // (_SAMPLES + 1)
-            for i in range(_SAMPLES + 2):
-                fh.seek(min(i * step, size - _BLOCK))
-                digest.update(fh.read(_BLOCK))
-    return digest.hexdigest()
-
-
-def full_sha256(path: str) -> str:
-    """SHA-256 of the whole file, read in 8 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fingerprint(path: str | os.PathLike) -> dict[str, Any]:
-    """Size, mtime, sampled and full SHA-256 of ``path``."""
-    path = os.fspath(path)
-    st = os.stat(path)
-    return {
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "sample_sha256": _sampled_sha256(path, st.st_size),
-        "sha256": full_sha256(path),
-    }
-
-
-def check_fingerprint(path: str | os.PathLike, recorded: dict[str, Any], what: str) -> None:
-    """Raise :class:`FingerprintError` unless ``path`` still has the ``recorded`` contents."""
+    The sampled check (default) refuses a file whose time moved, naming ``raresift verify
+    project``; ``full=True`` hashes the whole file and returns whether only its time moved
+    (the caller then records the new time)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FingerprintError(
             f"{what} {path} is missing; put the original file back there (the session refers "
             "to it, it holds no copy)"
         )
-    st = os.stat(path)
-    changed = (
-        st.st_size != recorded["size"]
-        or _sampled_sha256(path, st.st_size) != recorded["sample_sha256"]
-        or (st.st_mtime_ns != recorded["mtime_ns"] and full_sha256(path) != recorded["sha256"])
-    )
-    if changed:
+    change = file_change(path, recorded, full=full)
+    if change == RETIMED:
         raise FingerprintError(
-            f"{what} {path} changed since the session recorded it (size {st.st_size} bytes, "
-            f"recorded {recorded['size']}); restore the original file, or start a new session "
-            "on the new one and import this session's answers (raresift export / import)"
+            f"{what} {path} was touched since the session recorded it ({RETIMED}); run "
+            f"raresift verify {project} to hash the whole file: if its contents are unchanged, "
+            "verify records the new time"
         )
+    if change is not None:
+        raise FingerprintError(
+            f"{what} {path} changed since the session recorded it ({change}); restore the "
+            "original file, or start a new session on the new one and import this session's "
+            "answers (raresift export / import)"
+        )
+    return full and os.stat(path).st_mtime_ns != recorded["mtime_ns"]

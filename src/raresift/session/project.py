@@ -93,10 +93,15 @@ class Project:
         self.engine = LocalEngine()  # where rounds run (the facade may wire another)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Project:
+    def open(cls, path: str | os.PathLike, full: bool = False) -> Project:
         """Open the session in folder ``path``; checks the database and the fingerprints of the
-        files it depends on. Raises a :class:`~raresift.errors.RaresiftError` subclass (and
-        changes nothing) when anything is wrong."""
+        files it depends on (size, time and sampled blocks). Raises a
+        :class:`~raresift.errors.RaresiftError` subclass (and changes nothing) when anything is
+        wrong.
+
+        ``full=True`` (``raresift verify``) hashes every file whole against the SHA-256
+        recorded at init instead of trusting the time, and records the new time of a file
+        whose contents are unchanged; :attr:`checked_files` then says what was checked."""
         root = Path(path).resolve()
         if not root.is_dir():
             raise SessionError(f"no session folder {root}; create one with raresift init")
@@ -111,21 +116,36 @@ class Project:
             raise
         session = cls(root, store, config)
         try:
-            session._check_files(files)
+            session.checked_files = session._check_files(files, full)
         except BaseException:
             store.close()
             raise
         return session
 
-    def _check_files(self, files: dict[str, dict[str, Any]]) -> None:
-        """The files the project depends on are there, unchanged, of the recorded shape."""
+    def _check_files(self, files: dict[str, dict[str, Any]], full: bool = False) -> list[dict]:
+        """The files the project depends on are there, unchanged, of the recorded shape: one
+        ``{role, path, size, full, retimed}`` per file checked (``retimed``: a full check found
+        the contents unchanged under a new time, now recorded)."""
         root, config = self.root, self.config
         emb = files.get("embeddings")
         if emb is None:
             raise FingerprintError(f"{root / DB_NAME} records no embeddings file")
         # the config's path (relative for the project's own files): a project written before
         # the files table held relative paths still opens after a move
-        check_fingerprint(self._path(config["embeddings"]["path"]), emb, "embeddings file")
+        paths = {"embeddings": self._path(config["embeddings"]["path"])}
+        if "index" in files:
+            paths["index"] = root / config["index"]["path"]
+        checked = []
+        for role, path in paths.items():
+            what = f"{role} file"
+            retimed = check_fingerprint(path, files[role], what, full=full, project=root)
+            checked.append({"role": role, "path": str(path), "size": files[role]["size"],
+                            "full": full, "retimed": retimed})  # fmt: skip
+            if retimed:
+                row = files[role]
+                with self.store.writing() as db:
+                    db.record_file(role, row["path"], {**row, "mtime_ns": path.stat().st_mtime_ns},
+                                   json.loads(row["detail"]))  # fmt: skip
         shape = np.load(self._path(config["embeddings"]["path"]), mmap_mode="r").shape
         if tuple(shape) != (config["n_items"], config["dim"]):
             raise SessionCorruptError(
@@ -133,9 +153,7 @@ class Project:
                 f"the file holds {shape[0]} x {shape[1]} (hand-edited?); restore the database "
                 "from a backup"
             )
-        if "index" in files:
-            index_path = root / config["index"]["path"]
-            check_fingerprint(index_path, files["index"], "index file")
+        return checked
 
     def close(self) -> None:
         """Stop the index recall probe's scan (a later process resumes it) and close the

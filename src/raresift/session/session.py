@@ -53,11 +53,12 @@ class Session(Project):
 
     # ================================================================== creating / opening
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Session:
-        """Open the session in folder ``path`` (:meth:`Project.open`'s checks); a session
-        created with ``engine="ray"`` gets the Ray engine (the one place that reaches
+    def open(cls, path: str | os.PathLike, full: bool = False) -> Session:
+        """Open the session in folder ``path`` (:meth:`Project.open`'s checks; ``full=True``
+        hashes every file whole, as ``raresift verify`` does); a session created with
+        ``engine="ray"`` gets the Ray engine (the one place that reaches
         :mod:`raresift.distributed`, and only on that path)."""
-        session = super().open(path)
+        session = super().open(path, full=full)
         if session.config["engine"] == "ray":
             from raresift.distributed.engine import RayEngine
 

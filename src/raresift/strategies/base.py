@@ -11,6 +11,7 @@ pick (:func:`raresift.strategies.seals.select_expanding`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -123,11 +124,23 @@ class ScoringStrategy(Strategy):
         """Scores of ``ids`` when ``candidates`` are the eligible items (default: ``score``)."""
         return self.score(state, ids)
 
+    def streamed_scoring(self, state: SelectionState) -> tuple[Any, Callable] | None:
+        """For a round over a whole pool: ``(scorer, to_scores)`` when this strategy's score of
+        an item is ``to_scores(scorer.decide(rows))``, elementwise and non-decreasing in the
+        decision (a :class:`~raresift.models.sklearn_model.LinearScorer`); None (the default)
+        scores the candidates by :meth:`scores_among`."""
+        return None
+
     def select(self, state: SelectionState, candidates: Any, budget: int) -> Batch:
         if getattr(candidates, "expand", None) == "item":
             from raresift.strategies.seals import select_expanding
 
             return select_expanding(self, state, candidates, budget)
+        mask = getattr(candidates, "eligible_mask", lambda: None)()
+        if mask is not None and not state.use_items:  # a pool that keeps a mask (-All)
+            streamed = self.streamed_scoring(state)
+            if streamed is not None:
+                return self._select_streamed(state, mask, len(candidates), budget, *streamed)
         ids = as_ids(candidates, "candidates")
         budget = check_budget(budget, ids.size, "candidates")
         scores = np.asarray(self.scores_among(state, ids, candidates), dtype=np.float64)
@@ -138,6 +151,119 @@ class ScoringStrategy(Strategy):
             self.reason(s) for s in scores[order]
         ]
         return Batch(ids[order], scores[order], self.name, state.round, reasons)
+
+    def _select_streamed(self, state, mask, n_eligible, budget, scorer, to_scores) -> Batch:
+        """:meth:`select` over the eligible rows of ``mask`` in one pass over the embeddings
+        (:func:`stream_top_scores`): the same picks, ties broken the same way, as scoring every
+        candidate id, but no per-candidate arrays."""
+        budget = check_budget(budget, n_eligible, "candidates")
+        positions, scores = stream_top_scores(
+            state.pool.embeddings, mask, scorer, to_scores, budget, rows=STREAM_ROWS
+        )
+        ids = state.pool.ids[positions]
+        by_id = np.argsort(ids, kind="stable")  # candidates are ascending ids
+        ids, scores = ids[by_id], scores[by_id]
+        order = top_scores(scores, budget, state.rng)
+        everyone = scores if scores.size == n_eligible else scores[:0]  # else not all tied
+        reasons = _all_tied_reasons(self, state, everyone, budget) or [
+            self.reason(s) for s in scores[order]
+        ]
+        return Batch(ids[order], scores[order], self.name, state.round, reasons)
+
+
+STREAM_ROWS = 1 << 16  # pool rows scored per step of a streamed round
+
+
+def stream_top_scores(
+    embeddings: np.ndarray,
+    eligible: np.ndarray,
+    scorer: Any,
+    to_scores: Callable[[np.ndarray], np.ndarray],
+    budget: int,
+    rows: int = STREAM_ROWS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (ascending) and scores of the ``eligible`` rows tied with or above the
+    ``budget``-th best score (the rows :func:`top_scores` would order), in one pass over
+    ``embeddings``.
+
+    Each block of ``rows`` is scored by ``scorer.decide`` (float32); only rows at or above the
+    running floor (the least decision whose score reaches the ``budget``-th best so far; scores
+    are non-decreasing in the decision) get ``to_scores``. Memory: the survivors, not the pool.
+
+    >>> from raresift.models.sklearn_model import LinearScorer
+    >>> x = np.array([[0.0], [3.0], [1.0], [3.0], [2.0]], dtype=np.float32)
+    >>> eligible = np.array([True, True, True, False, True])
+    >>> pos, scores = stream_top_scores(x, eligible, LinearScorer([1.0]), np.float64, 2, rows=2)
+    >>> pos.tolist(), scores.tolist()
+    ([1, 4], [3.0, 2.0])
+    """
+    found_pos: list[np.ndarray] = []
+    found_scores: list[np.ndarray] = []
+    n_found, bar, floor = 0, None, -np.inf
+    decisions = np.empty(min(rows, embeddings.shape[0]), dtype=np.float32)
+    for lo in range(0, embeddings.shape[0], rows):
+        block = embeddings[lo : lo + rows]
+        z = scorer.decide(block, out=decisions[: block.shape[0]])
+        hit = np.greater_equal(z, floor)
+        hit &= eligible[lo : lo + block.shape[0]]
+        pos = np.flatnonzero(hit)
+        if not pos.size:
+            continue
+        scores = np.asarray(to_scores(z[pos]), dtype=np.float64)
+        if bar is not None:
+            keep = scores >= bar
+            pos, scores = pos[keep], scores[keep]
+        found_pos.append(pos + lo)
+        found_scores.append(scores)
+        n_found += pos.size
+        if n_found >= 2 * budget + 1024 or len(found_pos) > 64:
+            found_pos, found_scores, bar = _best(found_pos, found_scores, budget)
+            n_found = found_pos[0].size
+            if bar is not None:
+                floor = least_reaching(to_scores, bar)
+    found_pos, found_scores, _ = _best(found_pos, found_scores, budget)
+    return found_pos[0], found_scores[0]
+
+
+def _best(positions: list, scores: list, budget: int):
+    """The rows of ``positions``/``scores`` (lists of parts) tied with or above the
+    ``budget``-th best score, as one part each, and that score (None with ``budget`` or fewer)."""
+    pos = np.concatenate(positions) if positions else np.empty(0, dtype=np.int64)
+    values = np.concatenate(scores) if scores else np.empty(0, dtype=np.float64)
+    if values.size <= budget:
+        return [pos], [values], None
+    bar = values[np.argpartition(values, -budget)[-budget]]
+    keep = values >= bar
+    return [pos[keep]], [values[keep]], bar
+
+
+def least_reaching(to_scores: Callable[[np.ndarray], np.ndarray], bar: float) -> float:
+    """The least float32 ``z`` with ``to_scores(z) >= bar`` (``to_scores`` non-decreasing), by
+    bisection over the float32 values in order; -inf when every float32 reaches it.
+
+    >>> least_reaching(np.float64, 2.5)
+    2.5
+    """
+
+    def value(rank: int) -> np.ndarray:  # the float32 of a rank in the order of values
+        bits = rank if rank >= 0 else (-rank) | 0x80000000
+        return np.array([bits], dtype=np.uint32).view(np.float32)
+
+    def reaches(rank: int) -> bool:
+        return bool(np.asarray(to_scores(value(rank)))[0] >= bar)
+
+    lo, hi = -0x7F7FFFFF, 0x7F7FFFFF  # ranks of -max and +max float32
+    if reaches(lo):
+        return -np.inf
+    if not reaches(hi):
+        return np.inf
+    while hi - lo > 1:  # reaches(hi), not reaches(lo)
+        mid = (lo + hi) // 2
+        if reaches(mid):
+            hi = mid
+        else:
+            lo = mid
+    return float(value(hi)[0])
 
 
 def _all_tied_reasons(strategy: Strategy, state: SelectionState, scores, budget: int) -> list:

@@ -14,6 +14,7 @@ SEALS. Given plain ids instead of a view, the ids being scored are the candidate
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 from raresift.density import mean_cosine, unit_vector_sum
 from raresift.errors import ValidationError
@@ -91,6 +92,29 @@ class MostLikelyPositiveStrategy(ScoringStrategy):
 
     def score(self, state, ids):
         return positive_proba(state, ids, self.positive)
+
+    def streamed_scoring(self, state):
+        """A binary logistic regression (:meth:`SklearnModel.linear_scorer
+        <raresift.models.sklearn_model.SklearnModel.linear_scorer>`) whose second class is
+        sought and whose first is not: p(positive) is ``expit(z + intercept)`` of its decision
+        ``z``, so a round over the whole pool streams it (any other model: None)."""
+        linear_scorer = getattr(state.model, "linear_scorer", None)
+        scorer = linear_scorer() if callable(linear_scorer) else None
+        if scorer is None:
+            return None
+        sought = set(self.positive) if isinstance(self.positive, (list, tuple)) \
+            else {self.positive}  # fmt: skip
+        negative, positive = (int(c) for c in state.model.estimator_.classes_)
+        if positive not in sought or negative in sought:
+            return None
+        intercept = state.model.estimator_.intercept_[0]
+
+        def to_scores(z):  # SklearnModel._proba's arithmetic, to the last bit
+            z = z.astype(np.float64)
+            z += intercept
+            return expit(z)
+
+        return scorer, to_scores
 
 
 class DensityWeightedStrategy(ScoringStrategy):
