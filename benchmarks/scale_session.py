@@ -159,7 +159,13 @@ for r in range(rounds):
     s.answer_many([(i, int(truth[i])) for i in ids], who="oracle")
     info = s.round_info()
     print(json.dumps({"wall": wall, "split": info["seconds"], "new": int(truth[ids].sum()),
-                      "probe": s.status().get("index_recall")}), flush=True)
+                      "probe": s.status(estimate=False).get("index_recall")}), flush=True)
+thread = getattr(s, "_probe_thread", None)
+t = time.perf_counter()
+if thread is not None:
+    thread.join(float(sys.argv[6]))
+print(json.dumps({"probe_wait": time.perf_counter() - t,
+                  "probe": s.status(estimate=False).get("index_recall")}), flush=True)
 s.close()
 """
 
@@ -191,18 +197,32 @@ def run_rounds(args, project: Path, labels: Path, concept: int, truth: np.ndarra
         print(f"\n{rounds} warm {strategy} rounds over SEALS in one long-lived process:")
         proc = subprocess.run(
             [sys.executable, "-c", WARM, str(project), str(labels), str(concept)]
-            + [str(rounds), strategy],
+            + [str(rounds), strategy, str(args.probe_wait)],
             env=env(),
             capture_output=True,
             text=True,
         )
         if proc.returncode != 0:
             raise SystemExit(proc.stderr[-3000:])
+        walls = []
         for r, line in enumerate(proc.stdout.splitlines()):
             out = json.loads(line)
+            if "probe_wait" in out:
+                print(
+                    f"  after the rounds, the probe thread was waited for "
+                    f"{out['probe_wait']:.1f} s: {json.dumps(out['probe'])}"
+                )
+                continue
             split = ", ".join(f"{k} {v:.3f}" for k, v in out["split"].items())
-            print(f"  round {r + 1}: {out['wall']:.3f} s ({split}); {out['new']} positives")
+            first = " (the process's first: imports, index and pool opened)" if r == 0 else ""
+            print(f"  round {r + 1}{first}: {out['wall']:.3f} s ({split}); {out['new']} positives")
             print(f"    recall probe: {json.dumps(out['probe'])}")
+            walls += [out["wall"]] if r else []
+        if walls:
+            print(
+                f"  warm {strategy} rounds 2-{len(walls) + 1}: median {np.median(walls):.3f} s, "
+                f"max {max(walls):.3f} s"
+            )
     status = subprocess.run(
         [sys.executable, "-m", "raresift.cli", "status", str(project)],
         env=env(),
@@ -222,6 +242,7 @@ def main() -> None:
     parser.add_argument("--fresh", type=int, default=3)
     parser.add_argument("--warm", type=int, default=5)
     parser.add_argument("--flqmi", type=int, default=3)
+    parser.add_argument("--probe-wait", type=float, default=300.0)
     args = parser.parse_args()
     scratch = Path(args.scratch)
     emb, labels = make_pool(scratch, args.n, args.dim)
