@@ -113,3 +113,50 @@ def test_raresift_verify_prints_each_file_and_exits_2_on_a_change(project):
     bad = verify()
     assert bad.returncode == 2 and "changed since the session recorded it" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_consecutive_ids_are_fingerprinted_by_their_first_and_old_records_still_match():
+    """A pool of row numbers is fingerprinted without a pass over its ids; a fingerprint of
+    the earlier form (a blake2b of every id: an index saved before) still matches it, and one
+    of other ids does not."""
+    from raresift.pool import Pool, fingerprint, fingerprint_mismatch
+
+    x = np.random.default_rng(0).normal(size=(1000, 4)).astype(np.float32)
+    pool = Pool(x)
+    now = pool.fingerprint()
+    assert now["ids"] == "run:0" and now == fingerprint(np.arange(1000), x)
+    earlier = dict(now, ids=hashlib.blake2b(np.arange(1000).tobytes(), digest_size=16).hexdigest())
+    assert fingerprint_mismatch(earlier, now) is None and fingerprint_mismatch(now, earlier) is None
+    shifted = Pool(x, ids=np.arange(1, 1001)).fingerprint()
+    assert shifted["ids"] == "run:1"
+    assert fingerprint_mismatch(earlier, shifted) == "the same number of items with other ids"
+    assert fingerprint_mismatch(now, shifted) == "the same number of items with other ids"
+    scattered = Pool(x, ids=np.arange(1000)[::-1]).fingerprint()
+    assert fingerprint_mismatch(now, scattered) == "the same number of items with other ids"
+
+
+def test_a_saved_index_of_the_earlier_fingerprint_form_still_accepts_its_pool(tmp_path):
+    from raresift.index import NeighborIndex
+    from raresift.pool import Pool
+
+    pool = Pool(np.random.default_rng(1).normal(size=(300, 8)).astype(np.float32))
+    index = NeighborIndex("Flat", progress=False).fit(pool)
+    index.pool_fingerprint["ids"] = hashlib.blake2b(pool.ids.tobytes(), digest_size=16).hexdigest()
+    index.save(tmp_path / "i.faiss")
+    NeighborIndex.load(tmp_path / "i.faiss", pool=pool, progress=False)
+    other = Pool(pool.embeddings, ids=pool.ids + 1)
+    with pytest.raises(Exception, match="other ids"):
+        NeighborIndex.load(tmp_path / "i.faiss", pool=other, progress=False)
+
+
+def test_a_concept_study_logged_with_the_earlier_fingerprint_form_still_resumes():
+    from raresift.pool import Pool
+    from raresift.simulate.runner import _same_task
+
+    pool = Pool(np.random.default_rng(2).normal(size=(50, 3)).astype(np.float32))
+    now = {"pool": pool.fingerprint(), "answers": "a", "seed_ids": None}
+    ids = hashlib.blake2b(pool.ids.tobytes(), digest_size=16).hexdigest()
+    earlier = dict(now, pool=dict(now["pool"], ids=ids))
+    assert _same_task(earlier, now)
+    assert not _same_task(dict(earlier, answers="b"), now)
+    assert not _same_task(earlier, dict(now, pool=dict(now["pool"], ids="run:1")))

@@ -46,6 +46,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from raresift.errors import ConfigError, StudyFailedError, ValidationError
+from raresift.pool import fingerprint_mismatch
 from raresift.simulate import metrics
 from raresift.simulate.build import (
     build_candidates,
@@ -614,6 +615,15 @@ def _task_fingerprint(task) -> dict[str, Any]:
     }
 
 
+def _same_task(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two :func:`_task_fingerprint` name the same data (the pool's through
+    :func:`~raresift.pool.fingerprint_mismatch`: a log written before consecutive ids were
+    fingerprinted by their first still resumes)."""
+    return {**old, "pool": None} == {**new, "pool": None} and (
+        fingerprint_mismatch(old["pool"], new["pool"]) is None
+    )
+
+
 def _concept_log_start(out_dir: Path, tasks, methods, seeds, settings: dict, resume: bool) -> None:
     """Check (resume) or clear (no resume) a concept study's logs; record its settings."""
     settings = json.loads(json.dumps(settings))  # as read back: class weights' keys as text
@@ -622,7 +632,9 @@ def _concept_log_start(out_dir: Path, tasks, methods, seeds, settings: dict, res
         old = json.loads(saved.read_text())["settings"]
         old_tasks, tasks_now = old.pop("tasks", {}), settings.pop("tasks")
         changed = [
-            name for name in tasks_now if old_tasks.get(name, tasks_now[name]) != tasks_now[name]
+            name
+            for name in tasks_now
+            if not _same_task(old_tasks.get(name, tasks_now[name]), tasks_now[name])
         ]
         if old != settings or changed:
             what = f"other data for {', '.join(changed)}" if changed else f"other settings ({old})"
