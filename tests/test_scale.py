@@ -223,3 +223,20 @@ def test_a_session_stores_neighbour_rows_and_measures_and_shows_its_index_recall
         state = third.status(estimate=False)["index_recall"]
         assert state["last"]["round"] == 1
         assert state["pending"] is None or state["pending"]["round"] == 2
+
+
+def test_a_recall_probe_stops_between_blocks_and_resumes_to_the_same_recall(rng, monkeypatch):
+    from raresift.index import RecallProbe
+
+    monkeypatch.setattr(index_module, "ROW_BLOCK", 100)
+    x = rng.standard_normal((1000, 6)).astype(np.float32)
+    found = rng.integers(1, 1000, size=(3, 5))
+    whole = RecallProbe(np.array([0, 1, 2]), found)
+    assert whole.advance(x, 1000)
+    calls = []
+    part = RecallProbe(np.array([0, 1, 2]), found)
+    assert not part.advance(x, 1000, stop=lambda: calls.append(1) or len(calls) > 3)
+    assert part.cursor == 300 and part.recall is None  # three blocks, then stopped
+    again = RecallProbe.from_dict(part.as_dict())
+    assert again.advance(x, 1000) and again.recall == whole.recall
+    np.testing.assert_array_equal(again.top_ids, whole.top_ids)

@@ -729,9 +729,11 @@ class RecallProbe:
         max_rows: int,
         ids: np.ndarray | None = None,
         metric: str = "cosine",
+        stop: Any = None,
     ) -> bool:
-        """Scan the next ``max_rows`` rows of the pool (``ids``: its ids, default positions);
-        True once every row is scanned."""
+        """Scan the next ``max_rows`` rows of the pool (``ids``: its ids, default positions),
+        or fewer if ``stop()`` (checked between blocks of rows) turns true; True once every
+        row is scanned."""
         if self.done:
             return True
         start = time.perf_counter()
@@ -740,6 +742,9 @@ class RecallProbe:
         q = prepare_rows(embeddings[pos], metric)
         hi = min(n, self.cursor + max_rows)
         for lo in range(self.cursor, hi, ROW_BLOCK):
+            if stop is not None and stop():
+                hi = lo
+                break
             block = embeddings[lo : min(hi, lo + ROW_BLOCK)]
             rows = prepare_rows(block, metric)
             scores = (q @ rows.T).astype(np.float32)

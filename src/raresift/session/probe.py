@@ -30,7 +30,7 @@ import numpy as np
 log = logging.getLogger("raresift")
 
 PROBE_QUERIES = 4  # queries of a round whose recall is measured
-PROBE_SLICE = 1 << 20  # rows scanned between two stores of a probe's progress
+PROBE_SLICE = 1 << 18  # rows scanned between two stores of a probe's progress
 PROBE_HISTORY = 50  # finished probes kept in the store
 
 
@@ -105,7 +105,13 @@ def advance_probe(session, max_rows: int | None = None, stop: threading.Event | 
     left = pool.embeddings.shape[0] if max_rows is None else max_rows
     while not probe.done and left > 0 and not (stop is not None and stop.is_set()):
         step = min(PROBE_SLICE, left)
-        probe.advance(pool.embeddings, step, ids=pool.ids, metric=session.index().metric)
+        probe.advance(
+            pool.embeddings,
+            step,
+            ids=pool.ids,
+            metric=session.index().metric,
+            stop=None if stop is None else stop.is_set,
+        )
         left -= step
         with session.store.writing() as db:
             now = db.meta("index_probe")
