@@ -730,15 +730,16 @@ class RecallProbe:
         ids: np.ndarray | None = None,
         metric: str = "cosine",
         stop: Any = None,
+        positions: np.ndarray | None = None,
     ) -> bool:
-        """Scan the next ``max_rows`` rows of the pool (``ids``: its ids, default positions),
-        or fewer if ``stop()`` (checked between blocks of rows) turns true; True once every
-        row is scanned."""
+        """Scan the next ``max_rows`` rows of the pool (``ids``: its ids, default positions;
+        ``positions``: the queries' rows, needed with ``ids``), or fewer if ``stop()``
+        (checked between blocks of rows) turns true; True once every row is scanned."""
         if self.done:
             return True
         start = time.perf_counter()
         n = embeddings.shape[0]
-        pos = self.queries if ids is None else _positions_of(ids, self.queries)
+        pos = self.queries if ids is None else np.asarray(positions, dtype=np.int64)
         q = prepare_rows(embeddings[pos], metric)
         hi = min(n, self.cursor + max_rows)
         for lo in range(self.cursor, hi, ROW_BLOCK):
@@ -788,13 +789,6 @@ class RecallProbe:
         )
         probe.seconds = float(state.get("seconds", 0.0))
         return probe
-
-
-def _positions_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Positions of ``wanted`` in ``ids`` (contiguous ids: arithmetic, else a search)."""
-    if ids.size and ids[-1] - ids[0] == ids.size - 1:
-        return wanted - ids[0]
-    return np.array([int(np.flatnonzero(ids == w)[0]) for w in wanted.tolist()], dtype=np.int64)
 
 
 # ---------------------------------------------------------------------- k-NN graph

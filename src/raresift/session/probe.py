@@ -111,6 +111,7 @@ def advance_probe(session, max_rows: int | None = None, stop: threading.Event | 
             ids=pool.ids,
             metric=session.index().metric,
             stop=None if stop is None else stop.is_set,
+            positions=pool.positions(probe.queries),
         )
         left -= step
         with session.store.writing() as db:
