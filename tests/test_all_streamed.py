@@ -100,6 +100,11 @@ def test_models_without_a_linear_decision_score_every_candidate(rng):
     assert make_strategy("mlp", positive=0).streamed_scoring(state) is None
     assert make_strategy("mlp", positive=[0, 1]).streamed_scoring(state) is None
     assert make_strategy("mlp", positive=1).streamed_scoring(state) is not None
+    wide = Pool(pool.embeddings.astype(np.float64), ids=pool.ids)  # scored as sklearn does
+    state = SelectionState(wide, Labels(labeled, (y > 0).astype(int)), binary)
+    assert make_strategy("mlp", positive=1).streamed_scoring(state) is None
+    model, (a, b) = both_ways(wide, make_strategy("mlp"), (y > 0).astype(int), labeled, 15, 0)
+    assert np.array_equal(a.ids, b.ids)
 
 
 @pytest.mark.parametrize("budget", [1, 5, 40])

@@ -96,8 +96,11 @@ class MostLikelyPositiveStrategy(ScoringStrategy):
     def streamed_scoring(self, state):
         """A binary logistic regression (:meth:`SklearnModel.linear_scorer
         <raresift.models.sklearn_model.SklearnModel.linear_scorer>`) whose second class is
-        sought and whose first is not: p(positive) is ``expit(z + intercept)`` of its decision
-        ``z``, so a round over the whole pool streams it (any other model: None)."""
+        sought and whose first is not, over float16 or float32 embeddings: p(positive) is
+        ``expit(z + intercept)`` of its decision ``z``, so a round over the whole pool streams
+        it (any other model or dtype: None)."""
+        if state.pool.embeddings.dtype not in (np.float16, np.float32):
+            return None  # float64 rows are scored as scikit-learn scores them
         linear_scorer = getattr(state.model, "linear_scorer", None)
         scorer = linear_scorer() if callable(linear_scorer) else None
         if scorer is None:
