@@ -115,14 +115,6 @@ def run_init(args, project: Path, emb: Path, seed: Path) -> None:
         for key in ("User time", "System time", "Maximum resident", "Elapsed")
         if line.strip().startswith(key)
     }
-    spec = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "raresift.cli", "status", str(project), "--json"],
-            env=env(),
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
     print(f"load after: {load()}")
     print(
         f"raresift init over {args.n:,} x {args.dim} float16: {wall:.0f} s wall "
@@ -131,9 +123,12 @@ def run_init(args, project: Path, emb: Path, seed: Path) -> None:
         f"included) {int(usage['Maximum resident']) / 2**20:.2f} GiB; peak anonymous RSS "
         f"(sampled) {sampler.anon / 2**20:.2f} GiB"
     )
-    print(f"index: {json.dumps(spec.get('index'))}")
-    tail = [line for line in text.splitlines() if "calibrated" in line or "built" in line]
-    print("\n".join(tail[-5:]))
+    meta_path = next(project.glob("**/index.faiss.json"))
+    meta = json.loads(meta_path.read_text())
+    keep = ("factory", "search_params", "recall", "recall_k", "ntotal", "on_disk")
+    print(f"index settings ({meta_path.relative_to(project)}): { ({k: meta[k] for k in keep}) }")
+    sizes = {f.name: f.stat().st_size for f in meta_path.parent.iterdir()}
+    print(f"index files: {sizes}")
 
 
 FRESH = """
