@@ -200,7 +200,8 @@ def run_rounds(args, project: Path, labels: Path, concept: int, truth: np.ndarra
         if proc.returncode != 0:
             raise SystemExit(proc.stderr[-3000:])
         walls = []
-        for r, line in enumerate(proc.stdout.splitlines()):
+        lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]  # not Faiss' notes
+        for r, line in enumerate(lines):
             out = json.loads(line)
             if "probe_wait" in out:
                 print(
