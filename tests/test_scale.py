@@ -240,3 +240,19 @@ def test_a_recall_probe_stops_between_blocks_and_resumes_to_the_same_recall(rng,
     again = RecallProbe.from_dict(part.as_dict())
     assert again.advance(x, 1000) and again.recall == whole.recall
     np.testing.assert_array_equal(again.top_ids, whole.top_ids)
+
+
+def test_an_index_checks_a_pool_once_and_a_different_pool_again(clustered, monkeypatch):
+    from raresift.errors import ValidationError
+
+    index = NeighborIndex("IVF16,Flat", progress=False).fit(clustered)
+    calls = []
+    same = Pool(clustered.embeddings)
+    real = same.fingerprint
+    monkeypatch.setattr(same, "fingerprint", lambda: calls.append(1) or real())
+    index.check_pool(same)
+    index.check_pool(same)
+    assert len(calls) == 1
+    other = Pool(clustered.embeddings[::-1].copy())
+    with pytest.raises(ValidationError, match="another pool"):
+        index.check_pool(other)

@@ -183,6 +183,7 @@ class NeighborIndex(Parameterized):
         self._embeddings: np.ndarray | None = None
         self._ids: np.ndarray | None = None
         self.graph: KnnGraph | None = None
+        self._checked_pool: Pool | None = None  # the last pool check_pool accepted
         self.pool_fingerprint: dict[str, Any] | None = None  # of the vectors added (fit / load)
         self.build_seconds = 0.0
         self.calibration_seconds = 0.0
@@ -461,7 +462,10 @@ class NeighborIndex(Parameterized):
     def check_pool(self, pool: Pool) -> None:
         """Raise :class:`ValidationError` unless the index was built over ``pool``: the same
         dimension and, where the index knows its pool's fingerprint (ids and a sample of rows,
-        :func:`raresift.pool.fingerprint`), the same ids and vectors."""
+        :func:`raresift.pool.fingerprint`), the same ids and vectors. A pool checked once
+        is not checked again (a long-lived session checks it at its first round only)."""
+        if pool is self._checked_pool:
+            return
         if pool.dim != self.dim:
             raise ValidationError(
                 f"the pool has {pool.dim}-d embeddings but the index holds {self.dim}-d vectors"
@@ -473,6 +477,7 @@ class NeighborIndex(Parameterized):
                     f"the index was built over another pool ({differs}); rebuild it from this "
                     "pool with NeighborIndex(...).fit(pool)"
                 )
+        self._checked_pool = pool
 
     def attach(self, pool: Pool) -> NeighborIndex:
         """Remember ``pool`` so :meth:`neighbors` can look up query embeddings by id; the pool
