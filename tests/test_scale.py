@@ -256,3 +256,22 @@ def test_an_index_checks_a_pool_once_and_a_different_pool_again(clustered, monke
     other = Pool(clustered.embeddings[::-1].copy())
     with pytest.raises(ValidationError, match="another pool"):
         index.check_pool(other)
+
+
+def test_a_memory_mapped_pool_keeps_rows_read_by_id_and_answers_alike(tmp_path, rng, monkeypatch):
+    import pickle
+
+    import raresift.pool as pool_module
+
+    monkeypatch.setattr(pool_module, "ROW_CACHE", 40)
+    x = rng.standard_normal((100, 4)).astype(np.float16)
+    np.save(tmp_path / "x.npy", x)
+    pool = Pool(np.load(tmp_path / "x.npy", mmap_mode="r"), values_checked=True)
+    pool._rows = pool_module.RowCache(40)
+    for ids in ([5, 3, 5], [3, 7, 9], list(range(0, 100, 3))[:10], [99, 0]):
+        np.testing.assert_array_equal(pool.embeddings_of(ids), x[ids])
+    assert len(pool._rows) == 13  # 5, 3; 7, 9; eight more of the third call; 99
+    np.testing.assert_array_equal(pool.embeddings_of(np.arange(100)), x)  # a scan: not kept
+    again = pickle.loads(pickle.dumps(pool))
+    assert len(again._rows) == 0
+    np.testing.assert_array_equal(again.embeddings_of([7, 8]), x[[7, 8]])

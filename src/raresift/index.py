@@ -464,7 +464,7 @@ class NeighborIndex(Parameterized):
         dimension and, where the index knows its pool's fingerprint (ids and a sample of rows,
         :func:`raresift.pool.fingerprint`), the same ids and vectors. A pool checked once
         is not checked again (a long-lived session checks it at its first round only)."""
-        if pool is self._checked_pool:
+        if pool is getattr(self, "_checked_pool", None):  # (an index actor's proxy has none)
             return
         if pool.dim != self.dim:
             raise ValidationError(
