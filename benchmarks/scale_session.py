@@ -229,9 +229,45 @@ def run_rounds(args, project: Path, labels: Path, concept: int, truth: np.ndarra
     print(f"\nload after: {load()}")
 
 
+def run_rare_flqmi(args, project: Path, labels: Path, concept: int) -> None:
+    """flqmi rounds with a rare query set: a copy of the session (its database; the index and
+    the embeddings are shared) rewound to its 100 seed answers, 5 of them positive."""
+    from raresift.session import Session
+
+    copy = project.parent / f"{project.name}-rewound"
+    shutil.rmtree(copy, ignore_errors=True)
+    copy.mkdir()
+    shutil.copy(project / "session.db", copy / "session.db")
+    for part in project.iterdir():  # the index files, shared
+        if not part.name.startswith("session.db"):
+            (copy / part.name).symlink_to(part)
+    s = Session.open(copy)
+    with s.store.reading() as db:
+        in_force = db.count_in_force()
+    s.undo(in_force - 100)
+    s.close()
+    print(f"\n{args.flqmi} warm flqmi rounds over SEALS, the session rewound to its seed:")
+    proc = subprocess.run(
+        [sys.executable, "-c", WARM, str(copy), str(labels), str(concept)]
+        + [str(args.flqmi), "flqmi", "0"],
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    lines = [x for x in proc.stdout.splitlines() if x.startswith('{"wall"')]
+    for r, line in enumerate(lines):
+        out = json.loads(line)
+        split = ", ".join(f"{k} {v:.3f}" for k, v in out["split"].items())
+        first = " (the process's first)" if r == 0 else ""
+        print(f"  round {r + 1}{first}: {out['wall']:.3f} s ({split}); {out['new']} positives")
+    print(f"load after: {load()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("part", choices=["init", "rounds"])
+    parser.add_argument("part", choices=["init", "rounds", "flqmi-rare"])
     parser.add_argument("--n", type=int, default=100_000_000)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--scratch", default="/work/scratch/scale")
@@ -251,8 +287,11 @@ def main() -> None:
     )
     if args.part == "init":
         run_init(args, project, emb, seed)
-    else:
+    elif args.part == "rounds":
         run_rounds(args, project, labels, concept, truth)
+    else:
+        print(f"load before: {load()}")
+        run_rare_flqmi(args, project, labels, concept)
 
 
 if __name__ == "__main__":
