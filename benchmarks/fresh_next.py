@@ -1,7 +1,9 @@
 """A fresh ``raresift next`` process, this tree against an earlier commit, on the same session.
 
-Builds one concept session over a ``--n x --dim`` float16 memmap (random rows, the concept a
-planted direction; 5 positive and 95 negative answers), then runs ``next`` the way the command
+Builds one concept session with its index over a ``--n x --dim`` float16 memmap (random rows,
+the concept a planted direction; 5 positive and 95 negative answers) with ``--old``'s code (this
+tree opens what the older wrote; the older cannot read an index this tree wrote, whose pool
+fingerprint names consecutive ids by their first), then runs ``next`` the way the command
 does (a fresh interpreter: import, ``Session.open``, the round ``next`` computes:
 :func:`~raresift.session.rounds.compute_round`, not stored, so every process does the same
 round), alternating this tree's ``src`` and ``--old``'s (a folder holding an earlier commit's
@@ -51,9 +53,20 @@ print(json.dumps({"import": t1 - t0, "open": t2 - t1, "next": t3 - t2, "split": 
 """
 
 
-def make_session(args, scratch: Path) -> Path:
-    from raresift.session import Session
+CREATE = """
+import json, sys, time
+from raresift.session import Session
+t0 = time.perf_counter()
+s = Session.create(sys.argv[1], embeddings=sys.argv[2], concept="rare", progress=False)
+s.answer_many([tuple(a) for a in json.loads(sys.argv[3])])
+s.index()
+print(f"# session and its index created by {sys.argv[4]} in {time.perf_counter() - t0:.1f} s")
+"""
 
+
+def make_session(args, scratch: Path, src: Path) -> Path:
+    """The pool, its answers, and the session with its index, created by the tree at ``src``
+    (the older one: the newer reads what the older wrote, not the other way round)."""
     rng = np.random.default_rng(0)
     emb = scratch / "pool.npy"
     x = np.lib.format.open_memmap(emb, mode="w+", dtype=np.float16, shape=(args.n, args.dim))
@@ -70,15 +83,13 @@ def make_session(args, scratch: Path) -> Path:
     order = np.argsort(score)
     seeds = [(int(i), 1) for i in order[-5:]] + [(int(i), 0) for i in rng.choice(order[:-1000], 95)]
     project = scratch / "project"
-    start = time.perf_counter()
-    s = Session.create(project, embeddings=emb, concept="rare", progress=False)
-    s.answer_many(seeds)
-    created = time.perf_counter() - start
-    if "seals" in args.candidates:
-        s.index()
-    built = time.perf_counter() - start - created
-    print(f"# session created in {created:.1f} s; index built in {built:.1f} s")
-    s.close()
+    proc = subprocess.run(
+        [sys.executable, "-c", CREATE, str(project), str(emb), json.dumps(seeds), str(src)],
+        env={**os.environ, "PYTHONPATH": str(src)}, capture_output=True, text=True,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr)
+    print(proc.stdout.strip())
     return project
 
 
@@ -96,9 +107,9 @@ def main() -> None:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     print(f"# load before: {os.getloadavg()}")
-    project = make_session(args, scratch)
     trees = {"this tree": Path(__file__).resolve().parents[1] / "src",
              "old": Path(args.old).resolve() / "src"}  # fmt: skip
+    project = make_session(args, scratch, trees["old"])
     keys = ["pool", "index", "start", "training", "features", "selection", "reasons"]
     header = ["tree", "candidates", "wall", "import", "open", "round"] + keys
     header += ["other", "torch"]  # other: the round's lazy imports (sklearn, the strategy, ...)

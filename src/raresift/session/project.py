@@ -91,6 +91,7 @@ class Project:
         self._index = None
         self._lock = threading.RLock()
         self.engine = LocalEngine()  # where rounds run (the facade may wire another)
+        self.checked_files: list[dict] = []  # what open() checked (Project.open)
 
     @classmethod
     def open(cls, path: str | os.PathLike, full: bool = False) -> Project:
@@ -141,11 +142,6 @@ class Project:
             retimed = check_fingerprint(path, files[role], what, full=full, project=root)
             checked.append({"role": role, "path": str(path), "size": files[role]["size"],
                             "full": full, "retimed": retimed})  # fmt: skip
-            if retimed:
-                row = files[role]
-                with self.store.writing() as db:
-                    db.record_file(role, row["path"], {**row, "mtime_ns": path.stat().st_mtime_ns},
-                                   json.loads(row["detail"]))  # fmt: skip
         shape = np.load(self._path(config["embeddings"]["path"]), mmap_mode="r").shape
         if tuple(shape) != (config["n_items"], config["dim"]):
             raise SessionCorruptError(
@@ -153,6 +149,13 @@ class Project:
                 f"the file holds {shape[0]} x {shape[1]} (hand-edited?); restore the database "
                 "from a backup"
             )
+        retimed = [(f["role"], paths[f["role"]]) for f in checked if f["retimed"]]
+        if retimed:  # every check passed: record the verified files' new times
+            with self.store.writing() as db:
+                for role, path in retimed:
+                    row = files[role]
+                    fp = {**row, "mtime_ns": path.stat().st_mtime_ns}
+                    db.record_file(role, row["path"], fp, json.loads(row["detail"]))
         return checked
 
     def close(self) -> None:
