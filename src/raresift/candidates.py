@@ -30,7 +30,7 @@ import numpy as np
 from raresift.density import mean_cosine, unit_vector_sum
 from raresift.errors import ValidationError
 from raresift.idsets import contains_ids, insert_ids, remove_ids
-from raresift.params import HasMethods, Interval, Options, Parameterized
+from raresift.params import HasMethods, Instance, Interval, Options, Parameterized
 from raresift.pool import Labels, Pool, as_ids
 
 if TYPE_CHECKING:  # the index module imports Faiss; pools only call the object they are given
@@ -261,6 +261,42 @@ class RandomCandidates(CandidatePool):
         return int(self._members.size)
 
 
+class NeighborRows:
+    """The neighbour rows an index gave for pool items so far, kept across rounds: the k-NN
+    graph of the labeled neighbourhoods, built incrementally as items are labeled (and as a
+    round searches ahead). A row is what ``index.neighbors([i], k)`` returned (a search of one
+    item does not depend on the other items searched with it), so a row read back here is the
+    row a new search would give; :class:`SEALSCandidates` searches only the items it lacks.
+    ``take_new`` hands over the rows added since it was last called (for a store to keep).
+
+    >>> rows = NeighborRows(k=2)
+    >>> rows.add(np.array([7]), np.array([[3, 5]]))
+    >>> rows.get(7).tolist(), rows.get(8), [a.tolist() for a in rows.take_new()]
+    ([3, 5], None, [[7], [[3, 5]]])
+    """
+
+    def __init__(self, k: int, rows: dict[int, np.ndarray] | None = None):
+        self.k = int(k)
+        self._rows: dict[int, np.ndarray] = dict(rows or {})
+        self._new: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, item: int) -> np.ndarray | None:
+        return self._rows.get(item)
+
+    def add(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        for i, row in zip(ids.tolist(), rows, strict=True):
+            self._rows[i] = self._new[i] = row
+
+    def take_new(self) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.fromiter(self._new, np.int64, len(self._new))
+        rows = np.array(list(self._new.values()), dtype=np.int64).reshape(ids.size, self.k)
+        self._new = {}
+        return ids, rows
+
+
 class SEALSCandidates(CandidatePool):
     """SEALS: the unlabeled k nearest neighbours of the labeled items (papers/002-003).
 
@@ -286,6 +322,10 @@ class SEALSCandidates(CandidatePool):
     k : int
         Neighbours added per labeled item.
     expand : {"item", "batch"}
+    graph : NeighborRows, optional
+        Rows this index gave before (for this ``k``), e.g. in earlier rounds of a session:
+        read instead of searched, and every new search is added to it. ``looked_up`` lists
+        the items whose rows were asked for since :meth:`start` (searched or read).
     """
 
     _tracks_density = True
@@ -295,12 +335,20 @@ class SEALSCandidates(CandidatePool):
         ],
         "k": [Interval(int, 1, None)],
         "expand": [Options(*EXPANSIONS)],
+        "graph": [Instance(NeighborRows, None)],
     }
 
-    def __init__(self, index: NeighborIndex, k: int = 100, expand: str = "item"):
+    def __init__(
+        self,
+        index: NeighborIndex,
+        k: int = 100,
+        expand: str = "item",
+        graph: NeighborRows | None = None,
+    ):
         self.index = index
         self.k = k
         self.expand = expand
+        self.graph = graph
 
     def start(self, pool: Pool, labels: Labels) -> None:
         self.index.check_pool(pool)  # the same ids and vectors the index was built over
@@ -310,9 +358,15 @@ class SEALSCandidates(CandidatePool):
         self._labeled = empty  # labeled ids seen by update, ascending
         self._expanded = empty  # ids whose neighbours have joined
         self._rows: dict[int, np.ndarray] = {}  # neighbour rows searched since the last update
+        if self.graph is not None and self.graph.k != self.k:
+            raise ValidationError(
+                f"the neighbour rows hold {self.graph.k} neighbours an item, SEALS asks for "
+                f"{self.k}; pass rows searched with k={self.k}"
+            )
         self.knn_seconds = 0.0
         self.knn_queries = 0
         self.knn_calls = 0
+        self.looked_up: dict[int, None] = {}
         self.update(labels.ids)
 
     @property
@@ -336,6 +390,11 @@ class SEALSCandidates(CandidatePool):
         """(len(ids), k) neighbour ids, -1 padded: one timed search for those not searched since
         the last update. Every k-NN search of a round goes through here."""
         missing = [i for i in dict.fromkeys(ids.tolist()) if i not in self._rows]
+        self.looked_up.update(dict.fromkeys(missing))
+        if self.graph is not None:
+            known = {i: self.graph.get(i) for i in missing}
+            self._rows.update((i, row) for i, row in known.items() if row is not None)
+            missing = [i for i, row in known.items() if row is None]
         if missing:
             query = np.array(missing, dtype=np.int64)
             start = time.perf_counter()
@@ -344,6 +403,8 @@ class SEALSCandidates(CandidatePool):
             self.knn_queries += int(query.size)
             self.knn_calls += 1
             self._rows.update(zip(missing, found, strict=True))
+            if self.graph is not None:
+                self.graph.add(query, found)
         if ids.size == 0:
             return np.empty((0, self.k), dtype=np.int64)
         return np.stack([self._rows[i] for i in ids.tolist()])

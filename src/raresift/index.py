@@ -56,6 +56,8 @@ log = logging.getLogger("raresift")
 
 _FORMAT = "raresift-neighbor-index/1"
 _PARALLEL_QUERIES = 16  # fewer queries than this are searched on one thread
+TWO_LEVEL_LISTS = 8192  # from this many inverted lists on, the quantiser trains in two levels
+CODEC_TRAIN_ROWS = 262_144  # rows that train the codec after a two-level quantiser
 _SHARDED = ("MemmapSource", "ShardTask", "build_shard", "build_sharded_index", "_memmap_source")
 
 
@@ -181,6 +183,7 @@ class NeighborIndex(Parameterized):
         self._embeddings: np.ndarray | None = None
         self._ids: np.ndarray | None = None
         self.graph: KnnGraph | None = None
+        self._checked_pool: Pool | None = None  # the last pool check_pool accepted
         self.pool_fingerprint: dict[str, Any] | None = None  # of the vectors added (fit / load)
         self.build_seconds = 0.0
         self.calibration_seconds = 0.0
@@ -250,29 +253,29 @@ class NeighborIndex(Parameterized):
         own = self._ids[rows]
         return np.array([[i for i in r if i != q][:k] for r, q in zip(found, own, strict=True)])
 
-    def calibrate(self, target: float) -> str:
-        """Smallest ``nprobe`` (IVF) / ``efSearch`` (HNSW) reaching recall ``target``; returns
-        and applies the chosen ``search_params``."""
+    def calibrate(self, target: float, max_scan: int | None = None) -> str:
+        """Smallest search setting reaching recall@``calibration_k`` ``target``; returns and
+        applies the chosen ``search_params``.
+
+        Works for any factory string: an IVF index (also inside a pre-transform or refine
+        wrapper) tunes ``nprobe``, doubled from 1 (with an HNSW coarse quantiser its
+        ``quantizer_efSearch`` follows, never below ``nprobe``); an HNSW index tunes
+        ``efSearch``; anything else (Flat, PQ, LSH) has nothing to tune and only its recall is
+        measured. ``max_scan`` caps the codes an IVF query scans (``nprobe * n / nlist``): the
+        setting stops at the cap even below the target, so a round's searches stay within
+        their time (``recall_`` says what was reached).
+        """
         start = time.perf_counter()
         k, n_queries = self.calibration_k, self.calibration_queries
         rows, _, exact = self._calibration_set(n_queries, k, self.seed)
-        ivf = faiss.try_extract_index_ivf(self.index)
-        if ivf is not None:
-            name, limit = "nprobe", int(ivf.nlist)
-        elif "HNSW" in self.factory:
-            name, limit = "efSearch", 4096
-        else:
-            name, limit = None, 0
-        value, recall = 0, _recall(self._approximate(rows, k), exact)
-        if name is not None:
-            value = 1 if name == "nprobe" else max(16, k)
-            while True:
-                self.search_params = f"{name}={value}"
-                self._apply_search_params()
-                recall = _recall(self._approximate(rows, k), exact)
-                if recall >= target or value >= limit:
-                    break
-                value = min(limit, value * 2)
+        settings = _search_settings(self.index, self.factory, len(self), max_scan)
+        recall = None if settings else _recall(self._approximate(rows, k), exact)
+        for setting in settings:
+            self.search_params = setting
+            self._apply_search_params()
+            recall = _recall(self._approximate(rows, k), exact)
+            if recall >= target:
+                break
         self.recall_ = recall
         self.calibration_seconds = time.perf_counter() - start
         log.info(
@@ -459,7 +462,10 @@ class NeighborIndex(Parameterized):
     def check_pool(self, pool: Pool) -> None:
         """Raise :class:`ValidationError` unless the index was built over ``pool``: the same
         dimension and, where the index knows its pool's fingerprint (ids and a sample of rows,
-        :func:`raresift.pool.fingerprint`), the same ids and vectors."""
+        :func:`raresift.pool.fingerprint`), the same ids and vectors. A pool checked once
+        is not checked again (a long-lived session checks it at its first round only)."""
+        if pool is getattr(self, "_checked_pool", None):  # (an index actor's proxy has none)
+            return
         if pool.dim != self.dim:
             raise ValidationError(
                 f"the pool has {pool.dim}-d embeddings but the index holds {self.dim}-d vectors"
@@ -471,6 +477,7 @@ class NeighborIndex(Parameterized):
                     f"the index was built over another pool ({differs}); rebuild it from this "
                     "pool with NeighborIndex(...).fit(pool)"
                 )
+        self._checked_pool = pool
 
     def attach(self, pool: Pool) -> NeighborIndex:
         """Remember ``pool`` so :meth:`neighbors` can look up query embeddings by id; the pool
@@ -513,14 +520,28 @@ class NeighborIndex(Parameterized):
             "recall": self.recall_,
             "recall_k": self.calibration_k,
             "pool": self.pool_fingerprint,
+            "on_disk": _has_on_disk_lists(self.index),
             "sha256": _file_sha256(path),
         }
         with open(path + ".json", "w", encoding="utf-8") as fh:
             json.dump(meta, fh)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, pool: Pool | None = None, progress: bool = True):
-        """Read an index written by :meth:`save`; with ``pool``, check it matches and attach it."""
+    def load(
+        cls,
+        path: str | os.PathLike,
+        pool: Pool | None = None,
+        progress: bool = True,
+        verify: bool = True,
+    ):
+        """Read an index written by :meth:`save`; with ``pool``, check it matches and attach it.
+
+        Inverted lists are memory-mapped, not read (an IVF index over 10^8 items opens in
+        milliseconds and costs page cache, not RAM); on-disk lists (``index.ivfdata``) are
+        looked up beside ``path``, so a folder holding both may move. ``verify=False`` skips
+        the SHA-256 of the whole file, for a caller that has checked the file itself (a
+        session checks its size and a sampled hash on every open).
+        """
         path = os.fspath(path)
         if not os.path.exists(path) or not os.path.exists(path + ".json"):
             raise ValidationError(
@@ -537,9 +558,12 @@ class NeighborIndex(Parameterized):
             lacking = [key for key in _REQUIRED_META if key not in meta]
             if lacking:
                 raise ValueError(f"its settings lack {', '.join(lacking)}")
-            if meta.get("sha256") is not None and _file_sha256(path) != meta["sha256"]:
+            if verify and meta.get("sha256") is not None and _file_sha256(path) != meta["sha256"]:
                 raise ValueError("the index file does not match its checksum: it is garbled")
-            index = faiss.read_index(path)
+            on_disk = meta.get("on_disk", os.path.exists(_ivfdata_beside(path)))
+            index = faiss.read_index(
+                path, faiss.IO_FLAG_ONDISK_SAME_DIR if on_disk else faiss.IO_FLAG_MMAP
+            )
         except (ValueError, RuntimeError, KeyError) as exc:
             raise CorruptFileError(
                 f"cannot read the index at {path!r} ({str(exc).strip().splitlines()[-1]}); "
@@ -570,12 +594,51 @@ class NeighborIndex(Parameterized):
 _REQUIRED_META = ("factory", "search_params", "dim", "ntotal", "seed")
 
 
+def _ivfdata_beside(path: str) -> str:
+    return os.path.join(os.path.dirname(path), "index.ivfdata")
+
+
+def _has_on_disk_lists(index: faiss.Index) -> bool:
+    """Whether ``index`` keeps its inverted lists in a separate ``.ivfdata`` file."""
+    ivf = faiss.try_extract_index_ivf(index)
+    return ivf is not None and isinstance(
+        faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists
+    )
+
+
 def _file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 24), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _search_settings(index: faiss.Index, factory: str, n: int, max_scan: int | None) -> list:
+    """The search settings :meth:`NeighborIndex.calibrate` tries, cheapest first.
+
+    >>> _search_settings(faiss.index_factory(8, "IVF4_HNSW8,Flat"), "IVF4_HNSW8,Flat", 100, 50)
+    ['nprobe=1,quantizer_efSearch=16', 'nprobe=2,quantizer_efSearch=16']
+    >>> _search_settings(faiss.index_factory(8, "PQ4"), "PQ4", 100, None)
+    []
+    """
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        limit = int(ivf.nlist)
+        if max_scan is not None and n > 0:
+            limit = max(1, min(limit, int(max_scan * ivf.nlist // n)))
+        hnsw = isinstance(faiss.downcast_index(ivf.quantizer), faiss.IndexHNSW)
+        out, value = [], 1
+        while True:
+            out.append(
+                f"nprobe={value}" + (f",quantizer_efSearch={max(16, value)}" if hnsw else "")
+            )
+            if value >= limit:
+                return out
+            value = min(limit, value * 2)
+    if "HNSW" in factory:
+        return [f"efSearch={2**i}" for i in range(4, 13)]
+    return []
 
 
 def _recall(found: np.ndarray, exact: np.ndarray) -> float:
@@ -601,12 +664,136 @@ def _train(
     sample = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
     log.info("training Faiss index %r on %d sampled rows", factory, m)
     try:
-        index.train(prepare_rows(embeddings[sample], metric))
+        rows = prepare_rows(embeddings[sample], metric)
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None and ivf.nlist >= TWO_LEVEL_LISTS and ivf.quantizer.ntotal == 0:
+            _train_two_level(ivf, rows, metric, seed)
+            rows = rows[:: -(-rows.shape[0] // CODEC_TRAIN_ROWS)]  # the codec needs fewer
+        index.train(rows)  # the coarse quantiser (unless trained above) and the codec
     except RuntimeError as exc:
         raise ConfigError(
             f"training Faiss index {factory!r} on {m} rows failed: "
             f"{str(exc).strip().splitlines()[-1]}; use fewer lists / codes or more rows"
         ) from None
+
+
+def _train_two_level(ivf: faiss.IndexIVF, rows: np.ndarray, metric: str, seed: int) -> None:
+    """Train the coarse quantiser of ``ivf`` by two-level k-means (sqrt(nlist) clusters, each
+    split in proportion to its size): about sqrt(nlist) times less work than one k-means into
+    nlist centroids, which at 65,536 lists would take hours on two cores."""
+    from faiss.contrib.clustering import two_level_clustering
+
+    first = int(math.sqrt(ivf.nlist))
+    centroids, _ = two_level_clustering(rows, first, int(ivf.nlist), seed=seed)
+    if metric == "cosine":  # unit rows, unit centroids (spherical k-means)
+        centroids = normalize_rows(centroids)
+    ivf.quantizer.train(centroids)
+    ivf.quantizer.add(centroids)
+
+
+# ---------------------------------------------------------------------- recall probe
+class RecallProbe:
+    """recall@k of an index's neighbour rows against exact search, for a few query items.
+
+    The rows the index gave (``found``: (m, k) ids, the queries themselves left out) are
+    compared with the exact top ``k`` of each query (itself left out) over every row of the
+    pool. The exact scan runs in slices of rows (:meth:`advance`), so it can be spread over
+    time (a background thread, several processes: the state round-trips through
+    :meth:`as_dict`); :attr:`recall` is None until every row has been scanned.
+
+    >>> x = np.array([[1, 0], [0.9, 0.1], [0.5, 0.5], [0, 1]], dtype=np.float32)
+    >>> probe = RecallProbe(np.array([0]), np.array([[1, 3]]), round_index=1)  # exact: 1, 2
+    >>> probe.advance(x, max_rows=3), probe.recall, probe.advance(x, max_rows=3)
+    (False, None, True)
+    >>> probe.recall, RecallProbe.from_dict(probe.as_dict()).recall
+    (0.5, 0.5)
+    """
+
+    def __init__(self, queries: np.ndarray, found: np.ndarray, round_index: int = 0):
+        self.queries = np.asarray(queries, dtype=np.int64)
+        self.found = np.asarray(found, dtype=np.int64)
+        self.round = int(round_index)
+        self.k = int(self.found.shape[1])
+        self.cursor = 0
+        self.top_ids = np.full((self.queries.size, self.k), -1, np.int64)
+        self.top_scores = np.full((self.queries.size, self.k), -np.inf, np.float32)
+        self.seconds = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.cursor < 0
+
+    @property
+    def recall(self) -> float | None:
+        """Mean share of each query's exact top k that the index found (None: scanning)."""
+        return _recall(self.found, self.top_ids) if self.done else None
+
+    def advance(
+        self,
+        embeddings: np.ndarray,
+        max_rows: int,
+        ids: np.ndarray | None = None,
+        metric: str = "cosine",
+        stop: Any = None,
+        positions: np.ndarray | None = None,
+    ) -> bool:
+        """Scan the next ``max_rows`` rows of the pool (``ids``: its ids, default positions;
+        ``positions``: the queries' rows, needed with ``ids``), or fewer if ``stop()``
+        (checked between blocks of rows) turns true; True once every row is scanned."""
+        if self.done:
+            return True
+        start = time.perf_counter()
+        n = embeddings.shape[0]
+        pos = self.queries if ids is None else np.asarray(positions, dtype=np.int64)
+        q = prepare_rows(embeddings[pos], metric)
+        hi = min(n, self.cursor + max_rows)
+        for lo in range(self.cursor, hi, ROW_BLOCK):
+            if stop is not None and stop():
+                hi = lo
+                break
+            block = embeddings[lo : min(hi, lo + ROW_BLOCK)]
+            rows = prepare_rows(block, metric)
+            scores = (q @ rows.T).astype(np.float32)
+            block_pos = np.arange(lo, lo + rows.shape[0])
+            scores[block_pos[None, :] == pos[:, None]] = -np.inf  # a query is not its neighbour
+            block_ids = block_pos if ids is None else ids[block_pos]
+            self._merge(np.broadcast_to(block_ids, scores.shape), scores)
+        self.cursor = -1 if hi >= n else hi
+        self.seconds += time.perf_counter() - start
+        return self.done
+
+    def _merge(self, ids: np.ndarray, scores: np.ndarray) -> None:
+        all_ids = np.concatenate([self.top_ids, ids], axis=1)
+        all_scores = np.concatenate([self.top_scores, scores], axis=1)
+        k = min(self.k, all_scores.shape[1])
+        best = np.argpartition(-all_scores, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(-all_scores, best, axis=1).argsort(axis=1, kind="stable")
+        best = np.take_along_axis(best, order, axis=1)
+        self.top_ids = np.take_along_axis(all_ids, best, axis=1)
+        self.top_scores = np.take_along_axis(all_scores, best, axis=1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "k": self.k,
+            "queries": self.queries.tolist(),
+            "found": self.found.tolist(),
+            "cursor": self.cursor,
+            "top_ids": self.top_ids.tolist(),
+            "top_scores": [[float(v) for v in row] for row in self.top_scores],
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> RecallProbe:
+        probe = cls(np.array(state["queries"]), np.array(state["found"]), state["round"])
+        probe.cursor = int(state["cursor"])
+        probe.top_ids = np.array(state["top_ids"], dtype=np.int64).reshape(probe.top_ids.shape)
+        probe.top_scores = np.array(state["top_scores"], dtype=np.float32).reshape(
+            probe.top_ids.shape
+        )
+        probe.seconds = float(state.get("seconds", 0.0))
+        return probe
 
 
 # ---------------------------------------------------------------------- k-NN graph

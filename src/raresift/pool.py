@@ -7,6 +7,7 @@ embeddings and one of 2,000 in-memory vectors behave the same.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -206,6 +207,62 @@ def fingerprint_mismatch(expected: dict[str, Any], actual: dict[str, Any]) -> st
     return None
 
 
+ROW_CACHE = 1 << 18  # rows of a memory-mapped pool kept in RAM once looked up by id
+
+
+class RowCache:
+    """Rows of a matrix read by position, kept once read (up to ``capacity`` rows; past that,
+    rows are read and not kept). Reads are sorted by position, the file's order.
+
+    >>> x = np.arange(12.0).reshape(6, 2)
+    >>> cache = RowCache(capacity=3)
+    >>> cache.take(x, np.array([4, 1, 4])).tolist(), cache.take(x, np.array([1, 5])).tolist()
+    ([[8.0, 9.0], [2.0, 3.0], [8.0, 9.0]], [[2.0, 3.0], [10.0, 11.0]])
+    >>> len(cache), cache.take(x, np.array([0])).tolist(), len(cache)
+    (3, [[0.0, 1.0]], 3)
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = int(capacity)
+        self._keys = np.empty(0, dtype=np.int64)  # cached positions, ascending
+        self._slots = np.empty(0, dtype=np.int64)  # their rows in self._rows
+        self._rows: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:  # a pickled pool (a worker's copy) starts with none kept
+        return {"capacity": self.capacity}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["capacity"])
+
+    def __len__(self) -> int:
+        return int(self._keys.size)
+
+    def take(self, matrix: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        with self._lock:
+            if self._rows is None:
+                self._rows = np.empty((self.capacity, matrix.shape[1]), dtype=matrix.dtype)
+            out = np.empty((positions.size, matrix.shape[1]), dtype=matrix.dtype)
+            where = np.searchsorted(self._keys, positions)
+            hit = where < self._keys.size
+            hit[hit] = self._keys[where[hit]] == positions[hit]
+            out[hit] = self._rows[self._slots[where[hit]]]
+            if hit.all():
+                return out
+            wanted, back = np.unique(positions[~hit], return_inverse=True)
+            rows = np.asarray(matrix[wanted])
+            out[~hit] = rows[back]
+            room = min(wanted.size, self.capacity - self._keys.size)
+            if room > 0:
+                slots = np.arange(self._keys.size, self._keys.size + room)
+                self._rows[slots] = rows[:room]
+                keys = np.concatenate([self._keys, wanted[:room]])
+                order = np.argsort(keys, kind="stable")
+                self._keys = keys[order]
+                self._slots = np.concatenate([self._slots, slots])[order]
+            return out
+
+
 class IdIndex:
     """Maps stable ids to row positions (unique ids required; contiguous ids cost nothing).
 
@@ -307,6 +364,7 @@ class Pool:
                 f"ids has {self.ids.shape[0]} entries but embeddings has {n} rows"
             )
         self._items = items
+        self._rows = RowCache(ROW_CACHE)  # filled only for a memory-mapped pool
 
     def __len__(self) -> int:
         return self.embeddings.shape[0]
@@ -332,8 +390,15 @@ class Pool:
         return fingerprint(self.ids, self.embeddings, run=self._index.is_run)
 
     def embeddings_of(self, ids: Any) -> np.ndarray:
-        """Embeddings of ``ids`` as an in-memory float array, rows in the order of ``ids``."""
-        return np.asarray(self.embeddings[self.positions(ids)])
+        """Embeddings of ``ids`` as an in-memory float array, rows in the order of ``ids``.
+
+        Rows of a memory-mapped pool looked up a few at a time (a SEALS pool's members, read
+        every round) are kept in RAM once read (:class:`RowCache`): each would otherwise cost
+        a page of the file, a disk read whenever the page cache lost it."""
+        positions = self.positions(ids)
+        if isinstance(self.embeddings, np.memmap) and positions.size <= ROW_CACHE // 4:
+            return self._rows.take(self.embeddings, positions)
+        return np.asarray(self.embeddings[positions])
 
     def row_blocks(self, ids: Any, size: int):
         """Yield ``(start, stop, rows, take)`` covering ``ids`` in order, ``size`` pool rows at a

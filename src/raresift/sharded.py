@@ -7,6 +7,7 @@ quantiser trained once, shards of rows added in parallel (locally, or as Ray tas
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -38,6 +39,16 @@ class MemmapSource:
     def open(self) -> np.ndarray:
         return np.memmap(self.filename, self.dtype, "r", self.offset, self.shape)
 
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Rows ``lo:hi`` read into memory (a plain read, not a mapping: the pages read stay
+        page cache and never count in this process's resident memory)."""
+        dim = self.shape[1]
+        itemsize = np.dtype(self.dtype).itemsize
+        rows = np.fromfile(
+            self.filename, self.dtype, (hi - lo) * dim, offset=self.offset + lo * dim * itemsize
+        )
+        return rows.reshape(hi - lo, dim)
+
 
 @dataclasses.dataclass(frozen=True)
 class ShardTask:
@@ -56,12 +67,16 @@ class ShardTask:
 
 
 def build_shard(task: ShardTask) -> int:
-    """Run one :class:`ShardTask`; returns the number of rows it added."""
-    rows = task.source.open() if isinstance(task.source, MemmapSource) else task.source
+    """Run one :class:`ShardTask`; returns the number of rows it added. A shard whose file
+    exists already (an interrupted build run again) is not built twice."""
+    if os.path.exists(task.shard_path):
+        return int(faiss.read_index(task.shard_path, faiss.IO_FLAG_MMAP).ntotal)
+    source = task.source
     index = faiss.read_index(task.trained_path)
     for lo in range(task.lo, task.hi, task.chunk_size):
         hi = min(task.hi, lo + task.chunk_size)
-        index.add_with_ids(normalize_rows(rows[lo:hi]), task.ids[lo - task.lo : hi - task.lo])
+        rows = source.read(lo, hi) if isinstance(source, MemmapSource) else source[lo:hi]
+        index.add_with_ids(normalize_rows(rows), task.ids[lo - task.lo : hi - task.lo])
     faiss.write_index(index, task.shard_path + ".part")
     os.replace(task.shard_path + ".part", task.shard_path)
     return int(index.ntotal)
@@ -131,9 +146,21 @@ def build_sharded_index(
     directory = os.path.abspath(os.fspath(directory))
     os.makedirs(directory, exist_ok=True)
     start = time.perf_counter()
-    _train(empty, x, factory, train_size, seed)
+    pool_fingerprint = fingerprint(ids, x)
     trained_path = os.path.join(directory, "trained.faiss")
-    faiss.write_index(empty, trained_path)
+    empty = _trained_or_resumed(
+        empty,
+        trained_path,
+        {
+            "factory": factory,
+            "n": n,
+            "train_size": train_size,
+            "seed": seed,
+            "shard_size": shard_size,
+            "pool": pool_fingerprint,
+        },
+        lambda: _train(empty, x, factory, train_size, seed),
+    )
     source = _memmap_source(x)
     tasks = []
     for number, lo in enumerate(range(0, n, shard_size)):
@@ -159,12 +186,13 @@ def build_sharded_index(
     out = NeighborIndex(factory, search_params, train_size=train_size, seed=seed)
     out.progress = progress
     out._index = index
-    out.pool_fingerprint = fingerprint(ids, x)
+    out.pool_fingerprint = pool_fingerprint
     out._apply_search_params()
     out.save(path)
     for t in tasks:
         os.remove(t.shard_path)
     os.remove(trained_path)
+    os.remove(trained_path + ".json")
     out.build_seconds = time.perf_counter() - start
     if isinstance(embeddings, Pool):
         out.attach(embeddings)
@@ -172,6 +200,31 @@ def build_sharded_index(
         out._embeddings, out._ids = x, ids
     log.info("built sharded %r over %d items in %.1f s", factory, n, out.build_seconds)
     return out
+
+
+def _trained_or_resumed(
+    empty: faiss.Index, trained_path: str, settings: dict, train: Callable[[], None]
+) -> faiss.Index:
+    """The trained empty index of a sharded build: read back from ``trained_path`` when an
+    interrupted build with the same ``settings`` left it there (its finished shards are then
+    kept, see :func:`build_shard`), else trained now and written there with its settings
+    (stale shards of another build removed)."""
+    settings = json.loads(json.dumps(settings, default=str))  # as it reads back
+    settings_path = trained_path + ".json"
+    if os.path.exists(trained_path) and os.path.exists(settings_path):
+        with open(settings_path, encoding="utf-8") as fh:
+            if json.load(fh) == settings:
+                log.info("resuming the sharded build in %s", os.path.dirname(trained_path))
+                return faiss.read_index(trained_path)
+    folder = os.path.dirname(trained_path)
+    for name in os.listdir(folder):
+        if name.startswith("shard-") and name.endswith(".faiss"):
+            os.remove(os.path.join(folder, name))
+    train()
+    faiss.write_index(empty, trained_path)
+    with open(settings_path, "w", encoding="utf-8") as fh:
+        json.dump(settings, fh)
+    return empty
 
 
 def _merge_on_disk(trained: faiss.Index, shard_paths: list[str], directory: str) -> faiss.Index:

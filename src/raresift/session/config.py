@@ -13,14 +13,18 @@ default's). :func:`check_stored` reads a stored config back and reports hand dam
 Traceback (most recent call last):
 ...
 raresift.errors.ConfigError: raresift init: budget=0 is invalid; it must be a positive integer
->>> SessionConfig().index_plan(10_000, 8)
-IndexPlan(factory='Flat', search_params='', nlist=0, calibrate=False)
->>> SessionConfig().index_plan(200_000, 8)
-IndexPlan(factory='IVF1789,Flat', search_params='nprobe=16', nlist=1789, calibrate=False)
+>>> from dataclasses import astuple
+>>> astuple(SessionConfig().index_plan(10_000, 8))[:4]
+('Flat', '', 0, False)
+>>> astuple(SessionConfig().index_plan(200_000, 8))[:4]
+('IVF1789,Flat', 'nprobe=16', 1789, False)
 >>> SessionConfig().index_plan(10**7, 8).factory
 'IVF4096,SQ8'
->>> SessionConfig(index="IVF64,Flat").index_plan(3_000, 8)
-IndexPlan(factory='IVF64,Flat', search_params='', nlist=64, calibrate=True)
+>>> large = SessionConfig().index_plan(10**8, 8)
+>>> large.factory, large.calibrate, large.on_disk, large.max_scan
+('IVF65536_HNSW32,SQ8', True, True, 100000)
+>>> astuple(SessionConfig(index="IVF64,Flat").index_plan(3_000, 8))[:4]
+('IVF64,Flat', '', 64, True)
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ ENGINES = ("local", "ray")  # where rounds run
 CANDIDATE_NAMES = ("all", "seals", "random")
 SMALL_POOL = 50_000  # up to here every item is a candidate; above, SEALS with an index
 MAX_DEFAULT_LISTS = 4096  # inverted lists of the default index beyond 10^6 items
+LARGE_POOL = 20_000_000  # from here on: lists on disk and the default below
+LARGE_LISTS = 65_536  # the large default's lists (an HNSW coarse quantiser finds them)
+MAX_SCAN = 100_000  # codes one query of the large default scans at most (its calibration cap)
 RECALL_TARGET = 0.95  # recall@10 a user's own index string is calibrated to reach
 MAX_SEED = 2**63 - 1
 SPECIAL = ("skip", "junk", "duplicate")  # answers that are no class: never trained on
@@ -60,12 +67,16 @@ class LocalEngine:
 @dataclass(frozen=True)
 class IndexPlan:
     """The SEALS index of a session: factory string, search parameters, number of inverted
-    lists (0: not an IVF index) and whether to calibrate the search parameters once built."""
+    lists (0: not an IVF index), whether to calibrate the search parameters once built, whether
+    the inverted lists live on disk (a sharded build, :func:`raresift.index.
+    build_sharded_index`) and the calibration's cap on the codes a query scans."""
 
     factory: str
     search_params: str
     nlist: int
     calibrate: bool
+    on_disk: bool = False
+    max_scan: int | None = None
 
 
 class SessionConfig(Parameterized):
@@ -152,6 +163,8 @@ class SessionConfig(Parameterized):
             factory = self.index.strip()
         elif n <= SMALL_POOL:
             factory = "Flat"
+        elif n >= LARGE_POOL:  # two-level k-means, an HNSW quantiser (docs/scale.md)
+            factory = f"IVF{LARGE_LISTS}_HNSW32,SQ8"
         elif n <= 1_000_000:
             factory = f"IVF{ivf_nlist(n)},Flat"
         else:  # at most MAX_DEFAULT_LISTS: k-means on 40 rows a list stays quick at init
@@ -164,13 +177,16 @@ class SessionConfig(Parameterized):
                 f"index {factory!r} has {nlist} inverted lists for {n} items; use at most "
                 f"{max(1, n // 39)} (for example IVF{ivf_nlist(n)},Flat) or Flat"
             )
+        on_disk = bool(nlist) and n >= LARGE_POOL
         if self.index_search is not None:
             _check_search_params(built, factory, self.index_search)
-            return IndexPlan(factory, self.index_search, nlist, False)
+            return IndexPlan(factory, self.index_search, nlist, False, on_disk)
+        if self.index is None and n >= LARGE_POOL:  # calibrated, within MAX_SCAN a query
+            return IndexPlan(factory, "", nlist, True, on_disk, MAX_SCAN)
         if self.index is None:  # the default string: its measured default search parameters
             return IndexPlan(factory, "nprobe=16" if nlist else "", nlist, False)
         calibrate = nlist > 0 or "HNSW" in factory
-        return IndexPlan(factory, "", nlist, calibrate)
+        return IndexPlan(factory, "", nlist, calibrate, on_disk)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}

@@ -184,9 +184,11 @@ def _create(
         "index": {
             "factory": plan.factory,
             "search_params": plan.search_params,
-            "path": "index.faiss",
+            "path": "index/index.faiss" if plan.on_disk else "index.faiss",
             "nlist": plan.nlist,
             "calibrate": plan.calibrate,
+            "on_disk": plan.on_disk,
+            "max_scan": plan.max_scan,
         },
         "seals_k": int(options.seals_k),
         "random_fraction": 0.1,

@@ -34,6 +34,7 @@ from raresift.session.errors import (
 from raresift.session.files import check_fingerprint, fingerprint
 from raresift.session.store import DB_NAME, Store
 
+ON_DISK_SHARD = 10_000_000  # rows a shard of an on-disk build adds in memory (~1 GB at SQ8)
 _CONCEPT_ALIASES = {
     "1": "1",
     "yes": "1",
@@ -158,7 +159,11 @@ class Project:
         return checked
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Stop the index recall probe's scan (a later process resumes it) and close the
+        database connection."""
+        from raresift.session.probe import stop_probe
+
+        stop_probe(self)
         self.store.close()
 
     def __enter__(self):
@@ -319,23 +324,15 @@ class Project:
             with self.store.reading() as db:
                 row = db.files().get("index")
             if row is not None:
-                check_fingerprint(path, dict(row), "index file")
-                self._index = NeighborIndex.load(path, pool=self.pool(), progress=False)
+                check_fingerprint(path, dict(row), "index file")  # so load need not hash it
+                self._index = NeighborIndex.load(
+                    path, pool=self.pool(), progress=False, verify=False
+                )
                 return self._index
-            n = self.n_items
-            nlist = int(spec.get("nlist", 0))  # read from the index Faiss built at init
-            index = NeighborIndex(
-                spec["factory"],
-                spec["search_params"],
-                train_size=min(n, max(100_000, 40 * nlist)),
-                seed=self.config["seed"],
-                recall_target=RECALL_TARGET if spec.get("calibrate") else None,
-                progress=_progress(progress),
-            ).fit(self.pool())
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per builder
-            index.save(tmp)
-            os.replace(str(tmp) + ".json", str(path) + ".json")
-            os.replace(tmp, path)
+            if spec.get("on_disk"):
+                index = self._build_on_disk(spec, path, _progress(progress))
+            else:
+                index = self._build_in_memory(spec, path, _progress(progress))
             with self.store.writing() as db:
                 record_file(db, "index", self.root, path, {"factory": spec["factory"]})
                 if index.search_params != spec["search_params"]:  # calibrated for this index
@@ -345,6 +342,47 @@ class Project:
                     self.config = config
             self._index = index
             return index
+
+    def _train_size(self, spec: dict) -> int:
+        nlist = int(spec.get("nlist", 0))  # read from the index Faiss built at init
+        return min(self.n_items, max(100_000, 40 * nlist))
+
+    def _build_in_memory(self, spec: dict, path: Path, progress: bool):
+        from raresift.index import NeighborIndex
+
+        index = NeighborIndex(
+            spec["factory"],
+            spec["search_params"],
+            train_size=self._train_size(spec),
+            seed=self.config["seed"],
+            recall_target=RECALL_TARGET if spec.get("calibrate") else None,
+            progress=progress,
+        ).fit(self.pool())
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per builder
+        index.save(tmp)
+        os.replace(str(tmp) + ".json", str(path) + ".json")
+        os.replace(tmp, path)
+        return index
+
+    def _build_on_disk(self, spec: dict, path: Path, progress: bool):
+        """A sharded build with its lists on disk, in ``path``'s folder; run again after an
+        interruption, it keeps the shards already built."""
+        from raresift.index import build_sharded_index
+
+        index = build_sharded_index(
+            self.pool(),
+            spec["factory"],
+            path.parent,
+            shard_size=ON_DISK_SHARD,
+            train_size=self._train_size(spec),
+            seed=self.config["seed"],
+            search_params=spec["search_params"],
+            progress=progress,
+        )
+        if spec.get("calibrate"):
+            index.calibrate(RECALL_TARGET, max_scan=spec.get("max_scan"))
+            index.save(path)
+        return index
 
     def embed_query(self, text: str) -> np.ndarray:
         """A text query as a unit row vector in the session's embedding space."""

@@ -28,6 +28,7 @@ import numpy as np
 
 from raresift.errors import ConfigError, ValidationError
 from raresift.index import exact_search, normalize_rows
+from raresift.session.probe import neighbor_rows, new_probe
 
 if TYPE_CHECKING:
     # typed by the floor below the facade: these functions read and write a Project
@@ -55,6 +56,8 @@ class Picks:
     seconds: dict[str, float] = field(default_factory=dict)
     stop_predictions: bytes | None = None
     design: dict | None = None  # an audit batch's strata (stored with the round's options)
+    neighbor_rows: tuple[np.ndarray, np.ndarray] | None = None  # SEALS' new rows (ids, rows)
+    probe: dict | None = None  # a new recall probe of the index (session.probe)
 
 
 @dataclass
@@ -122,7 +125,7 @@ def _candidates(session: Session, name: str, progress: bool):
         return RandomCandidates(session.config["random_fraction"], seed=session.config["seed"])
     if name == "seals":
         index = session.engine.index(session, session.index(progress=progress))
-        return SEALSCandidates(index, k=session.config["seals_k"])
+        return SEALSCandidates(index, k=session.config["seals_k"], graph=neighbor_rows(session))
     raise ConfigError(f"unknown candidates {name!r}; choose all, seals or random")
 
 
@@ -280,6 +283,10 @@ def compute_round(
             reasons = [f"{r}; score = chance of being drawn" for r in reasons]
         stop = stop_set_predictions(session, learner)
     seconds["reasons"] = time.perf_counter() - t0
+    rows = probe = None
+    if cand == "seals":
+        probe = new_probe(session, learner.candidates, round_index)
+        rows = learner.candidates.graph.take_new()
     return Picks(
         batch.ids,
         scores,
@@ -289,6 +296,8 @@ def compute_round(
         note or (cold or ""),
         seconds,
         stop,
+        neighbor_rows=rows,
+        probe=probe,
     )
 
 

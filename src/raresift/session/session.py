@@ -20,6 +20,7 @@ from raresift.session.audit import audit_options, audit_picks
 from raresift.session.config import CANDIDATE_NAMES, check_session_strategy
 from raresift.session.create import create_session
 from raresift.session.errors import SessionError
+from raresift.session.probe import probe_in_background, store_round_knowledge
 from raresift.session.project import BatchItem, Project, _progress
 from raresift.session.rounds import compute_round
 
@@ -300,6 +301,8 @@ class Session(Project):
                     n_labeled=len(current),
                     n_positive=n_positive,
                 )
+                store_round_knowledge(db, self, picks)
+        probe_in_background(self)
         return self.batch(stored)
 
     # ================================================================== views

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from raresift.session.audit import certificate, latest_sample, summary
+from raresift.session.probe import index_recall_status
 from raresift.session.rounds import fitted_model
 from raresift.stopping import CONFIDENCE, TARGET_RECALL
 
@@ -321,6 +322,7 @@ def session_status(session: Session, estimate: bool = True) -> dict[str, Any]:
         "curve": curve,
         "defaults": session.describe_defaults(),
         "engine": session.config["engine"],
+        "index_recall": index_recall_status(session),
     }
     estimates = []
     positive_classes = [session.label_index(c) for c in session.rare_classes]

@@ -292,6 +292,30 @@ class _Txn:
              json.dumps(detail)),
         )  # fmt: skip
 
+    # ------------------------------------------------------------------ SEALS' index
+    def neighbor_rows(self, key: str) -> dict[int, bytes]:
+        """``{iid: int64 bytes}``: the neighbour rows stored for the index and k ``key``
+        (rows stored for another key are not returned). The table is created on first write,
+        so sessions written before it read no rows."""
+        if not self._has_table("knn_rows"):
+            return {}
+        rows = self.conn.execute("SELECT iid, neighbors FROM knn_rows WHERE key = ?", (key,))
+        return {int(r[0]): r[1] for r in rows}
+
+    def put_neighbor_rows(self, key: str, rows: list[tuple[int, bytes]]) -> None:
+        """Store ``(iid, int64 bytes)`` neighbour rows for ``key`` (replacing an item's row)."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS knn_rows("
+            "iid INTEGER PRIMARY KEY, key TEXT NOT NULL, neighbors BLOB NOT NULL)"
+        )
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO knn_rows VALUES (?, ?, ?)", [(i, key, b) for i, b in rows]
+        )
+
+    def _has_table(self, name: str) -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self.conn.execute(query, (name,)).fetchone() is not None
+
     def put_items(self, rows) -> None:
         """Insert ``(iid, uid, text, image, meta JSON)`` rows."""
         self.conn.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?)", rows)

@@ -123,4 +123,30 @@ def status_text(status: dict[str, Any]) -> str:
             f"{pending['candidates']} ({state})"
         )
     lines.append(f"defaults  {status['defaults']}")
+    probe = status.get("index_recall")
+    if probe is not None:
+        lines.append(f"index     {index_recall_text(probe)}")
     return "\n".join(lines)
+
+
+def index_recall_text(probe: dict[str, Any]) -> str:
+    """The SEALS index's recall probe in words (see :mod:`raresift.session.probe`).
+
+    >>> index_recall_text({"last": {"round": 2, "k": 100, "queries": 4, "recall": 0.8125,
+    ...     "items": 10**8}, "pending": {"round": 5, "scanned": 0.25}})
+    'recall@100 0.81 against exact search (4 queries of round 2, 100,000,000 items scanned); \
+probe of round 5 pending: 25% of the pool scanned'
+    """
+    last, pending = probe.get("last"), probe.get("pending")
+    parts = []
+    if last is not None:
+        parts.append(
+            f"recall@{last['k']} {last['recall']:.2f} against exact search ({last['queries']} "
+            f"queries of round {last['round']}, {last['items']:,} items scanned)"
+        )
+    if pending is not None:
+        parts.append(
+            f"probe of round {pending['round']} pending: {pending['scanned']:.0%} of the pool "
+            "scanned"
+        )
+    return "; ".join(parts)
