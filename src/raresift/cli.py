@@ -92,15 +92,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    from raresift.app import is_loopback, serve
+def _warn_if_exposed(host: str, what: str) -> None:
+    """Warn on stderr when a server listens beyond this machine: anyone reaching it can ``what``."""
+    from raresift.app import is_loopback
 
-    if not is_loopback(args.host):
+    if not is_loopback(host):
         print(
-            f"raresift: warning: serving on {args.host}: anyone who can reach this port can read "
-            "and label the project (the default --host 127.0.0.1 keeps it on this machine)",
+            f"raresift: warning: serving on {host}: anyone who can reach this port can {what}",
             file=sys.stderr,
         )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from raresift.app import serve
+
+    _warn_if_exposed(
+        args.host,
+        "read and label the project (the default --host 127.0.0.1 keeps it on this machine)",
+    )
 
     def ready(url: str) -> None:
         print(f"raresift: labeling {args.project} at {url} (Ctrl-C stops)", flush=True)
@@ -115,7 +124,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- labeling sessions
 def _cmd_label_studio(args: argparse.Namespace) -> int:
-    from raresift.app import is_loopback
     from raresift.app.ml_backend import serve_backend, sync
 
     token = args.token or os.environ.get("LABEL_STUDIO_API_KEY") or None
@@ -128,12 +136,9 @@ def _cmd_label_studio(args: argparse.Namespace) -> int:
             f"Label Studio project {args.ls_project}"
         )
         return 0
-    if not is_loopback(args.host):
-        print(
-            f"raresift: warning: serving on {args.host}: anyone who can reach this port can "
-            "label the project through it (set BASIC_AUTH_USER and BASIC_AUTH_PASS)",
-            file=sys.stderr,
-        )
+    _warn_if_exposed(
+        args.host, "label the project through it (set BASIC_AUTH_USER and BASIC_AUTH_PASS)"
+    )
 
     def ready(url: str) -> None:
         pushing = f"; pushes raresift_priority to {args.url}" if args.url else ""
