@@ -334,3 +334,33 @@ def test_annotations_missed_while_no_backend_ran_are_pulled_once(project):
     assert answers[b]["answer"] == "skip" and c not in answers and answers[d]["answer"] == "0"
     assert pull_annotations(session, studio, LS_PROJECT)["recorded"] == 0
     session.close()
+
+
+@pytest.mark.parametrize(
+    "path, body, words",
+    [
+        ("/setup", {"project": "abc.1", "schema": "<View/>"}, "not a Label Studio project"),
+        ("/predict", {"tasks": [], "project": PROJECT, "label_config": ""}, "no labeling config"),
+        ("/webhook", {"action": "ANNOTATIONS_DELETED", "annotations": [{"x": 1}]}, "with ids"),
+    ],
+)
+def test_requests_it_cannot_read_are_a_400_that_says_why(client, path, body, words):
+    reply = client.post(path, json=body)
+    assert reply.status_code == 400 and words in reply.json()["error"], reply.text
+
+
+def test_library_callers_get_raresift_errors(project, monkeypatch):
+    from raresift.app.ml_backend import basic_auth_from_environment
+    from raresift.errors import ValidationError
+    from raresift.session.labelstudio import LabelStudio, record_event
+
+    monkeypatch.setenv("BASIC_AUTH_USER", "ann")
+    monkeypatch.delenv("BASIC_AUTH_PASS", raising=False)
+    with pytest.raises(ValidationError, match="or neither"):
+        basic_auth_from_environment()
+    with pytest.raises(ValidationError, match="token is empty"):
+        LabelStudio("http://127.0.0.1:1", "")
+    with Session.open(project) as session:
+        with pytest.raises(ValidationError, match="unknown event 'TASKS_CREATED'"):
+            record_event(session, "TASKS_CREATED", {})
+        assert len(session.answers()) == 4  # nothing recorded
